@@ -1,0 +1,1 @@
+"""Pure analysis: rates, findings, detectors; no I/O, no clock."""

@@ -1,0 +1,522 @@
+"""Doctor rules: Rates and the newer Snapshot in, ranked Findings out. Pure; no I/O.
+
+Each rule is a function `(DoctorInput) -> list[Finding]` in RULES. A rule quotes the numbers
+it saw and recommends a concrete command or knob; thresholds come from Thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from irqlab.analysis.delta import Rates
+from irqlab.analysis.findings import Finding, Severity, rank
+from irqlab.cpulist import format_cpulist
+from irqlab.model.snapshot import IrqLine, Snapshot
+from irqlab.model.vectors import ARCH_ROWS
+from irqlab.units import format_rate
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every limit a doctor rule uses; defaults follow the seed text and common practice."""
+
+    storm_warn_rate: float = 100_000.0  # interrupts/s of one IRQ: "over 100,000/s is dangerous"
+    storm_crit_rate: float = 1_000_000.0  # "at 1,000,000/s act"
+    ksoftirqd_warn_pct: float = 10.0  # "ksoftirqd CPU > 10 % = alert at once"
+    ksoftirqd_crit_pct: float = 50.0
+    concentration_share: float = 0.8  # one CPU doing this share of a load...
+    concentration_min_rate: float = 10_000.0  # ...of at least this many events/s
+    softirq_cpu_pct: float = 25.0  # %softirq (from /proc/stat) that counts as busy
+    idle_other_pct: float = 50.0  # ...while another CPU is at least this idle
+    squeeze_warn_rate: float = 1.0  # time_squeeze per second
+    drop_crit_rate: float = 1_000.0  # softnet drops per second
+    spurious_crit_share: float = 0.9  # unhandled/count in the kernel's window
+    spurious_warn_unhandled: int = 1000  # unhandled in the window that warn without growth
+    pressure_warn_avg10: float = 10.0  # /proc/pressure/irq full avg10, percent
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorInput:
+    """What the rules look at."""
+
+    rates: Rates
+    thresholds: Thresholds
+
+    @property
+    def after(self) -> Snapshot:
+        return self.rates.after
+
+
+def _irq_subject(line: IrqLine) -> str:
+    return f"IRQ {line.irq} ({line.name})" if line.numbered else f"{line.irq} ({ARCH_ROWS.get(line.irq, line.name)})"
+
+
+def _top_cpus(cpus: tuple[int, ...], rates: np.ndarray, k: int = 3) -> str:
+    order = np.argsort(-np.nan_to_num(rates))[:k]
+    return ", ".join(f"CPU{cpus[i]} {format_rate(float(rates[i]))}/s" for i in order if rates[i] > 0)
+
+
+def _storm_advice(line: IrqLine, snap: Snapshot) -> str:
+    if not line.numbered:
+        advice = {
+            "CAL": "function-call IPIs usually come from RPS steering packets to other CPUs: "
+            "check /sys/class/net/*/queues/rx-*/rps_cpus, or use multi-queue RSS instead",
+            "RES": "rescheduling IPIs come from cross-CPU wake-ups: pin communicating tasks "
+            "to the CPU that receives their interrupts (taskset), or enable RFS",
+            "LOC": "a very high local timer rate means busy hrtimers; check `perf top` and "
+            "timer-heavy tasks",
+        }
+        return advice.get(line.irq, "an architecture vector at this rate points at its source; trace it with `irqlab trace`")
+    irq = line.irq
+    return (
+        f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`; for a NIC, "
+        "coalesce interrupts (`ethtool -C DEV rx-usecs 50`) or switch to busy polling "
+        "(`echo 2 > /sys/class/net/DEV/napi_defer_hard_irqs; echo 200000 > "
+        "/sys/class/net/DEV/gro_flush_timeout`); `irqlab watch` can do this with rollback"
+    )
+
+
+def rule_storm(d: DoctorInput) -> list[Finding]:
+    """Interrupt rates of one row above the storm thresholds."""
+    irq = d.rates.interrupts
+    if irq is None:
+        return []
+    t = d.thresholds
+    out = []
+    for k in np.flatnonzero(np.nan_to_num(irq.total_rate) >= t.storm_warn_rate):
+        line, rate = irq.lines[k], float(irq.total_rate[k])
+        sev = Severity.CRITICAL if rate >= t.storm_crit_rate else Severity.WARNING
+        limit = t.storm_crit_rate if sev is Severity.CRITICAL else t.storm_warn_rate
+        out.append(
+            Finding(
+                sev,
+                "storm",
+                _irq_subject(line),
+                f"interrupt storm: {format_rate(rate)} interrupts/s on {line.irq}",
+                (
+                    f"{format_rate(rate)}/s over {d.rates.interval_s:.1f} s (limit {format_rate(limit)}/s)",
+                    f"busiest CPUs: {_top_cpus(irq.cpus, irq.rate[k])}" if line.per_cpu else "one total, no per-CPU counts",
+                ),
+                _storm_advice(line, d.after),
+                {"irq": line.irq, "rate_per_s": rate},
+            )
+        )
+    return out
+
+
+def _softirq_breakdown(d: DoctorInput, cpu: int) -> str:
+    s = d.rates.softirqs
+    if s is None or cpu not in s.cpus:
+        return ""
+    col = s.rate[:, s.cpus.index(cpu)]
+    parts = [f"{s.vectors[i]} {format_rate(float(col[i]))}/s" for i in np.argsort(-np.nan_to_num(col))[:3] if col[i] > 0]
+    return ", ".join(parts)
+
+
+def rule_ksoftirqd(d: DoctorInput) -> list[Finding]:
+    """ksoftirqd/N using a large share of its CPU: softirq work deferred out of interrupt exit."""
+    t = d.thresholds
+    budget = d.after.sysctl.get("net.core.netdev_budget")
+    out = []
+    for cpu, pct in sorted(d.rates.ksoftirqd_pct().items()):
+        if pct < t.ksoftirqd_warn_pct:
+            continue
+        sev = Severity.CRITICAL if pct >= t.ksoftirqd_crit_pct else Severity.WARNING
+        evidence = [f"ksoftirqd/{cpu} used {pct:.1f} % of CPU{cpu} (limit {t.ksoftirqd_warn_pct:.0f} %)"]
+        mix = _softirq_breakdown(d, cpu)
+        if mix:
+            evidence.append(f"softirqs on CPU{cpu}: {mix}")
+        out.append(
+            Finding(
+                sev,
+                "ksoftirqd-pressure",
+                f"CPU{cpu}",
+                f"ksoftirqd/{cpu} at {pct:.1f} % CPU: softirqs overflow interrupt exit",
+                tuple(evidence),
+                "handle_softirqs() hands work to ksoftirqd after 10 restarts or 2 ms "
+                "(kernel/softirq.c); spread the source over more CPUs (IRQ affinity, "
+                "RSS queues, or RPS: `echo <mask> > /sys/class/net/DEV/queues/rx-0/rps_cpus`)"
+                + (f", or raise net.core.netdev_budget (now {budget})" if budget else ""),
+                {"cpu": cpu, "pct": pct},
+            )
+        )
+    return out
+
+
+def _concentrated(cpus: tuple[int, ...], per_cpu: np.ndarray, t: Thresholds) -> tuple[int, float, float] | None:
+    total = float(np.nansum(per_cpu))
+    if len(cpus) < 2 or total < t.concentration_min_rate:
+        return None
+    i = int(np.nanargmax(per_cpu))
+    share = float(per_cpu[i]) / total
+    return (cpus[i], share, total) if share >= t.concentration_share else None
+
+
+def _idle_elsewhere(d: DoctorInput, busy_cpu: int) -> str | None:
+    cpu = d.rates.cpu
+    if cpu is None:
+        return None
+    idle = cpu.field("idle")
+    others = [(c, float(idle[i])) for i, c in enumerate(cpu.cpus) if c != busy_cpu and not np.isnan(idle[i])]
+    idle_cpus = [c for c, v in others if v >= d.thresholds.idle_other_pct]
+    return format_cpulist(idle_cpus) if idle_cpus else None
+
+
+def rule_concentration(d: DoctorInput) -> list[Finding]:
+    """Softirq or hard-IRQ load piled on one CPU (suggest affinity or RPS)."""
+    t = d.thresholds
+    out = []
+    s = d.rates.softirqs
+    if s is not None:
+        for name in ("NET_RX", "NET_TX", "BLOCK", "TASKLET"):
+            rate = s.vector_rate(name)
+            hit = _concentrated(s.cpus, rate, t) if rate is not None else None
+            if hit is None:
+                continue
+            cpu, share, total = hit
+            idle = _idle_elsewhere(d, cpu)
+            out.append(
+                Finding(
+                    Severity.WARNING if idle else Severity.INFO,
+                    "softirq-concentration",
+                    name,
+                    f"{share:.0%} of {name} softirqs run on CPU{cpu}",
+                    (f"{name} {format_rate(total)}/s in total, CPU{cpu} {format_rate(share * total)}/s",)
+                    + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
+                    "spread the receive work: give the NIC's queue IRQs different CPUs "
+                    "(/proc/irq/N/smp_affinity_list), or enable RPS "
+                    "(`echo <mask> > /sys/class/net/DEV/queues/rx-0/rps_cpus`)",
+                    {"vector": name, "cpu": cpu, "share": share, "rate_per_s": total},
+                )
+            )
+    irq = d.rates.interrupts
+    if irq is not None:
+        numbered = np.array([line.numbered for line in irq.lines], dtype=bool)
+        if numbered.any():
+            per_cpu = np.nansum(irq.rate[numbered], axis=0)
+            hit = _concentrated(irq.cpus, per_cpu, t)
+            if hit is not None:
+                cpu, share, total = hit
+                idle = _idle_elsewhere(d, cpu)
+                out.append(
+                    Finding(
+                        Severity.WARNING if idle else Severity.INFO,
+                        "irq-concentration",
+                        f"CPU{cpu}",
+                        f"{share:.0%} of device interrupts land on CPU{cpu}",
+                        (f"{format_rate(total)} device interrupts/s, CPU{cpu} takes {format_rate(share * total)}/s",)
+                        + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
+                        "move the busiest IRQs to idle CPUs (`echo <cpus> > /proc/irq/N/smp_affinity_list`) "
+                        "or let irqbalance do it",
+                        {"cpu": cpu, "share": share, "rate_per_s": total},
+                    )
+                )
+    return out
+
+
+def rule_softirq_cpu(d: DoctorInput) -> list[Finding]:
+    """A CPU spending a large share of its time in softirq (from /proc/stat) while others idle."""
+    cpu = d.rates.cpu
+    if cpu is None:
+        return []
+    t = d.thresholds
+    out = []
+    soft, hard = cpu.field("softirq"), cpu.field("irq")
+    for i, c in enumerate(cpu.cpus):
+        busy = float(np.nan_to_num(soft[i])) + float(np.nan_to_num(hard[i]))
+        if busy < t.softirq_cpu_pct:
+            continue
+        idle = _idle_elsewhere(d, c)
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "irq-time",
+                f"CPU{c}",
+                f"CPU{c} spends {busy:.0f} % of its time in interrupt context",
+                (f"/proc/stat: softirq {np.nan_to_num(soft[i]):.1f} %, irq {np.nan_to_num(hard[i]):.1f} %",)
+                + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
+                "find the source with `irqlab top` and `irqlab trace`; spread NIC queues or RPS "
+                "over more CPUs",
+                {"cpu": c, "pct": busy},
+            )
+        )
+    return out
+
+
+def rule_softnet(d: DoctorInput) -> list[Finding]:
+    """Softnet drops (backlog full) and time_squeeze (budget or time ran out)."""
+    sn = d.rates.softnet
+    if sn is None:
+        return []
+    t = d.thresholds
+    ctl = d.after.sysctl
+    out = []
+    drops, squeeze = sn.field("dropped"), sn.field("time_squeeze")
+    for i, cpu in enumerate(sn.cpus):
+        label = f"CPU{cpu}" if sn.cpu_ids_known else f"row {i} (CPU{cpu}?)"
+        if drops[i] > 0:
+            out.append(
+                Finding(
+                    Severity.CRITICAL if drops[i] >= t.drop_crit_rate else Severity.WARNING,
+                    "softnet-drops",
+                    label,
+                    f"packets dropped on {label}: the per-CPU backlog queue was full",
+                    (f"dropped {format_rate(float(drops[i]))}/s (softnet_stat column 2)",),
+                    "raise net.core.netdev_max_backlog"
+                    + (f" (now {ctl['net.core.netdev_max_backlog']})" if "net.core.netdev_max_backlog" in ctl else "")
+                    + ", e.g. `sysctl -w net.core.netdev_max_backlog=4096`, or spread RPS",
+                    {"cpu": cpu, "rate_per_s": float(drops[i])},
+                )
+            )
+        if squeeze[i] >= t.squeeze_warn_rate:
+            budget = ctl.get("net.core.netdev_budget")
+            usecs = ctl.get("net.core.netdev_budget_usecs")
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    "time-squeeze",
+                    label,
+                    f"net_rx_action ran out of budget or time on {label}",
+                    (f"time_squeeze {format_rate(float(squeeze[i]))}/s (softnet_stat column 3)",),
+                    "raise net.core.netdev_budget"
+                    + (f" (now {budget})" if budget else "")
+                    + " and/or net.core.netdev_budget_usecs"
+                    + (f" (now {usecs})" if usecs else "")
+                    + ", e.g. `sysctl -w net.core.netdev_budget=600`",
+                    {"cpu": cpu, "rate_per_s": float(squeeze[i])},
+                )
+            )
+    return out
+
+
+def rule_affinity(d: DoctorInput) -> list[Finding]:
+    """Effective affinity outside the requested smp_affinity: the request was not applied."""
+    out = []
+    names = {line.irq: line.name for line in (d.after.interrupts.lines if d.after.interrupts else ())}
+    for irq, info in sorted(d.after.irqinfo.items()):
+        if info.affinity is None or info.effective_affinity is None or not info.effective_affinity:
+            continue
+        if set(info.effective_affinity) <= set(info.affinity):
+            continue
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "affinity-mismatch",
+                f"IRQ {irq} ({names.get(str(irq), '?')})",
+                f"IRQ {irq} runs on CPUs its smp_affinity does not allow",
+                (
+                    f"smp_affinity_list {format_cpulist(info.affinity)}, "
+                    f"effective_affinity_list {format_cpulist(info.effective_affinity)}",
+                ),
+                "the kernel could not apply the mask (managed IRQ, no free vectors on those "
+                "CPUs, or a pending move); check `dmesg` and write a mask it can honour",
+                {"irq": irq},
+            )
+        )
+    return out
+
+
+def rule_spurious(d: DoctorInput) -> list[Finding]:
+    """Unhandled interrupts counted by the kernel's spurious detector (kernel/irq/spurious.c).
+
+    A few unhandled interrupts on a virtio or serial line are normal; what matters is growth
+    during the sample, a large count, or a share near the kernel's own limit: note_interrupt()
+    disables the line ("nobody cared") when 99,900 of 100,000 interrupts are unhandled.
+    """
+    t = d.thresholds
+    out = []
+    names = {line.irq: line.name for line in (d.after.interrupts.lines if d.after.interrupts else ())}
+    before = d.rates.before.irqinfo
+    quiet: list[str] = []
+    for irq, info in sorted(d.after.irqinfo.items()):
+        sp = info.spurious
+        if sp is None or sp.unhandled == 0:
+            continue
+        prev = before.get(irq).spurious if irq in before and before[irq].spurious else None
+        grew = sp.unhandled - prev.unhandled if prev and sp.unhandled >= prev.unhandled else 0
+        share = sp.unhandled / sp.count if sp.count else 1.0
+        if share >= t.spurious_crit_share and sp.count >= 1000:
+            sev = Severity.CRITICAL
+        elif grew > 0 or sp.unhandled >= t.spurious_warn_unhandled:
+            sev = Severity.WARNING
+        else:
+            quiet.append(f"IRQ {irq} ({names.get(str(irq), '?')}): {sp.unhandled} of {sp.count}")
+            continue
+        out.append(
+            Finding(
+                sev,
+                "unhandled-irq",
+                f"IRQ {irq} ({names.get(str(irq), '?')})",
+                f"IRQ {irq} has {sp.unhandled} unhandled interrupts"
+                + (f", {grew} during the sample" if grew else ""),
+                (
+                    f"/proc/irq/{irq}/spurious: {sp.unhandled} unhandled of the last {sp.count} "
+                    f"interrupts ({share:.0%}); the kernel disables the line at 99,900 of 100,000",
+                ),
+                "a device raises interrupts no handler claims (shared line, broken firmware, "
+                "wrong trigger type): check `dmesg | grep -i 'nobody cared'`, the driver, "
+                "or boot with `irqpoll`",
+                {"irq": irq, "unhandled": sp.unhandled, "count": sp.count, "grew": grew},
+            )
+        )
+    if quiet:
+        out.append(
+            Finding(
+                Severity.INFO,
+                "unhandled-irq",
+                f"{len(quiet)} IRQs",
+                f"{len(quiet)} IRQs have a few old unhandled interrupts (none during the sample)",
+                tuple(quiet[:10]),
+                "usually harmless (a shared or virtio line); it matters only if it grows",
+                {"count": len(quiet)},
+            )
+        )
+    return out
+
+
+def rule_irq_threads(d: DoctorInput) -> list[Finding]:
+    """Threaded IRQ handlers: list them with policy and priority; flag non-RT ones."""
+    threads = [t for t in d.after.tasks if t.kind == "irq"]
+    if not threads:
+        return []
+    pct = {r.task.pid: r.cpu_pct for r in d.rates.tasks}
+    lines = tuple(
+        f"{t.comm} (pid {t.pid}): {t.policy.upper()} {t.rt_priority}, CPUs "
+        f"{format_cpulist(t.allowed_cpus) if t.allowed_cpus else '?'}, {pct.get(t.pid, 0.0):.1f} % CPU"
+        for t in sorted(threads, key=lambda t: (t.irq or 0, t.pid))
+    )
+    non_rt = [t for t in threads if t.policy not in ("fifo", "rr")]
+    out = [
+        Finding(
+            Severity.INFO,
+            "irq-threads",
+            f"{len(threads)} IRQ threads",
+            f"{len(threads)} threaded IRQ handlers (default SCHED_FIFO 50)",
+            lines[:20] + ((f"... and {len(lines) - 20} more",) if len(lines) > 20 else ()),
+            "real-time tasks above priority 50 preempt these handlers; give a latency-critical "
+            "device's thread a higher priority with `chrt -f -p <prio> <pid>`",
+            {"count": len(threads)},
+        )
+    ]
+    if non_rt:
+        out.append(
+            Finding(
+                Severity.WARNING,
+                "irq-thread-policy",
+                ", ".join(t.comm for t in non_rt[:5]),
+                f"{len(non_rt)} IRQ threads do not run at a real-time policy",
+                tuple(f"{t.comm}: {t.policy} nice {t.nice}" for t in non_rt[:10]),
+                "IRQ threads normally run SCHED_FIFO 50 (kernel/irq/manage.c setup_irq_thread); "
+                "restore with `chrt -f -p 50 <pid>`",
+                {"count": len(non_rt)},
+            )
+        )
+    return out
+
+
+def rule_pressure(d: DoctorInput) -> list[Finding]:
+    """IRQ pressure stall information (Linux >= 6.1 with IRQ time accounting)."""
+    p = d.after.pressure
+    if p is None or p.avg10 < d.thresholds.pressure_warn_avg10:
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            "irq-pressure",
+            "PSI irq",
+            f"tasks lost {p.avg10:.1f} % of the last 10 s to interrupt handling",
+            (f"/proc/pressure/irq full avg10={p.avg10:.2f} avg60={p.avg60:.2f} avg300={p.avg300:.2f}",),
+            "find the interrupt source with `irqlab top`, then spread or coalesce it",
+            {"pct": p.avg10},
+        )
+    ]
+
+
+def rule_unreadable(d: DoctorInput) -> list[Finding]:
+    """Say plainly, once per source, what could not be read."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for u in d.after.unreadable:
+        seen.setdefault((u.source, u.reason), []).append(u.path)
+    out = []
+    for (source, reason), paths in sorted(seen.items()):
+        hint = "run as root to include it" if reason == "permission" else "this kernel or capture lacks it"
+        if reason == "parse":
+            hint = "the file is not in a format irqlab knows; please report it"
+        out.append(
+            Finding(
+                Severity.INFO,
+                "unreadable",
+                source,
+                f"could not read {source} ({reason})",
+                (paths[0] + (f" and {len(paths) - 1} more" if len(paths) > 1 else ""),),
+                hint,
+                {"source": source, "reason": reason},
+            )
+        )
+    return out
+
+
+def rule_counter_warnings(d: DoctorInput) -> list[Finding]:
+    """Counters that went backwards or IRQs re-allocated during the sample."""
+    bad = [w for w in d.rates.warnings if w.kind in ("reset", "reallocated")]
+    if not bad:
+        return []
+    return [
+        Finding(
+            Severity.INFO,
+            "counter-reset",
+            f"{len(bad)} counters",
+            f"{len(bad)} counters were not differenced",
+            tuple(w.message for w in bad[:10]),
+            "an IRQ was freed and requested again, or a device was re-bound; sample again",
+            {"count": len(bad)},
+        )
+    ]
+
+
+RULES: tuple[Callable[[DoctorInput], list[Finding]], ...] = (
+    rule_storm,
+    rule_ksoftirqd,
+    rule_concentration,
+    rule_softirq_cpu,
+    rule_softnet,
+    rule_affinity,
+    rule_spurious,
+    rule_irq_threads,
+    rule_pressure,
+    rule_unreadable,
+    rule_counter_warnings,
+)
+
+
+def summary(rates: Rates) -> Finding:
+    """The all-clear, with the totals that show what was looked at."""
+    irq_total = float(np.nansum(rates.interrupts.total_rate)) if rates.interrupts else 0.0
+    soft_total = float(np.nansum(rates.softirqs.rate)) if rates.softirqs else 0.0
+    ks = rates.ksoftirqd_pct()
+    ks_max = max(ks.values(), default=0.0)
+    return Finding(
+        Severity.OK,
+        "healthy",
+        "machine",
+        "no interrupt problem found",
+        (
+            f"{format_rate(irq_total)} interrupts/s and {format_rate(soft_total)} softirqs/s "
+            f"over {rates.interval_s:.1f} s",
+            f"busiest ksoftirqd {ks_max:.1f} % CPU",
+        ),
+        "",
+        {"irq_rate_per_s": irq_total, "softirq_rate_per_s": soft_total},
+    )
+
+
+def diagnose(rates: Rates, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Run every rule; ranked findings, with an all-clear when nothing is wrong."""
+    d = DoctorInput(rates, thresholds or Thresholds())
+    findings = [f for rule in RULES for f in rule(d)]
+    if not any(f.severity >= Severity.WARNING for f in findings):
+        findings.append(summary(rates))
+    return rank(findings)

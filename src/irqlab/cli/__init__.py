@@ -1,0 +1,1 @@
+"""Command line: one file per subcommand; each wires source -> analysis -> output."""

@@ -1,0 +1,67 @@
+"""Options shared by the sampling commands: roots, `interval [count]`, -C, --json."""
+
+from __future__ import annotations
+
+import argparse
+
+from irqlab.errors import UsageError
+
+
+def add_roots(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sources")
+    group.add_argument("--procfs", metavar="DIR", help="read /proc from DIR (a capture's DIR/proc); default /proc")
+    group.add_argument("--sysfs", metavar="DIR", help="read /sys from DIR (a capture's DIR/sys); default /sys")
+
+
+def add_interval(parser: argparse.ArgumentParser, default_interval: float, default_count: int | None) -> None:
+    parser.add_argument(
+        "interval",
+        nargs="?",
+        type=float,
+        default=default_interval,
+        help=f"seconds between reports (default {default_interval:g})",
+    )
+    parser.add_argument(
+        "count",
+        nargs="?",
+        type=int,
+        default=default_count,
+        help="number of reports (default: " + ("forever" if default_count is None else str(default_count)) + ")",
+    )
+
+
+def add_cpus(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-C", "--cpus", metavar="LIST", help='only these CPUs, e.g. "0-3,8"')
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (documented in docs/json.md)")
+
+
+def roots_of(args: argparse.Namespace):
+    from irqlab.sources.fs import Roots
+
+    return Roots.of(args.procfs, args.sysfs)
+
+
+def cpus_of(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """The -C list, or None for all CPUs."""
+    if not getattr(args, "cpus", None):
+        return None
+    from irqlab.cpulist import parse_cpulist
+    from irqlab.errors import ParseError
+
+    try:
+        cpus = parse_cpulist(args.cpus, "-C")
+    except ParseError as exc:
+        raise UsageError(f"-C {args.cpus!r}: not a CPU list like 0-3,8 ({exc.message})") from None
+    if not cpus:
+        raise UsageError("-C: empty CPU list")
+    return cpus
+
+
+def check_interval(interval: float, count: int | None) -> None:
+    if not interval > 0 or interval > 86_400:
+        raise UsageError(f"interval {interval:g}: must be more than 0 and at most 86400 seconds")
+    if count is not None and count < 1:
+        raise UsageError(f"count {count}: must be at least 1")

@@ -1,0 +1,65 @@
+"""`irqlab diff A B`: deltas and rates between two captures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from irqlab.cli import common
+
+PARSER_KW = dict(
+    description="Difference two captures made by `irqlab snapshot` (directories laid out "
+    "like /). Counters are 32-bit and wrap; a wrap is differenced, a reset or an IRQ number "
+    "re-allocated to another device is reported as a warning and left out.",
+    epilog="""\
+examples:
+  irqlab diff /tmp/before /tmp/after
+  irqlab diff /tmp/before /tmp/after --interval 10 --json
+""",
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="the earlier capture directory")
+    p.add_argument("b", metavar="B", help="the later capture directory")
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="time between A and B (default: from the captures)")
+    p.add_argument("--top", type=int, default=20, metavar="N", help="hard-IRQ rows in the text table (default 20)")
+    p.add_argument("--all", action="store_true", help="show idle rows and CPUs too")
+    common.add_cpus(p)
+    common.add_json(p)
+
+
+def _load(directory: str):
+    from irqlab.errors import CaptureError
+    from irqlab.outputs.capture import is_capture
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.sampler import take_snapshot
+
+    if not is_capture(directory):
+        raise CaptureError(f"{directory}: not a capture (no proc/interrupts inside; make one with `irqlab snapshot -o DIR`)")
+    return take_snapshot(Roots.capture(directory))
+
+
+def run(args: argparse.Namespace) -> int:
+    from irqlab.analysis.delta import compute_rates
+    from irqlab.errors import UsageError
+
+    if args.interval is not None and not args.interval > 0:
+        raise UsageError(f"--interval {args.interval:g}: must be more than 0")
+    only = common.cpus_of(args)
+    a, b = _load(args.a), _load(args.b)
+    interval_ns = int(args.interval * 1e9) if args.interval else None
+    if interval_ns is None and (a.taken_ns == 0 or b.taken_ns == 0):
+        raise UsageError("the captures carry no time (no irqlab-capture.json or proc/uptime): pass --interval SECONDS")
+    rates = compute_rates(a, b, interval_ns)
+    if args.json:
+        from irqlab.outputs.jsonout import dumps, rates_json
+
+        sys.stdout.write(dumps(rates_json(rates, only)))
+    else:
+        from irqlab.outputs.text import TableOptions, render_top
+
+        opts = TableOptions(only_cpus=only, top=args.top, hide_idle=not args.all)
+        sys.stdout.write(render_top(rates, opts).replace("irqlab top", "irqlab diff", 1))
+    return 0

@@ -1,0 +1,96 @@
+"""`irqlab doctor`: sample for a few seconds, then explain the interrupt load."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from irqlab.cli import common
+
+PARSER_KW = dict(
+    description="Sample the machine's interrupt counters for a few seconds, then print "
+    "findings ranked by severity, each with the numbers that prove it and a concrete "
+    "recommendation. Works without root; says what it could not read.",
+    epilog="""\
+examples:
+  irqlab doctor                        3-second sample of this machine
+  irqlab doctor --duration 10 --json   longer sample, JSON for scripts
+  irqlab doctor --storm-warn 50000     lower the storm warning threshold
+  irqlab doctor --procfs A/proc --sysfs A/sys --then B
+                                       explain two captures made with `irqlab snapshot`
+
+exit codes: 0 healthy, 1 warning, 2 critical, 3 error, 64 usage
+""",
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--duration", type=float, default=3.0, metavar="SECONDS", help="sampling time (default 3)")
+    p.add_argument("--then", metavar="DIR", help="with --procfs/--sysfs of a capture A: the later capture B to compare")
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="with --then: override the captures' time difference")
+    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ that warn (default 100000)")
+    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are critical (default 1000000)")
+    p.add_argument("--ksoftirqd-warn", type=float, default=10.0, metavar="PCT", help="ksoftirqd %%CPU that warns (default 10)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and critical findings")
+    common.add_roots(p)
+    common.add_json(p)
+
+
+def exit_code(findings) -> int:
+    from irqlab.analysis.findings import Severity, worst
+    from irqlab.cli.main import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
+
+    return {Severity.CRITICAL: EXIT_CRITICAL, Severity.WARNING: EXIT_WARNING}.get(worst(findings), EXIT_OK)
+
+
+def _two_snapshots(args: argparse.Namespace):
+    from irqlab.errors import UsageError
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.sampler import take_snapshot
+
+    roots = common.roots_of(args)
+    if args.then:
+        if roots.is_live:
+            raise UsageError("--then needs --procfs/--sysfs of the first capture")
+        return take_snapshot(roots), take_snapshot(Roots.capture(args.then)), args.interval
+    if not args.duration > 0 or args.duration > 3600:
+        raise UsageError(f"--duration {args.duration:g}: must be more than 0 and at most 3600 seconds")
+    if not roots.is_live:
+        raise UsageError("a capture is one instant: give the later capture with --then DIR")
+    import time
+
+    first = take_snapshot(roots)
+    if sys.stderr.isatty() and not args.json:
+        print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
+    time.sleep(args.duration)
+    return first, take_snapshot(roots), None
+
+
+def run(args: argparse.Namespace) -> int:
+    from irqlab.analysis.delta import compute_rates
+    from irqlab.analysis.doctor import Thresholds, diagnose
+    from irqlab.analysis.findings import Severity
+    from irqlab.errors import UsageError
+
+    if not 0 < args.storm_warn <= args.storm_crit:
+        raise UsageError("--storm-warn must be positive and not above --storm-crit")
+    a, b, interval = _two_snapshots(args)
+    interval_ns = int(interval * 1e9) if interval else None
+    rates = compute_rates(a, b, interval_ns)
+    thresholds = Thresholds(
+        storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
+    )
+    findings = diagnose(rates, thresholds)
+    code = exit_code(findings)
+    if args.quiet:
+        findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]
+    if args.json:
+        from irqlab.outputs.jsonout import doctor_json, dumps
+
+        sys.stdout.write(dumps(doctor_json(findings, rates, code)))
+    else:
+        from irqlab.outputs.text import render_doctor
+
+        sys.stdout.write(render_doctor(findings, rates))
+    return code

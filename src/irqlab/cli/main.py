@@ -1,0 +1,99 @@
+"""`irqlab` entry point: parse the command line, import the subcommand lazily, map errors."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+
+from irqlab import __version__
+
+# Exit codes, one table for every command (documented in docs/cli.md).
+EXIT_OK = 0
+EXIT_WARNING = 1  # doctor: worst finding is a warning
+EXIT_CRITICAL = 2  # doctor: worst finding is critical
+EXIT_ERROR = 3  # bad input, missing file, no permission, environment
+EXIT_USAGE = 64  # bad command line (EX_USAGE)
+EXIT_INTERRUPTED = 130
+
+# name -> (module, one-line help). Modules are imported only when their command runs, so
+# `irqlab --help` does not load numpy.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("irqlab.cli.doctor", "sample the machine and explain its interrupt load"),
+    "top": ("irqlab.cli.top", "IRQ x CPU and softirq x CPU rates, ksoftirqd and softnet per CPU"),
+    "snapshot": ("irqlab.cli.snapshot", "capture /proc and /sys interrupt files into a directory"),
+    "diff": ("irqlab.cli.diff", "deltas and rates between two captures"),
+}
+
+EPILOG = """\
+examples:
+  irqlab doctor                      explain this machine's interrupt load (3 s sample)
+  irqlab top 1 5                     five 1-second reports of the busiest IRQs and softirqs
+  irqlab snapshot -o /tmp/a          capture the interrupt files into /tmp/a
+  irqlab diff /tmp/a /tmp/b --json   rates between two captures, as JSON
+
+exit codes: 0 healthy/ok, 1 warning, 2 critical, 3 error, 64 usage
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our usage exit code (64, not argparse's 2, which means critical)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"irqlab: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="irqlab",
+        description="See, measure, explain and defend a Linux machine's interrupt path.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"irqlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        if name == command:
+            mod = importlib.import_module(module)
+            mod.add_arguments(sub.add_parser(name, help=help_text, **mod.PARSER_KW))
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run irqlab; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A closed pipe (`irqlab top | head`) ends quietly, as Unix tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    command = _command_of(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from irqlab.errors import IrqlabError, UsageError
+
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as exc:
+        print(f"irqlab {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except IrqlabError as exc:
+        print(f"irqlab {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,1 @@
+"""Frozen values that every source, the simulator and every analysis share; no I/O here."""

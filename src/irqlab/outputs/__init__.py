@@ -1,0 +1,1 @@
+"""Renderers and writers: text, JSON, capture directories; they never read the OS."""

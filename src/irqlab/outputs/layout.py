@@ -1,0 +1,57 @@
+"""Which CPU columns and rows to show, so a 1152-CPU machine stays readable in a terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from irqlab.cpulist import format_cpulist
+
+
+@dataclass(frozen=True, slots=True)
+class CpuColumn:
+    """One displayed column: a single CPU, or a range of CPUs whose values are summed."""
+
+    label: str  # "CPU7" or "CPU0-71"
+    cpus: tuple[int, ...]
+    index: tuple[int, ...]  # positions in the source arrays
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    columns: tuple[CpuColumn, ...]
+    hidden_idle: tuple[int, ...]  # CPUs left out because nothing happened on them
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """Values (..., ncpus) -> (..., ncolumns), summing grouped CPUs."""
+        out = [np.nansum(values[..., list(col.index)], axis=-1) for col in self.columns]
+        return np.stack(out, axis=-1) if out else np.zeros(values.shape[:-1] + (0,))
+
+
+def plan_columns(
+    cpus: tuple[int, ...],
+    activity: np.ndarray | None,
+    only: tuple[int, ...] | None = None,
+    max_columns: int = 16,
+    hide_idle: bool = True,
+) -> ColumnPlan:
+    """Keep the selected CPUs, drop idle ones, then group neighbours into ranges if too many."""
+    keep = [(i, c) for i, c in enumerate(cpus) if only is None or c in only]
+    hidden: list[int] = []
+    if hide_idle and activity is not None and len(keep) > 1:
+        busy = [(i, c) for i, c in keep if activity[i] > 0]
+        hidden = [c for i, c in keep if activity[i] <= 0]
+        keep = busy or keep[:1]
+        if not busy:
+            hidden = hidden[1:]
+    if len(keep) <= max_columns:
+        cols = tuple(CpuColumn(f"CPU{c}", (c,), (i,)) for i, c in keep)
+        return ColumnPlan(cols, tuple(hidden))
+    size = -(-len(keep) // max_columns)  # ceiling division
+    cols = []
+    for start in range(0, len(keep), size):
+        chunk = keep[start : start + size]
+        ids = tuple(c for _, c in chunk)
+        cols.append(CpuColumn(f"CPU{format_cpulist(ids)}", ids, tuple(i for i, _ in chunk)))
+    return ColumnPlan(tuple(cols), tuple(hidden))

@@ -1,0 +1,183 @@
+"""Plain-text renderings: the top tables, doctor findings, diff. Units in every header."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from irqlab.analysis.delta import Rates
+from irqlab.analysis.findings import Finding, Severity
+from irqlab.cpulist import format_cpulist
+from irqlab.model.snapshot import Snapshot
+from irqlab.outputs.layout import ColumnPlan, plan_columns
+from irqlab.units import format_pct, format_rate
+
+
+@dataclass(frozen=True, slots=True)
+class TableOptions:
+    """How much of the machine to show."""
+
+    only_cpus: tuple[int, ...] | None = None
+    top: int = 20  # hard-IRQ rows
+    max_columns: int = 12  # CPU columns before CPUs are grouped into ranges
+    hide_idle: bool = True  # rows and CPUs with no events
+    name_width: int = 32
+
+
+def _cell(value: float) -> str:
+    return "-" if np.isnan(value) else format_rate(float(value))
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Right-aligned columns except the first `left` and the last (names)."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    out = []
+    for r in [header] + rows:
+        cells = []
+        for i, v in enumerate(r):
+            if i == len(r) - 1 and i >= left:
+                cells.append(v)
+            elif i < left:
+                cells.append(v.ljust(widths[i]))
+            else:
+                cells.append(v.rjust(widths[i]))
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def header_line(snap: Snapshot, interval_s: float, title: str = "irqlab") -> str:
+    h = snap.host
+    ncpu = len(snap.interrupts.cpus) if snap.interrupts else 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.wall_time)) if snap.wall_time else "capture"
+    host = h.hostname or "?"
+    kernel = f" ({h.kernel})" if h.kernel else ""
+    return f"{title} - {host}{kernel}, {ncpu} CPUs online, interval {interval_s:.2f} s, {when}"
+
+
+def _plan(rates: Rates, cpus: tuple[int, ...], activity: np.ndarray, opts: TableOptions) -> ColumnPlan:
+    return plan_columns(cpus, activity, opts.only_cpus, opts.max_columns, opts.hide_idle)
+
+
+def irq_table(rates: Rates, opts: TableOptions) -> list[str]:
+    irq = rates.interrupts
+    if irq is None:
+        return ["hard IRQs: /proc/interrupts not available"]
+    plan = _plan(rates, irq.cpus, np.nansum(np.nan_to_num(irq.rate), axis=0), opts)
+    per_col = plan.apply(irq.rate)
+    totals = np.nan_to_num(irq.total_rate, nan=-1.0)
+    order = [int(k) for k in np.argsort(-totals, kind="stable") if not (opts.hide_idle and totals[k] <= 0)]
+    shown = order[: opts.top]
+    info = rates.after.irqinfo
+    rows = []
+    for k in shown:
+        line = irq.lines[k]
+        name = line.name
+        eff = info.get(int(line.irq)).effective_affinity if line.numbered and int(line.irq) in info else None
+        cells = [_cell(v) for v in per_col[k]] if line.per_cpu else ["-"] * len(plan.columns)
+        rows.append(
+            [line.irq, _cell(irq.total_rate[k])]
+            + cells
+            + [format_cpulist(eff) if eff else "-", name[: opts.name_width]]
+        )
+    head = ["IRQ", "TOTAL/s"] + [f"{c.label}/s" for c in plan.columns] + ["EFF", "NAME"]
+    title = f"hard IRQs (interrupts/s): {len(shown)} of {len(irq.lines)} rows"
+    if len(order) > len(shown):
+        title += f", {len(order) - len(shown)} more active rows not shown (--top)"
+    out = [title] + _table(head, rows)
+    if plan.hidden_idle:
+        out.append(f"  idle CPUs not shown: {format_cpulist(plan.hidden_idle)}")
+    return out
+
+
+def softirq_table(rates: Rates, opts: TableOptions) -> list[str]:
+    s = rates.softirqs
+    if s is None:
+        return ["softirqs: /proc/softirqs not available"]
+    plan = _plan(rates, s.cpus, np.nansum(np.nan_to_num(s.rate), axis=0), opts)
+    per_col = plan.apply(s.rate)
+    total = np.nansum(s.rate, axis=1)
+    rows = [
+        [v, _cell(total[i])] + [_cell(x) for x in per_col[i]] + [""]
+        for i, v in enumerate(s.vectors)
+        if not (opts.hide_idle and total[i] <= 0)
+    ]
+    head = ["VECTOR", "TOTAL/s"] + [f"{c.label}/s" for c in plan.columns] + [""]
+    return ["softirqs (softirqs/s)"] + _table(head, rows)
+
+
+def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
+    """Per-CPU summary: %irq, %softirq, %idle, ksoftirqd %CPU, softnet rates."""
+    cpus = rates.cpu.cpus if rates.cpu else (rates.interrupts.cpus if rates.interrupts else ())
+    ks = rates.ksoftirqd_pct()
+    sn = rates.softnet.rate if rates.softnet else None
+    sn_cpu = {c: i for i, c in enumerate(rates.softnet.cpus)} if rates.softnet else {}
+    rows = []
+    for i, c in enumerate(cpus):
+        if opts.only_cpus is not None and c not in opts.only_cpus:
+            continue
+        pct = rates.cpu.pct[i] if rates.cpu else None
+        j = sn_cpu.get(c)
+        snv = sn[j] if sn is not None and j is not None else np.full(5, np.nan)
+        busy = (pct is not None and (np.nan_to_num(pct[5]) + np.nan_to_num(pct[6])) > 0) or ks.get(c, 0) > 0 or np.nansum(snv) > 0
+        if opts.hide_idle and not busy and len(cpus) > opts.max_columns:
+            continue
+        rows.append(
+            [
+                f"{c}",
+                format_pct(None if pct is None or np.isnan(pct[5]) else float(pct[5])),
+                format_pct(None if pct is None or np.isnan(pct[6]) else float(pct[6])),
+                format_pct(None if pct is None or np.isnan(pct[3]) else float(pct[3])),
+                format_pct(ks.get(c)),
+                _cell(snv[0]),
+                _cell(snv[1]),
+                _cell(snv[2]),
+                "",
+            ]
+        )
+    head = ["CPU", "%irq", "%soft", "%idle", "ksoftirqd%", "pkts/s", "drop/s", "squeeze/s", ""]
+    out = ["per CPU (%irq/%soft/%idle from /proc/stat; softnet_stat packets/s)"] + _table(head, rows)
+    if rates.softnet is not None and not rates.softnet.cpu_ids_known:
+        out.append("  softnet_stat has no CPU column before Linux 5.14: CPU ids of its rows are guesses")
+    return out
+
+
+def warnings_block(rates: Rates) -> list[str]:
+    bad = [w for w in rates.warnings if w.kind not in ("appeared", "vanished")]
+    return [f"warning: {w.message}" for w in bad]
+
+
+def render_top(rates: Rates, opts: TableOptions) -> str:
+    parts = [header_line(rates.after, rates.interval_s, "irqlab top"), ""]
+    parts += irq_table(rates, opts) + [""] + softirq_table(rates, opts) + [""] + cpu_table(rates, opts)
+    parts += warnings_block(rates)
+    return "\n".join(parts) + "\n"
+
+
+SEVERITY_MARK = {
+    Severity.CRITICAL: "CRITICAL",
+    Severity.WARNING: "WARNING ",
+    Severity.INFO: "info    ",
+    Severity.OK: "ok      ",
+}
+
+
+def render_finding(f: Finding) -> list[str]:
+    out = [f"{SEVERITY_MARK[f.severity]} {f.title}  [{f.code}: {f.subject}]"]
+    out += [f"         - {e}" for e in f.evidence]
+    if f.recommendation:
+        out.append(f"         > {f.recommendation}")
+    return out
+
+
+def render_doctor(findings: list[Finding], rates: Rates) -> str:
+    parts = [header_line(rates.after, rates.interval_s, "irqlab doctor"), ""]
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in Severity}
+    for f in findings:
+        parts += render_finding(f) + [""]
+    parts.append(
+        f"{counts[Severity.CRITICAL]} critical, {counts[Severity.WARNING]} warning, "
+        f"{counts[Severity.INFO]} info (sampled {rates.interval_s:.1f} s)"
+    )
+    return "\n".join(parts) + "\n"
