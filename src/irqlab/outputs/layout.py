@@ -13,7 +13,7 @@ from irqlab.cpulist import format_cpulist
 class CpuColumn:
     """One displayed column: a single CPU, or a range of CPUs whose values are summed."""
 
-    label: str  # "CPU7" or "CPU0-71"
+    label: str  # "CPU7", or "0-71" for a range of CPUs
     cpus: tuple[int, ...]
     index: tuple[int, ...]  # positions in the source arrays
 
@@ -53,5 +53,5 @@ def plan_columns(
     for start in range(0, len(keep), size):
         chunk = keep[start : start + size]
         ids = tuple(c for _, c in chunk)
-        cols.append(CpuColumn(f"CPU{format_cpulist(ids)}", ids, tuple(i for i, _ in chunk)))
+        cols.append(CpuColumn(format_cpulist(ids), ids, tuple(i for i, _ in chunk)))
     return ColumnPlan(tuple(cols), tuple(hidden))

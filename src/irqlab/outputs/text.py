@@ -60,6 +60,10 @@ def _plan(rates: Rates, cpus: tuple[int, ...], activity: np.ndarray, opts: Table
     return plan_columns(cpus, activity, opts.only_cpus, opts.max_columns, opts.hide_idle)
 
 
+def _grouped(plan: ColumnPlan) -> str:
+    return "; columns that are CPU ranges show sums" if any(len(c.cpus) > 1 for c in plan.columns) else ""
+
+
 def irq_table(rates: Rates, opts: TableOptions) -> list[str]:
     irq = rates.interrupts
     if irq is None:
@@ -81,8 +85,8 @@ def irq_table(rates: Rates, opts: TableOptions) -> list[str]:
             + cells
             + [format_cpulist(eff) if eff else "-", name[: opts.name_width]]
         )
-    head = ["IRQ", "TOTAL/s"] + [f"{c.label}/s" for c in plan.columns] + ["EFF", "NAME"]
-    title = f"hard IRQs (interrupts/s): {len(shown)} of {len(irq.lines)} rows"
+    head = ["IRQ", "TOTAL"] + [c.label for c in plan.columns] + ["EFF", "NAME"]
+    title = f"hard IRQs (interrupts/s{_grouped(plan)}): {len(shown)} of {len(irq.lines)} rows"
     if len(order) > len(shown):
         title += f", {len(order) - len(shown)} more active rows not shown (--top)"
     out = [title] + _table(head, rows)
@@ -103,8 +107,11 @@ def softirq_table(rates: Rates, opts: TableOptions) -> list[str]:
         for i, v in enumerate(s.vectors)
         if not (opts.hide_idle and total[i] <= 0)
     ]
-    head = ["VECTOR", "TOTAL/s"] + [f"{c.label}/s" for c in plan.columns] + [""]
-    return ["softirqs (softirqs/s)"] + _table(head, rows)
+    head = ["VECTOR", "TOTAL"] + [c.label for c in plan.columns] + [""]
+    out = [f"softirqs (softirqs/s{_grouped(plan)})"] + _table(head, rows)
+    if plan.hidden_idle:
+        out.append(f"  idle CPUs not shown: {format_cpulist(plan.hidden_idle)}")
+    return out
 
 
 def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
@@ -136,7 +143,7 @@ def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
                 "",
             ]
         )
-    head = ["CPU", "%irq", "%soft", "%idle", "ksoftirqd%", "pkts/s", "drop/s", "squeeze/s", ""]
+    head = ["CPU", "%irq", "%soft", "%idle", "%ksoftirqd", "pkts/s", "drop/s", "squeeze/s", ""]
     out = ["per CPU (%irq/%soft/%idle from /proc/stat; softnet_stat packets/s)"] + _table(head, rows)
     if rates.softnet is not None and not rates.softnet.cpu_ids_known:
         out.append("  softnet_stat has no CPU column before Linux 5.14: CPU ids of its rows are guesses")

@@ -1,0 +1,204 @@
+"""The command line on the project's own captures: golden outputs, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irqlab.cli.main import EXIT_ERROR, EXIT_USAGE, main
+
+CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
+# Relative to CAPTURES, so that outputs (which name the capture) do not depend on the clone.
+FLOOD_A, FLOOD_B = Path("vm-udpflood/a"), Path("vm-udpflood/b")
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.chdir(CAPTURES)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_diff_text_golden(capsys, golden):
+    code, out, err = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B))
+    assert code == 0 and err == ""
+    assert "NET_RX" in out
+    golden("diff-udpflood.txt", out)
+
+
+def test_diff_json_golden_has_the_documented_keys(capsys, golden):
+    code, out, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    loc = next(r for r in doc["irqs"] if r["irq"] == "LOC")
+    assert set(loc["delta"]) == {"0", "1"} and set(loc["rate"]) == {"0", "1"}
+    assert loc["name"] == "Local timer interrupts"
+    net_rx = next(v for v in doc["softirqs"] if v["vector"] == "NET_RX")
+    assert net_rx["total_rate"] > 1000
+    assert doc["warnings"] == []
+    golden("diff-udpflood.json", out)
+
+
+def test_diff_interval_overrides_capture_times(capsys):
+    _, out, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json")
+    _, out2, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json", "--interval", "10")
+    a, b = json.loads(out), json.loads(out2)
+    assert b["interval_s"] == 10
+    rx = lambda d: next(v for v in d["softirqs"] if v["vector"] == "NET_RX")  # noqa: E731
+    assert rx(b)["total_delta"] == rx(a)["total_delta"]
+    assert rx(b)["total_rate"] == pytest.approx(rx(a)["total_delta"] / 10, rel=1e-3)
+
+
+def test_diff_cpu_filter(capsys):
+    _, out, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json", "-C", "1")
+    doc = json.loads(out)
+    assert doc["cpus"] == [1]
+    assert all(set(r["rate"]) <= {"1"} for r in doc["irqs"])
+
+
+def test_doctor_on_two_captures_golden(capsys, golden):
+    code, out, _ = run(capsys, "doctor", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys", "--then", str(FLOOD_B))
+    assert code in (0, 1, 2)
+    golden("doctor-udpflood.txt", out)
+
+
+def test_doctor_exit_code_follows_the_worst_finding(capsys):
+    args = ["doctor", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys", "--then", str(FLOOD_B), "--json"]
+    code, out, _ = run(capsys, *args)
+    doc = json.loads(out)
+    assert doc["exit_code"] == code
+    # The flood's NET_RX runs at about 1e5/s; a storm limit below that must turn critical.
+    code, out, _ = run(capsys, *args, "--storm-warn", "100", "--storm-crit", "200")
+    doc = json.loads(out)
+    assert code == 2 and doc["status"] == "critical"
+    assert doc["findings"][0]["code"] == "storm"
+
+
+def test_snapshot_then_diff_round_trip(capsys, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run(capsys, "snapshot", "-o", str(a))[0] == 0
+    time.sleep(0.2)
+    assert run(capsys, "snapshot", "-o", str(b))[0] == 0
+    code, out, _ = run(capsys, "diff", str(a), str(b), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert 0.1 < doc["interval_s"] < 30
+    assert doc["irqs"] and doc["softirqs"]
+
+
+def test_snapshot_refuses_a_non_empty_directory(capsys, tmp_path):
+    (tmp_path / "x").write_text("keep me")
+    code, _, err = run(capsys, "snapshot", "-o", str(tmp_path))
+    assert code == EXIT_ERROR
+    assert "not empty" in err and err.count("\n") == 1
+    assert (tmp_path / "x").read_text() == "keep me"
+
+
+def test_diff_of_a_missing_directory_is_one_clear_line(capsys, tmp_path):
+    code, _, err = run(capsys, "diff", str(tmp_path / "nope"), str(FLOOD_B))
+    assert code == EXIT_ERROR
+    assert "not a capture" in err and err.count("\n") == 1
+
+
+def test_garbage_interrupts_file_names_file_line_and_token(capsys, tmp_path):
+    a = tmp_path / "a"
+    shutil.copytree(CAPTURES / FLOOD_A, a)
+    text = (a / "proc" / "interrupts").read_text().splitlines()
+    text[3] = text[3].replace(text[3].split()[1], "12x4", 1)
+    (a / "proc" / "interrupts").write_text("\n".join(text) + "\n")
+    code, _, err = run(capsys, "diff", str(a), str(FLOOD_B))
+    assert code == EXIT_ERROR
+    assert err.count("\n") == 1
+    assert f"{a}/proc/interrupts" in err and "line 4" in err and "12x4" in err
+
+
+def test_bad_cpu_list_and_interval_are_usage_errors(capsys):
+    code, _, err = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "-C", "3-1")
+    assert code == EXIT_USAGE and "-C" in err
+    code, _, err = run(capsys, "top", "0")
+    assert code == EXIT_USAGE and "interval" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["top", "--bogus"])
+    assert exc.value.code == EXIT_USAGE
+
+
+def test_every_command_has_help_with_examples(capsys):
+    from irqlab.cli.main import COMMANDS
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out, name
+
+
+@pytest.mark.live
+def test_top_once_prints_the_plain_tables(capsys):
+    code, out, _ = run(capsys, "top", "--once", "0.3")
+    assert code == 0
+    for header in ("hard IRQs (interrupts/s", "softirqs (softirqs/s", "per CPU", "TOTAL"):
+        assert header in out
+
+
+@pytest.mark.live
+def test_top_json_lines(capsys):
+    code, out, _ = run(capsys, "top", "0.2", "2", "--json")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2
+    for line in lines:
+        doc = json.loads(line)
+        assert doc["interval_s"] == pytest.approx(0.2, abs=0.15)
+
+
+@pytest.mark.live
+def test_python_dash_m_and_console_script_agree():
+    env = dict(os.environ, TZ="UTC")
+    a = subprocess.run([sys.executable, "-m", "irqlab", "diff", str(FLOOD_A), str(FLOOD_B)], capture_output=True, text=True, env=env)
+    b = subprocess.run([str(Path(sys.executable).with_name("irqlab")), "diff", str(FLOOD_A), str(FLOOD_B)], capture_output=True, text=True, env=env)
+    assert a.returncode == b.returncode == 0
+    assert a.stdout == b.stdout
+
+
+@pytest.mark.root
+def test_unprivileged_doctor_reports_each_unreadable_source_once():
+    """As nobody, on a capture whose spurious files are root-only: one plain info line."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop to nobody")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="irqlab-nobody-"))
+    try:
+        base.chmod(0o755)
+        for name in ("a", "b"):
+            shutil.copytree(CAPTURES / "vm-udpflood" / name, base / name)
+        locked = sorted((base / "b" / "proc" / "irq").glob("*/spurious"))
+        for path in locked:
+            path.chmod(0o000)
+        cmd = [
+            "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            sys.executable, "-m", "irqlab", "doctor", "--json",
+            "--procfs", str(base / "a" / "proc"), "--sysfs", str(base / "a" / "sys"), "--then", str(base / "b"),
+        ]
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=base, timeout=60)
+        assert proc.returncode in (0, 1, 2), proc.stderr
+        found = [f for f in json.loads(proc.stdout)["findings"] if f["code"] == "unreadable"]
+        assert len(found) == 1, found
+        assert found[0]["metrics"]["reason"] == "permission"
+        assert "spurious" in found[0]["evidence"][0]
+    finally:
+        shutil.rmtree(base)
