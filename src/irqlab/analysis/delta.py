@@ -251,7 +251,9 @@ def cpu_times(a: Stat, b: Stat, dt_ns: int) -> CpuTimes:
     total = _pct(a.total_times[None, :], b.total_times[None, :])[0]
     softirq_rate = None
     if a.softirq is not None and b.softirq is not None and len(a.softirq) == len(b.softirq):
-        softirq_rate = (np.array(b.softirq, dtype=np.float64) - np.array(a.softirq, dtype=np.float64)) / dt_s
+        # Per-vector sums are unsigned int in show_stat(): they wrap at 2^32 too.
+        delta, _ = counter_delta(np.array(a.softirq), np.array(b.softirq), dt_s * len(cpus or (0,)))
+        softirq_rate = delta / dt_s
     intr_rate = None
     if a.intr_total is not None and b.intr_total is not None and b.intr_total >= a.intr_total:
         intr_rate = (b.intr_total - a.intr_total) / dt_s

@@ -95,7 +95,9 @@ class Stat:
     total_times: np.ndarray  # int64 (10,) the aggregate "cpu" line, -1 where absent
     nfields: int  # how many time columns this kernel prints (4..10)
     intr_total: int | None = None
-    intr: np.ndarray | None = None  # int64 per IRQ number, from 0 (sums over CPUs, 64-bit)
+    # Per-IRQ and per-vector sums are `unsigned int` in show_stat() (fs/proc/stat.c): they wrap
+    # at 2^32 like the per-CPU counts. Only intr_total and softirq_total are 64-bit.
+    intr: np.ndarray | None = None  # int64 per IRQ number, from 0, summed over CPUs
     softirq_total: int | None = None
     softirq: tuple[int, ...] | None = None  # per vector number, summed over CPUs
     ctxt: int | None = None
@@ -126,17 +128,19 @@ SOFTNET_FIELDS: tuple[str, ...] = (
     "received_rps",  # Linux >= 2.6.35
     "flow_limit_count",  # Linux >= 3.11
     "backlog_len",  # Linux >= 5.10 (input_qlen + process_qlen)
-    "cpu",  # Linux >= 5.14: the CPU id; rows of offline CPUs are skipped
-    "input_qlen",  # Linux >= 6.9
-    "process_qlen",  # Linux >= 6.9
+    "cpu",  # Linux >= 5.10 (commit 7d58e6555870, with backlog_len): the row's CPU id
+    "input_qlen",  # Linux >= 6.4 (commit 59da2d7b0e99)
+    "process_qlen",  # Linux >= 6.4
 )
+# Rows of offline CPUs have been skipped since 2.6 (softnet_get_online()); only from 5.10 does
+# a row say which CPU it is. Widths by kernel: 9 (<= 2.6.34), 10, 11 (3.11), 13 (5.10), 15 (6.4).
 
 
 @dataclass(frozen=True, slots=True)
 class SoftnetRow:
     """One row of softnet_stat: one CPU's NAPI and backlog counters."""
 
-    cpu: int  # from the cpu column when printed, else the row position (may be wrong)
+    cpu: int  # from the cpu column (Linux >= 5.10), else the row position (wrong if CPUs are offline)
     cpu_from_column: bool
     processed: int
     dropped: int

@@ -44,6 +44,9 @@ def translate(exc: OSError, path: Path | str) -> SourceError:
         return MissingSource(str(path), "no such file")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return PermissionDenied(str(path), "permission denied (try as root)")
+    if exc.errno == errno.EOPNOTSUPP:
+        # e.g. /proc/pressure/irq when PSI is switched off at boot (psi=0): present, unusable.
+        return MissingSource(str(path), "not supported by this kernel's configuration")
     return SourceError(str(path), exc.strerror or str(exc))
 
 
