@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from irqlab.errors import ParseError
@@ -9,6 +10,8 @@ from irqlab.errors import ParseError
 # Upper bound on a CPU id we accept from text; NR_CPUS is at most 8192 on x86
 # (arch/x86/Kconfig, MAXSMP), so anything above is a typo, not a machine.
 MAX_CPU_ID = 8191
+_ITEM = re.compile(r"([0-9]+)(?:-([0-9]+))?\Z")  # ASCII digits only: int() would take "+1", "1_0"
+_HEX = re.compile(r"[0-9a-fA-F]{1,8}\Z")
 
 
 def parse_cpulist(text: str, path: str = "<cpulist>", line: int = 1) -> tuple[int, ...]:
@@ -19,14 +22,13 @@ def parse_cpulist(text: str, path: str = "<cpulist>", line: int = 1) -> tuple[in
     cpus: set[int] = set()
     for part in text.split(","):
         part = part.strip()
-        lo_s, sep, hi_s = part.partition("-")
         # The kernel's bitmap_parselist also accepts "0-7:2/4" (stride); keep it simple
         # and refuse it clearly rather than guess.
-        try:
-            lo = int(lo_s, 10)
-            hi = int(hi_s, 10) if sep else lo
-        except ValueError:
-            raise ParseError(path, line, part, "not a CPU list item") from None
+        m = _ITEM.match(part)
+        if m is None:
+            raise ParseError(path, line, part, "not a CPU list item")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
         if lo < 0 or hi < lo or hi > MAX_CPU_ID:
             raise ParseError(path, line, part, "CPU range out of order or too large")
         cpus.update(range(lo, hi + 1))
@@ -58,12 +60,11 @@ def parse_cpumask(text: str, path: str = "<cpumask>", line: int = 1) -> tuple[in
     groups = text.split(",")
     value = 0
     for group in groups:
-        if not group or len(group) > 8:
+        if not _HEX.match(group):
             raise ParseError(path, line, group, "CPU mask group is not 1-8 hex digits")
-        try:
-            value = (value << 32) | int(group, 16)
-        except ValueError:
-            raise ParseError(path, line, group, "CPU mask group is not hex") from None
+        value = (value << 32) | int(group, 16)
+    if value.bit_length() > MAX_CPU_ID + 1:
+        raise ParseError(path, line, text[:20], "CPU mask wider than the largest NR_CPUS")
     cpus = []
     bit = 0
     while value:
@@ -77,6 +78,8 @@ def parse_cpumask(text: str, path: str = "<cpumask>", line: int = 1) -> tuple[in
 def format_cpumask(cpus: Iterable[int], ncpus: int | None = None) -> str:
     """Format CPU ids as the kernel's %*pb: comma-separated 32-bit hex groups."""
     ids = set(cpus)
+    if any(c < 0 for c in ids):
+        raise ValueError("CPU ids are never negative")
     top = max(ids) + 1 if ids else 1
     width = max(top, ncpus or 0)
     ngroups = (width + 31) // 32

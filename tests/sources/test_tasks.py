@@ -105,7 +105,8 @@ def test_classify_knows_ksoftirqd_and_irq_threads_only() -> None:
 
 def test_policy_numbers_the_table_lacks_stay_visible() -> None:
     assert policy_name(1) == "fifo" and policy_name(0) == "other"
-    assert policy_name(7) == "policy7"  # SCHED_EXT (Linux >= 6.12)
+    assert policy_name(7) == "ext"  # SCHED_EXT (Linux >= 6.12)
+    assert policy_name(42) == "policy42"  # a number no kernel has yet
 
 
 stat_like = st.text(alphabet="0123456789 ()-SRabc/\n", max_size=200)

@@ -181,16 +181,16 @@ class IrqInfo:
 
     irq: int
     affinity: tuple[int, ...] | None = None  # smp_affinity_list
-    effective_affinity: tuple[int, ...] | None = None  # Linux >= 4.15
+    effective_affinity: tuple[int, ...] | None = None  # Linux >= 4.13
     node: int | None = None
     spurious: Spurious | None = None
-    actions: tuple[str, ...] | None = None  # /sys/kernel/irq/N/actions, Linux >= 4.17
+    actions: tuple[str, ...] | None = None  # /sys/kernel/irq/N/*, Linux >= 4.9 (CONFIG_SPARSE_IRQ)
     chip_name: str | None = None
     hwirq: str | None = None
     name: str | None = None  # the flow handler name ("edge", "fasteoi")
     type: str | None = None  # "edge" or "level"
     wakeup: str | None = None
-    per_cpu_count: tuple[int, ...] | None = None
+    per_cpu_count: tuple[int, ...] | None = None  # not read by the sampler (repeats /proc/interrupts)
 
 
 # --- tasks --------------------------------------------------------------------------------
@@ -203,6 +203,7 @@ POLICY_NAMES: dict[int, str] = {
     3: "batch",
     5: "idle",
     6: "deadline",
+    7: "ext",  # SCHED_EXT, Linux >= 6.12
 }
 
 
@@ -211,7 +212,7 @@ class TaskInfo:
     """A kernel thread of the interrupt path: ksoftirqd/N or irq/N-name."""
 
     pid: int
-    comm: str  # "ksoftirqd/1", "irq/41-virtio3-rx" (truncated at 15 characters by the kernel)
+    comm: str  # "ksoftirqd/1", "irq/41-virtio3-rx" (cut at 15 characters before ~5.17, 63 after)
     kind: str  # "ksoftirqd" or "irq"
     cpu: int | None  # ksoftirqd's CPU; None for IRQ threads
     irq: int | None  # the IRQ of an irq/N-name thread
@@ -263,7 +264,7 @@ class Unreadable:
 
     source: str  # "softnet", "irqinfo", "tasks", ...
     path: str
-    reason: str  # "missing", "permission", "parse"
+    reason: str  # "missing", "permission", "parse", "error"
     message: str
 
 
