@@ -21,7 +21,13 @@ ALLOWED: dict[str, set[str]] = {
     "sources": BASE | {"model", "sources"},
     "analysis": BASE | {"model", "analysis"},
     "outputs": BASE | {"model", "analysis", "outputs"},
+    # tracefs reader: reads the OS like sources/, through sources.fs for error translation.
+    "tracing": BASE | {"model", "tracing", "sources"},
+    "sim": BASE | {"model", "sim"},  # a source of data like sources/: cli/ wires it to analysis
+    "tui": BASE | {"model", "analysis", "outputs", "tui"},  # the cli hands it a sampler callable
     "cli": None,  # anything
+    "mitigate": BASE | {"model", "mitigate", "sources"},  # writes the OS; reads it only through sources.fs
+    "daemon": None,  # wires everything, like cli
     "__init__": set(),
     "__main__": {"cli"},
 }
