@@ -1,0 +1,205 @@
+"""`irqlab export`: serve Prometheus metrics of the interrupt path (127.0.0.1:9717 by default)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from irqlab.cli import common
+
+DEFAULT_LISTEN = "127.0.0.1:9717"
+
+PARSER_KW = dict(
+    description="Serve Prometheus metrics at http://ADDR:PORT/metrics: hard IRQs (top K plus an "
+    "`other` row), softirqs, ksoftirqd CPU seconds, softnet processed/dropped/squeezed, "
+    "hard-IRQ/softirq CPU time, storm state, and each source's scrape duration and success. "
+    "The files are read when Prometheus scrapes, not in the background. Listens on 127.0.0.1 "
+    "only unless --listen says otherwise.",
+    epilog="""\
+examples:
+  irqlab export                              serve on 127.0.0.1:9717
+  irqlab export --listen 0.0.0.0:9717        serve on every address (put a firewall in front)
+  irqlab export --top-k 50 --rollup-devices  50 rows; eth0-TxRx-N become one row "eth0"
+  irqlab export --per-cpu --include 'eth|nvme'
+                                             per-CPU series, only matching IRQs
+  irqlab export --once --procfs A/proc --sysfs A/sys
+                                             print one scrape of a capture and exit
+""",
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
+
+# Sources read on each scrape, in order; interrupts is the only one a snapshot cannot lack.
+SOURCES: tuple[str, ...] = ("interrupts", "softirqs", "stat", "softnet", "tasks")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT", help=f"address to serve on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
+    p.add_argument("--per-cpu", action="store_true", help="add a cpu label to IRQ and softirq series (N CPUs times more series)")
+    p.add_argument("--top-k", type=int, default=20, metavar="N", help="IRQ rows exported on their own; the rest are summed as irq=\"other\" (default 20)")
+    p.add_argument("--include", metavar="REGEX", help="export only IRQs whose number or name matches")
+    p.add_argument("--exclude", metavar="REGEX", help="leave out IRQs whose number or name matches")
+    p.add_argument("--rollup-devices", action="store_true", help="sum a device's queue IRQs (eth0-TxRx-0..N) into one row")
+    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ that count as a storm (default 100000)")
+    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are a critical storm (default 1000000)")
+    p.add_argument("--no-tasks", action="store_true", help="skip the /proc/PID scan for ksoftirqd (faster on hosts with many processes)")
+    p.add_argument("--once", action="store_true", help="print one scrape in the text exposition format and exit")
+    common.add_roots(p)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """ADDR:PORT (IPv6 as [ADDR]:PORT) -> (addr, port)."""
+    from irqlab.errors import UsageError
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise UsageError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:9717")
+    return host.strip("[]"), int(port)
+
+
+def _regex(text: str | None, option: str):
+    import re
+
+    from irqlab.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise UsageError(f"{option} {text!r}: not a regular expression ({exc})") from None
+
+
+def _tasks_or_raise(read_tasks):
+    """read_tasks reports problems in a list; no task at all and a problem is a failed source."""
+    from irqlab.errors import SourceError
+
+    def read(roots):
+        tasks, problems = read_tasks(roots)
+        if not tasks and problems:
+            raise SourceError(problems[0].path, problems[0].message.removeprefix(problems[0].path + ": "))
+        return tasks
+
+    return read
+
+
+class SourceReader:
+    """Read each source on its own, timed, so one failing file never fails the scrape."""
+
+    def __init__(self, roots, tasks: bool = True, clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        self.roots = roots
+        self.tasks = tasks
+        self.clock = clock  # injected so that golden tests get fixed durations
+        self._failing: dict[str, str] = {}  # source -> error last logged
+        self._host = None
+
+    def _log_changes(self, statuses) -> None:
+        """Say once on stderr when a source starts failing (and when it recovers), not per scrape."""
+        for st in statuses:
+            was = self._failing.get(st.source)
+            if not st.success and was != st.error:
+                print(f"irqlab export: {st.error} (serving the other sources)", file=sys.stderr, flush=True)
+                self._failing[st.source] = st.error
+            elif st.success and was is not None:
+                print(f"irqlab export: {st.source} is readable again", file=sys.stderr, flush=True)
+                del self._failing[st.source]
+
+    def _readers(self):
+        from irqlab.sources.interrupts import read_interrupts
+        from irqlab.sources.softirqs import read_softirqs
+        from irqlab.sources.softnet import read_softnet
+        from irqlab.sources.stat import read_stat
+        from irqlab.sources.tasks import read_tasks
+
+        out = {"interrupts": read_interrupts, "softirqs": read_softirqs, "stat": read_stat, "softnet": read_softnet}
+        if self.tasks:
+            out["tasks"] = _tasks_or_raise(read_tasks)
+        return out
+
+    def __call__(self):
+        from irqlab.errors import SourceError
+        from irqlab.model.snapshot import HostInfo, Snapshot
+        from irqlab.outputs.prometheus import ScrapeResult, SourceStatus
+        from irqlab.sources.host import read_host
+
+        parts, statuses = {}, []
+        mono0 = time.monotonic_ns()
+        for name, reader in self._readers().items():
+            t0 = self.clock()
+            try:
+                parts[name] = reader(self.roots)
+                statuses.append(SourceStatus(name, (self.clock() - t0) / 1e9, True))
+            except SourceError as exc:
+                statuses.append(SourceStatus(name, (self.clock() - t0) / 1e9, False, str(exc)))
+        self._log_changes(statuses)
+        if self._host is None:  # hostname and kernel do not change while we run
+            try:
+                self._host = read_host(self.roots)
+            except SourceError:
+                self._host = HostInfo()
+        snap = Snapshot(
+            taken_ns=(mono0 + time.monotonic_ns()) // 2,
+            wall_time=time.time(),
+            host=self._host,
+            interrupts=parts.get("interrupts"),
+            softirqs=parts.get("softirqs"),
+            stat=parts.get("stat"),
+            softnet=parts.get("softnet"),
+            tasks=parts.get("tasks", ()),
+        )
+        return ScrapeResult(snap, tuple(statuses))
+
+
+def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()):
+    """A fresh registry holding one IrqlabCollector configured from args."""
+    from prometheus_client import CollectorRegistry
+
+    from irqlab.analysis.doctor import Thresholds
+    from irqlab.errors import UsageError
+    from irqlab.outputs.prometheus import ExportOptions, IrqlabCollector
+
+    if args.top_k < 0:
+        raise UsageError("--top-k must be 0 or more")
+    if not 0 < args.storm_warn <= args.storm_crit:
+        raise UsageError("--storm-warn must be positive and not above --storm-crit")
+    options = ExportOptions(
+        per_cpu=args.per_cpu,
+        top_k=args.top_k,
+        include=_regex(args.include, "--include"),
+        exclude=_regex(args.exclude, "--exclude"),
+        rollup_devices=args.rollup_devices,
+        thresholds=Thresholds(storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit),
+    )
+    scrape = scrape or SourceReader(common.roots_of(args), tasks=not args.no_tasks)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(IrqlabCollector(scrape, options, histogram_providers))
+    return registry
+
+
+def run(args: argparse.Namespace) -> int:
+    from irqlab.errors import IrqlabError
+
+    host, port = parse_listen(args.listen)
+    registry = build_registry(args)
+    from prometheus_client import generate_latest, start_http_server
+
+    if args.once:
+        sys.stdout.write(generate_latest(registry).decode())
+        return 0
+    import signal
+    import threading
+
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise IrqlabError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"irqlab export: serving http://{args.listen}/metrics", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        server.shutdown()
+    return 0
