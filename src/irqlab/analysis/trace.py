@@ -1,0 +1,385 @@
+"""Handler durations, softirq raise->entry latency and ksoftirqd share from one EventBatch.
+
+Pure and vectorised: the batch is sorted once by (cpu, time) and every pairing is done with
+numpy (see trace_pairs.py), so a few million events take about a second. The rules (all
+documented in docs/trace.md, with the kernel code they rest on):
+
+- Durations are exit - entry on the same CPU. A hardirq's net duration subtracts the
+  handlers nested in it; a softirq's or tasklet's net duration subtracts the hardirq and
+  system-vector handlers that ran inside it on that CPU.
+- Raise -> entry latency of vector v on CPU c: the first raise of v after the previous entry
+  of v on c starts the clock (the pending bit was clear), later raises before the entry are
+  ignored (the bit was already set: __raise_softirq_irqoff() only ORs it in), and the next
+  entry of v on c stops it. kernel/softirq.c (v6.18): or_softirq_pending() sets the bit of the
+  raising CPU only, so raises never apply across CPUs; handle_softirqs() clears all pending
+  bits at `restart:` (set_softirq_pending(0)) and then runs the set bits in ascending order.
+- A handle_softirqs() pass: consecutive softirq runs on a CPU, by the same task, with only
+  hardirq/vector events and raises inside them in between. A next run of a lower or equal
+  vector in the same pass is a restart (one iteration runs vectors in ascending order).
+- Context of a pass: ksoftirqd when the task is a ksoftirqd thread; irq_exit when the event
+  just before its first entry on that CPU is a hardirq or vector exit; otherwise other
+  (local_bh_enable(), or an interrupt exit whose handler was not traced).
+- Runs cut by the window edges or by lost events are counted as truncated, never as durations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
+from irqlab.model.events import VECTOR_NAMES, EventBatch, EventKind
+from irqlab.model.histogram import Histogram
+from irqlab.model.vectors import SOFTIRQ_NAMES
+
+CONTEXTS = ("ksoftirqd", "irq_exit", "other")
+KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")
+
+# x86 system vector numbers (arch/x86/include/asm/irq_vectors.h, v6.18) -> /proc/interrupts
+# row; irq_vectors:*_entry records the number in its `vector` field (LOC is 236 = 0xec).
+X86_VECTORS: dict[int, str] = {
+    0xFF: "SPU", 0xFE: "ERR", 0xFD: "RES", 0xFC: "CAL", 0xFB: "CAL", 0xFA: "TRM", 0xF9: "THR",
+    0xF8: "RBT", 0xF7: "PLT", 0xF6: "IWI", 0xF4: "DFR", 0xF3: "HYP", 0xF2: "PIN", 0xF1: "PIW",
+    0xF0: "NPI", 0xEC: "LOC",
+}
+
+_VECTOR_KEY = 1 << 40  # keeps vector keys apart from IRQ numbers in one hardirq pairing
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Histogram layout used for every duration of one result (so they all merge)."""
+
+    bucket_ns: int = 1_000
+    limit_ns: int = 1_000_000
+
+    def new(self) -> Histogram:
+        return Histogram(self.bucket_ns, self.limit_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """One IRQ, system vector, softirq vector or tasklet: its histograms per CPU (ns)."""
+
+    kind: str  # "irq", "vector", "softirq", "tasklet"
+    key: int  # IRQ number, x86 vector number, softirq number, tasklet function address
+    name: str  # "virtio3-rx", "LOC", "NET_RX", "net_tx_action"
+    gross: dict[int, Histogram]  # cpu -> exit - entry
+    net: dict[int, Histogram]  # cpu -> minus nested hardirq handlers
+    latency: dict[int, Histogram] = field(default_factory=dict)  # softirq: raise -> entry
+    runs_by_context: dict[int, dict[str, int]] = field(default_factory=dict)  # softirq: cpu -> ctx -> runs
+    ns_by_context: dict[int, dict[str, int]] = field(default_factory=dict)  # softirq: cpu -> ctx -> gross ns
+
+    def merged(self, which: str = "gross", cpus: Iterable[int] | None = None) -> Histogram | None:
+        """The histogram `which` (gross, net, latency) merged over cpus (all when None)."""
+        per_cpu: dict[int, Histogram] = getattr(self, which)
+        hists = [h for c, h in sorted(per_cpu.items()) if cpus is None or c in cpus]
+        if not hists:
+            return None
+        out = hists[0].copy()
+        for h in hists[1:]:
+            out.merge(h)
+        return out
+
+    def context_share(self, ctx: str, cpus: Iterable[int] | None = None) -> tuple[float | None, float | None]:
+        """(share of runs, share of time) in context ctx, 0..1; None when there were no runs."""
+        sel = [c for c in self.runs_by_context if cpus is None or c in cpus]
+        runs = sum(sum(self.runs_by_context[c].values()) for c in sel)
+        ns = sum(sum(self.ns_by_context[c].values()) for c in sel)
+        if runs == 0:
+            return None, None
+        r = sum(self.runs_by_context[c].get(ctx, 0) for c in sel) / runs
+        t = sum(self.ns_by_context[c].get(ctx, 0) for c in sel) / ns if ns else None
+        return r, t
+
+
+@dataclass(frozen=True, slots=True)
+class TraceResult:
+    """Everything `irqlab trace` reports for one window."""
+
+    window_ns: int
+    cpus: tuple[int, ...]
+    events: dict[int, int]  # cpu -> events seen
+    lost: dict[int, int]  # cpu -> events the kernel dropped
+    hardirqs: tuple[Handler, ...]  # kinds "irq" and "vector"
+    softirqs: tuple[Handler, ...]
+    tasklets: tuple[Handler, ...]
+    passes: dict[int, int]  # cpu -> handle_softirqs() passes seen
+    restarts: dict[int, int]  # cpu -> passes that went back to `restart:`
+    truncated: dict[str, dict[int, int]]  # "hardirq"/"softirq"/"tasklet"/"latency"/"unraised" -> cpu -> n
+    ksoftirqd_pids: tuple[int, ...] = ()
+    source: str = ""
+    layout: Layout = Layout()
+
+    @property
+    def complete(self) -> bool:
+        """False when the kernel dropped events: never present this result as whole."""
+        return not any(self.lost.values())
+
+
+def ksoftirqd_pids_of(comms: dict[int, str], extra: Collection[int] = ()) -> tuple[int, ...]:
+    """The pids whose comm is ksoftirqd/N (from the batch), plus pids the caller knows."""
+    return tuple(sorted({p for p, c in comms.items() if KSOFTIRQD.match(c)} | set(extra)))
+
+
+_VECTOR_BY_ID = tuple(VECTOR_NAMES.values())  # arg1 of VECTOR_ENTRY: position in VECTOR_NAMES
+
+
+def vector_name(vector: int, vector_id: int = -1) -> str:
+    """The /proc/interrupts row of a system vector: from the event's id, else its number."""
+    if 0 <= vector_id < len(_VECTOR_BY_ID):
+        return _VECTOR_BY_ID[vector_id]
+    return X86_VECTORS.get(int(vector), f"vec{int(vector)}")
+
+
+def tasklet_name(addr: int, symbols: dict[int, str]) -> str:
+    return symbols.get(addr) or f"0x{addr:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Sorted:
+    """The batch's columns sorted by (cpu, ts_ns), original order kept for ties."""
+
+    ts: np.ndarray
+    cpu: np.ndarray
+    kind: np.ndarray
+    pid: np.ndarray
+    arg0: np.ndarray
+    arg1: np.ndarray
+
+    @classmethod
+    def of(cls, batch: EventBatch, cpus: Collection[int] | None) -> _Sorted:
+        keep = np.ones(len(batch), dtype=bool) if cpus is None else np.isin(batch.cpu, list(cpus))
+        order = np.flatnonzero(keep)
+        order = order[np.lexsort((batch.ts_ns[order], batch.cpu[order]))]
+        return cls(batch.ts_ns[order], batch.cpu[order], batch.kind[order], batch.pid[order], batch.arg0[order], batch.arg1[order])
+
+
+def _hist_by(cpus: np.ndarray, values: np.ndarray, layout: Layout) -> dict[int, Histogram]:
+    """One histogram per CPU (one sort, not one pass per CPU: machines have hundreds)."""
+    order = np.argsort(cpus, kind="stable")
+    c, v = cpus[order], values[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if c.size else np.zeros(0, dtype=np.int64)
+    out = {}
+    for lo, hi in zip(starts, np.r_[starts[1:], c.size]):
+        h = layout.new()
+        h.add_many(v[lo:hi])
+        out[int(c[lo])] = h
+    return out
+
+
+def _by_cpu_context(cpu: np.ndarray, ctx: np.ndarray, gross: np.ndarray) -> tuple[dict, dict]:
+    """cpu -> context -> (runs, gross ns), counted with one np.unique."""
+    key = cpu.astype(np.int64) * len(CONTEXTS) + ctx
+    uniq, inv = np.unique(key, return_inverse=True)
+    runs, ns = np.bincount(inv, minlength=uniq.size), np.bincount(inv, weights=gross, minlength=uniq.size)
+    out_runs: dict[int, dict[str, int]] = {}
+    out_ns: dict[int, dict[str, int]] = {}
+    for k, r, t in zip(uniq.tolist(), runs.tolist(), ns.tolist()):
+        c, i = divmod(k, len(CONTEXTS))
+        out_runs.setdefault(c, dict.fromkeys(CONTEXTS, 0))[CONTEXTS[i]] = int(r)
+        out_ns.setdefault(c, dict.fromkeys(CONTEXTS, 0))[CONTEXTS[i]] = int(round(t))
+    return out_runs, out_ns
+
+
+def _count_by_cpu(cpus: np.ndarray) -> dict[int, int]:
+    vals, counts = np.unique(cpus, return_counts=True)
+    return {int(v): int(n) for v, n in zip(vals, counts)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Hard:
+    """Matched hardirq/vector runs in sorted-row positions, for nesting and context tests."""
+
+    entry: np.ndarray
+    exit: np.ndarray
+    level: np.ndarray
+
+
+def _hardirqs(s: _Sorted, batch: EventBatch, layout: Layout, truncated: dict) -> tuple[list[Handler], _Hard]:
+    k = s.kind
+    is_irq = (k == EventKind.IRQ_ENTRY) | (k == EventKind.IRQ_EXIT)
+    is_vec = (k == EventKind.VECTOR_ENTRY) | (k == EventKind.VECTOR_EXIT)
+    rows = np.flatnonzero(is_irq | is_vec)
+    key = s.arg0[rows] + np.where(is_vec[rows], _VECTOR_KEY, 0)
+    is_entry = (k[rows] == EventKind.IRQ_ENTRY) | (k[rows] == EventKind.VECTOR_ENTRY)
+    runs: Runs = pair_nested(s.cpu[rows], is_entry, key)
+    entry, exit_ = rows[runs.entry], rows[runs.exit]
+    t_in, t_out, cpu = s.ts[entry], s.ts[exit_], s.cpu[entry]
+    gross = t_out - t_in
+    net = gross - nested_time(cpu, t_in, t_out, runs.level)
+    truncated["hardirq"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
+    out = []
+    run_key = key[runs.entry]
+    irq_keys = np.unique(run_key[run_key < _VECTOR_KEY])
+    for irq in irq_keys:
+        sel = run_key == irq
+        out.append(Handler("irq", int(irq), batch.irq_names.get(int(irq), ""), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
+    # System vectors are reported by /proc/interrupts row (CAL counts two vectors).
+    vec_rows = run_key >= _VECTOR_KEY
+    names = {}
+    for v, vid in set(zip((run_key[vec_rows] - _VECTOR_KEY).tolist(), s.arg1[entry[vec_rows]].tolist())):
+        names.setdefault(vector_name(v, vid), []).append(v)
+    for name, numbers in sorted(names.items()):
+        sel = vec_rows & np.isin(run_key - _VECTOR_KEY, numbers)
+        out.append(Handler("vector", min(numbers), name, _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
+    return out, _Hard(entry, exit_, runs.level)
+
+
+def _minus_hardirqs(s: _Sorted, hard: _Hard, entry: np.ndarray, exit_: np.ndarray) -> np.ndarray:
+    """Gross duration of runs (sorted-row positions) minus the top-level hardirqs inside them."""
+    top = hard.level == 1
+    h_cpu, h_in, h_out = s.cpu[hard.entry[top]], s.ts[hard.entry[top]], s.ts[hard.exit[top]]
+    cpu = s.cpu[entry]
+    inside = busy_before(h_cpu, h_in, h_out, cpu, s.ts[exit_]) - busy_before(h_cpu, h_in, h_out, cpu, s.ts[entry])
+    return s.ts[exit_] - s.ts[entry] - inside
+
+
+def _in_hardirq(n: int, hard: _Hard) -> np.ndarray:
+    """Rows (sorted positions) strictly inside a matched outermost hardirq run."""
+    top = hard.level == 1
+    cov = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(cov, hard.entry[top] + 1, 1)
+    np.add.at(cov, hard.exit[top], -1)
+    return np.cumsum(cov)[:n] > 0
+
+
+def _passes(s: _Sorted, hard: _Hard, entry: np.ndarray, exit_: np.ndarray, ksoftirqd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pass id per run, restart flag per run, context index per run) for softirq runs in order."""
+    if entry.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.astype(bool), empty
+    n = s.ts.shape[0]
+    k = s.kind
+    hardk = np.isin(k, (EventKind.IRQ_ENTRY, EventKind.IRQ_EXIT, EventKind.VECTOR_ENTRY, EventKind.VECTOR_EXIT))
+    nested_raise = (k == EventKind.SOFTIRQ_RAISE) & _in_hardirq(n, hard)
+    bad = np.r_[0, np.cumsum(~(hardk | nested_raise))]  # bad[p] = disallowed rows before p
+    vec = s.arg0
+    prev_x, next_e = exit_[:-1], entry[1:]
+    same = (
+        (s.cpu[prev_x] == s.cpu[next_e])
+        & (s.pid[prev_x] == s.pid[next_e])
+        & (next_e > prev_x)
+        & (bad[next_e] - bad[prev_x + 1] == 0)
+    )
+    restart = np.r_[False, same & (vec[next_e] <= vec[prev_x])]
+    new_pass = np.r_[True, ~same]
+    pass_id = np.cumsum(new_pass) - 1
+    first = entry[new_pass]
+    before = np.maximum(first - 1, 0)
+    after_irq = (first > 0) & (s.cpu[before] == s.cpu[first]) & np.isin(k[before], (EventKind.IRQ_EXIT, EventKind.VECTOR_EXIT))
+    ctx_pass = np.where(np.isin(s.pid[first], ksoftirqd), 0, np.where(after_irq, 1, 2))
+    return pass_id, restart, ctx_pass[pass_id]
+
+
+def _latency(s: _Sorted, truncated: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entry row, cpu, raise->entry ns) for softirq entries whose clock started in the window."""
+    rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_RAISE) | (s.kind == EventKind.SOFTIRQ_ENTRY))
+    rows = rows[np.lexsort((rows, s.arg0[rows], s.cpu[rows]))]
+    cpu, vec, is_entry = s.cpu[rows], s.arg0[rows], s.kind[rows] == EventKind.SOFTIRQ_ENTRY
+    n = rows.shape[0]
+    new_key = np.r_[True, (cpu[1:] != cpu[:-1]) | (vec[1:] != vec[:-1])] if n else np.zeros(0, dtype=bool)
+    # A segment ends at each entry: the rows after an entry of v belong to the next one.
+    boundary = new_key | np.r_[False, is_entry[:-1]] if n else new_key
+    seg = np.cumsum(boundary) - 1
+    seg_start = np.flatnonzero(boundary)[seg]
+    first_of_key = np.cumsum(new_key) - 1
+    key_first_seg = seg[np.flatnonzero(new_key)][first_of_key]
+    e = np.flatnonzero(is_entry)
+    started = (~is_entry[seg_start[e]]) & (seg[e] != key_first_seg[e])
+    # The first segment of each (cpu, vector) may have begun before the window: not measured.
+    truncated["latency"] = _count_by_cpu(cpu[e][seg[e] == key_first_seg[e]])
+    truncated["unraised"] = _count_by_cpu(cpu[e][~started & (seg[e] != key_first_seg[e])])
+    # A key whose last row is a raise was still pending when the window closed.
+    pending = ~is_entry & np.r_[new_key[1:], True] if n else is_entry
+    for c, m in _count_by_cpu(cpu[pending]).items():
+        truncated["latency"][c] = truncated["latency"].get(c, 0) + m
+    e = e[started]
+    return rows[e], cpu[e], s.ts[rows[e]] - s.ts[rows[seg_start[e]]]
+
+
+def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, vectors: Collection[int] | None, truncated: dict):
+    """Softirq handlers, plus (passes, restarts) per CPU."""
+    rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_ENTRY) | (s.kind == EventKind.SOFTIRQ_EXIT))
+    runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.SOFTIRQ_ENTRY, s.arg0[rows])
+    truncated["softirq"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
+    entry, exit_ = rows[runs.entry], rows[runs.exit]
+    cpu, vec = s.cpu[entry], s.arg0[entry]
+    gross = s.ts[exit_] - s.ts[entry]
+    net = _minus_hardirqs(s, hard, entry, exit_)
+    pass_id, restart, ctx = _passes(s, hard, entry, exit_, ksoftirqd)
+    first = np.r_[True, pass_id[1:] != pass_id[:-1]] if pass_id.size else pass_id.astype(bool)
+    passes, restarts = _count_by_cpu(cpu[first]), _count_by_cpu(cpu[restart])
+    lat_row, lat_cpu, lat_ns = _latency(s, truncated)
+    lat_vec = s.arg0[lat_row]
+    out = []
+    for v in np.unique(np.r_[vec, lat_vec]):
+        if vectors is not None and int(v) not in vectors:
+            continue
+        sel, lsel = vec == v, lat_vec == v
+        runs_ctx, ns_ctx = _by_cpu_context(cpu[sel], ctx[sel], gross[sel])
+        name = SOFTIRQ_NAMES[v] if 0 <= v < len(SOFTIRQ_NAMES) else f"vec{int(v)}"
+        out.append(Handler("softirq", int(v), name, _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout),
+                           _hist_by(lat_cpu[lsel], lat_ns[lsel], layout), runs_ctx, ns_ctx))
+    return out, passes, restarts
+
+
+def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: Layout, truncated: dict) -> list[Handler]:
+    rows = np.flatnonzero((s.kind == EventKind.TASKLET_ENTRY) | (s.kind == EventKind.TASKLET_EXIT))
+    runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.TASKLET_ENTRY, s.arg0[rows])
+    truncated["tasklet"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
+    entry, exit_ = rows[runs.entry], rows[runs.exit]
+    cpu, func = s.cpu[entry], s.arg0[entry]
+    gross = s.ts[exit_] - s.ts[entry]
+    net = _minus_hardirqs(s, hard, entry, exit_)
+    out = []
+    for f in np.unique(func):
+        sel = func == f
+        out.append(Handler("tasklet", int(f), tasklet_name(int(f), batch.symbols), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
+    return out
+
+
+def aggregate_trace(
+    batch: EventBatch,
+    *,
+    cpus: Collection[int] | None = None,
+    vectors: Collection[int] | None = None,
+    irqs: Collection[int | str] | None = None,
+    ksoftirqd_pids: Collection[int] = (),
+    layout: Layout = Layout(),
+) -> TraceResult:
+    """Aggregate one batch into per-CPU histograms (see the module docstring for the rules).
+
+    cpus keeps only those CPUs' events; vectors (softirq numbers) and irqs (IRQ numbers or
+    system vector names like "LOC") only limit which handlers are reported, never the
+    pairing, so a filtered report has the same numbers as an unfiltered one.
+    """
+    s = _Sorted.of(batch, cpus)
+    truncated: dict[str, dict[int, int]] = {}
+    kpids = ksoftirqd_pids_of(batch.comms, ksoftirqd_pids)
+    hardirqs, hard = _hardirqs(s, batch, layout, truncated)
+    if irqs is not None:
+        wanted = {str(i) for i in irqs}
+        hardirqs = [h for h in hardirqs if (str(h.key) if h.kind == "irq" else h.name) in wanted]
+    softirqs, passes, restarts = _softirqs(s, hard, np.array(kpids, dtype=np.int64), layout, vectors, truncated)
+    tasklets = _tasklets(s, hard, batch, layout, truncated)
+    seen = sorted(set(np.unique(s.cpu).tolist()) | (set(batch.lost) if cpus is None else set(batch.lost) & set(cpus)))
+    lost = {c: n for c, n in batch.lost.items() if cpus is None or c in cpus}
+    return TraceResult(
+        window_ns=batch.window_ns,
+        cpus=tuple(sorted(set(cpus))) if cpus is not None else tuple(int(c) for c in seen),
+        events=_count_by_cpu(s.cpu),
+        lost=lost,
+        hardirqs=tuple(sorted(hardirqs, key=lambda h: (h.kind, h.key))),
+        softirqs=tuple(softirqs),
+        tasklets=tuple(tasklets),
+        passes=passes,
+        restarts=restarts,
+        truncated=truncated,
+        ksoftirqd_pids=kpids,
+        source=batch.source,
+        layout=layout,
+    )

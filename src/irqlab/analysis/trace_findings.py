@@ -1,0 +1,116 @@
+"""Doctor findings from a TraceResult: slow softirq/hardirq handlers, ksoftirqd delegation, restarts, lost events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from irqlab.analysis.findings import Finding, Severity
+from irqlab.analysis.trace import Handler, TraceResult
+
+
+@dataclass(frozen=True, slots=True)
+class TraceThresholds:
+    """Where a handler's tail becomes worth a finding (ns) and delegation worth noting."""
+
+    softirq_p99_warn_ns: int = 200_000  # 200 us of one softirq run delays everything on that CPU
+    softirq_p99_crit_ns: int = 2_000_000
+    hardirq_p99_warn_ns: int = 50_000  # hardirqs run with interrupts off
+    hardirq_p99_crit_ns: int = 500_000
+    latency_p99_warn_ns: int = 1_000_000  # raise -> run waits of 1 ms mean ksoftirqd or long passes
+    ksoftirqd_time_info: float = 0.25  # share of a vector's time in ksoftirqd that is mentioned
+    restart_info: float = 0.10  # share of passes that restarted
+    min_runs: int = 100  # fewer runs than this give no percentile findings
+
+
+def _us(ns: int | None) -> str:
+    return "-" if ns is None else (f"{ns / 1000:.0f} us" if ns < 10_000_000 else f"{ns / 1e6:.1f} ms")
+
+
+def _level(value: int | None, warn: int, crit: int) -> Severity | None:
+    if value is None or value < warn:
+        return None
+    return Severity.CRITICAL if value >= crit else Severity.WARNING
+
+
+def _softirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]:
+    out = []
+    g = h.gross.get(cpu)
+    if g is None or g.count < t.min_runs:
+        return out
+    p99 = g.percentile(99)
+    runs, share = h.context_share("ksoftirqd", (cpu,))
+    where = f", {100 * share:.0f} % of it in ksoftirqd/{cpu}" if share else ""
+    sev = _level(p99, t.softirq_p99_warn_ns, t.softirq_p99_crit_ns)
+    if sev is not None:
+        out.append(Finding(
+            sev, "trace-softirq-slow", f"{h.name} on CPU{cpu}",
+            f"{h.name} p99 {_us(p99)} on CPU{cpu}{where}",
+            (f"{g.count} runs, avg {_us(round(g.sum_ns / g.count))}, max {_us(g.max_ns)} (softirq_entry -> softirq_exit)",),
+            "Long softirq runs delay every task on that CPU: spread the load (RSS/RPS, IRQ affinity), "
+            "lower net.core.netdev_budget(_usecs) for NET_RX, or move the work to threaded NAPI.",
+            {"p99_ns": p99, "cpu": cpu, "ksoftirqd_time_share": share, "pct": 100 * (share or 0)},
+        ))
+    elif share is not None and share >= t.ksoftirqd_time_info:
+        out.append(Finding(
+            Severity.INFO, "trace-ksoftirqd-delegation", f"{h.name} on CPU{cpu}",
+            f"{100 * share:.0f} % of {h.name} time on CPU{cpu} ran in ksoftirqd/{cpu}",
+            (f"{100 * (runs or 0):.0f} % of {g.count} runs; ksoftirqd runs at normal priority, so this work now competes with tasks",),
+            "Expected under sustained load; if latency matters, check netdev_budget and the CPU's other load.",
+            {"cpu": cpu, "ksoftirqd_time_share": share, "pct": 100 * share},
+        ))
+    lat = h.latency.get(cpu)
+    lp99 = lat.percentile(99) if lat is not None and lat.count >= t.min_runs else None
+    if lp99 is not None and lp99 >= t.latency_p99_warn_ns:
+        out.append(Finding(
+            Severity.WARNING, "trace-softirq-wait", f"{h.name} on CPU{cpu}",
+            f"{h.name} waited p99 {_us(lp99)} from raise to run on CPU{cpu}{where}",
+            (f"{lat.count} raise -> entry waits, max {_us(lat.max_ns)}",),
+            "Raised softirqs wait for ksoftirqd or for a long pass of other vectors: find what occupies the CPU.",
+            {"p99_ns": lp99, "cpu": cpu, "pct": 100 * (share or 0)},
+        ))
+    return out
+
+
+def _hardirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]:
+    g = h.gross.get(cpu)
+    if g is None or g.count < t.min_runs:
+        return []
+    p99 = g.percentile(99)
+    sev = _level(p99, t.hardirq_p99_warn_ns, t.hardirq_p99_crit_ns)
+    if sev is None:
+        return []
+    label = f"IRQ {h.key} ({h.name})" if h.kind == "irq" else f"{h.name} (system vector)"
+    return [Finding(
+        sev, "trace-hardirq-slow", f"{label} on CPU{cpu}", f"{label} handler p99 {_us(p99)} on CPU{cpu}",
+        (f"{g.count} runs, max {_us(g.max_ns)}; interrupts are off on that CPU meanwhile",),
+        "A hard IRQ handler should take microseconds: move work to a threaded handler or softirq, check the driver.",
+        {"p99_ns": p99, "cpu": cpu},
+    )]
+
+
+def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThresholds()) -> list[Finding]:
+    """Findings for one trace window, per CPU; a PARTIAL result says so first."""
+    out: list[Finding] = []
+    if not result.complete:
+        lost = ", ".join(f"CPU{c}: {n}" for c, n in sorted(result.lost.items()) if n)
+        out.append(Finding(
+            Severity.INFO, "trace-lost-events", "tracefs",
+            "trace is PARTIAL: the kernel dropped events", (lost,),
+            "Use a shorter window or a larger --buffer-kb; counts and tails below are low estimates.",
+            {"lost": sum(result.lost.values())},
+        ))
+    for cpu in result.cpus:
+        for h in result.softirqs:
+            out += _softirq_findings(h, cpu, thresholds)
+        for h in result.hardirqs:
+            out += _hardirq_findings(h, cpu, thresholds)
+        passes, restarts = result.passes.get(cpu, 0), result.restarts.get(cpu, 0)
+        if passes >= thresholds.min_runs and restarts / passes >= thresholds.restart_info:
+            out.append(Finding(
+                Severity.INFO, "trace-softirq-restarts", f"CPU{cpu}",
+                f"{100 * restarts / passes:.0f} % of softirq passes on CPU{cpu} restarted",
+                (f"{restarts} of {passes} handle_softirqs() passes ran a vector again (estimated from the event order)",),
+                "Softirqs are raised faster than one pass drains them; after 10 restarts or 2 ms the kernel hands over to ksoftirqd.",
+                {"cpu": cpu, "pct": 100 * restarts / passes},
+            ))
+    return out

@@ -1,0 +1,62 @@
+"""trace_findings(): what the doctor will say about a trace window."""
+
+from __future__ import annotations
+
+from irqlab.analysis.findings import Severity
+from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_findings import TraceThresholds, trace_findings
+from irqlab.model.events import EventBatch, EventKind as K, TraceEvent
+
+NET_RX, KSOFTIRQD1, TASK = 3, 22, 500
+
+
+def net_rx_runs(n: int, cpu: int, slow_every: int, slow_ns: int, ksoftirqd_slow: bool, lost=None) -> EventBatch:
+    """n NET_RX runs of 10 us on cpu; every slow_every-th one lasts slow_ns, in ksoftirqd if asked."""
+    events, t = [], 0
+    for i in range(n):
+        slow = i % slow_every == 0
+        pid = KSOFTIRQD1 if slow and ksoftirqd_slow else TASK
+        dur = slow_ns if slow else 10_000
+        events += [TraceEvent(t, cpu, K.SOFTIRQ_RAISE, pid, NET_RX), TraceEvent(t + 1_000, cpu, K.SOFTIRQ_ENTRY, pid, NET_RX),
+                   TraceEvent(t + 1_000 + dur, cpu, K.SOFTIRQ_EXIT, pid, NET_RX), TraceEvent(t + 2_000 + dur, cpu, K.SCHED_SWITCH, pid, TASK)]
+        t += 5_000 + dur
+    return EventBatch.from_events(events, comms={KSOFTIRQD1: "ksoftirqd/1", TASK: "iperf3"}, lost=lost or {})
+
+
+def test_a_slow_net_rx_tail_mostly_in_ksoftirqd_is_named_with_cpu_and_share():
+    # 1 run in 20 takes 340 us and runs in ksoftirqd/1: p99 is 340 us, and it holds most of the time.
+    r = aggregate_trace(net_rx_runs(400, 1, 20, 340_000, True))
+    (f,) = [f for f in trace_findings(r) if f.code == "trace-softirq-slow"]
+    assert f.severity == Severity.WARNING
+    share = 20 * 340 / (20 * 340 + 380 * 10)
+    assert f.title == f"NET_RX p99 340 us on CPU1, {100 * share:.0f} % of it in ksoftirqd/1"
+    assert f.metrics["cpu"] == 1 and f.metrics["p99_ns"] == 340_000
+
+
+def test_fast_handlers_give_no_finding_and_few_runs_give_no_percentiles():
+    assert trace_findings(aggregate_trace(net_rx_runs(400, 0, 1000, 12_000, False))) == []
+    assert trace_findings(aggregate_trace(net_rx_runs(50, 0, 1, 5_000_000, False))) == []
+
+
+def test_a_very_slow_softirq_is_critical():
+    r = aggregate_trace(net_rx_runs(200, 0, 2, 3_000_000, False))
+    assert [f.severity for f in trace_findings(r) if f.code == "trace-softirq-slow"] == [Severity.CRITICAL]
+
+
+def test_delegation_to_ksoftirqd_without_a_slow_tail_is_information():
+    r = aggregate_trace(net_rx_runs(400, 1, 2, 30_000, True))
+    (f,) = trace_findings(r)
+    assert (f.code, f.severity) == ("trace-ksoftirqd-delegation", Severity.INFO)
+    assert "ksoftirqd/1" in f.title
+
+
+def test_a_partial_trace_says_so_first():
+    r = aggregate_trace(net_rx_runs(400, 1, 20, 340_000, True, lost={1: 2040}))
+    findings = trace_findings(r)
+    assert findings[0].code == "trace-lost-events" and "2040" in findings[0].evidence[0]
+
+
+def test_thresholds_are_the_callers():
+    r = aggregate_trace(net_rx_runs(400, 0, 1000, 12_000, False))
+    (f,) = trace_findings(r, TraceThresholds(softirq_p99_warn_ns=11_000))
+    assert f.subject == "NET_RX on CPU0"

@@ -1,0 +1,204 @@
+"""`irqlab trace` on the project's own capture (golden text and JSON), bad input, and live on this VM."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irqlab.cli import trace as trace_cli
+from irqlab.cli.main import EXIT_ERROR, EXIT_USAGE, main
+from irqlab.tracing.textpipe import parse_lines
+
+FLOOD = Path(__file__).resolve().parent.parent / "fixtures" / "trace" / "udpflood-budget8-30ms.txt.gz"
+
+
+@functools.cache
+def flood_batch():
+    with gzip.open(FLOOD, "rt") as fh:
+        return parse_lines(fh)
+
+
+@pytest.fixture
+def replay(monkeypatch):
+    """Feed the CLI the captured flood trace instead of a live tracefs session."""
+    batches: list = [flood_batch()]
+
+    def fake_capture(args, seconds, count, cpus):
+        yield from batches[: count or len(batches)]
+
+    monkeypatch.setattr(trace_cli, "capture", fake_capture)
+    monkeypatch.setattr(trace_cli, "ksoftirqd_pids", lambda: (14, 22))
+    return batches
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["trace", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_text_report_golden(replay, capsys, golden):
+    code, out, err = run(capsys, "-d", "1")
+    assert (code, err) == (0, "")
+    assert "NET_RX" in out and "P99.9_us" in out and "KSOFTIRQD_time%" in out
+    golden("trace-udpflood.txt", out)
+
+
+def test_per_cpu_rows_with_a_log2_histogram_of_one_vector_golden(replay, capsys, golden):
+    code, out, _ = run(capsys, "-P", "--vector", "NET_RX", "--irq", "RES", "--hist", "log2")
+    assert code == 0
+    assert "NET_RX  CPU0" in out and "TIMER" not in out and "LOC" not in out
+    golden("trace-udpflood-netrx-log2.txt", out)
+
+
+def test_linear_histogram_is_rebucketed_to_a_screen(replay, capsys):
+    _, out, _ = run(capsys, "--vector", "NET_RX", "--irq", "0", "--hist", "linear")
+    rows = [line for line in out.splitlines() if " -> " in line and "|" in line]
+    assert 0 < len(rows) <= 2 * 41  # duration and latency, each at most 40 rows plus overflow
+
+
+def test_json_golden_has_the_documented_keys(replay, capsys, golden):
+    code, out, _ = run(capsys, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["complete"] is True and doc["lost_events"] == {"0": 0, "1": 0}
+    assert doc["window_s"] > 0
+    rx = next(v for v in doc["softirqs"] if v["vector"] == "NET_RX")
+    for key in ("count", "min_ns", "avg_ns", "p50_ns", "p99_ns", "max_ns", "histogram", "ksoftirqd_share", "latency", "per_cpu"):
+        assert key in rx
+    assert rx["count"] == rx["histogram"]["count"] == sum(c["count"] for c in rx["per_cpu"].values())
+    assert {h["vector"] for h in doc["hardirqs"] if h["kind"] == "vector"} >= {"LOC", "RES", "CAL"}
+    golden("trace-udpflood.json", out)
+
+
+def test_lost_events_print_partial_and_complete_false(replay, capsys):
+    replay[0] = dataclasses.replace(flood_batch(), lost={1: 2040})
+    _, out, _ = run(capsys)
+    assert out.splitlines()[1].startswith("PARTIAL: the kernel dropped events (CPU1 2040)")
+    _, out, _ = run(capsys, "--json")
+    doc = json.loads(out)
+    assert doc["complete"] is False and doc["lost_events"] == {"0": 0, "1": 2040}
+
+
+def test_interval_mode_prints_one_compact_json_per_window(replay, capsys):
+    replay.append(flood_batch())
+    code, out, _ = run(capsys, "0.5", "2", "--json")
+    assert code == 0
+    assert [json.loads(line)["command"] for line in out.splitlines()] == ["trace", "trace"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--vector", "NET_FOO"], ["--irq", "LOCX"], ["-d", "2", "1"], ["-d", "0"], ["0.5", "0"],
+    ["--buffer-kb", "1"], ["--bucket-us", "3", "--limit-us", "10"], ["-C", "x"],
+])
+def test_bad_options_exit_64_with_one_line(argv, capsys):
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_USAGE and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("irqlab trace: ")
+
+
+@pytest.mark.parametrize("root", ["/nonexistent/tracefs", "/tmp"])
+def test_no_tracefs_is_one_clear_line_and_exit_3(root, capsys):
+    code, out, err = run(capsys, "--tracefs", root, "-d", "0.1")
+    assert code == EXIT_ERROR and out == ""
+    assert len(err.strip().splitlines()) == 1 and "tracefs" in err
+
+
+def instances() -> set[str]:
+    try:
+        return set(os.listdir("/sys/kernel/tracing/instances"))
+    except OSError:
+        return set()
+
+
+@pytest.mark.live
+@pytest.mark.root
+def test_live_json_window_then_no_instance_is_left():
+    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
+        pytest.skip("needs root and tracefs")
+    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "-d", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert 0.9 < doc["window_s"] < 2 and set(doc["lost_events"]) == {str(c) for c in doc["cpus"]}
+    assert doc["source"] == "tracefs"
+    assert f"irqlab-{proc.pid}" not in instances()
+
+
+def start_tracing() -> subprocess.Popen:
+    """`irqlab trace -d 30` in a child; returns once its instance has its events enabled."""
+    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "-d", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Not just the directory: the session installs its signal handlers after mkdir, and
+    # enables the events after that.
+    enabled = Path(f"/sys/kernel/tracing/instances/irqlab-{proc.pid}/events/irq/softirq_entry/enable")
+    for _ in range(200):
+        try:
+            if enabled.read_text().strip() == "1":
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"irqlab trace exited early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no tracefs instance appeared within 10 s")
+
+
+@pytest.mark.live
+@pytest.mark.root
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_ctrl_c_and_sigterm_remove_the_instance(sig, code):
+    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
+        pytest.skip("needs root and tracefs")
+    proc = start_tracing()
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert f"irqlab-{proc.pid}" not in instances()
+
+
+@pytest.mark.live
+@pytest.mark.root
+def test_an_instance_left_by_sigkill_is_removed_by_the_next_run():
+    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
+        pytest.skip("needs root and tracefs")
+    proc = start_tracing()
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert f"irqlab-{proc.pid}" in instances()  # SIGKILL gives no chance to clean up
+    again = subprocess.run([sys.executable, "-m", "irqlab", "trace", "-d", "0.2", "--json"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"irqlab-{proc.pid}" not in instances()
+
+
+@pytest.mark.live
+@pytest.mark.root
+def test_as_an_unprivileged_user_it_is_one_line_and_exit_3():
+    """Drop to `nobody` (needs root to do so) and run with a Python that user can execute."""
+    import shutil
+    import sysconfig
+
+    python = "/usr/bin/python3"
+    if os.geteuid() != 0 or shutil.which("runuser") is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, runuser and /usr/bin/python3")
+    same = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    if same.stdout.strip() != str(tuple(sys.version_info[:2])):
+        pytest.skip("/usr/bin/python3 is not this Python's version, cannot borrow its packages")
+    src = Path(trace_cli.__file__).resolve().parents[2]
+    path = f"{src}:{sysconfig.get_paths()['purelib']}:{sysconfig.get_paths()['platlib']}"
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={path}", python, "-m", "irqlab", "trace", "-d", "1"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    if not proc.stderr.startswith("irqlab trace: "):
+        pytest.skip(f"nobody cannot import irqlab here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == EXIT_ERROR and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("irqlab trace: ") and "root" in proc.stderr
