@@ -60,3 +60,18 @@ def test_thresholds_are_the_callers():
     r = aggregate_trace(net_rx_runs(400, 0, 1000, 12_000, False))
     (f,) = trace_findings(r, TraceThresholds(softirq_p99_warn_ns=11_000))
     assert f.subject == "NET_RX on CPU0"
+
+
+def test_summary_names_the_busiest_vectors_with_their_tails():
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_findings import trace_summary
+    from irqlab.model.events import EventBatch, EventKind, TraceEvent
+
+    events = []
+    for i in range(50):
+        t = 1_000_000 * i
+        events += [TraceEvent(t, 0, EventKind.SOFTIRQ_RAISE, 5, 3), TraceEvent(t + 1000, 0, EventKind.SOFTIRQ_ENTRY, 5, 3),
+                   TraceEvent(t + 21_000, 0, EventKind.SOFTIRQ_EXIT, 5, 3)]
+    f = trace_summary(aggregate_trace(EventBatch.from_events(events)))
+    assert f.code == "trace-summary"
+    assert f.evidence[0].startswith("softirq NET_RX: 50 runs, avg 20 us")

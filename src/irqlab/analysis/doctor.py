@@ -513,10 +513,10 @@ def summary(rates: Rates) -> Finding:
     )
 
 
-def diagnose(rates: Rates, thresholds: Thresholds | None = None) -> list[Finding]:
-    """Run every rule; ranked findings, with an all-clear when nothing is wrong."""
+def diagnose(rates: Rates, thresholds: Thresholds | None = None, extra: list[Finding] | None = None) -> list[Finding]:
+    """Run every rule (plus findings from other analyses, e.g. a trace); ranked, with an all-clear."""
     d = DoctorInput(rates, thresholds or Thresholds())
-    findings = [f for rule in RULES for f in rule(d)]
+    findings = [f for rule in RULES for f in rule(d)] + list(extra or ())
     if not any(f.severity >= Severity.WARNING for f in findings):
         findings.append(summary(rates))
     return rank(findings)

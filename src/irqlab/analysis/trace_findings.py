@@ -88,6 +88,29 @@ def _hardirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]
     )]
 
 
+def trace_summary(result: TraceResult, top: int = 3) -> Finding:
+    """One info line with the busiest softirq vectors and hard IRQs of the window, measured."""
+    lines = []
+    for label, handlers in (("softirq", result.softirqs), ("hardirq", result.hardirqs)):
+        merged = [(h, h.merged()) for h in handlers]
+        merged = sorted(((h, m) for h, m in merged if m is not None and m.count), key=lambda hm: -hm[1].count)
+        for h, m in merged[:top]:
+            _, share = h.context_share("ksoftirqd") if label == "softirq" else (None, None)
+            ks = f", {100 * share:.0f} % of time in ksoftirqd" if share else ""
+            lines.append(
+                f"{label} {h.name}: {m.count} runs, avg {_us(round(m.sum_ns / m.count))}, "
+                f"p99 {_us(m.percentile(99))}, max {_us(m.max_ns)}{ks}"
+            )
+    seconds = result.window_ns / 1e9
+    return Finding(
+        Severity.INFO, "trace-summary", "tracefs",
+        f"handler durations over {seconds:.1f} s of tracing" + ("" if result.complete else " (PARTIAL)"),
+        tuple(lines) or ("no interrupt handler ran",),
+        "`irqlab trace` shows every vector and IRQ with histograms",
+        {"events": sum(result.events.values())},
+    )
+
+
 def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThresholds()) -> list[Finding]:
     """Findings for one trace window, per CPU; a PARTIAL result says so first."""
     out: list[Finding] = []

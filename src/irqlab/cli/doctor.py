@@ -33,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are critical (default 1000000)")
     p.add_argument("--ksoftirqd-warn", type=float, default=10.0, metavar="PCT", help="ksoftirqd %%CPU that warns (default 10)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and critical findings")
+    p.add_argument(
+        "--trace",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also trace handler durations for up to --trace-seconds (auto: when root and tracefs works)",
+    )
+    p.add_argument("--trace-seconds", type=float, default=1.0, metavar="S", help="seconds of tracing within the sample (default 1)")
     common.add_roots(p)
     common.add_json(p)
 
@@ -63,8 +70,56 @@ def _two_snapshots(args: argparse.Namespace):
     first = take_snapshot(roots)
     if sys.stderr.isatty() and not args.json:
         print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
-    time.sleep(args.duration)
+    started = time.monotonic()
+    args.trace_batch, args.trace_problem = _trace(args)
+    time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
     return first, take_snapshot(roots), None
+
+
+def _trace(args: argparse.Namespace):
+    """(EventBatch, None) from a short private tracefs session, or (None, why not)."""
+    import os
+
+    from irqlab.errors import TracefsUnavailable
+
+    if args.trace == "off":
+        return None, None
+    if args.trace == "auto" and os.geteuid() != 0:
+        return None, "not root: handler durations need tracefs (run as root, or --trace off)"
+    from irqlab.model.events import EventBatch
+    from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
+    from irqlab.tracing.session import TraceSession
+
+    seconds = min(args.trace_seconds, args.duration)
+    try:
+        with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=8192) as session:
+            session.start()
+            batch = session.read(timeout_s=seconds)
+            session.stop()
+            return EventBatch.concat([batch, session.read()]), None
+    except TracefsUnavailable as exc:
+        if args.trace == "on":
+            raise
+        return None, str(exc)
+
+
+def _trace_findings(args: argparse.Namespace, snap) -> list:
+    """Findings from the trace taken during the sample, or one line saying why there is none."""
+    from irqlab.analysis.findings import Finding, Severity
+
+    batch = getattr(args, "trace_batch", None)
+    problem = getattr(args, "trace_problem", None)
+    if batch is None:
+        if problem is None:
+            return []
+        return [Finding(Severity.INFO, "unreadable", "trace", "no handler durations (tracing unavailable)", (problem,),
+                        "run as root with tracefs mounted for per-handler durations", {"source": "trace", "reason": "tracefs"})]
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_findings import trace_findings, trace_summary
+
+    kpids = tuple(t.pid for t in snap.tasks if t.kind == "ksoftirqd")
+    result = aggregate_trace(batch, ksoftirqd_pids=kpids)
+    return trace_findings(result) + [trace_summary(result)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(
         storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
     )
-    findings = diagnose(rates, thresholds)
+    findings = diagnose(rates, thresholds, extra=_trace_findings(args, b))
     code = exit_code(findings)
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]
