@@ -1,0 +1,1 @@
+"""The watch daemon: wires sampler, storm detector, planner, mitigator and alerts."""

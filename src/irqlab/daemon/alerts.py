@@ -1,0 +1,142 @@
+"""Alerts for storm_start / escalation / storm_end: a log line, a webhook, an exec hook.
+
+The log line goes to syslog through /dev/log (journald reads it too) when the socket exists,
+else to stderr. The webhook is an HTTP POST of the event JSON with a timeout and retries;
+the exec hook is an argv run without a shell, the event JSON on its stdin. Both run on a
+background thread so that a slow receiver never delays sampling; a failure is reported back
+as an `error` event, never raised into the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from irqlab.daemon.config import AlertConfig
+
+DEV_LOG = "/dev/log"
+LOG_TAG = "irqlab-watch"
+# syslog priority: facility daemon (3) * 8 + severity (warning 4, notice 5, err 3)
+PRIORITY = {"storm_start": 3 * 8 + 4, "escalation": 3 * 8 + 4, "storm_end": 3 * 8 + 5, "error": 3 * 8 + 3}
+
+
+def log_line(event: dict) -> str:
+    """One structured key=value line for syslog/journald and stderr."""
+    storm = event.get("storm") or {}
+    parts = [f"event={event['event']}"]
+    for key in ("key", "class", "subject", "name", "level", "value", "threshold", "unit", "reason"):
+        if key in storm:
+            value = storm[key]
+            text = f"{value:.0f}" if isinstance(value, float) else str(value)
+            parts.append(f"{key}={json.dumps(text) if ' ' in text else text}")
+    if "message" in event:
+        parts.append(f"message={json.dumps(event['message'])}")
+    return " ".join(parts)
+
+
+class SyslogOrStderr:
+    """Sends a line to /dev/log as RFC 3164 (the form journald and rsyslog accept), else stderr."""
+
+    def __init__(self, path: str = DEV_LOG, stderr=None) -> None:
+        self.path = path
+        self.stderr = stderr or sys.stderr
+        self.sock: socket.socket | None = None
+        if os.path.exists(path):
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self.sock.connect(path)
+            except OSError:
+                self.sock = None
+
+    @property
+    def target(self) -> str:
+        return self.path if self.sock else "stderr"
+
+    def send(self, event: str, line: str) -> None:
+        if self.sock is not None:
+            msg = f"<{PRIORITY.get(event, 29)}>{LOG_TAG}[{os.getpid()}]: {line}"
+            try:
+                self.sock.send(msg.encode())
+                return
+            except OSError:
+                pass
+        print(f"{LOG_TAG}: {line}", file=self.stderr, flush=True)
+
+
+def post_json(url: str, body: dict, timeout_s: float, retries: int, sleep=time.sleep) -> str | None:
+    """POST body as JSON; None on a 2xx, else the last failure. Backs off 0.5, 1, 2 s."""
+    data = json.dumps(body).encode()
+    last = "not sent"
+    for attempt in range(retries + 1):
+        if attempt:
+            sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+        req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": "irqlab-watch"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                if 200 <= resp.status < 300:
+                    return None
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            last = str(getattr(exc, "reason", exc))
+    return f"webhook {url}: {last} after {retries + 1} attempts"
+
+
+def run_hook(argv: tuple[str, ...], body: dict, timeout_s: float = 10.0) -> str | None:
+    """Run the hook without a shell, event JSON on stdin; None when it exits 0."""
+    try:
+        proc = subprocess.run(list(argv), input=json.dumps(body).encode(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout_s, shell=False, close_fds=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"exec hook {argv[0]}: {exc}"
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return f"exec hook {argv[0]}: exit {proc.returncode} {tail[0]}".rstrip()
+    return None
+
+
+class Alerter:
+    """Delivers alert events; failures come back through on_error (from the worker thread)."""
+
+    def __init__(self, cfg: AlertConfig, on_error: Callable[[str], None], log: SyslogOrStderr | None = None) -> None:
+        self.cfg = cfg
+        self.on_error = on_error
+        self.log = log or (SyslogOrStderr() if cfg.syslog else None)
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="irqlab-alerts", daemon=True)
+        self._thread.start()
+
+    def alert(self, event: dict) -> None:
+        if self.log is not None:
+            self.log.send(event["event"], log_line(event))
+        if self.cfg.webhook or self.cfg.exec:
+            self._queue.put(event)
+
+    def _work(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            errors = []
+            if self.cfg.webhook:
+                errors.append(post_json(self.cfg.webhook, event, self.cfg.webhook_timeout_s, self.cfg.webhook_retries))
+            if self.cfg.exec:
+                errors.append(run_hook(self.cfg.exec, event))
+            for e in errors:
+                if e:
+                    self.on_error(e)
+            self._queue.task_done()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (bounded), then stop the worker."""
+        self._queue.put(None)
+        self._thread.join(timeout_s)

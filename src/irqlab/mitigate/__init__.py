@@ -1,0 +1,1 @@
+"""Everything that writes the OS: the SavedSetting journal and the knobs it restores."""

@@ -1,0 +1,72 @@
+"""NAPI polling knobs of a network device: napi_defer_hard_irqs and gro_flush_timeout.
+
+With napi_defer_hard_irqs = N and gro_flush_timeout = T ns, a NAPI poll that finds work
+keeps the device's interrupt masked and re-polls from a timer for up to N empty polls
+(net/core/dev.c napi_complete_done(), v6.18): the kernel's real "switch to polling mode".
+Both are per-device sysfs attributes (net/core/net-sysfs.c, v6.18): napi_defer_hard_irqs
+is refused above S32_MAX (ERANGE), gro_flush_timeout is an unsigned long of nanoseconds;
+writing needs CAP_NET_ADMIN in the device's namespace. The device may live in another
+network namespace; see netns.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from irqlab.errors import IrqlabError
+from irqlab.mitigate.netns import run_in_netns
+
+NAPI_ATTRS: dict[str, tuple[int, int]] = {
+    # attribute -> (min, max) accepted by irqlab
+    "napi_defer_hard_irqs": (0, 2**31 - 1),  # S32_MAX, net-sysfs.c napi_defer_hard_irqs_store()
+    "gro_flush_timeout": (0, 10**9),  # ns; above 1 s is a typo, not a tuning
+}
+_DEV = re.compile(r"^[^/\s]{1,15}$")  # IFNAMSIZ-1, no slash (dev_valid_name())
+
+
+def _path(dev: str, attr: str, sysfs: str = "/sys") -> str:
+    return f"{sysfs}/class/net/{dev}/{attr}"
+
+
+def validate_napi(dev: str, attr: str, value: str) -> str:
+    if not _DEV.match(dev) or dev in (".", ".."):
+        raise IrqlabError(f"network device {dev!r}: not a valid interface name")
+    if attr not in NAPI_ATTRS:
+        raise IrqlabError(f"{attr}: not a NAPI knob irqlab writes ({', '.join(NAPI_ATTRS)})")
+    lo, hi = NAPI_ATTRS[attr]
+    if not (value.isascii() and value.isdigit()) or not lo <= int(value) <= hi:
+        raise IrqlabError(f"{dev}/{attr} = {value!r}: must be an integer in {lo}..{hi}")
+    return str(int(value))
+
+
+def _read(dev: str, attr: str, sysfs: str = "/sys") -> str:
+    with open(_path(dev, attr, sysfs)) as f:
+        return f.read().strip()
+
+
+def _write(dev: str, attr: str, value: str, sysfs: str = "/sys") -> None:
+    fd = os.open(_path(dev, attr, sysfs), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: as `echo >`; procfs/sysfs ignore it
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def read_napi(netns: str | None, dev: str, attr: str, sysfs: str = "/sys") -> str:
+    """A knob's value; sysfs (a test root) applies to irqlab's own namespace only."""
+    return run_in_netns(netns, _read, dev, attr, sysfs if netns is None else "/sys")
+
+
+def write_napi(netns: str | None, dev: str, attr: str, value: str, sysfs: str = "/sys") -> None:
+    value = validate_napi(dev, attr, value)
+    run_in_netns(netns, _write, dev, attr, value, sysfs if netns is None else "/sys")
+
+
+def _devices() -> list[str]:
+    return sorted(os.listdir("/sys/class/net"))
+
+
+def list_devices(netns: str | None) -> list[str]:
+    """Network devices of a namespace (None: ours)."""
+    return run_in_netns(netns, _devices)

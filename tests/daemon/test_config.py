@@ -1,0 +1,142 @@
+"""The watch config: every key validated, one clear error naming it; fuzzed."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from irqlab.analysis.storm import Rule
+from irqlab.daemon.config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "watch.toml"
+FIXTURES = REPO / "tests" / "fixtures" / "watch"
+
+
+def test_the_shipped_example_config_is_valid():
+    cfg = parse_config(tomllib.loads(EXAMPLE.read_text()), str(EXAMPLE))
+    assert cfg.detect.irq[-1] == Rule("*", 100_000.0, 1_000_000.0)
+
+
+def test_defaults_follow_the_seed_thresholds():
+    cfg = parse_config({})
+    assert cfg.detect.irq == (Rule("*", 100_000.0, 1_000_000.0),)
+    assert cfg.plan.napi_defer_hard_irqs == 2 and cfg.alert.webhook == ""
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"interval": 0}, "key interval"),
+        ({"interval": "1"}, "key interval"),
+        ({"intreval": 1}, "key intreval: unknown key"),
+        ({"detect": {"irq": [{"match": "*", "warn": 10, "act": 5}]}}, "key detect.irq[0].act"),
+        ({"detect": {"irq": {"match": "*"}}}, "key detect.irq"),
+        ({"detect": {"baseline": {"k": -1}}}, "key detect.baseline.k"),
+        ({"detect": {"start_intervals": 1.5}}, "key detect.start_intervals"),
+        ({"ladder": {"softirq": {"act": ["reboot"]}}}, "key ladder.softirq.act: unknown action 'reboot'"),
+        ({"ladder": {"disk": {}}}, "key ladder.disk: unknown storm class"),
+        ({"mitigate": {"sacrificial_cpus": "1-"}}, "key mitigate.sacrificial_cpus"),
+        ({"mitigate": {"napi_defer_hard_irqs": 2**31}}, "key mitigate.napi_defer_hard_irqs"),
+        ({"mitigate": {"device": [{"netns": "x"}]}}, "key mitigate.device[0].match"),
+        ({"alert": {"webhook": "ftp://x"}}, "key alert.webhook"),
+        ({"alert": {"exec": ["page-oncall"]}}, "key alert.exec: the program must be an absolute path"),
+        ({"alert": {"syslog": 1}}, "key alert.syslog"),
+    ],
+)
+def test_a_bad_value_is_one_error_naming_the_key(data, key):
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "w.toml")
+    assert str(err.value).startswith("w.toml: ") and key in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_toml_is_one_error_naming_the_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("interval = = 1\n")
+    os.chmod(p, 0o644)
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(p)
+
+
+def test_a_missing_config_is_one_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot"):
+        load_config(tmp_path / "none.toml")
+
+
+@pytest.mark.root
+def test_as_root_a_config_writable_by_others_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the ownership rule applies to root")
+    p = tmp_path / "w.toml"
+    p.write_text("interval = 1\n")
+    os.chmod(p, 0o666)
+    with pytest.raises(ConfigError, match="writable by a user other than root"):
+        load_config(p)
+    os.chmod(p, 0o644)
+    os.chown(p, 65534, 0)
+    with pytest.raises(ConfigError, match="owner uid 65534"):
+        load_config(p)
+
+
+@pytest.mark.root
+def test_as_root_an_exec_hook_writable_by_others_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the ownership rule applies to root")
+    hook = tmp_path / "hook"
+    hook.write_text("#!/bin/sh\n")
+    os.chmod(hook, 0o777)
+    p = tmp_path / "w.toml"
+    p.write_text(f'[alert]\nexec = ["{hook}"]\n')
+    os.chmod(p, 0o644)
+    with pytest.raises(ConfigError, match="exec hook is writable"):
+        load_config(p)
+
+
+def test_the_fixture_configs_parse_or_fail_as_their_name_says():
+    for path in sorted(FIXTURES.glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        if path.name.startswith("bad-"):
+            with pytest.raises(ConfigError):
+                parse_config(data, path.name)
+        else:
+            parse_config(data, path.name)
+
+
+# --- fuzzing ------------------------------------------------------------------------------
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True), st.text(max_size=20))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=12)
+KEYS = ["interval", "hold_down", "journal", "detect", "ladder", "mitigate", "alert", "irq", "softirq", "warn", "act", "match",
+        "baseline", "k", "window", "device", "netns", "exec", "webhook", "softirq", "act", "warn", "start_intervals"]
+near_valid = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(values, near_valid))
+def test_any_parsed_toml_value_gives_a_config_or_one_config_error(data):
+    try:
+        parse_config(data, "fuzz.toml")
+    except ConfigError as exc:
+        assert str(exc).startswith("fuzz.toml: ") and "\n" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_file_text_gives_a_config_or_one_config_error(tmp_path_factory, text):
+    p = tmp_path_factory.mktemp("fuzz") / "w.toml"
+    p.write_text(text)
+    os.chmod(p, 0o644)
+    try:
+        load_config(p)
+    except ConfigError:
+        pass
