@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("irqlab.cli.export", "serve Prometheus metrics of the interrupt path (127.0.0.1:9717)"),
     "record": ("irqlab.cli.record", "append snapshots to an SQLite recording (retention by age or size)"),
     "report": ("irqlab.cli.report", "one self-contained HTML report with plots from a recording"),
+    "latency": ("irqlab.cli.latency", "timer wake-up latency per CPU, latency budgets PASS/FAIL, cause of each breach"),
 }
 
 EPILOG = """\

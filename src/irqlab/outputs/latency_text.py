@@ -1,0 +1,142 @@
+"""Text of `irqlab latency`: a cyclictest-like summary, rtla-hist-like histograms, budget
+verdicts, and the breakdown of each breach."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
+
+STAT_HEADER = ["CPU", "SAMPLES", "MIN_us", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us", "OVER_LIMIT", "MISSED"]
+
+
+def us(ns: float | None) -> str:
+    """Microseconds with one decimal below 100 us, whole above; '-' for none."""
+    if ns is None:
+        return "-"
+    return f"{ns / 1000:.1f}" if ns < 100_000 else f"{ns / 1000:.0f}"
+
+
+def table(header: list[str], rows: list[list[str]], left: Sequence[int] = (0,)) -> list[str]:
+    """Columns in `left` left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def cell(i: int, v: str) -> str:
+        return v.ljust(widths[i]) if i in left else v.rjust(widths[i])
+
+    return ["  ".join(cell(i, v) for i, v in enumerate(r)).rstrip() for r in [header] + rows]
+
+
+def _stat_row(name: str, c: CpuLatency) -> list[str]:
+    s = c.stats
+    return [name, str(s.count), us(s.min_ns), us(s.avg_ns), us(s.p50_ns), us(s.p90_ns), us(s.p99_ns),
+            us(s.p999_ns), us(s.max_ns), str(s.overflows), str(c.missed)]
+
+
+def stats_lines(report: LatencyReport) -> list[str]:
+    rows = [_stat_row(str(c.cpu), c) for c in report.per_cpu]
+    if len(report.per_cpu) > 1:
+        rows.append(_stat_row("all", report.overall))
+    return table(STAT_HEADER, rows)
+
+
+def hist_lines(report: LatencyReport, view: str) -> list[str]:
+    """The histogram per CPU as rtla hist prints it: one column per CPU, an overflow row."""
+    cpus = report.per_cpu
+    head = ["LATENCY_us"] + [f"CPU-{c.cpu:03d}" for c in cpus]
+    rows = []
+    if view == "log2":
+        lo_k, hi_k = _log2_span([c.hist.log2 for c in cpus])
+        for k in range(lo_k, hi_k + 1):
+            lo, hi = (0, 0) if k == 0 else (1 << (k - 1), (1 << k) - 1)
+            rows.append([f"{lo / 1000:.3f} -> {hi / 1000:.3f}"] + [str(int(c.hist.log2[k])) for c in cpus])
+        title = "# histogram (log2 buckets of ns, shown in us; includes what overflowed the linear view)"
+    else:
+        used = np.flatnonzero(sum(c.hist.linear for c in cpus)) if cpus else []
+        b = cpus[0].hist.bucket_ns if cpus else 1000
+        for i in used:
+            rows.append([f"{int(i) * b / 1000:g}"] + [str(int(c.hist.linear[i])) for c in cpus])
+        limit = cpus[0].hist.limit_ns if cpus else 0
+        rows.append([f"over {limit / 1000:g}"] + [str(c.hist.overflow) for c in cpus])
+        title = f"# histogram ({b / 1000:g} us buckets, lower edge in us; overflow row above {limit / 1000:g} us)"
+    return [title] + table(head, rows)
+
+
+def _log2_span(arrays: list[np.ndarray]) -> tuple[int, int]:
+    nz = np.flatnonzero(sum(arrays)) if arrays else np.array([], dtype=np.int64)
+    return (int(nz[0]), int(nz[-1])) if nz.size else (0, -1)
+
+
+def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    head = ["CLASS", "CPUS", "SAMPLES", "P99_us", "P99.9_us", "MAX_us", "LIMITS_us", "RESULT"]
+    rows = []
+    for v in verdicts:
+        s = v.stats
+        limits = ", ".join(f"{c.metric}<={c.limit_ns / 1000:g}" + ("" if c.ok else "!") for c in v.checks)
+        cpus = ",".join(str(c) for c in v.budget.cpus) if v.budget.cpus else "-"
+        rows.append([v.budget.name, cpus, str(s.count), us(s.p99_ns), us(s.p999_ns), us(s.max_ns), limits,
+                     "PASS" if v.passed else "FAIL"])
+    out = table(head, rows, left=(0, 1, 6, 7))
+    for v in verdicts:
+        if not v.passed and v.budget.consequence:
+            out.append(f"  {v.budget.name}: {v.budget.consequence}")
+    failed = sum(not v.passed for v in verdicts)
+    out.append(f"{len(verdicts) - failed} of {len(verdicts)} classes PASS" + (f", {failed} FAIL" if failed else ""))
+    return out
+
+
+def explanation_lines(e: Explanation, start_ns: int) -> list[str]:
+    b = e.breach
+    out = [f"CPU {b.cpu}: woke {us(b.latency_ns)} us late, deadline at +{(b.deadline_ns - start_ns) / 1e9:.6f} s"
+           + ("" if e.complete else "  (trace incomplete here: lost events or outside the traced window)")]
+    rows = [[us(p.duration_ns), f"{100 * p.duration_ns / max(b.latency_ns, 1):.0f}", str(p.count), p.label] for p in e.parts]
+    out += ["  " + line for line in table(["TIME_us", "SHARE_%", "RUNS", "CONTEXT"], rows, left=(3,))]
+    steps = []
+    if e.timer_irq_ns is not None:
+        steps.append(f"timer interrupt entered {us(e.timer_irq_ns)} us after the deadline")
+    if e.woken_ns is not None:
+        steps.append(f"probe woken at +{us(e.woken_ns - b.deadline_ns)} us")
+    if e.switched_in_ns is not None:
+        steps.append(f"switched in at +{us(e.switched_in_ns - b.deadline_ns)} us")
+    if steps:
+        out.append("  " + ", ".join(steps))
+    if e.timer_irq_ns is not None and e.timer_irq_ns >= b.latency_ns / 2:
+        out.append("  the timer interrupt itself came late: what ran before it had interrupts off, "
+                   "or the (v)CPU was not running")
+    blame = [p for p in e.parts if p.kind not in ("probe", "idle", "unknown")]
+    if blame:
+        out.append("  => " + ", then ".join(f"{p.label} {us(p.duration_ns)} us" for p in blame[:3]))
+    else:
+        out.append("  => no interrupt or task ran in the window: the delay is the timer itself "
+                   "(idle exit, or the hypervisor) or the probe's own return to user space")
+    return out
+
+
+def blame_lines(rows: Sequence[Blame], n_breaches: int, limit: int = 12) -> list[str]:
+    head = ["TOTAL_us", "BREACHES", "WORST_us", "CONTEXT"]
+    body = [[us(r.total_ns), f"{r.breaches}/{n_breaches}", us(r.worst_ns), r.label] for r in rows[:limit]]
+    return table(head, body, left=(3,))
+
+
+def thread_lines(notes: Sequence[ThreadNote], policy: str, priority: int) -> list[str]:
+    """irq/N-name threads next to the probe's policy and priority, with a warning per conflict."""
+    mine = f"{policy} {priority}" if policy in ("fifo", "rr") else "other"
+    head = ["PID", "THREAD", "POLICY", "PRIO", "AFFINITY", "PROBE_CPUS", "PROBE", "NOTE"]
+    rows = []
+    for n in notes:
+        t = n.task
+        allowed = ",".join(str(c) for c in t.allowed_cpus) if t.allowed_cpus is not None else "-"
+        note = {"above": "WARNING: its handler preempts the probe; its run time counts as latency",
+                "equal": "same priority: FIFO order decides who waits",
+                "below": "the probe preempts this handler: the device waits while the probe runs"}[n.relation]
+        rows.append([str(t.pid), t.comm, t.policy, str(t.rt_priority), _short(allowed),
+                     ",".join(str(c) for c in n.cpus), mine, note])
+    if not rows:
+        return [f"no irq/N threads share the probe's CPUs (the probe runs at {mine})"]
+    return table(head, rows, left=(1, 2, 4, 5, 6, 7))
+
+
+def _short(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
