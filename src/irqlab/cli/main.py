@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("irqlab.cli.top", "IRQ x CPU and softirq x CPU rates, ksoftirqd and softnet per CPU"),
     "snapshot": ("irqlab.cli.snapshot", "capture /proc and /sys interrupt files into a directory"),
     "diff": ("irqlab.cli.diff", "deltas and rates between two captures"),
+    "sim": ("irqlab.cli.sim", "run a scenario on the simulated kernel (softirqs, ksoftirqd, NAPI)"),
     "watch": ("irqlab.cli.watch", "detect interrupt storms, alert, mitigate with rollback"),
     "trace": ("irqlab.cli.trace", "handler durations, softirq raise->run latency and ksoftirqd share from tracepoints"),
     "export": ("irqlab.cli.export", "serve Prometheus metrics of the interrupt path (127.0.0.1:9717)"),

@@ -1,0 +1,1 @@
+"""A discrete-event model of the kernel's interrupt path (softirqs, ksoftirqd, NAPI, tasklets)."""

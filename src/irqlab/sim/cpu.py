@@ -1,0 +1,334 @@
+"""One CPU: the stack of execution contexts, the run queue, and time accounting.
+
+Contexts nest as on the real machine: hardirq (interrupts off) > softirq > task. Each
+context is a generator that yields the nanoseconds of CPU work it needs next (or BLOCK /
+RESCHED for a task); the CPU runs the top of its stack, and a hardirq arriving mid-segment
+preempts it, pushing a frame and remembering how much of the segment was left. Between
+segments the generators do their side effects (raise a softirq, wake a task), which is
+where the kernel code they mirror does them.
+
+Scheduling (kernel/sched/core.c, __schedule()): a task switch happens only on return to
+task level with need_resched set and the current task preemptible (no softirq count held:
+local_bh_disable() adds to preempt_count, so ksoftirqd inside handle_softirqs() cannot be
+preempted by another task; it stops at the need_resched check instead). RT tasks (FIFO/RR)
+run by priority; SCHED_OTHER by a CFS fair-share model (kernel/sched/fair.c up to v6.5:
+vruntime weighted by nice, sleeper placement at min_vruntime - sched_latency/2, wakeup
+preemption past wakeup_granularity, tick preemption after the ideal slice). v6.6+ EEVDF
+picks differently at fine grain but shares CPU the same way, which is what this model is for.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from irqlab.sim.machine import Machine
+
+BLOCK = "block"  # a task sleeps until woken
+RESCHED = "resched"  # cond_resched(): switch if need_resched
+
+IRQ, SOFTIRQ, USER, SYSTEM, IDLE = "irq", "softirq", "user", "system", "idle"
+ACCOUNTS = (IRQ, SOFTIRQ, USER, SYSTEM, IDLE)
+
+# kernel/sched/core.c sched_prio_to_weight[]: nice 0 is 1024, each step about 1.25x.
+NICE_0_WEIGHT = 1024
+RR_TIMESLICE_NS = 100_000_000  # include/linux/sched/rt.h RR_TIMESLICE (100 ms)
+
+
+def nice_weight(nice: int) -> float:
+    return NICE_0_WEIGHT / (1.25**nice)
+
+
+class Frame:
+    """An interrupt context on a CPU's stack: a hardirq handler or an irq_exit softirq run."""
+
+    __slots__ = ("kind", "gen", "remaining", "acct", "line")
+
+    def __init__(self, kind: str, gen: Any, line: Any = None) -> None:
+        self.kind = kind  # IRQ or SOFTIRQ
+        self.gen = gen
+        self.remaining: int | None = None
+        self.acct = kind
+        self.line = line
+
+
+class Task:
+    """A schedulable thread: its generator body and its scheduling state."""
+
+    __slots__ = ("name", "pid", "cpu", "policy", "prio", "weight", "vruntime", "running", "gen",
+                 "remaining", "acct", "run_ns", "wake_ns", "bh", "kthread", "slice_start_ns",
+                 "latency", "switches", "kind", "nice", "data")
+
+    def __init__(self, name: str, pid: int, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> None:
+        self.name, self.pid, self.cpu = name, pid, cpu
+        self.policy, self.prio, self.nice = policy, prio, nice
+        self.weight = nice_weight(nice)
+        self.vruntime = 0.0
+        self.running = False  # TASK_RUNNING (on a run queue or current)
+        self.gen: Any = None
+        self.remaining: int | None = None
+        self.acct = SYSTEM if kthread else USER
+        self.run_ns = 0  # /proc/PID/schedstat field 1
+        self.wake_ns: int | None = None  # when it became runnable (scheduling latency)
+        self.bh = 0  # softirq count held (local_bh_disable / serving softirq)
+        self.kthread = kthread
+        self.slice_start_ns = 0
+        self.latency: Any = None  # Histogram of wake -> run, when measured
+        self.switches = 0
+        self.kind = "task"
+        self.data: Any = None
+
+    @property
+    def rt(self) -> bool:
+        return self.policy in ("fifo", "rr")
+
+
+class CPU:
+    """Execution state of one CPU."""
+
+    def __init__(self, machine: Machine, cpu: int) -> None:
+        self.m = machine
+        self.id = cpu
+        self.stack: list[Frame] = []
+        self.curr: Task | None = None
+        self.rt_rq: list[Task] = []
+        self.cfs_rq: list[Task] = []
+        self.min_vruntime = 0.0
+        self.need_resched = False
+        self.irr: list[Any] = []  # interrupts pending while interrupts are off (one per line)
+        self.running: Any = None  # the Frame or Task whose segment is on the CPU
+        self.seg_start = 0
+        self.version = 0
+        self.times = dict.fromkeys(ACCOUNTS, 0)
+        self.timers: list[tuple[int, int, Any, Any]] = []  # hrtimers: (expiry, seq, fn, arg)
+        self._advancing = False
+
+    # --- context -------------------------------------------------------------------------
+
+    def in_interrupt(self) -> bool:
+        """in_interrupt(): in a hardirq or softirq, or with bottom halves disabled."""
+        return bool(self.stack) or (self.curr is not None and self.curr.bh > 0)
+
+    def irqs_off(self) -> bool:
+        return bool(self.stack) and self.stack[-1].kind == IRQ
+
+    # --- running segments ----------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Take the running segment off the CPU, charging the time it ran."""
+        r = self.running
+        now = self.m.engine.now
+        if r is None:
+            self.times[IDLE] += now - self.seg_start
+        else:
+            ran = now - self.seg_start
+            r.remaining -= ran
+            self._charge(r, ran)
+        self.running = None
+        self.seg_start = now
+        self.version += 1
+
+    def _charge(self, r: Any, ran: int) -> None:
+        self.times[r.acct] += ran
+        if isinstance(r, Task):
+            r.run_ns += ran
+            if not r.rt:
+                r.vruntime += ran * NICE_0_WEIGHT / r.weight
+
+    def _done(self, version: int) -> None:
+        if version != self.version:
+            return  # preempted since: a stale completion
+        self._stop()
+        self._advance()
+
+    def _top(self) -> Any:
+        return self.stack[-1] if self.stack else self.curr
+
+    def _advance(self) -> None:
+        """Run generators until one yields CPU work, then schedule its completion."""
+        if self._advancing:
+            return
+        self._advancing = True
+        outer, self.m.cur_cpu = self.m.cur_cpu, self
+        try:
+            self._advance_loop()
+        finally:
+            self._advancing = False
+            self.m.cur_cpu = outer
+
+    def _advance_loop(self) -> None:
+        while True:
+            if not self.stack and self.need_resched and (self.curr is None or self.curr.bh == 0):
+                self.schedule()  # preempt_schedule on return to a preemptible task
+            if self.irr and not self.irqs_off():
+                self._deliver_pending()  # interrupts re-enabled: the pending one fires
+                continue
+            r = self.stack[-1] if self.stack else self.curr
+            if r is None:
+                return  # idle: charged as idle by the next _stop()
+            if r.remaining:
+                self.running = r
+                self.seg_start = self.m.engine.now
+                self.m.engine.at(self.seg_start + r.remaining, self._done, self.version)
+                return
+            if r.gen is None:  # a hardirq frame: its handler's work is done
+                self.m.hardirq_exit(self, r.line)
+                self._finish(r)
+                continue
+            try:
+                cmd = next(r.gen)
+            except StopIteration:
+                self._finish(r)
+                continue
+            if cmd.__class__ is int:
+                r.remaining = cmd
+            elif cmd == BLOCK:
+                r.running = False
+                r.remaining = None
+                self.schedule()
+            elif cmd == RESCHED:
+                if self.need_resched:
+                    self.schedule()
+
+    def _finish(self, r: Any) -> None:
+        if isinstance(r, Task):  # a task body that returned: it exits
+            r.running = False
+            self.curr = None
+            self.schedule()
+            return
+        self.stack.pop()
+        if r.kind == IRQ:
+            self.m.irq_exit(self)
+        if not self.stack:
+            self.preempt_point()
+
+    def preempt_point(self) -> None:
+        """Return to task level: switch if need_resched and the task is preemptible."""
+        if self.need_resched and (self.curr is None or self.curr.bh == 0):
+            self.schedule()
+
+    # --- interrupts ----------------------------------------------------------------------
+
+    def deliver(self, line: Any) -> None:
+        """A hardware interrupt for this CPU: run it now, or leave it pending if irqs are off."""
+        if self.irqs_off() or self._advancing:
+            if line not in self.irr:  # the APIC's IRR holds one pending bit per vector
+                self.irr.append(line)
+            return
+        self._stop()
+        self._push_irq(line)
+        self._advance()
+
+    def _deliver_pending(self) -> None:
+        if self.irr and not self.irqs_off():
+            self._push_irq(self.irr.pop(0))
+
+    def _push_irq(self, line: Any) -> None:
+        """Enter a hardirq: a frame whose only work is the handler's cost (no generator)."""
+        frame = Frame(IRQ, None, line)
+        self.stack.append(frame)
+        frame.remaining = self.m.hardirq_enter(self, line)
+
+    # --- hrtimers ------------------------------------------------------------------------
+
+    def add_timer(self, expiry_ns: int, fn: Any, arg: Any = None) -> None:
+        self.m.seq += 1
+        heapq.heappush(self.timers, (expiry_ns, self.m.seq, fn, arg))
+        self.m.engine.at(expiry_ns, self._timer_fire, None, 0)
+
+    def _timer_fire(self, _: Any) -> None:
+        if self.timers and self.timers[0][0] <= self.m.engine.now:
+            self.deliver(self.m.loc)
+
+    def run_timers(self) -> None:
+        """hrtimer_interrupt(): run every expired hrtimer (from the LOC handler)."""
+        now = self.m.engine.now
+        while self.timers and self.timers[0][0] <= now:
+            _, _, fn, arg = heapq.heappop(self.timers)
+            fn(self, arg)
+
+    # --- the scheduler -------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """__schedule(): put the current task back if runnable, pick the next, switch."""
+        prev = self.curr
+        self.need_resched = False
+        if prev is not None and prev.running:
+            self._enqueue(prev, head=prev.rt and prev.policy == "fifo")
+        nxt = self._pick()
+        self.curr = nxt
+        if nxt is prev:
+            return
+        now = self.m.engine.now
+        if nxt is not None:
+            nxt.slice_start_ns = now
+            nxt.switches += 1
+            if nxt.wake_ns is not None:
+                if nxt.latency is not None:
+                    nxt.latency.add(now - nxt.wake_ns)
+                nxt.wake_ns = None
+        self.m.trace_switch(self, prev, nxt)
+
+    def _enqueue(self, t: Task, head: bool = False) -> None:
+        if t.rt:
+            pos = 0
+            while pos < len(self.rt_rq) and (self.rt_rq[pos].prio > t.prio or (not head and self.rt_rq[pos].prio == t.prio)):
+                pos += 1
+            self.rt_rq.insert(pos, t)
+        else:
+            self.cfs_rq.append(t)
+
+    def _pick(self) -> Task | None:
+        if self.rt_rq:
+            return self.rt_rq.pop(0)
+        if self.cfs_rq:
+            best = min(self.cfs_rq, key=lambda t: t.vruntime)
+            self.cfs_rq.remove(best)
+            self.min_vruntime = max(self.min_vruntime, best.vruntime)
+            return best
+        return None
+
+    def wake(self, t: Task) -> None:
+        """try_to_wake_up(): make t runnable on its CPU and decide whether it preempts."""
+        if t.running:
+            return
+        t.running = True
+        t.wake_ns = self.m.engine.now
+        if not t.rt:
+            # place_entity(): a sleeper gets at most half a latency period of credit.
+            t.vruntime = max(t.vruntime, self.min_vruntime - self.m.sched_latency_ns / 2)
+        self._enqueue(t)
+        if self._preempts(t):
+            self.need_resched = True
+
+    def _preempts(self, t: Task) -> bool:
+        c = self.curr
+        if c is None:
+            return True
+        if t.rt:
+            return not c.rt or t.prio > c.prio
+        if c.rt:
+            return False
+        # check_preempt_wakeup(): preempt when curr is ahead by more than the granularity.
+        return c.vruntime - t.vruntime > self.m.wakeup_gran_ns
+
+    def tick(self) -> None:
+        """scheduler_tick() -> task_tick(): slice expiry sets need_resched."""
+        c = self.curr
+        if c is None:
+            if self.rt_rq or self.cfs_rq:
+                self.need_resched = True
+            return
+        ran = self.m.engine.now - c.slice_start_ns
+        if c.rt:
+            if c.policy == "rr" and ran >= RR_TIMESLICE_NS and any(t.prio == c.prio for t in self.rt_rq):
+                self.need_resched = True
+            return
+        if self.rt_rq:
+            self.need_resched = True
+            return
+        n = len(self.cfs_rq) + 1
+        ideal = max(self.m.sched_latency_ns // n, self.m.min_gran_ns)
+        if self.cfs_rq and ran >= ideal:
+            self.need_resched = True

@@ -1,0 +1,71 @@
+"""Threaded IRQs (kernel/irq/manage.c, v6.18): IRQ_WAKE_THREAD, IRQF_ONESHOT, SCHED_FIFO 50.
+
+The primary handler returns IRQ_WAKE_THREAD; __irq_wake_thread() sets IRQTF_RUNTHREAD and
+wakes irq/N-name. With IRQF_ONESHOT (always, under forced threading) the line stays masked
+until irq_finalize_oneshot() after the thread function returns. setup_irq_thread() gives the
+thread SCHED_FIFO at MAX_RT_PRIO/2 = 50 and the line's affinity. A forced-threaded handler
+runs under local_bh_disable(), so softirqs it raised run at its local_bh_enable().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from irqlab.sim.cpu import BLOCK
+from irqlab.sim.line import IRQ_WAKE_THREAD, DeviceLine
+from irqlab.sim.softirq import local_bh_enable
+
+if TYPE_CHECKING:
+    from irqlab.sim.cpu import CPU, Task
+    from irqlab.sim.machine import Machine
+
+IRQ_THREAD_PRIO = 50  # MAX_RT_PRIO / 2
+
+
+class ThreadedDevice(DeviceLine):
+    """A device with a threaded handler: hardirq wakes irq/N-name, which does the work."""
+
+    def __init__(self, m: Machine, dev) -> None:
+        super().__init__(m, dev)
+        self.oneshot = dev.oneshot or m.sc.threadirqs
+        self.runthread = False  # IRQTF_RUNTHREAD
+        self.thread: Task = m.new_task(f"irq/{dev.irq}-{dev.name}"[:15], dev.cpu, "fifo", IRQ_THREAD_PRIO, kthread=True)
+        self.thread.kind = "irq"
+        self.thread.data = dev.irq
+        self.thread.gen = irq_thread(m, self, self.thread)
+        self.thread_runs = 0
+        self.masked_while_running = 0  # interrupts that arrived (and waited) while masked
+
+    def end(self, cpu: CPU) -> int:
+        if self.oneshot:
+            self.masked = True  # mask_irq() in handle_edge/fasteoi for IRQF_ONESHOT
+        self.runthread = True
+        self.m.wake(self.thread, cpu)
+        if not self.oneshot:
+            self.arm()
+        return IRQ_WAKE_THREAD
+
+
+def irq_thread(m: Machine, line: ThreadedDevice, task: Task) -> Generator:
+    """irq_thread(): wait for RUNTHREAD, run the thread function, finalize the oneshot mask."""
+    while True:
+        if not line.runthread:
+            yield BLOCK
+            continue
+        line.runthread = False
+        line.sync()
+        k, line.queued = max(line.queued, 1), 0
+        if m.sc.threadirqs:
+            task.bh += 1
+        yield line.work_cost.total(k)
+        line.thread_runs += 1
+        if m.sc.threadirqs:
+            task.bh -= 1
+            yield from local_bh_enable(m, m.cpus[task.cpu], task)
+        if line.oneshot:
+            line.sync()
+            line.masked_while_running += 1 if line.queued else 0
+            line.unmask()  # irq_finalize_oneshot(): unmask; IRQS_PENDING work fires now
+
+

@@ -1,0 +1,110 @@
+"""An interrupt line and its device: arrivals, masking, the handler's cost and return value.
+
+A line raises an interrupt at its device's next arrival while it is armed; once it has
+fired it stays quiet until its handler has run (the pending bit of an edge interrupt
+holds one interrupt, however many events arrive), then re-arms for the next arrival. A
+masked or disabled line does not fire; on unmask, work that arrived meanwhile fires at once
+(IRQS_PENDING replay in kernel/irq/chip.c). Arrivals while quiet are counted lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from irqlab.sim.workload import NEVER, ArrivalStream, CostSampler
+
+if TYPE_CHECKING:
+    from irqlab.sim.cpu import CPU
+    from irqlab.sim.machine import Machine
+    from irqlab.sim.scenario import Device
+
+IRQ_NONE, IRQ_HANDLED, IRQ_WAKE_THREAD = 0, 1, 2  # include/linux/irqreturn.h
+
+
+class Line:
+    """A /proc/interrupts row: numbered device line or arch row (LOC, RES)."""
+
+    def __init__(self, m: Machine, irq: str, name: str, cpu: int, description: str = "") -> None:
+        self.m = m
+        self.irq = irq
+        self.numbered = irq.isdigit()
+        self.nr = int(irq) if self.numbered else 0
+        self.name = name
+        self.description = description
+        self.cpu = cpu
+        self.counts = [0] * m.sc.cpus
+        self.masked = False  # mask_irq(): IRQF_ONESHOT, or the driver while NAPI polls
+        self.disabled = False  # IRQS_SPURIOUS_DISABLED
+        self.armed = False
+        # kernel/irq/spurious.c note_interrupt() state of the irq_desc
+        self.irq_count = 0
+        self.irqs_unhandled = 0
+        self.last_unhandled = 0  # jiffies
+        self.nobody_cared = 0
+        self.handled_seq = 0
+
+    def start(self, cpu: CPU) -> int:
+        """The handler begins: its cost in ns."""
+        return 0
+
+    def end(self, cpu: CPU) -> int:
+        """The handler ends: its side effects; returns IRQ_NONE / IRQ_HANDLED / IRQ_WAKE_THREAD."""
+        return IRQ_HANDLED
+
+
+class DeviceLine(Line):
+    """A numbered line whose device has an arrival process; one interrupt per quiet->busy edge."""
+
+    chip = "PCI-MSIX-0000:00:04.0"
+
+    def __init__(self, m: Machine, dev: Device) -> None:
+        super().__init__(m, str(dev.irq), dev.name, dev.cpu)
+        self.dev = dev
+        self.stream = ArrivalStream(dev.arrival, m.sc.duration_ns + m.sc.warmup_ns + 1, m.rng)
+        self.hard_cost = CostSampler(dev.hardirq, m.rng)
+        self.work_cost = CostSampler(dev.work, m.rng)
+        self.queued = 0  # events arrived and not yet handled (the ring, for NICs)
+        self.capacity = dev.ring
+        self.missed = 0  # arrivals dropped because the ring was full
+        self.arrived = 0
+        self._fired = False
+
+    def sync(self, t_ns: int | None = None) -> None:
+        """Count arrivals up to now (or t_ns) into the ring; what does not fit is missed."""
+        n = self.stream.take_until(self.m.engine.now if t_ns is None else t_ns)
+        if n:
+            self.arrived += n
+            room = self.capacity - self.queued
+            take = n if n <= room else room
+            self.queued += take
+            self.missed += n - take
+
+    def arm(self) -> None:
+        """Fire at the next arrival (or now, if work is already waiting)."""
+        if self.armed or self.masked or self.disabled:
+            return
+        self.armed = True
+        t = self.m.engine.now if self.queued else self.stream.peek()
+        if t < NEVER:
+            self.m.engine.at(t, self._arrive, None, 0)
+
+    def _arrive(self, _: object) -> None:
+        self.armed = False
+        if self.masked or self.disabled:
+            return
+        self.sync()
+        if not self.queued:
+            self.arm()
+            return
+        self._fired = True
+        self.m.cpus[self.cpu].deliver(self)
+
+    def start(self, cpu: CPU) -> int:
+        self.sync()
+        self._fired = False
+        return self.hard_cost.draw()
+
+    def unmask(self) -> None:
+        self.masked = False
+        self.sync()
+        self.arm()

@@ -1,0 +1,341 @@
+"""The simulated machine: CPUs, lines, tasks and the softirq vector table, wired and run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+import numpy as np
+
+from irqlab.model.events import EventKind
+from irqlab.model.histogram import Histogram
+from irqlab.sim import napi, softirq, spurious, tasklet
+from irqlab.sim.cpu import BLOCK, CPU, Task
+from irqlab.sim.engine import Engine
+from irqlab.sim.irqthread import ThreadedDevice
+from irqlab.sim.line import IRQ_HANDLED, IRQ_NONE, DeviceLine, Line
+from irqlab.sim.scenario import Scenario
+from irqlab.sim.workload import CostSampler
+
+KSOFTIRQD_PID0 = 14  # what a small x86 box shows; ids are only labels
+IRQ_THREAD_PID0 = 100
+TASK_PID0 = 1000
+
+
+class BufferedHistogram(Histogram):
+    """A Histogram whose add() only appends; flush() bins the values in one numpy call.
+
+    Histogram.add() costs microseconds of numpy scalar work; a run adds millions of values.
+    The machine flushes at every sample, so readers after run() see exact contents.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self, bucket_ns: int = 1_000, limit_ns: int = 1_000_000) -> None:
+        super().__init__(bucket_ns, limit_ns)
+        self.pending: list[int] = []
+
+    def add(self, value_ns: int) -> None:  # type: ignore[override]
+        self.pending.append(value_ns)
+
+    def flush(self) -> None:
+        if self.pending:
+            super().add_many(np.array(self.pending, dtype=np.int64))
+            self.pending = []
+
+
+class SoftirqState:
+    """Per-CPU softirq state: the pending mask, raise times, /proc/softirqs counts, statistics."""
+
+    def __init__(self, ksoftirqd: Task) -> None:
+        self.pending = 0
+        self.raised_ns = [0] * 10
+        self.counts = [0] * 10
+        self.ksoftirqd = ksoftirqd
+        self.ksoftirqd_vectors = [0] * 10  # vector runs inside ksoftirqd
+        self.restarts = 0  # handle_softirqs() "goto restart"
+        self.handoffs = 0  # handle_softirqs() ended with work left: wakeup_softirqd()
+        self.wakeups = 0  # every wakeup_softirqd()
+        self.deferred_irq_exit = 0  # 4.9..6.4: irq_exit left the work to a running ksoftirqd
+        self.irq_exit_runs = 0
+        self.bh_enable_runs = 0
+        self.ksoftirqd_runs = 0
+
+
+class LocLine(Line):
+    """The local APIC timer: runs expired hrtimers (the tick is one of them)."""
+
+    def __init__(self, m: Machine) -> None:
+        super().__init__(m, "LOC", "", 0, "Local timer interrupts")
+        self.cost = CostSampler(m.sc.tick_cost, m.rng)
+
+    def start(self, cpu: CPU) -> int:
+        return self.cost.draw()
+
+    def end(self, cpu: CPU) -> int:
+        cpu.run_timers()
+        return IRQ_HANDLED
+
+
+class ResLine(Line):
+    """The rescheduling IPI: another CPU woke a task here (scheduler_ipi())."""
+
+    def start(self, cpu: CPU) -> int:
+        return 500
+
+
+class PlainDevice(DeviceLine):
+    """A device whose hardirq handler does all the work (or none: IRQ_NONE, see `unhandled`)."""
+
+    def end(self, cpu: CPU) -> int:
+        self.queued = 0
+        self.arm()
+        return IRQ_HANDLED
+
+
+class Machine:
+    """Everything the kernel model keeps, and the run loop."""
+
+    def __init__(self, sc: Scenario, progress: Callable[[float], None] | None = None) -> None:
+        self.sc = sc
+        self.engine = Engine()
+        self.rng = np.random.default_rng(sc.seed)
+        self.seq = 0
+        self.cur_cpu: CPU | None = None
+        self.progress = progress
+        self.tracing = sc.trace
+        factor = 1 + min(sc.cpus, 8).bit_length() - 1  # sched_update_scaling(): 1 + ilog2(ncpus)
+        self.sched_latency_ns = 6_000_000 * factor
+        self.min_gran_ns = 750_000 * factor
+        self.wakeup_gran_ns = 1_000_000 * factor
+        self.tasks: list[Task] = []
+        self._pids: dict[str, int] = {}
+        self.cpus = [CPU(self, c) for c in range(sc.cpus)]
+        self.softirq_state = [SoftirqState(self._ksoftirqd(c)) for c in range(sc.cpus)]
+        self.softnet = [napi.Softnet(self, c) for c in range(sc.cpus)]
+        self.tasklets = {False: [[] for _ in range(sc.cpus)], True: [[] for _ in range(sc.cpus)]}
+        self.tasklet_symbols: dict[int, str] = {}
+        self.napi_names: list[str] = []
+        self.raise_latency = [BufferedHistogram(1_000, 10_000_000) for _ in range(10)]
+        self.forwarded = 0
+        self.spurious_polls = 0
+        self.messages: list[str] = []
+        self.events: list[tuple] = []
+        self.snapshots: list = []
+        self.window_times: list[dict[str, int]] = []  # per-CPU exact ns at the window start
+        self.actions = self._actions()
+        self.loc = LocLine(self)
+        self.res = ResLine(self, "RES", "", 0, "Rescheduling interrupts")
+        self.sockets = {t.name: napi.Socket(self, t.rcvbuf) for t in sc.tasks if t.kind == "receiver"}
+        self.lines: list[Line] = [self._device(d) for d in sc.devices]
+        self.user_tasks = [self._user_task(i, t) for i, t in enumerate(sc.tasks)]
+
+    # --- construction --------------------------------------------------------------------
+
+    def _actions(self) -> list:
+        """softirq_vec[]: the action per vector; vectors with no model do no work."""
+
+        def idle_action(m: Machine, cpu: CPU) -> Generator:
+            return
+            yield
+
+        acts = [idle_action] * 10
+        acts[softirq.NET_RX] = napi.net_rx_action
+        acts[softirq.TASKLET] = tasklet.tasklet_action(False)
+        acts[softirq.HI] = tasklet.tasklet_action(True)
+        return acts
+
+    def new_task(self, name: str, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> Task:
+        """A task with a PID from its class's range (ksoftirqd 14, 22, ...; IRQ threads 100+; tasks 1000+)."""
+        kind = "ksoftirqd" if name.startswith("ksoftirqd/") else "kthread" if kthread else "task"
+        n = self._pids.get(kind, 0)
+        self._pids[kind] = n + 1
+        pid = {"ksoftirqd": KSOFTIRQD_PID0 + 8 * n, "kthread": IRQ_THREAD_PID0 + n, "task": TASK_PID0 + n}[kind]
+        t = Task(name, pid, cpu, policy, prio, nice, kthread)
+        self.tasks.append(t)
+        return t
+
+    def _ksoftirqd(self, c: int) -> Task:
+        t = self.new_task(f"ksoftirqd/{c}", c, kthread=True)
+        t.kind = "ksoftirqd"
+        t.gen = softirq.ksoftirqd_body(self, self.cpus[c], t)
+        t.running = True  # runs once at boot and sleeps: it blocks on its first step
+        self.cpus[c]._enqueue(t)
+        return t
+
+    def _device(self, d) -> DeviceLine:
+        kinds = {"napi": napi.NapiNic, "netif_rx": napi.NetifRxNic, "plain": PlainDevice,
+                 "tasklet": tasklet.TaskletDevice, "threaded": ThreadedDevice}
+        if d.kind == "hi_tasklet":
+            return tasklet.TaskletDevice(self, d, hi=True)
+        if self.sc.threadirqs and d.kind in ("plain", "napi"):
+            return ThreadedDevice(self, d)  # forced threading: every device handler in a thread
+        return kinds[d.kind](self, d)
+
+    def _user_task(self, i: int, spec) -> Task:
+        t = self.new_task(spec.name, spec.cpu, spec.policy, spec.priority, spec.nice)
+        cost = CostSampler(spec.work, self.rng)
+        if spec.kind == "periodic":
+            t.latency = BufferedHistogram(1_000, 20_000_000)
+            t.gen = self._periodic(t, spec.period_ns, cost)
+        elif spec.kind == "receiver":
+            sock = self.sockets[spec.name]
+            sock.reader = t
+            t.gen = self._receiver(t, sock, cost)
+        else:
+            t.gen = self._hog()
+        t.running = True
+        self.cpus[spec.cpu]._enqueue(t)
+        return t
+
+    # --- task bodies ---------------------------------------------------------------------
+
+    def _periodic(self, t: Task, period_ns: int, cost: CostSampler) -> Generator:
+        """A cyclictest-like task: an hrtimer wakes it every period; latency = run - expiry."""
+        cpu = self.cpus[t.cpu]
+        expiry = self.engine.now + period_ns
+        t.data = {"overruns": 0, "runs": 0}
+        while True:
+            cpu.add_timer(expiry, self._timer_wake, (t, expiry))
+            yield BLOCK
+            t.data["runs"] += 1
+            yield cost.draw()
+            expiry += period_ns
+            while expiry <= self.engine.now:
+                expiry += period_ns
+                t.data["overruns"] += 1
+
+    def _timer_wake(self, cpu: CPU, arg: tuple) -> None:
+        t, expiry = arg
+        self.wake(t, cpu)
+        t.wake_ns = expiry  # latency counts from the timer's expiry, as cyclictest does
+
+    def _receiver(self, t: Task, sock, cost: CostSampler) -> Generator:
+        """A UDP reader: one datagram per recvmsg(); the queue lock is taken with _bh."""
+        cpu = self.cpus[t.cpu]
+        while True:
+            if not sock.qlen:
+                yield BLOCK
+                continue
+            sock.qlen -= 1
+            yield cost.draw()
+            sock.received += 1
+            # spin_unlock_bh() of the receive queue: local_bh_enable() runs pending softirqs.
+            yield from softirq.local_bh_enable(self, cpu, t)
+
+    def _hog(self) -> Generator:
+        while True:
+            yield 1_000_000
+
+    # --- interrupts ----------------------------------------------------------------------
+
+    def hardirq_enter(self, cpu: CPU, line: Line) -> int:
+        """handle_irq_event() begins: count the interrupt (kstat_irqs); the handler's cost in ns."""
+        line.counts[cpu.id] += 1
+        if self.tracing:
+            self.trace(cpu, EventKind.IRQ_ENTRY if line.numbered else EventKind.VECTOR_ENTRY, line.nr if line.numbered else 0xEC)
+        return line.start(cpu)
+
+    def hardirq_exit(self, cpu: CPU, line: Line) -> None:
+        """The handler returns: its side effects, note_interrupt(); irq_exit() follows."""
+        ret = line.end(cpu)
+        if line.numbered:
+            line.handled_seq += 1
+            if line.dev.unhandled and spurious.unhandled_now(line, line.handled_seq, line.dev.unhandled):
+                ret = IRQ_NONE
+            spurious.note_interrupt(self, line, ret)
+        if self.tracing:
+            self.trace(cpu, EventKind.IRQ_EXIT if line.numbered else EventKind.VECTOR_EXIT, line.nr if line.numbered else 0xEC, ret)
+
+    def irq_exit(self, cpu: CPU) -> None:
+        """__irq_exit_rcu(): leaving the last interrupt level with softirqs pending runs them."""
+        if not cpu.in_interrupt() and self.softirq_state[cpu.id].pending:
+            softirq.invoke_softirq(self, cpu)
+
+    def wake(self, t: Task, from_cpu: CPU | None) -> None:
+        """try_to_wake_up() on t's CPU; a remote wake-up that preempts sends a RES IPI."""
+        if t.running:
+            return
+        target = self.cpus[t.cpu]
+        target.wake(t)
+        self.trace(from_cpu or target, EventKind.SCHED_WAKEUP, t.pid, t.cpu, t.prio)
+        src = from_cpu or self.cur_cpu
+        if target.need_resched and src is not target:
+            target.deliver(self.res)
+
+    # --- tracing -------------------------------------------------------------------------
+
+    def trace(self, cpu: CPU, kind: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
+        if self.tracing:
+            curr = cpu.curr
+            self.events.append((self.engine.now, cpu.id, int(kind), curr.pid if curr else 0, a0, a1, a2))
+
+    def trace_switch(self, cpu: CPU, prev: Task | None, nxt: Task | None) -> None:
+        if self.tracing:
+            self.events.append((self.engine.now, cpu.id, int(EventKind.SCHED_SWITCH), prev.pid if prev else 0,
+                                nxt.pid if nxt else 0, 0, (nxt.prio if nxt else 0)))
+
+    def log(self, message: str) -> None:
+        self.messages.append(f"[{self.engine.now / 1e9:12.6f}] {message}")
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self) -> Machine:
+        """Run warm-up and the measured window, sampling snapshots at even instants."""
+        from irqlab.sim.emit import snapshot
+
+        sc = self.sc
+        for cpu in self.cpus:
+            cpu.add_timer(sc.tick_ns, self._tick, None)
+        for line in self.lines:
+            line.arm()
+        start, end = sc.warmup_ns, sc.warmup_ns + sc.duration_ns
+        instants = [start + (end - start) * i // (sc.samples - 1) for i in range(sc.samples)]
+        for cpu in self.cpus:
+            cpu.need_resched = bool(cpu.rt_rq or cpu.cfs_rq)  # boot: the idle task yields to runnable threads
+            cpu._advance()
+        steps = 50
+        for k in range(1, steps + 1):
+            horizon = k * end // steps
+            while instants and instants[0] <= horizon:
+                t = instants.pop(0)
+                self.engine.run(t)
+                self._sync_all()
+                if t == start:
+                    self._reset_histograms()
+                    self.window_times = [dict(c.times) for c in self.cpus]
+                self._flush_histograms()
+                self.snapshots.append(snapshot(self))
+            self.engine.run(horizon)
+            if self.progress:
+                self.progress(k / steps)
+        return self
+
+    def _tick(self, cpu: CPU, _: object) -> None:
+        cpu.tick()
+        cpu.add_timer((self.engine.now // self.sc.tick_ns + 1) * self.sc.tick_ns, self._tick, None)
+
+    def _sync_all(self) -> None:
+        """Bring lazily counted state up to now: CPU time of running segments, ring arrivals."""
+        for cpu in self.cpus:
+            if not cpu._advancing:
+                r = cpu.running
+                cpu._stop()
+                if r is not None:
+                    cpu._advance()
+        for line in self.lines:
+            if isinstance(line, DeviceLine) and (line.masked or line.disabled):
+                line.sync()
+
+    def _flush_histograms(self) -> None:
+        for h in self.raise_latency:
+            h.flush()
+        for t in self.tasks:
+            if t.latency is not None:
+                t.latency.flush()
+
+    def _reset_histograms(self) -> None:
+        for h in self.raise_latency:
+            h.__init__(h.bucket_ns, h.limit_ns)
+        for t in self.tasks:
+            if t.latency is not None:
+                t.latency.__init__(t.latency.bucket_ns, t.latency.limit_ns)  # also empties pending

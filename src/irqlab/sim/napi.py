@@ -1,0 +1,218 @@
+"""NAPI and the backlog: napi_schedule, net_rx_action, napi_poll, netif_rx (net/core/dev.c, v6.18)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
+
+from irqlab.model.events import EventKind
+from irqlab.sim.line import IRQ_HANDLED, DeviceLine
+from irqlab.sim.softirq import NET_RX, raise_softirq
+
+if TYPE_CHECKING:
+    from irqlab.sim.cpu import CPU
+    from irqlab.sim.machine import Machine
+
+
+class Napi:
+    """struct napi_struct: SCHED state, weight, the poll function, defer_hard_irqs count."""
+
+    __slots__ = ("name", "weight", "scheduled", "poll", "defer_count", "index", "owner")
+
+    def __init__(self, name: str, weight: int, poll, owner, index: int) -> None:
+        self.name, self.weight, self.poll, self.owner, self.index = name, weight, poll, owner, index
+        self.scheduled = False  # NAPI_STATE_SCHED
+        self.defer_count = 0
+
+
+class Softnet:
+    """struct softnet_data of one CPU: poll_list, backlog, and the softnet_stat counters."""
+
+    def __init__(self, m: Machine, cpu: int) -> None:
+        self.poll_list: list[Napi] = []
+        self.processed = 0
+        self.dropped = 0
+        self.time_squeeze = 0
+        self.backlog_q: deque[list] = deque()  # [line, packets] runs in input_pkt_queue
+        self.backlog_len = 0
+        self.backlog = Napi(f"backlog{cpu}", m.sc.dev_weight, process_backlog, None, -1)
+
+
+def napi_schedule(m: Machine, cpu: CPU, n: Napi) -> None:
+    """napi_schedule(): test-and-set SCHED, add to this CPU's poll_list, raise NET_RX."""
+    if n.scheduled:
+        return
+    n.scheduled = True
+    m.softnet[cpu.id].poll_list.append(n)
+    raise_softirq(m, cpu, NET_RX)
+
+
+def net_rx_action(m: Machine, cpu: CPU) -> Generator:
+    """net_rx_action(): poll until the list is empty, netdev_budget is spent or 2 jiffies pass."""
+    sd = m.softnet[cpu.id]
+    tick = m.sc.tick_ns
+    # usecs_to_jiffies() rounds up
+    time_limit = m.engine.now // tick + -(-m.sc.budget_usecs * 1000 // tick)
+    budget = m.sc.netdev_budget
+    work_list, sd.poll_list = sd.poll_list, []
+    repoll: list[Napi] = []
+    while True:
+        if not work_list:
+            if not repoll and sd.poll_list:
+                work_list, sd.poll_list = sd.poll_list, []  # "goto start": new work arrived
+                continue
+            break
+        n = work_list.pop(0)
+        # __napi_poll(): call poll with the weight; a full quota keeps the NAPI on the list.
+        # A poll returns its work, its cost, and what happens when it ends (deliveries).
+        work, cost, after = n.poll(m, cpu, n)
+        if cost:
+            yield cost
+        after()
+        if m.tracing:
+            m.trace(cpu, EventKind.NAPI_POLL, work, n.weight, max(n.index, 0))
+        if work < n.weight:
+            napi_complete_done(m, cpu, n, work)
+        else:
+            repoll.append(n)
+        budget -= work
+        # "If softirq window is exhausted then punt." One squeeze per truncated pass.
+        if budget <= 0 or m.engine.now // tick >= time_limit:
+            sd.time_squeeze += 1
+            break
+    # list_splice_tail_init(&sd->poll_list, &list); list_splice_tail(&repoll, &list);
+    # list_splice(&list, &sd->poll_list): unpolled first, then newly scheduled, then repoll.
+    sd.poll_list = work_list + sd.poll_list + repoll
+    if sd.poll_list:
+        raise_softirq(m, cpu, NET_RX)
+
+
+def napi_complete_done(m: Machine, cpu: CPU, n: Napi, work: int) -> None:
+    """napi_complete_done(): clear SCHED; with defer_hard_irqs, poll again from a timer instead."""
+    n.scheduled = False
+    line = n.owner
+    if line is None:
+        return  # the backlog: no interrupt to re-enable
+    timeout = 0
+    if work:
+        n.defer_count = line.dev.defer_hard_irqs
+    if n.defer_count > 0:
+        n.defer_count -= 1
+        timeout = line.dev.gro_flush_timeout_ns
+    if timeout:
+        # hrtimer_start(&n->timer, timeout): napi_watchdog() schedules the poll again; the
+        # driver's interrupt stays off.
+        m.cpus[line.cpu].add_timer(m.engine.now + timeout, _napi_watchdog, n)
+        return
+    line.unmask()  # the driver re-enables its interrupt
+
+
+def _napi_watchdog(cpu: CPU, n: Napi) -> None:
+    napi_schedule(cpu.m, cpu, n)
+
+
+def deliver(m: Machine, line: DeviceLine, k: int) -> None:
+    """Hand k received packets up the stack: a socket's queue or the forwarding output."""
+    m.softnet[line.cpu].processed += k  # __netif_receive_skb_core(): sd->processed++
+    if line.dev.deliver == "forward":
+        m.forwarded += k
+    else:
+        m.sockets[line.dev.deliver].enqueue(k)
+
+
+class NapiNic(DeviceLine):
+    """A NAPI driver: the hardirq masks the device and schedules NAPI; poll drains the ring."""
+
+    def __init__(self, m: Machine, dev) -> None:
+        super().__init__(m, dev)
+        self.napi = Napi(dev.name, dev.weight, self._poll, self, len(m.napi_names))
+        m.napi_names.append(dev.name)
+
+    def end(self, cpu: CPU) -> int:
+        self.masked = True
+        napi_schedule(self.m, cpu, self.napi)
+        return IRQ_HANDLED
+
+    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Callable[[], None]]:
+        """The driver's poll: clean descriptors one after another, up to the weight.
+
+        Packets that land in the ring while the poll runs are seen by it, as a driver's loop
+        over the descriptor ring sees them; so under overload a poll uses its full quota.
+        """
+        t, k, cost = m.engine.now, 0, 0
+        while k < n.weight:
+            self.sync(t)
+            take = min(n.weight - k, self.queued)
+            if not take:
+                break
+            self.queued -= take
+            k += take
+            c = self.work_cost.total(take)
+            cost += c
+            t += c
+        return k, cost, lambda: deliver(m, self, k)
+
+
+class NetifRxNic(DeviceLine):
+    """A pre-NAPI driver: every interrupt copies its packets into the backlog with netif_rx()."""
+
+    def start(self, cpu: CPU) -> int:
+        self.sync()
+        self._k, self.queued = self.queued, 0
+        return self.hard_cost.total(max(self._k, 1))
+
+    def end(self, cpu: CPU) -> int:
+        m = self.m
+        sd = m.softnet[cpu.id]
+        # enqueue_to_backlog(): accepted while qlen <= netdev_max_backlog, else sd->dropped++
+        room = max(m.sc.netdev_max_backlog + 1 - sd.backlog_len, 0)
+        take = min(self._k, room)
+        sd.dropped += self._k - take
+        if take:
+            sd.backlog_q.append([self, take])
+            sd.backlog_len += take
+            napi_schedule(m, cpu, sd.backlog)
+        self.arm()
+        return IRQ_HANDLED
+
+
+def process_backlog(m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Callable[[], None]]:
+    """process_backlog(): up to the quota (dev_weight) packets from input_pkt_queue."""
+    sd = m.softnet[cpu.id]
+    work, cost, runs = 0, 0, []
+    while work < n.weight and sd.backlog_q:
+        run = sd.backlog_q[0]
+        take = min(run[1], n.weight - work)
+        cost += run[0].work_cost.total(take)
+        run[1] -= take
+        sd.backlog_len -= take
+        work += take
+        runs.append((run[0], take))
+        if not run[1]:
+            sd.backlog_q.popleft()
+
+    def after() -> None:
+        for line, k in runs:
+            deliver(m, line, k)
+
+    return work, cost, after
+
+
+class Socket:
+    """A receiving socket: a queue bounded by rcvbuf, read by one task."""
+
+    def __init__(self, m: Machine, limit: int) -> None:
+        self.m = m
+        self.limit = limit
+        self.qlen = 0
+        self.drops = 0  # UDP RcvbufErrors
+        self.received = 0
+        self.reader = None  # the Task
+
+    def enqueue(self, k: int) -> None:
+        take = min(k, self.limit - self.qlen)
+        self.drops += k - take
+        self.qlen += take
+        if take and self.reader is not None and not self.reader.running:
+            self.m.wake(self.reader, None)  # sk_data_ready() wakes the blocked reader

@@ -1,0 +1,137 @@
+"""Softirqs: raise, handle_softirqs(), invoke_softirq() by era, ksoftirqd (kernel/softirq.c, v6.18).
+
+handle_softirqs() is written as the kernel writes it: take the pending mask, clear it,
+run each set vector in bit order, then restart while more is pending, jiffies are before
+`end` (MAX_SOFTIRQ_TIME = msecs_to_jiffies(2), so HZ-granular), need_resched is clear and
+--max_restart (MAX_SOFTIRQ_RESTART = 10) is non-zero; otherwise wake ksoftirqd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from irqlab.model.events import EventKind
+from irqlab.model.vectors import SOFTIRQ_NR
+from irqlab.sim.cpu import BLOCK, RESCHED, SOFTIRQ, CPU, Frame
+
+if TYPE_CHECKING:
+    from irqlab.sim.machine import Machine
+
+HI, TIMER, NET_TX, NET_RX, BLOCK_VEC, IRQ_POLL, TASKLET, SCHED, HRTIMER, RCU = range(10)
+# include/linux/interrupt.h (4.15 .. 6.4): SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
+SOFTIRQ_NOW_MASK = (1 << HI) | (1 << TASKLET)
+assert SOFTIRQ_NR["NET_RX"] == NET_RX and SOFTIRQ_NR["TASKLET"] == TASKLET
+
+
+def msecs_to_jiffies(ms: int, hz: int) -> int:
+    """include/linux/jiffies.h: rounds up, so 2 ms is 1 jiffy at HZ=100 or 250."""
+    return -(-ms * hz // 1000)
+
+
+def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
+    """raise_softirq_irqoff(): set the bit; outside interrupt context, wake ksoftirqd."""
+    bit = 1 << nr
+    st = m.softirq_state[cpu.id]
+    if not st.pending & bit:
+        st.raised_ns[nr] = m.engine.now
+    st.pending |= bit
+    if m.tracing:
+        m.trace(cpu, EventKind.SOFTIRQ_RAISE, nr)
+    # "If we're in an interrupt or softirq, we're done (this also catches softirq-disabled
+    # code). We will actually run the softirq once we return from the irq or softirq."
+    if not cpu.in_interrupt():
+        wakeup_softirqd(m, cpu)
+
+
+def wakeup_softirqd(m: Machine, cpu: CPU) -> None:
+    st = m.softirq_state[cpu.id]
+    st.wakeups += 1
+    m.wake(st.ksoftirqd, cpu)
+
+
+def ksoftirqd_running(m: Machine, cpu: CPU, pending: int) -> bool:
+    """The 4.9..6.4 rule: leave pending work to a runnable ksoftirqd (HI/TASKLET exempt from 4.15)."""
+    era = m.sc.era
+    if era in ("pre-4.9", "6.5"):
+        return False
+    if era == "4.15" and pending & SOFTIRQ_NOW_MASK:
+        return False
+    return m.softirq_state[cpu.id].ksoftirqd.running
+
+
+def invoke_softirq(m: Machine, cpu: CPU) -> None:
+    """irq_exit_rcu() -> invoke_softirq(): run pending softirqs on this interrupt's way out."""
+    st = m.softirq_state[cpu.id]
+    if ksoftirqd_running(m, cpu, st.pending):
+        st.deferred_irq_exit += 1
+        return
+    if m.sc.threadirqs:
+        # force_irqthreads(): softirqs are left to ksoftirqd (kernel/softirq.c invoke_softirq()).
+        wakeup_softirqd(m, cpu)
+        return
+    st.irq_exit_runs += 1
+    cpu.stack.append(Frame(SOFTIRQ, handle_softirqs(m, cpu, None), None))
+
+
+def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
+    """handle_softirqs(ksirqd): one run of the pending vectors with the restart rules."""
+    st = m.softirq_state[cpu.id]
+    hz_tick = m.sc.tick_ns
+    end = m.engine.now // hz_tick + msecs_to_jiffies(m.sc.max_softirq_time_ms, m.sc.hz)
+    max_restart = m.sc.max_softirq_restart
+    pending = st.pending
+    raise_lat, actions = m.raise_latency, m.actions
+    if task is not None:
+        task.bh += 1  # softirq_handle_begin(): __local_bh_disable_ip(SOFTIRQ_OFFSET)
+        saved, task.acct = task.acct, SOFTIRQ
+    while True:
+        st.pending = 0  # set_softirq_pending(0), then local_irq_enable()
+        nr = 0
+        while pending:
+            if pending & 1:
+                st.counts[nr] += 1  # kstat_incr_softirqs_this_cpu(): what /proc/softirqs counts
+                raise_lat[nr].add(m.engine.now - st.raised_ns[nr])
+                if task is not None:
+                    st.ksoftirqd_vectors[nr] += 1
+                if m.tracing:
+                    m.trace(cpu, EventKind.SOFTIRQ_ENTRY, nr)
+                yield from actions[nr](m, cpu)
+                if m.tracing:
+                    m.trace(cpu, EventKind.SOFTIRQ_EXIT, nr)
+            pending >>= 1
+            nr += 1
+        pending = st.pending
+        if not pending:
+            break
+        if m.engine.now // hz_tick < end and not cpu.need_resched:
+            max_restart -= 1
+            if max_restart:
+                st.restarts += 1
+                continue
+        st.handoffs += 1
+        wakeup_softirqd(m, cpu)
+        break
+    if task is not None:
+        task.bh -= 1
+        task.acct = saved
+
+
+def local_bh_enable(m: Machine, cpu: CPU, task) -> Generator:
+    """local_bh_enable() -> do_softirq() in task context when something is pending."""
+    st = m.softirq_state[cpu.id]
+    if st.pending and not cpu.stack and task.bh == 0 and not ksoftirqd_running(m, cpu, st.pending):
+        st.bh_enable_runs += 1
+        yield from handle_softirqs(m, cpu, task)
+
+
+def ksoftirqd_body(m: Machine, cpu: CPU, task) -> Generator:
+    """smpboot thread loop: ksoftirqd_should_run() = local_softirq_pending(); run_ksoftirqd()."""
+    st = m.softirq_state[cpu.id]
+    while True:
+        if not st.pending:
+            yield BLOCK
+            continue
+        st.ksoftirqd_runs += 1
+        yield from handle_softirqs(m, cpu, task)
+        yield RESCHED  # cond_resched()

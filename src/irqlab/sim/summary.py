@@ -1,0 +1,139 @@
+"""What a run shows: per-vector raise->entry latency, ksoftirqd share, restarts, deferrals, tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from irqlab.model.histogram import Histogram
+from irqlab.model.vectors import SOFTIRQ_NAMES
+
+if TYPE_CHECKING:
+    from irqlab.sim.machine import Machine
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSummary:
+    """One CPU over the measured window."""
+
+    cpu: int
+    ksoftirqd_pct: float  # ksoftirqd/N run time / window
+    softirq_pct: float  # all softirq time (irq_exit, bh_enable, ksoftirqd) / window
+    irq_pct: float
+    idle_pct: float
+    restarts: int
+    handoffs: int  # handle_softirqs() ended with work left and woke ksoftirqd
+    deferred_irq_exit: int  # irq_exit() left work to a running ksoftirqd (4.9..6.4 rules)
+    net_rx_in_ksoftirqd_pct: float  # share of NET_RX runs that ran in ksoftirqd
+    time_squeeze: int
+    backlog_drops: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    name: str
+    cpu: int
+    policy: str
+    cpu_pct: float
+    latency: Histogram | None  # wake -> run, periodic tasks
+    received_per_s: float | None  # receivers
+    socket_drops: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    scenario: str
+    era: str
+    window_ns: int
+    cpus: tuple[CpuSummary, ...]
+    tasks: tuple[TaskSummary, ...]
+    raise_latency: dict[str, Histogram]  # per vector that ran
+    arrivals_per_s: float
+    delivered_per_s: float  # forwarded + received by tasks
+    ring_drops: int
+    nobody_cared: tuple[int, ...]
+    messages: tuple[str, ...]
+    heap_events: int
+
+
+def summarize(m: Machine) -> Summary:
+    """Differences between the first and last snapshot window, plus the run's histograms."""
+    first, last = m.snapshots[0], m.snapshots[-1]
+    win = last.taken_ns - first.taken_ns
+    base = {t.pid: t.run_ns for t in first.tasks}
+    ks = {t.cpu: t.run_ns - base.get(t.pid, 0) for t in last.tasks if t.kind == "ksoftirqd"}
+    # Exact ns from the model, not /proc/stat's USER_HZ ticks (10 ms steps on short windows).
+    start_times = m.window_times or [dict.fromkeys(c.times, 0) for c in m.cpus]
+    cpus = []
+    for c, st in enumerate(m.softirq_state):
+        times = m.cpus[c].times
+        pct = {f: 100.0 * (times[f] - start_times[c][f]) / win for f in ("irq", "softirq", "idle")}
+        sd = m.softnet[c]
+        nrx = st.counts[3]
+        cpus.append(CpuSummary(c, 100.0 * ks.get(c, 0) / win, pct["softirq"], pct["irq"], pct["idle"], st.restarts,
+                               st.handoffs, st.deferred_irq_exit, 100.0 * st.ksoftirqd_vectors[3] / nrx if nrx else 0.0,
+                               sd.time_squeeze, sd.dropped))
+    return Summary(
+        scenario=m.sc.name, era=m.sc.era, window_ns=win, cpus=tuple(cpus), tasks=tuple(_tasks(m, first, win)),
+        raise_latency={SOFTIRQ_NAMES[v]: h for v, h in enumerate(m.raise_latency) if h.count},
+        arrivals_per_s=sum(getattr(ln, "arrived", 0) for ln in m.lines) * 1e9 / max(m.engine.now, 1),
+        delivered_per_s=(m.forwarded + sum(s.received for s in m.sockets.values())) * 1e9 / max(m.engine.now, 1),
+        ring_drops=sum(getattr(ln, "missed", 0) for ln in m.lines),
+        nobody_cared=tuple(int(ln.irq) for ln in m.lines if ln.nobody_cared), messages=tuple(m.messages),
+        heap_events=m.engine.processed,
+    )
+
+
+def _tasks(m: Machine, first, win: int):
+    for t, spec in zip(m.user_tasks, m.sc.tasks):
+        sock = m.sockets.get(spec.name)
+        yield TaskSummary(spec.name, spec.cpu, spec.policy, 100.0 * t.run_ns / max(m.engine.now, 1), t.latency,
+                          sock.received * 1e9 / max(m.engine.now, 1) if sock else None, sock.drops if sock else None)
+
+
+def summary_json(s: Summary) -> dict:
+    """The JSON form (documented in docs/sim.md)."""
+    return {
+        "scenario": s.scenario, "era": s.era, "window_ns": s.window_ns,
+        "cpus": [{k: getattr(c, k) for k in c.__slots__} for c in s.cpus],
+        "tasks": [{"name": t.name, "cpu": t.cpu, "policy": t.policy, "cpu_pct": t.cpu_pct,
+                   "latency": _stats(t.latency), "received_per_s": t.received_per_s, "socket_drops": t.socket_drops}
+                  for t in s.tasks],
+        "raise_latency": {v: _stats(h) for v, h in s.raise_latency.items()},
+        "arrivals_per_s": s.arrivals_per_s, "delivered_per_s": s.delivered_per_s, "ring_drops": s.ring_drops,
+        "nobody_cared": list(s.nobody_cared), "messages": list(s.messages), "heap_events": s.heap_events,
+    }
+
+
+def _stats(h: Histogram | None) -> dict | None:
+    if h is None or not h.count:
+        return None
+    st = h.stats()
+    return {k: getattr(st, k) for k in st.__slots__}
+
+
+def render_summary(s: Summary) -> str:
+    """Plain-text summary; units in every header, '-' for empty cells."""
+    us = lambda v: "-" if v is None else f"{v / 1000:.1f}"  # noqa: E731
+    out = [f"irqlab sim - {s.scenario}, {s.era} rules, window {s.window_ns / 1e9:.3f} s (simulated)", ""]
+    out.append(f"{'CPU':>3} {'ksoftirqd%':>10} {'softirq%':>9} {'irq%':>6} {'idle%':>6} {'restarts':>9} "
+               f"{'handoffs':>9} {'deferred':>9} {'NET_RX@ksd%':>11} {'squeeze':>8} {'drops':>7}")
+    for c in s.cpus:
+        out.append(f"{c.cpu:>3} {c.ksoftirqd_pct:>10.1f} {c.softirq_pct:>9.1f} {c.irq_pct:>6.1f} {c.idle_pct:>6.1f} "
+                   f"{c.restarts:>9} {c.handoffs:>9} {c.deferred_irq_exit:>9} {c.net_rx_in_ksoftirqd_pct:>11.1f} "
+                   f"{c.time_squeeze:>8} {c.backlog_drops:>7}")
+    out += ["", f"{'vector':<8} {'runs':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>8}   (raise -> entry)"]
+    for name, h in s.raise_latency.items():
+        st = h.stats()
+        out.append(f"{name:<8} {st.count:>9} {us(st.p50_ns):>8} {us(st.p99_ns):>8} {us(st.max_ns):>8}")
+    if s.tasks:
+        out += ["", f"{'task':<12} {'CPU':>3} {'policy':<6} {'cpu%':>6} {'p50 us':>8} {'p99 us':>8} {'max us':>8} {'recv/s':>9} {'drops':>7}"]
+        for t in s.tasks:
+            st = t.latency.stats() if t.latency is not None and t.latency.count else None
+            recv = "-" if t.received_per_s is None else f"{t.received_per_s:.0f}"
+            drops = "-" if t.socket_drops is None else str(t.socket_drops)
+            out.append(f"{t.name:<12} {t.cpu:>3} {t.policy:<6} {t.cpu_pct:>6.1f} {us(st and st.p50_ns):>8} "
+                       f"{us(st and st.p99_ns):>8} {us(st and st.max_ns):>8} {recv:>9} {drops:>7}")
+    out += ["", f"arrivals {s.arrivals_per_s:.0f}/s, delivered {s.delivered_per_s:.0f}/s, ring drops {s.ring_drops}"]
+    out += [f"kernel: {msg}" for msg in s.messages]
+    return "\n".join(out) + "\n"
