@@ -50,11 +50,16 @@ def counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.nda
     new = new.astype(np.int64, copy=False)
     # Two's complement makes `& (2^32 - 1)` the same as `mod 2^32`, at a quarter of the cost.
     delta = (new - old) & (WRAP - 1)
-    bad = (new < old) & (delta >= HALF)
+    # For u32 counters the modular delta is >= 2^31 exactly when the counter went back by up
+    # to 2^31 (a reset) or forward by more than 2^31 (impossible within any sane interval);
+    # a smaller delta that still implies more than the plausible per-CPU rate is a reset too.
+    limit = HALF
     if dt_s > 0:
-        bad |= delta > MAX_PLAUSIBLE_RATE_PER_CPU * dt_s
+        limit = min(limit, int(MAX_PLAUSIBLE_RATE_PER_CPU * dt_s) + 1)
+    bad = delta >= limit
     out = delta.astype(np.float64)
-    out[bad] = np.nan
+    if bad.any():
+        out[bad] = np.nan
     return out, bad
 
 
@@ -161,18 +166,16 @@ def interrupt_rates(a: Interrupts, b: Interrupts, dt_ns: int) -> IrqRates:
     rb = np.array(rows_b, dtype=np.intp)
     delta, bad = counter_delta(_take(a.counts, ra, ia), _take(b.counts, rb, ib), dt_s)
     per_cpu = np.array([line.per_cpu for line in lines], dtype=bool)
-    delta[~per_cpu, :] = np.nan
-    # Totals: per-CPU rows sum their cells (so hotplugged CPUs do not distort them); rows with
-    # one value (ERR, MIS: atomic_t, also 32-bit) difference that value.
-    total_delta = np.where(per_cpu, np.nansum(delta, axis=1), np.nan)
+    # Totals: per-CPU rows sum their cells (so hotplugged CPUs do not distort them; a reset cell
+    # makes the row's total NaN, as it should); rows with one value (ERR, MIS: atomic_t, also
+    # 32-bit) difference that value.
+    total_delta = delta.sum(axis=1)
+    bad_rows = bad.any(axis=1) if bad.any() else np.zeros(len(lines), dtype=bool)
     if (~per_cpu).any():
+        delta[~per_cpu, :] = np.nan
         single, single_bad = counter_delta(a.totals[ra], b.totals[rb], dt_s)
         total_delta = np.where(per_cpu, total_delta, single)
-        bad_single = single_bad & ~per_cpu
-    else:
-        bad_single = np.zeros(len(lines), dtype=bool)
-    bad_rows = bad.any(axis=1) | bad_single
-    total_delta[bad_rows & per_cpu] = np.nan
+        bad_rows |= single_bad & ~per_cpu
     for k in np.flatnonzero(bad_rows):
         line = lines[k]
         where = ", ".join(f"CPU{cpus[c]}" for c in np.flatnonzero(bad[k])) or "total"
