@@ -54,14 +54,10 @@ def read_bytes(path: Path | str) -> bytes:
     """Read a whole kernel file; procfs files report size 0, so read until EOF."""
     try:
         with open(path, "rb", buffering=0) as f:
-            chunks = []
-            while True:
-                # /proc/interrupts on 1152 CPUs is 13 MB; large reads keep syscalls few.
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        return b"".join(chunks)
+            # FileIO.readall() reads until EOF into one growing buffer: on the 13 MB
+            # /proc/interrupts of a 1152-CPU machine it is several times faster than joining
+            # chunks (far fewer fresh pages to fault in).
+            return f.readall()
     except OSError as exc:
         raise translate(exc, path) from None
 
