@@ -75,3 +75,18 @@ def test_summary_names_the_busiest_vectors_with_their_tails():
     f = trace_summary(aggregate_trace(EventBatch.from_events(events)))
     assert f.code == "trace-summary"
     assert f.evidence[0].startswith("softirq NET_RX: 50 runs, avg 20 us")
+
+
+def test_system_vectors_have_wider_limits_than_device_irqs():
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_findings import trace_findings
+    from irqlab.model.events import EventBatch, EventKind, TraceEvent
+
+    events = []
+    for i in range(200):  # 100 us handlers: slow for a device, ordinary for the local timer
+        t = 1_000_000 * i
+        events += [TraceEvent(t, 0, EventKind.IRQ_ENTRY, 0, 41), TraceEvent(t + 100_000, 0, EventKind.IRQ_EXIT, 0, 41, 1),
+                   TraceEvent(t + 200_000, 0, EventKind.VECTOR_ENTRY, 0, 236, 0), TraceEvent(t + 300_000, 0, EventKind.VECTOR_EXIT, 0, 236, 0)]
+    codes = [(f.code, f.subject) for f in trace_findings(aggregate_trace(EventBatch.from_events(events, irq_names={41: "eth0"})))]
+    assert [c for c, _ in codes] == ["trace-hardirq-slow"]
+    assert codes[0][1].startswith("IRQ 41 (eth0)")
