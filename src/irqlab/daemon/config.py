@@ -22,6 +22,14 @@ from irqlab.cpulist import parse_cpulist
 from irqlab.errors import IrqlabError, ParseError
 
 
+def _bare(name: str) -> str:
+    """A TOML key as it would be written: bare when it can be, else quoted (one line, always)."""
+    import json
+    import re
+
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
 class ConfigError(IrqlabError):
     """A config file that cannot be used; the message names the file and the key."""
 
@@ -66,6 +74,7 @@ class _Keys:
         self.origin = origin
 
     def key(self, name: str) -> str:
+        name = _bare(name)
         return f"{self.where}.{name}" if self.where else name
 
     def fail(self, name: str, message: str) -> ConfigError:
