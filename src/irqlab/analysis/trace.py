@@ -33,110 +33,24 @@ import numpy as np
 from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
 from irqlab.model.events import VECTOR_NAMES, EventBatch, EventKind
 from irqlab.model.histogram import Histogram
+from irqlab.model.trace import (  # noqa: F401 (re-exported: the result types live in model)
+    CONTEXTS,
+    X86_VECTORS,
+    Handler,
+    Layout,
+    TraceResult,
+    tasklet_name,
+    vector_name,
+)
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
-CONTEXTS = ("ksoftirqd", "irq_exit", "other")
 KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")
-
-# x86 system vector numbers (arch/x86/include/asm/irq_vectors.h, v6.18) -> /proc/interrupts
-# row; irq_vectors:*_entry records the number in its `vector` field (LOC is 236 = 0xec).
-X86_VECTORS: dict[int, str] = {
-    0xFF: "SPU", 0xFE: "ERR", 0xFD: "RES", 0xFC: "CAL", 0xFB: "CAL", 0xFA: "TRM", 0xF9: "THR",
-    0xF8: "RBT", 0xF7: "PLT", 0xF6: "IWI", 0xF4: "DFR", 0xF3: "HYP", 0xF2: "PIN", 0xF1: "PIW",
-    0xF0: "NPI", 0xEC: "LOC",
-}
-
 _VECTOR_KEY = 1 << 40  # keeps vector keys apart from IRQ numbers in one hardirq pairing
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Histogram layout used for every duration of one result (so they all merge)."""
-
-    bucket_ns: int = 1_000
-    limit_ns: int = 1_000_000
-
-    def new(self) -> Histogram:
-        return Histogram(self.bucket_ns, self.limit_ns)
-
-
-@dataclass(frozen=True, slots=True)
-class Handler:
-    """One IRQ, system vector, softirq vector or tasklet: its histograms per CPU (ns)."""
-
-    kind: str  # "irq", "vector", "softirq", "tasklet"
-    key: int  # IRQ number, x86 vector number, softirq number, tasklet function address
-    name: str  # "virtio3-rx", "LOC", "NET_RX", "net_tx_action"
-    gross: dict[int, Histogram]  # cpu -> exit - entry
-    net: dict[int, Histogram]  # cpu -> minus nested hardirq handlers
-    latency: dict[int, Histogram] = field(default_factory=dict)  # softirq: raise -> entry
-    runs_by_context: dict[int, dict[str, int]] = field(default_factory=dict)  # softirq: cpu -> ctx -> runs
-    ns_by_context: dict[int, dict[str, int]] = field(default_factory=dict)  # softirq: cpu -> ctx -> gross ns
-
-    def merged(self, which: str = "gross", cpus: Iterable[int] | None = None) -> Histogram | None:
-        """The histogram `which` (gross, net, latency) merged over cpus (all when None)."""
-        per_cpu: dict[int, Histogram] = getattr(self, which)
-        hists = [h for c, h in sorted(per_cpu.items()) if cpus is None or c in cpus]
-        if not hists:
-            return None
-        out = hists[0].copy()
-        for h in hists[1:]:
-            out.merge(h)
-        return out
-
-    def context_share(self, ctx: str, cpus: Iterable[int] | None = None) -> tuple[float | None, float | None]:
-        """(share of runs, share of time) in context ctx, 0..1; None when there were no runs."""
-        sel = [c for c in self.runs_by_context if cpus is None or c in cpus]
-        runs = sum(sum(self.runs_by_context[c].values()) for c in sel)
-        ns = sum(sum(self.ns_by_context[c].values()) for c in sel)
-        if runs == 0:
-            return None, None
-        r = sum(self.runs_by_context[c].get(ctx, 0) for c in sel) / runs
-        t = sum(self.ns_by_context[c].get(ctx, 0) for c in sel) / ns if ns else None
-        return r, t
-
-
-@dataclass(frozen=True, slots=True)
-class TraceResult:
-    """Everything `irqlab trace` reports for one window."""
-
-    window_ns: int
-    cpus: tuple[int, ...]
-    events: dict[int, int]  # cpu -> events seen
-    lost: dict[int, int]  # cpu -> events the kernel dropped
-    hardirqs: tuple[Handler, ...]  # kinds "irq" and "vector"
-    softirqs: tuple[Handler, ...]
-    tasklets: tuple[Handler, ...]
-    passes: dict[int, int]  # cpu -> handle_softirqs() passes seen
-    restarts: dict[int, int]  # cpu -> passes that went back to `restart:`
-    truncated: dict[str, dict[int, int]]  # "hardirq"/"softirq"/"tasklet"/"latency"/"unraised" -> cpu -> n
-    ksoftirqd_pids: tuple[int, ...] = ()
-    source: str = ""
-    layout: Layout = Layout()
-
-    @property
-    def complete(self) -> bool:
-        """False when the kernel dropped events: never present this result as whole."""
-        return not any(self.lost.values())
 
 
 def ksoftirqd_pids_of(comms: dict[int, str], extra: Collection[int] = ()) -> tuple[int, ...]:
     """The pids whose comm is ksoftirqd/N (from the batch), plus pids the caller knows."""
     return tuple(sorted({p for p, c in comms.items() if KSOFTIRQD.match(c)} | set(extra)))
-
-
-_VECTOR_BY_ID = tuple(VECTOR_NAMES.values())  # arg1 of VECTOR_ENTRY: position in VECTOR_NAMES
-
-
-def vector_name(vector: int, vector_id: int = -1) -> str:
-    """The /proc/interrupts row of a system vector: from the event's id, else its number."""
-    if 0 <= vector_id < len(_VECTOR_BY_ID):
-        return _VECTOR_BY_ID[vector_id]
-    return X86_VECTORS.get(int(vector), f"vec{int(vector)}")
-
-
-def tasklet_name(addr: int, symbols: dict[int, str]) -> str:
-    return symbols.get(addr) or f"0x{addr:x}"
 
 
 @dataclass(frozen=True, slots=True)

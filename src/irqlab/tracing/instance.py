@@ -242,7 +242,9 @@ class Instance:
             self.write("tracing_on", "0")
         except TracefsUnavailable:
             pass
-        for _ in range(50):  # EBUSY while a reader still holds trace_pipe_raw open
+        # EBUSY while a reader still holds trace_pipe_raw open; on a loaded machine the reader
+        # thread may need a while to notice and close, so wait up to 5 s.
+        for _ in range(250):
             try:
                 os.rmdir(self.path)
                 break
