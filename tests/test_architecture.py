@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "daemon": None,  # wires everything, like cli
     "probe": BASE | {"model", "probe"},  # the latency probe reads the OS (clocks, scheduler) like sources/
     # BPF backend: reads the OS like sources/ (bpf(2), tracefs formats); builds analysis.trace results.
-    "bpf": BASE | {"model", "bpf", "tracing", "sources", "analysis"},
+    "bpf": BASE | {"model", "bpf", "tracing", "sources"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -37,6 +37,7 @@ def replay(monkeypatch):
         yield from batches[: count or len(batches)]
 
     monkeypatch.setattr(trace_cli, "capture", fake_capture)
+    monkeypatch.setattr(trace_cli, "_backend", lambda args: "tracefs")
     monkeypatch.setattr(trace_cli, "ksoftirqd_pids", lambda: (14, 22))
     return batches
 
@@ -126,7 +127,7 @@ def instances() -> set[str]:
 def test_live_json_window_then_no_instance_is_left():
     if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
         pytest.skip("needs root and tracefs")
-    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "-d", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     doc = json.loads(out)
@@ -137,7 +138,7 @@ def test_live_json_window_then_no_instance_is_left():
 
 def start_tracing() -> subprocess.Popen:
     """`irqlab trace -d 30` in a child; returns once its instance has its events enabled."""
-    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "-d", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Not just the directory: the session installs its signal handlers after mkdir, and
     # enables the events after that.
     enabled = Path(f"/sys/kernel/tracing/instances/irqlab-{proc.pid}/events/irq/softirq_entry/enable")
@@ -176,7 +177,7 @@ def test_an_instance_left_by_sigkill_is_removed_by_the_next_run():
     proc.kill()
     proc.communicate(timeout=30)
     assert f"irqlab-{proc.pid}" in instances()  # SIGKILL gives no chance to clean up
-    again = subprocess.run([sys.executable, "-m", "irqlab", "trace", "-d", "0.2", "--json"], capture_output=True, text=True, timeout=60)
+    again = subprocess.run([sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "0.2", "--json"], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert f"irqlab-{proc.pid}" not in instances()
 
@@ -196,7 +197,7 @@ def test_as_an_unprivileged_user_it_is_one_line_and_exit_3():
         pytest.skip("/usr/bin/python3 is not this Python's version, cannot borrow its packages")
     src = Path(trace_cli.__file__).resolve().parents[2]
     path = f"{src}:{sysconfig.get_paths()['purelib']}:{sysconfig.get_paths()['platlib']}"
-    proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={path}", python, "-m", "irqlab", "trace", "-d", "1"],
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={path}", python, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "1"],
                           capture_output=True, text=True, timeout=60, cwd="/")
     if not proc.stderr.startswith("irqlab trace: "):
         pytest.skip(f"nobody cannot import irqlab here: {proc.stderr.strip()[:200]}")

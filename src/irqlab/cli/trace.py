@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--irq", metavar="LIST", help="only these IRQs / system vectors, e.g. 41,LOC")
     p.add_argument("--hist", choices=("linear", "log2"), help="also print each handler's histogram")
     p.add_argument("-P", "--per-cpu", action="store_true", help="one row per handler and CPU")
+    p.add_argument("--backend", choices=("auto", "bpf", "tracefs"), default="auto",
+                   help="bpf aggregates in the kernel (nothing lost; needs root or CAP_BPF+CAP_PERFMON); "
+                   "tracefs reads the ring buffer; auto (default) uses bpf when permitted, else says why and uses tracefs")
     p.add_argument("--tracefs", metavar="DIR", help="tracefs mount point (default: found in /proc/self/mounts)")
     p.add_argument("--buffer-kb", type=int, default=8192, metavar="N", help="ring buffer per CPU in KiB (default 8192)")
     p.add_argument("--bucket-us", type=int, default=1, metavar="N", help="linear histogram bucket (default 1 us)")
@@ -127,10 +130,30 @@ def run(args: argparse.Namespace) -> int:
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
     kpids = ksoftirqd_pids()
+    if _backend(args) == "bpf":
+        from pathlib import Path
+
+        from irqlab.bpf.backend import stream
+        from irqlab.tracing.instance import find_tracefs
+
+        root = find_tracefs(Path(args.tracefs) if args.tracefs else None).root
+        for result in stream(root, seconds, count, layout=layout, ksoftirqd_pids=kpids, cpus=cpus, vectors=vectors, irqs=irqs):
+            emit(result, args)
+        return 0
     for batch in capture(args, seconds, count, cpus):
         result = aggregate_trace(batch, cpus=cpus, vectors=vectors, irqs=irqs, ksoftirqd_pids=kpids, layout=layout)
         emit(result, args)
     return 0
+
+
+def _backend(args: argparse.Namespace) -> str:
+    """bpf or tracefs; auto prints one line on stderr when it falls back (BpfUnavailable for --backend bpf)."""
+    from irqlab.bpf.backend import choose_backend
+
+    backend, note = choose_backend(args.backend)
+    if note:
+        print(f"irqlab trace: {note}", file=sys.stderr)
+    return backend
 
 
 def emit(result, args: argparse.Namespace) -> None:
