@@ -111,7 +111,7 @@ def trace_summary(result: TraceResult, top: int = 3) -> Finding:
             )
     seconds = result.window_ns / 1e9
     return Finding(
-        Severity.INFO, "trace-summary", "tracefs",
+        Severity.INFO, "trace-summary", result.source or "trace",
         f"handler durations over {seconds:.1f} s of tracing" + ("" if result.complete else " (PARTIAL)"),
         tuple(lines) or ("no interrupt handler ran",),
         "`irqlab trace` shows every vector and IRQ with histograms",
@@ -125,7 +125,7 @@ def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThres
     if not result.complete:
         lost = ", ".join(f"CPU{c}: {n}" for c, n in sorted(result.lost.items()) if n)
         out.append(Finding(
-            Severity.INFO, "trace-lost-events", "tracefs",
+            Severity.INFO, "trace-lost-events", result.source or "trace",
             "trace is PARTIAL: the kernel dropped events", (lost,),
             "Use a shorter window or a larger --buffer-kb; counts and tails below are low estimates.",
             {"lost": sum(result.lost.values())},

@@ -71,54 +71,76 @@ def _two_snapshots(args: argparse.Namespace):
     if sys.stderr.isatty() and not args.json:
         print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
     started = time.monotonic()
-    args.trace_batch, args.trace_problem = _trace(args)
+    args.trace_result, args.trace_problem = _trace(args)
     time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
     return first, take_snapshot(roots), None
 
 
 def _trace(args: argparse.Namespace):
-    """(EventBatch, None) from a short private tracefs session, or (None, why not)."""
+    """(TraceResult, None) from a short trace (BPF when permitted, else tracefs), or (None, why not)."""
     import os
 
-    from irqlab.errors import TracefsUnavailable
+    from irqlab.errors import IrqlabError
 
     if args.trace == "off":
         return None, None
     if args.trace == "auto" and os.geteuid() != 0:
-        return None, "not root: handler durations need tracefs (run as root, or --trace off)"
-    from irqlab.model.events import EventBatch
-    from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
-    from irqlab.tracing.session import TraceSession
-
+        return None, "not root: handler durations need BPF or tracefs (run as root, or --trace off)"
     seconds = min(args.trace_seconds, args.duration)
     try:
-        with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=8192) as session:
-            session.start()
-            batch = session.read(timeout_s=seconds)
-            session.stop()
-            return EventBatch.concat([batch, session.read()]), None
-    except TracefsUnavailable as exc:
+        return _trace_bpf(seconds) or _trace_tracefs(seconds), None
+    except IrqlabError as exc:
         if args.trace == "on":
             raise
         return None, str(exc)
 
 
-def _trace_findings(args: argparse.Namespace, snap) -> list:
+def _ksoftirqd_pids() -> tuple[int, ...]:
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.tasks import read_tasks
+
+    tasks, _ = read_tasks(Roots())
+    return tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
+
+
+def _trace_bpf(seconds: float):
+    """One TraceResult aggregated in the kernel, or None when BPF is not permitted here."""
+    from irqlab.bpf.backend import check_permitted, stream
+    from irqlab.tracing.instance import find_tracefs
+
+    if check_permitted() is not None:
+        return None
+    return next(iter(stream(find_tracefs(None).root, seconds, 1, ksoftirqd_pids=_ksoftirqd_pids())))
+
+
+def _trace_tracefs(seconds: float):
+    """One TraceResult from a private tracefs instance."""
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.model.events import EventBatch
+    from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
+    from irqlab.tracing.session import TraceSession
+
+    with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=8192) as session:
+        session.start()
+        batch = session.read(timeout_s=seconds)
+        session.stop()
+        batch = EventBatch.concat([batch, session.read()])
+    return aggregate_trace(batch, ksoftirqd_pids=_ksoftirqd_pids())
+
+
+def _trace_findings(args: argparse.Namespace) -> list:
     """Findings from the trace taken during the sample, or one line saying why there is none."""
     from irqlab.analysis.findings import Finding, Severity
 
-    batch = getattr(args, "trace_batch", None)
+    result = getattr(args, "trace_result", None)
     problem = getattr(args, "trace_problem", None)
-    if batch is None:
+    if result is None:
         if problem is None:
             return []
         return [Finding(Severity.INFO, "unreadable", "trace", "no handler durations (tracing unavailable)", (problem,),
-                        "run as root with tracefs mounted for per-handler durations", {"source": "trace", "reason": "tracefs"})]
-    from irqlab.analysis.trace import aggregate_trace
+                        "run as root (BPF, or tracefs mounted) for per-handler durations", {"source": "trace", "reason": "tracing"})]
     from irqlab.analysis.trace_findings import trace_findings, trace_summary
 
-    kpids = tuple(t.pid for t in snap.tasks if t.kind == "ksoftirqd")
-    result = aggregate_trace(batch, ksoftirqd_pids=kpids)
     return trace_findings(result) + [trace_summary(result)]
 
 
@@ -136,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(
         storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
     )
-    findings = diagnose(rates, thresholds, extra=_trace_findings(args, b))
+    findings = diagnose(rates, thresholds, extra=_trace_findings(args))
     code = exit_code(findings)
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]

@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are a critical storm (default 1000000)")
     p.add_argument("--no-tasks", action="store_true", help="skip the /proc/PID scan for ksoftirqd (faster on hosts with many processes)")
     p.add_argument("--once", action="store_true", help="print one scrape in the text exposition format and exit")
+    p.add_argument(
+        "--bpf-histograms",
+        action="store_true",
+        help="add real histograms (handler duration, softirq duration and raise-to-run latency) "
+        "aggregated in the kernel by BPF programs (root or CAP_BPF+CAP_PERFMON)",
+    )
     common.add_roots(p)
 
 
@@ -178,10 +184,34 @@ def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqlab.errors import IrqlabError
-
     host, port = parse_listen(args.listen)
-    registry = build_registry(args)
+    tracer, providers = _bpf_providers(args)
+    try:
+        return _serve(args, host, port, build_registry(args, histogram_providers=providers))
+    finally:
+        if tracer is not None:
+            tracer.close()  # detaches and frees the programs (the kernel also does on exit)
+
+
+def _bpf_providers(args: argparse.Namespace):
+    """(tracer, [provider]) when --bpf-histograms, else (None, [])."""
+    if not args.bpf_histograms:
+        return None, []
+    from irqlab.bpf.backend import choose_backend
+    from irqlab.bpf.provider import histogram_provider
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.tasks import read_tasks
+    from irqlab.tracing.instance import find_tracefs
+
+    choose_backend("bpf")  # one clear line (exit 3) when BPF is not permitted
+    tasks, _ = read_tasks(Roots())
+    kpids = tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
+    tracer, provider = histogram_provider(find_tracefs(None).root, ksoftirqd_pids=kpids)
+    return tracer, [provider]
+
+
+def _serve(args: argparse.Namespace, host: str, port: int, registry) -> int:
+    from irqlab.errors import IrqlabError
     from prometheus_client import generate_latest, start_http_server
 
     if args.once:
