@@ -1,0 +1,1 @@
+"""Textual live view of `irqlab top`; widgets render analysis results only."""

@@ -1,0 +1,52 @@
+"""The real `irqlab top` in a terminal (tmux) on this machine under a UDP flood."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from live_load import load
+
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
+
+
+def net_rx_total(screen: str) -> str | None:
+    """The TOTAL/s cell of the NET_RX row of the softirq panel, as shown."""
+    for line in screen.splitlines():
+        m = re.search(r"NET_RX\s+(\S+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def test_net_rx_shows_a_nonzero_rate_under_udp_flood():
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed (apt-get install tmux)")
+    session = f"irqlab-top-test-{os.getpid()}"
+    # COLUMNS/LINES from pytest's environment would override the tmux window's size.
+    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1"
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=15):
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd], check=True)
+        try:
+            screen, total = "", None
+            deadline = time.monotonic() + 12
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+                total = net_rx_total(screen)
+                if total not in (None, "-", "0"):
+                    break
+            assert "irqlab top" in screen, screen
+            assert total not in (None, "-", "0"), screen
+            assert float(total.rstrip("kMG")) > 0
+            subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    listed = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
+    assert listed.returncode != 0  # the session is gone
