@@ -43,4 +43,8 @@ class TracefsUnavailable(IrqlabError):
 
 
 class CaptureError(IrqlabError):
-    """A capture directory is missing or not laid out like /."""
+    """A capture directory or recording is missing or not what irqlab wrote."""
+
+    def __init__(self, *parts: str) -> None:
+        # CaptureError("msg") or CaptureError(path, "msg"): one line either way.
+        super().__init__(": ".join(str(p) for p in parts))

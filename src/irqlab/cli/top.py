@@ -21,6 +21,7 @@ examples:
   irqlab top -C 0-3 --top 10   CPUs 0-3 only, ten busiest IRQs
   irqlab top 1 3 --json        one JSON object per report, one per line
   irqlab top --replay /tmp/t0 /tmp/t1 /tmp/t2
+  irqlab top --replay history.db       replay a recording made by `irqlab record`
                                review captures (irqlab snapshot -o DIR) in order
 """,
     formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="show idle rows and CPUs too")
     common.add_cpus(p)
     common.add_roots(p)
-    p.add_argument("--replay", nargs="+", metavar="DIR", help="replay these capture directories in order instead of sampling")
+    p.add_argument("--replay", nargs="+", metavar="PATH", help="replay capture directories (in order) or one `irqlab record` database instead of sampling")
     common.add_json(p)
 
 

@@ -1,4 +1,4 @@
-"""Replay a sequence of capture directories (`irqlab snapshot -o DIR`) as snapshots, in order.
+"""Replay captures (`irqlab snapshot -o DIR`, in order) or a recording (`irqlab record`) as snapshots.
 
 A replay has no clock of its own: each capture is stamped from its irqlab-capture.json (or its
 proc/uptime), so the rates between two replayed captures use the time that really passed
@@ -18,6 +18,12 @@ from irqlab.sources.sampler import SampleSpec, capture_time, take_snapshot
 
 def check_captures(dirs: Sequence[str | Path]) -> tuple[Roots, ...]:
     """Roots of each capture directory; one clear error for the first that is not a capture."""
+    if is_recording(dirs):
+        from irqlab.sources.recording import recording_info
+
+        if recording_info(dirs[0]).samples < 2:
+            raise CaptureError(str(dirs[0]), "a replay needs at least two recorded samples (rates are differences)")
+        return ()
     if len(dirs) < 2:
         raise CaptureError(str(dirs[0]) if dirs else "--replay", "a replay needs at least two captures (rates are differences)")
     out = []
@@ -29,8 +35,18 @@ def check_captures(dirs: Sequence[str | Path]) -> tuple[Roots, ...]:
     return tuple(out)
 
 
+def is_recording(paths: Sequence[str | Path]) -> bool:
+    """True for one path that is a file (an `irqlab record` SQLite database), not a directory."""
+    return len(paths) == 1 and Path(paths[0]).is_file()
+
+
 def replay(dirs: Sequence[str | Path], spec: SampleSpec | None = None) -> Iterator[Snapshot]:
-    """Snapshots of the captures in the order given; each must be later than the one before."""
+    """Snapshots of the captures in the order given (each later than the one before), or of a recording."""
+    if is_recording(dirs):
+        from irqlab.sources.recording import iter_recording
+
+        yield from iter_recording(dirs[0])
+        return
     prev_ns: int | None = None
     for roots in check_captures(dirs):
         stamp = capture_time(roots)
@@ -46,7 +62,12 @@ class Replayer:
 
     def __init__(self, dirs: Sequence[str | Path], spec: SampleSpec | None = None) -> None:
         self._it = replay(dirs, spec)
-        self.total = len(dirs)
+        if is_recording(dirs):
+            from irqlab.sources.recording import recording_info
+
+            self.total = int(recording_info(dirs[0]).samples)
+        else:
+            self.total = len(dirs)
         self.position = 0
 
     def __call__(self) -> Snapshot | None:
