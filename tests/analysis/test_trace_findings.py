@@ -90,3 +90,17 @@ def test_system_vectors_have_wider_limits_than_device_irqs():
     codes = [(f.code, f.subject) for f in trace_findings(aggregate_trace(EventBatch.from_events(events, irq_names={41: "eth0"})))]
     assert [c for c, _ in codes] == ["trace-hardirq-slow"]
     assert codes[0][1].startswith("IRQ 41 (eth0)")
+
+
+def test_more_restarts_than_passes_is_a_failed_estimate_not_a_finding():
+    import dataclasses
+
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_findings import trace_findings
+    from irqlab.model.events import EventBatch
+
+    empty = aggregate_trace(EventBatch.empty())
+    r = dataclasses.replace(empty, cpus=(0,), passes={0: 2931}, restarts={0: 55546})
+    assert not [f for f in trace_findings(r) if f.code == "trace-softirq-restarts"]
+    r = dataclasses.replace(empty, cpus=(0,), passes={0: 1000}, restarts={0: 300})
+    assert [f.code for f in trace_findings(r) if f.code == "trace-softirq-restarts"] == ["trace-softirq-restarts"]

@@ -123,7 +123,7 @@ def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThres
     """Findings for one trace window, per CPU; a PARTIAL result says so first."""
     out: list[Finding] = []
     if not result.complete:
-        lost = ", ".join(f"CPU{c}: {n}" for c, n in sorted(result.lost.items()) if n)
+        lost = ", ".join(f"CPU{c}: {n}" if c >= 0 else f"{n} BPF runs skipped (any CPU)" for c, n in sorted(result.lost.items()) if n)
         out.append(Finding(
             Severity.INFO, "trace-lost-events", result.source or "trace",
             "trace is PARTIAL: the kernel dropped events", (lost,),
@@ -136,7 +136,10 @@ def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThres
         for h in result.hardirqs:
             out += _hardirq_findings(h, cpu, thresholds)
         passes, restarts = result.passes.get(cpu, 0), result.restarts.get(cpu, 0)
-        if passes >= thresholds.min_runs and restarts / passes >= thresholds.restart_info:
+        # The event stream cannot always tell a new pass from a restart (an idle CPU woken by
+        # one IPI after another runs every pass in the idle task, with only hardirqs between):
+        # more restarts than passes means the estimate failed, so it says nothing.
+        if passes >= thresholds.min_runs and restarts <= passes and restarts / passes >= thresholds.restart_info:
             out.append(Finding(
                 Severity.INFO, "trace-softirq-restarts", f"CPU{cpu}",
                 f"{100 * restarts / passes:.0f} % of softirq passes on CPU{cpu} restarted",

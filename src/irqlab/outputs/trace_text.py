@@ -57,7 +57,8 @@ def header_lines(r: TraceResult) -> list[str]:
     head = f"irqlab trace: {r.window_ns / 1e9:.3f} s window, CPUs {format_cpulist(r.cpus) or '-'}, {events} events, source {r.source or '-'}"
     if r.complete:
         return [head]
-    lost = ", ".join(f"CPU{c} {n}" for c, n in sorted(r.lost.items()) if n)
+    # cpu -1: the BPF backend's recursion misses, which the kernel counts per program, not per CPU
+    lost = ", ".join(f"CPU{c} {n}" if c >= 0 else f"{n} BPF runs skipped (any CPU)" for c, n in sorted(r.lost.items()) if n)
     return [head, f"PARTIAL: the kernel dropped events ({lost}); counts are low and runs spanning a gap may be mismeasured"]
 
 
