@@ -127,7 +127,9 @@ def trace_findings(result: TraceResult, thresholds: TraceThresholds = TraceThres
         out.append(Finding(
             Severity.INFO, "trace-lost-events", result.source or "trace",
             "trace is PARTIAL: the kernel dropped events", (lost,),
-            "Use a shorter window or a larger --buffer-kb; counts and tails below are low estimates.",
+            ("BPF skips a program run that would nest in another on the same CPU (the kernel's recursion "
+             "guard); counts and tails below are low estimates." if result.source == "bpf" else
+             "Use a shorter window or a larger --buffer-kb; counts and tails below are low estimates."),
             {"lost": sum(result.lost.values())},
         ))
     for cpu in result.cpus:
