@@ -48,3 +48,12 @@ class CaptureError(IrqlabError):
     def __init__(self, *parts: str) -> None:
         # CaptureError("msg") or CaptureError(path, "msg"): one line either way.
         super().__init__(": ".join(str(p) for p in parts))
+
+
+def reason_of(exc: SourceError) -> str:
+    """One word for why a source could not be read: missing, permission, parse or error."""
+    if isinstance(exc, MissingSource):
+        return "missing"
+    if isinstance(exc, PermissionDenied):
+        return "permission"
+    return "parse" if isinstance(exc, ParseError) else "error"

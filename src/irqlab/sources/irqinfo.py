@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
-from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError
+from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.snapshot import IrqInfo, Spurious, Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_optional, translate
 
@@ -193,7 +193,7 @@ class _Problems:
         self._count: dict[tuple[str, str], int] = {}
 
     def add(self, kind: str, exc: SourceError) -> None:
-        key = (kind, _reason(exc))
+        key = (kind, reason_of(exc))
         self._first.setdefault(key, exc)
         self._count[key] = self._count.get(key, 0) + 1
 
@@ -204,15 +204,6 @@ class _Problems:
             more = f" (and {n - 1} more IRQs)" if n > 1 else ""
             out.append(Unreadable("irqinfo", exc.path, reason, f"{kind}: {exc.message}{more}"))
         return out
-
-
-def _reason(exc: SourceError) -> str:
-    """The Unreadable.reason of an error (same words as sources/sampler.py)."""
-    if isinstance(exc, MissingSource):
-        return "missing"
-    if isinstance(exc, PermissionDenied):
-        return "permission"
-    return "parse" if isinstance(exc, ParseError) else "error"
 
 
 class _Walk:
@@ -292,7 +283,7 @@ def read_irqinfo(
     try:
         in_proc = _numbered(list_dir(proc_base))
     except SourceError as exc:
-        return {}, [Unreadable("irqinfo", exc.path, _reason(exc), str(exc))]
+        return {}, [Unreadable("irqinfo", exc.path, reason_of(exc), str(exc))]
     try:
         in_sys = _numbered(list_dir(sys_base))
     except MissingSource:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError
+from irqlab.errors import ParseError, SourceError, reason_of
 from irqlab.model.capture import CAPTURE_META
 from irqlab.model.snapshot import HostInfo, Snapshot, Unreadable
 from irqlab.sources.fs import Roots, read_text
@@ -26,15 +26,7 @@ class SampleSpec:
 
 
 def _unreadable(source: str, exc: SourceError) -> Unreadable:
-    if isinstance(exc, MissingSource):
-        reason = "missing"
-    elif isinstance(exc, PermissionDenied):
-        reason = "permission"
-    elif isinstance(exc, ParseError):
-        reason = "parse"
-    else:
-        reason = "error"
-    return Unreadable(source, exc.path, reason, str(exc))
+    return Unreadable(source, exc.path, reason_of(exc), str(exc))
 
 
 def capture_time(roots: Roots) -> tuple[int, float] | None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
-from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError
+from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.snapshot import POLICY_NAMES, TaskInfo, Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 
@@ -124,15 +124,6 @@ def policy_name(number: int) -> str:
 # --- the scan --------------------------------------------------------------------------------
 
 
-def _reason(exc: SourceError) -> str:
-    """The Unreadable.reason of an error (same words as sources/sampler.py)."""
-    if isinstance(exc, MissingSource):
-        return "missing"
-    if isinstance(exc, PermissionDenied):
-        return "permission"
-    return "parse" if isinstance(exc, ParseError) else "error"
-
-
 class _Problems:
     """One Unreadable per (file, reason) for the whole scan, however many tasks hit it."""
 
@@ -140,7 +131,7 @@ class _Problems:
         self.seen: dict[tuple[str, str], Unreadable] = {}
 
     def add(self, name: str, exc: SourceError) -> None:
-        reason = _reason(exc)
+        reason = reason_of(exc)
         self.seen.setdefault((name, reason), Unreadable("tasks", exc.path, reason, f"{name}: {exc.message}"))
 
 
@@ -220,7 +211,7 @@ def read_tasks(roots: Roots, prune: bool | None = None) -> tuple[tuple[TaskInfo,
     try:
         pids = _pids(roots, roots.is_live if prune is None else prune)
     except SourceError as exc:
-        return (), [Unreadable("tasks", exc.path, _reason(exc), str(exc))]
+        return (), [Unreadable("tasks", exc.path, reason_of(exc), str(exc))]
     # Paths as plain strings: on a machine with 10,000 kernel threads, building a Path per
     # file costs as much as the read of comm itself.
     proc = str(roots.procfs)
