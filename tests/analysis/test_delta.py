@@ -142,3 +142,22 @@ def test_interval_must_be_positive():
     with pytest.raises(IrqlabError, match="not later"):
         compute_rates(a, b)
     assert compute_rates(a, b, interval_ns=NS).interrupts.total_rate[0] == 1.0
+
+
+def test_one_reading_gives_averages_since_boot():
+    from irqlab.analysis.delta import since_boot
+
+    snap = snapshot(100, interrupts=interrupts([0, 1], [("41", "eth0", [1000, 3000]), ("ERR", "", 7)]),
+                    softirqs=softirqs([0, 1], {"NET_RX": [500, 0]}), tasks=(ksoftirqd(0, 2_000_000_000),))
+    r = since_boot(snap)
+    assert r.interval_s == 100
+    assert r.interrupts.rate[0].tolist() == [10.0, 30.0] and r.interrupts.total_rate[1] == 0.07
+    assert r.softirqs.vector_rate("NET_RX").tolist() == [5.0, 0.0]
+    assert r.ksoftirqd_pct() == pytest.approx({0: 2.0})
+
+
+def test_a_reading_without_time_has_no_average():
+    from irqlab.analysis.delta import since_boot
+
+    with pytest.raises(IrqlabError, match="no time since boot"):
+        since_boot(snapshot(0, interrupts=interrupts([0], [("41", "eth0", [1])])))

@@ -202,3 +202,13 @@ def test_unprivileged_doctor_reports_each_unreadable_source_once():
         assert "spurious" in found[0]["evidence"][0]
     finally:
         shutil.rmtree(base)
+
+
+def test_top_on_one_capture_prints_averages_since_boot(capsys):
+    code, out, _ = run(capsys, "top", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["before"]["origin"] == "boot"
+    loc = next(r for r in doc["irqs"] if r["irq"] == "LOC")
+    assert loc["total_rate"] == pytest.approx(loc["total_delta"] / doc["interval_s"], rel=1e-3)
+    code, out, _ = run(capsys, "top", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys")
+    assert "averages since boot" in out.splitlines()[1]

@@ -10,7 +10,7 @@ and its cell is left out (NaN), never turned into a huge or negative rate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -413,3 +413,41 @@ def compute_rates(a: Snapshot, b: Snapshot, interval_ns: int | None = None) -> R
         softnet=softnet_rates(a.softnet, b.softnet, dt) if a.softnet and b.softnet else None,
         tasks=task_rates(a.tasks, b.tasks, dt, b.host.clk_tck),
     )
+
+
+def _zero_like(snap: Snapshot) -> Snapshot:
+    """The same machine with every counter at zero, at monotonic time 0 (boot)."""
+    irq, soft, stat, net = snap.interrupts, snap.softirqs, snap.stat, snap.softnet
+    return Snapshot(
+        taken_ns=0,
+        wall_time=0.0,
+        host=snap.host,
+        interrupts=replace(irq, counts=np.zeros_like(irq.counts), totals=np.zeros_like(irq.totals)) if irq else None,
+        softirqs=replace(soft, counts=np.zeros_like(soft.counts)) if soft else None,
+        stat=replace(
+            stat,
+            times=np.where(stat.times < 0, -1, 0),
+            total_times=np.where(stat.total_times < 0, -1, 0),
+            intr_total=0 if stat.intr_total is not None else None,
+            softirq=tuple(0 for _ in stat.softirq) if stat.softirq is not None else None,
+        )
+        if stat
+        else None,
+        softnet=Softnet(tuple(replace(r, **{f: 0 for f in SOFTNET_RATE_FIELDS if getattr(r, f) is not None}) for r in net.rows))
+        if net
+        else None,
+        irqinfo=snap.irqinfo,
+        tasks=tuple(replace(t, utime_ticks=0, stime_ticks=0, run_ns=0 if t.run_ns is not None else None) for t in snap.tasks),
+        origin="boot",
+    )
+
+
+def since_boot(snap: Snapshot) -> Rates:
+    """Average rates since boot: every counter against zero at CLOCK_MONOTONIC 0.
+
+    What one capture (or one reading) can say without a second one. Per-CPU counters are
+    32-bit: on a machine up long enough for one to wrap, its average is too low.
+    """
+    if snap.taken_ns <= 0:
+        raise IrqlabError("this reading carries no time since boot (no irqlab-capture.json or proc/uptime)")
+    return compute_rates(_zero_like(snap), snap)

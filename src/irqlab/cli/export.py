@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-tasks", action="store_true", help="skip the /proc/PID scan for ksoftirqd (faster on hosts with many processes)")
     p.add_argument("--once", action="store_true", help="print one scrape in the text exposition format and exit")
     p.add_argument(
+        "--latency-probe",
+        metavar="CPUS",
+        help="also run the timer-latency probe on these CPUs (e.g. 0-1) in 5 s windows and export "
+        "irqlab_timer_latency_seconds{cpu} (SCHED_FIFO 95 when root)",
+    )
+    p.add_argument(
         "--bpf-histograms",
         action="store_true",
         help="add real histograms (handler duration, softirq duration and raise-to-run latency) "
@@ -186,11 +192,50 @@ def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()
 def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
     tracer, providers = _bpf_providers(args)
+    probe = _latency_probe(args)
+    if probe is not None:
+        providers.append(_probe_provider(probe))
     try:
         return _serve(args, host, port, build_registry(args, histogram_providers=providers))
     finally:
         if tracer is not None:
             tracer.close()  # detaches and frees the programs (the kernel also does on exit)
+        if probe is not None:
+            probe.stop()
+
+
+def _latency_probe(args: argparse.Namespace):
+    """A started ContinuousProbe for --latency-probe CPUS, else None."""
+    if not args.latency_probe:
+        return None
+    from irqlab.cpulist import parse_cpulist
+    from irqlab.errors import ParseError, UsageError
+    from irqlab.probe.continuous import ContinuousProbe
+
+    try:
+        cpus = parse_cpulist(args.latency_probe, "--latency-probe")
+    except ParseError as exc:
+        raise UsageError(f"--latency-probe {args.latency_probe!r}: {exc.message}") from None
+    probe = ContinuousProbe(cpus).start()
+    if args.once:
+        import time
+
+        while probe.windows == 0 and probe.error is None:  # one whole window before the scrape
+            time.sleep(0.2)
+    return probe
+
+
+def _probe_provider(probe):
+    from irqlab.outputs.prometheus import NamedHistogram
+
+    def provide():
+        return [
+            NamedHistogram("timer_latency", "Timer wake-up latency of irqlab's probe (deadline to wake-up).", {"cpu": str(cpu)}, h)
+            for cpu, h in sorted(probe.histograms().items())
+            if h.count
+        ]
+
+    return provide
 
 
 def _bpf_providers(args: argparse.Namespace):

@@ -40,6 +40,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_json(p)
 
 
+def _since_boot(args: argparse.Namespace, roots, only) -> int:
+    """One capture: averages since boot (a second capture, or --replay, gives real rates)."""
+    from irqlab.analysis.delta import since_boot
+    from irqlab.outputs.text import TableOptions, render_top
+    from irqlab.sources.sampler import take_snapshot
+
+    rates = since_boot(take_snapshot(roots))
+    if args.json:
+        from irqlab.outputs.jsonout import dumps, rates_json
+
+        sys.stdout.write(dumps(rates_json(rates, only, include_idle=args.all), pretty=False))
+    else:
+        opts = TableOptions(only_cpus=only, top=args.top, max_columns=args.columns, hide_idle=not args.all)
+        text = render_top(rates, opts)
+        note = "averages since boot (one capture; 32-bit counters may have wrapped on a long uptime)"
+        sys.stdout.write(text.replace("\n", f"\n{note}\n", 1))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from irqlab.errors import UsageError
 
@@ -53,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.replay and (args.procfs or args.sysfs):
         raise UsageError("--replay reads its captures' own proc/ and sys/: drop --procfs/--sysfs")
     if not roots.is_live and not args.replay:
-        raise UsageError("a capture is one instant: compare two captures with `irqlab diff A B`, or replay several with --replay A B ...")
+        return _since_boot(args, roots, only)
     if tui:
         return _run_tui(args, roots, only, count)
     from irqlab.analysis.delta import compute_rates

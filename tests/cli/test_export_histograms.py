@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.live, pytest.mark.root]
+pytestmark = [pytest.mark.live, pytest.mark.root]  # the probe runs SCHED_FIFO only as root
 
 
 def test_histograms_from_bpf_appear_in_the_exposition_and_programs_are_released():
@@ -34,3 +34,21 @@ def test_without_bpf_permission_it_is_one_line_and_exit_3():
                            "export", "--once", "--bpf-histograms"], capture_output=True, text=True, timeout=120, env=env, cwd="/")
     assert proc.returncode == 3, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "bpf" in proc.stderr.lower()
+
+
+@pytest.mark.slow
+def test_latency_probe_histograms_are_exported_per_cpu():
+    """--latency-probe runs the probe in windows; --once waits for the first whole window."""
+    proc = subprocess.run([sys.executable, "-m", "irqlab", "export", "--once", "--latency-probe", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "# TYPE irqlab_timer_latency_seconds histogram" in lines
+    count = [line for line in lines if line.startswith('irqlab_timer_latency_seconds_count{cpu="0"}')]
+    assert count and float(count[0].rsplit(" ", 1)[1]) >= 1000  # a 5 s window at 1 ms intervals, minus misses
+
+
+def test_a_bad_probe_cpu_list_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "irqlab", "export", "--once", "--latency-probe", "0-x"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 64 and "--latency-probe" in proc.stderr
