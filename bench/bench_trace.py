@@ -58,7 +58,8 @@ def received_per_s(logdir: Path, lo: float, hi: float) -> float:
 def tool_command(tool: str, seconds: int, tmp: Path) -> list[str] | None:
     return {
         "none": None,
-        "irqlab": [sys.executable, "-m", "irqlab", "trace", "-d", str(seconds), "--json"],
+        "irqlab": [sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", str(seconds), "--json"],
+        "irqlab-bpf": [sys.executable, "-m", "irqlab", "trace", "--backend", "bpf", "-d", str(seconds), "--json"],
         "softirqs": ["softirqs", "-d", str(seconds), "1"],
         "hardirqs": ["hardirqs", "-d", str(seconds), "1"],
         "perf": ["perf", "record", "-q", "-e", "irq:*", "-a", "-o", str(tmp / "perf.data"), "--", "sleep", str(seconds)],
@@ -67,7 +68,7 @@ def tool_command(tool: str, seconds: int, tmp: Path) -> list[str] | None:
 
 def tool_stats(tool: str, out: str, seconds: int, tmp: Path) -> dict:
     """Events the tool handled per second and events it lost, from its own output."""
-    if tool == "irqlab":
+    if tool in ("irqlab", "irqlab-bpf"):
         doc = json.loads(out)
         return {"events_per_s": sum(doc["events"].values()) / doc["window_s"], "lost": sum(doc["lost_events"].values()), "complete": doc["complete"]}
     if tool in ("softirqs", "hardirqs"):
@@ -134,7 +135,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tool-s", type=int, default=6, help="seconds each tool traces (default 6)")
-    p.add_argument("--tools", default="none,irqlab,softirqs,hardirqs,perf")
+    p.add_argument("--tools", default="none,irqlab,irqlab-bpf,softirqs,hardirqs,perf")
     p.add_argument("--json", metavar="FILE", help="append one JSON line per run")
     args = p.parse_args()
     if os.geteuid() != 0:
