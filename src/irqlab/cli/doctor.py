@@ -70,10 +70,17 @@ def _two_snapshots(args: argparse.Namespace):
     first = take_snapshot(roots)
     if sys.stderr.isatty() and not args.json:
         print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
+    # The trace (loading BPF programs takes a second or two) runs beside the sample, so that
+    # --duration stays the sample's length; the second reading waits for both.
+    from concurrent.futures import ThreadPoolExecutor
+
     started = time.monotonic()
-    args.trace_result, args.trace_problem = _trace(args)
-    time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
-    return first, take_snapshot(roots), None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        traced = pool.submit(_trace, args)
+        time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
+        second = take_snapshot(roots)
+        args.trace_result, args.trace_problem = traced.result()
+    return first, second, None
 
 
 def _trace(args: argparse.Namespace):
