@@ -212,3 +212,21 @@ def test_top_on_one_capture_prints_averages_since_boot(capsys):
     assert loc["total_rate"] == pytest.approx(loc["total_delta"] / doc["interval_s"], rel=1e-3)
     code, out, _ = run(capsys, "top", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys")
     assert "averages since boot" in out.splitlines()[1]
+
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def test_doctor_explains_a_simulated_machine_with_the_same_rules(capsys):
+    code, out, _ = run(capsys, "doctor", "--sim", str(SCENARIOS / "dumazet-udp.toml"), "--json")
+    doc = json.loads(out)
+    codes = {f["code"] for f in doc["findings"]}
+    assert {"ksoftirqd-pressure", "trace-summary"} <= codes  # snapshot rules and trace rules both ran
+    assert code == doc["exit_code"] == 1
+
+
+def test_doctor_on_a_bad_scenario_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[machine]\ncpus = -3\n")
+    code, _, err = run(capsys, "doctor", "--sim", str(bad))
+    assert code == EXIT_ERROR and err.count("\n") == 1 and "bad.toml" in err

@@ -18,6 +18,8 @@ examples:
   irqlab doctor --storm-warn 50000     lower the storm warning threshold
   irqlab doctor --procfs A/proc --sysfs A/sys --then B
                                        explain two captures made with `irqlab snapshot`
+  irqlab doctor --sim examples/scenarios/dumazet-udp.toml
+                                       explain a simulated machine, trace findings included
 
 exit codes: 0 healthy, 1 warning, 2 critical, 3 error, 64 usage
 """,
@@ -28,6 +30,7 @@ exit codes: 0 healthy, 1 warning, 2 critical, 3 error, 64 usage
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=float, default=3.0, metavar="SECONDS", help="sampling time (default 3)")
     p.add_argument("--then", metavar="DIR", help="with --procfs/--sysfs of a capture A: the later capture B to compare")
+    p.add_argument("--sim", metavar="SCENARIO", help="explain a simulated machine (irqlab sim's TOML scenario) instead of this one")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="with --then: override the captures' time difference")
     p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ that warn (default 100000)")
     p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are critical (default 1000000)")
@@ -57,6 +60,8 @@ def _two_snapshots(args: argparse.Namespace):
     from irqlab.sources.sampler import take_snapshot
 
     roots = common.roots_of(args)
+    if args.sim:
+        return _simulated(args)
     if args.then:
         if roots.is_live:
             raise UsageError("--then needs --procfs/--sysfs of the first capture")
@@ -81,6 +86,21 @@ def _two_snapshots(args: argparse.Namespace):
         second = take_snapshot(roots)
         args.trace_result, args.trace_problem = traced.result()
     return first, second, None
+
+
+def _simulated(args: argparse.Namespace):
+    """First and last snapshots of a simulated run; its trace feeds the trace findings."""
+    from dataclasses import replace
+
+    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.sim.emit import event_batch
+    from irqlab.sim.machine import Machine
+    from irqlab.sim.scenario import load_scenario
+
+    machine = Machine(replace(load_scenario(args.sim, ()), trace=True), None).run()
+    kpids = tuple(t.pid for t in machine.snapshots[-1].tasks if t.kind == "ksoftirqd")
+    args.trace_result, args.trace_problem = aggregate_trace(event_batch(machine), ksoftirqd_pids=kpids), None
+    return machine.snapshots[0], machine.snapshots[-1], None
 
 
 def _trace(args: argparse.Namespace):
