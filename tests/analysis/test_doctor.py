@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from builders import NS, interrupts, ksoftirqd, snapshot, softirqs, softnet, stat
+from builders import interrupts, ksoftirqd, snapshot, softirqs, softnet, stat
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import Thresholds, diagnose
 from irqlab.analysis.findings import Severity, worst

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irqlab.analysis.trace import Layout
+from irqlab.model.trace import Layout
 from irqlab.bpf import programs as P
 from irqlab.bpf.asm import LDX, decode, encode
 from irqlab.bpf.backend import Counters, layout_for, load_formats, to_result
@@ -108,7 +108,7 @@ def test_counters_are_differences_between_the_two_reads():
 
 
 def test_the_export_provider_keeps_cumulative_histograms_per_vector_and_irq():
-    from irqlab.analysis.trace import Handler, TraceResult
+    from irqlab.model.trace import Handler, TraceResult
     from irqlab.bpf.provider import HistogramProvider
 
     layout = Layout()

@@ -20,7 +20,8 @@ import builders as b
 from irqlab.analysis.doctor import Thresholds
 from irqlab.errors import IrqlabError, MissingSource, SourceError
 from irqlab.model.histogram import Histogram
-from irqlab.outputs.recorder import SCHEMA_VERSION, Recorder, Retention, StormEvent, StormTracker, _doc_and_arrays, _layout, _pack, _z
+from irqlab.analysis.storm_levels import StormInterval, StormTracker
+from irqlab.outputs.recorder import SCHEMA_VERSION, Recorder, Retention, _doc_and_arrays, _layout, _pack, _z
 from irqlab.sources.fs import Roots
 from irqlab.sources.recording import read_histograms, read_recording, read_storms, recording_info
 from irqlab.sources.sampler import take_snapshot
@@ -102,7 +103,7 @@ def test_a_v1_recording_is_migrated_and_keeps_its_samples(tmp_path):
     assert [canon(s) for s in read_recording(path)] == [canon(s) for s in snaps]  # v1 is readable as is
     with Recorder(path) as rec:
         assert rec.migrated_from == 1
-        rec.append(snaps[1], storms=[StormEvent("41", "virtio3-rx", 1, 2e5, 0.0)])
+        rec.append(snaps[1], storms=[StormInterval("41", "virtio3-rx", 1, 2e5, 0.0)])
     info = recording_info(path)
     assert (info.schema_version, info.samples) == (SCHEMA_VERSION, 3)
     db = sqlite3.connect(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from builders import NS, interrupts, snapshot, softirqs
+from builders import interrupts, snapshot, softirqs
 from irqlab.analysis.delta import compute_rates
 from irqlab.outputs.layout import plan_columns
 from irqlab.outputs.text import TableOptions, render_top

@@ -25,23 +25,15 @@ documented in docs/trace.md, with the kernel code they rest on):
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
 from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
-from irqlab.model.events import VECTOR_NAMES, EventBatch, EventKind
+from irqlab.model.events import EventBatch, EventKind
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import (  # noqa: F401 (re-exported: the result types live in model)
-    CONTEXTS,
-    X86_VECTORS,
-    Handler,
-    Layout,
-    TraceResult,
-    tasklet_name,
-    vector_name,
-)
+from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name, vector_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
 KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")

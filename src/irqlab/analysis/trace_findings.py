@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irqlab.analysis.findings import Finding, Severity
-from irqlab.analysis.trace import Handler, TraceResult
+from irqlab.model.trace import Handler, TraceResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from irqlab import __version__
     from irqlab.analysis.doctor import Thresholds
     from irqlab.errors import UsageError
-    from irqlab.outputs.recorder import Recorder, Retention, StormTracker
+    from irqlab.analysis.storm_levels import StormTracker
+    from irqlab.outputs.recorder import Recorder, Retention
     from irqlab.sources.sampler import SampleSpec, sample
 
     retention = Retention(

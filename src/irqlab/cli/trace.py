@@ -66,7 +66,7 @@ def _vectors(text: str | None) -> tuple[int, ...] | None:
 
 
 def _irqs(text: str | None) -> tuple[str, ...] | None:
-    from irqlab.analysis.trace import X86_VECTORS
+    from irqlab.model.trace import X86_VECTORS
     from irqlab.errors import UsageError
 
     if not text:

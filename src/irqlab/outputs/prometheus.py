@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from irqlab.analysis.storm_levels import storm_levels
 from irqlab.analysis.doctor import Thresholds
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
@@ -147,15 +148,6 @@ class Wrap32:
             acc = np.where(have[:, None], old_acc + delta, raw)
         self.keys, self.cols, self.raw, self.acc, self.delta = keys, cols, raw, acc, delta
         return acc
-
-
-# --- storm state --------------------------------------------------------------------------
-
-
-def storm_levels(rate_per_s: np.ndarray, t: Thresholds) -> np.ndarray:
-    """0 quiet, 1 storm (>= storm_warn_rate), 2 critical storm (>= storm_crit_rate) per row."""
-    r = np.nan_to_num(np.asarray(rate_per_s, dtype=np.float64))
-    return (r >= t.storm_warn_rate).astype(np.int64) + (r >= t.storm_crit_rate).astype(np.int64)
 
 
 # --- metric specs: data the collector loops over ----------------------------------------

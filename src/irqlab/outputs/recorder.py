@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irqlab.analysis.storm_levels import StormInterval
 from irqlab.errors import IrqlabError
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Snapshot
@@ -66,17 +67,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class StormEvent:
-    """An IRQ above the storm threshold during the interval that ended at a sample."""
-
-    irq: str
-    name: str
-    level: int  # 1 storm, 2 critical
-    rate_per_s: float
-    started_wall: float  # wall time the storm was first seen (for a continuing storm: its start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +202,7 @@ class Recorder:
             self._layouts[digest] = row[0]
         return self._layouts[digest]
 
-    def append(self, snap: Snapshot, storms: Iterable[StormEvent] = (), histograms: Iterable[tuple[str, dict[str, str], Histogram]] = ()) -> int:
+    def append(self, snap: Snapshot, storms: Iterable[StormInterval] = (), histograms: Iterable[tuple[str, dict[str, str], Histogram]] = ()) -> int:
         """Write one sample (with its storm events and histograms) in one transaction; its id."""
         doc, arrays = _doc_and_arrays(snap)
         index, blob = _pack(arrays)
@@ -267,30 +257,3 @@ class Recorder:
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM samples").fetchone()[0]
-
-
-class StormTracker:
-    """Storm events between consecutive samples: each IRQ row above the storm threshold."""
-
-    def __init__(self, thresholds) -> None:
-        self.thresholds = thresholds  # analysis.doctor.Thresholds
-        self.prev: Snapshot | None = None
-        self.started: dict[str, float] = {}  # row key -> wall time its storm was first seen
-
-    def update(self, snap: Snapshot) -> list[StormEvent]:
-        """Events for the interval that ended at snap (none for the first sample)."""
-        from irqlab.analysis.delta import interrupt_rates
-        from irqlab.outputs.prometheus import storm_levels
-
-        prev, self.prev = self.prev, snap
-        if prev is None or prev.interrupts is None or snap.interrupts is None or snap.taken_ns <= prev.taken_ns:
-            return []
-        rates = interrupt_rates(prev.interrupts, snap.interrupts, snap.taken_ns - prev.taken_ns)
-        levels = storm_levels(rates.total_rate, self.thresholds)
-        out, started = [], {}
-        for k in np.flatnonzero(levels):
-            line = rates.lines[k]
-            started[line.key] = self.started.get(line.key, prev.wall_time)
-            out.append(StormEvent(line.irq, line.name, int(levels[k]), float(rates.total_rate[k]), started[line.key]))
-        self.started = started
-        return out

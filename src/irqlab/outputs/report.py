@@ -19,7 +19,7 @@ from irqlab.analysis.findings import Finding
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs import report_plots as plots
-from irqlab.outputs.prometheus import storm_levels
+from irqlab.analysis.storm_levels import storm_levels
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }

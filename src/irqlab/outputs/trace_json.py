@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from irqlab import __version__
-from irqlab.analysis.trace import CONTEXTS, Handler, TraceResult
+from irqlab.model.trace import CONTEXTS, Handler, TraceResult
 from irqlab.model.histogram import Histogram
 
 SCHEMA_VERSION = 1

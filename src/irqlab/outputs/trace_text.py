@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from irqlab.analysis.trace import Handler, TraceResult
+from irqlab.model.trace import Handler, TraceResult
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
 
