@@ -44,12 +44,17 @@ class DeltaWarning:
     message: str
 
 
+def wrap_delta(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Increments of 32-bit counters modulo 2^32 (int64); >= HALF means a reset, not a wrap."""
+    old = np.asarray(old).astype(np.int64, copy=False)
+    new = np.asarray(new).astype(np.int64, copy=False)
+    # Two's complement makes `& (2^32 - 1)` the same as `mod 2^32`, at a quarter of the cost.
+    return (new - old) & (WRAP - 1)
+
+
 def counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Deltas of 32-bit counters modulo 2^32 as float64, and a mask of implausible cells."""
-    old = old.astype(np.int64, copy=False)
-    new = new.astype(np.int64, copy=False)
-    # Two's complement makes `& (2^32 - 1)` the same as `mod 2^32`, at a quarter of the cost.
-    delta = (new - old) & (WRAP - 1)
+    delta = wrap_delta(old, new)
     # For u32 counters the modular delta is >= 2^31 exactly when the counter went back by up
     # to 2^31 (a reset) or forward by more than 2^31 (impossible within any sane interval);
     # a smaller delta that still implies more than the plausible per-CPU rate is a reset too.

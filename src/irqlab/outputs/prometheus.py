@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from irqlab.analysis.storm_levels import storm_levels
+from irqlab.analysis.delta import HALF, wrap_delta
 from irqlab.analysis.doctor import Thresholds
+from irqlab.analysis.storm_levels import storm_levels
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot
 from irqlab.units import NS_PER_S
 
-WRAP = 1 << 32
-HALF = 1 << 31
 
 # --- inputs -------------------------------------------------------------------------------
 
@@ -140,10 +139,9 @@ class Wrap32:
                 have = idx >= 0
                 old_raw = np.where(have[:, None], self.raw[np.maximum(idx, 0)], raw) if len(keys) else raw
                 old_acc = np.where(have[:, None], self.acc[np.maximum(idx, 0)], raw) if len(keys) else raw
-            delta = np.mod(raw - old_raw, WRAP)
+            delta = wrap_delta(old_raw, raw)
             # Far backwards is a reset (re-allocated IRQ, CPU hot-added again): count from raw.
-            reset = (raw < old_raw) & (delta >= HALF)
-            delta = np.where(reset, raw, delta)
+            delta = np.where(delta >= HALF, raw, delta)
             delta[~have] = 0
             acc = np.where(have[:, None], old_acc + delta, raw)
         self.keys, self.cols, self.raw, self.acc, self.delta = keys, cols, raw, acc, delta
