@@ -103,6 +103,10 @@ class CPU:
         self.times = dict.fromkeys(ACCOUNTS, 0)
         self.timers: list[tuple[int, int, Any, Any]] = []  # hrtimers: (expiry, seq, fn, arg)
         self._advancing = False
+        # The irq_exit() softirq frame, reused: invoke_softirq() runs only when !in_interrupt(),
+        # so at most one is on the stack.
+        self.softirq_frame = Frame(SOFTIRQ, None)
+        self._outermost = False  # advancing from the event loop, not inside another CPU's step
 
     # --- context -------------------------------------------------------------------------
 
@@ -151,6 +155,7 @@ class CPU:
             return
         self._advancing = True
         outer, self.m.cur_cpu = self.m.cur_cpu, self
+        self._outermost = outer is None and self.m.engine.inline
         try:
             self._advance_loop()
         finally:
@@ -158,27 +163,46 @@ class CPU:
             self.m.cur_cpu = outer
 
     def _advance_loop(self) -> None:
+        engine = self.m.engine
+        heap = engine._heap
+        times, stack, irr = self.times, self.stack, self.irr  # lists mutated in place, never rebound
+        outermost = self._outermost
         while True:
-            if not self.stack and self.need_resched and (self.curr is None or self.curr.bh == 0):
+            if self.need_resched and not stack and (self.curr is None or self.curr.bh == 0):
                 self.schedule()  # preempt_schedule on return to a preemptible task
-            if self.irr and not self.irqs_off():
+            if irr and not (stack and stack[-1].kind == IRQ):
                 self._deliver_pending()  # interrupts re-enabled: the pending one fires
                 continue
-            r = self.stack[-1] if self.stack else self.curr
+            r = stack[-1] if stack else self.curr
             if r is None:
                 return  # idle: charged as idle by the next _stop()
             if r.remaining:
+                end = engine.now + r.remaining
+                if outermost and end < engine.until and (not heap or heap[0][0] > end):
+                    # Nothing can happen before this segment ends (engine.quiet_until(), inlined):
+                    # finish it here instead of through the heap, exactly as _done() would. Not
+                    # when nested in another CPU's step (a wake-up IPI): that CPU is mid-instant.
+                    ran = r.remaining
+                    engine.now = end
+                    r.remaining = 0
+                    times[r.acct] += ran
+                    if r.__class__ is Task:
+                        r.run_ns += ran
+                        if not r.rt:
+                            r.vruntime += ran * NICE_0_WEIGHT / r.weight
+                    self.seg_start = end
+                    self.version += 1
+                    continue
                 self.running = r
-                self.seg_start = self.m.engine.now
-                self.m.engine.at(self.seg_start + r.remaining, self._done, self.version)
+                self.seg_start = engine.now
+                engine.at(end, self._done, self.version)
                 return
             if r.gen is None:  # a hardirq frame: its handler's work is done
                 self.m.hardirq_exit(self, r.line)
                 self._finish(r)
                 continue
-            try:
-                cmd = next(r.gen)
-            except StopIteration:
+            cmd = next(r.gen, None)  # None: the body returned (no Python-level StopIteration)
+            if cmd is None:
                 self._finish(r)
                 continue
             if cmd.__class__ is int:
@@ -191,8 +215,33 @@ class CPU:
                 if self.need_resched:
                     self.schedule()
 
+    def work_inline(self, ns: int) -> bool:
+        """Do ns of work for the running context at once, when nothing can happen meanwhile.
+
+        The same condition and accounting as the segment fast path of _advance_loop(); a
+        generator that calls this instead of yielding its cost skips a suspend/resume of its
+        whole generator chain. False: the caller must yield the cost as usual.
+        """
+        engine = self.m.engine
+        end = engine.now + ns
+        heap = engine._heap
+        if not (self._outermost and end < engine.until and (not heap or heap[0][0] > end)) or self.irr:
+            return False  # something may happen meanwhile, or an interrupt waits to be taken
+        r = self.stack[-1] if self.stack else self.curr
+        if self.need_resched and not self.stack and r.bh == 0:
+            return False  # the loop would switch tasks before this work
+        engine.now = end
+        self.times[r.acct] += ns
+        if r.__class__ is Task:
+            r.run_ns += ns
+            if not r.rt:
+                r.vruntime += ns * NICE_0_WEIGHT / r.weight
+        self.seg_start = end
+        self.version += 1
+        return True
+
     def _finish(self, r: Any) -> None:
-        if isinstance(r, Task):  # a task body that returned: it exits
+        if r.__class__ is Task:  # a task body that returned: it exits
             r.running = False
             self.curr = None
             self.schedule()
@@ -212,11 +261,18 @@ class CPU:
 
     def deliver(self, line: Any) -> None:
         """A hardware interrupt for this CPU: run it now, or leave it pending if irqs are off."""
-        if self.irqs_off() or self._advancing:
+        stack = self.stack
+        if (stack and stack[-1].kind == IRQ) or self._advancing:  # irqs_off(), or mid-step
             if line not in self.irr:  # the APIC's IRR holds one pending bit per vector
                 self.irr.append(line)
             return
-        self._stop()
+        if self.running is None:  # _stop() of an idle CPU
+            now = self.m.engine.now
+            self.times[IDLE] += now - self.seg_start
+            self.seg_start = now
+            self.version += 1
+        else:
+            self._stop()
         self._push_irq(line)
         self._advance()
 
@@ -225,8 +281,12 @@ class CPU:
             self._push_irq(self.irr.pop(0))
 
     def _push_irq(self, line: Any) -> None:
-        """Enter a hardirq: a frame whose only work is the handler's cost (no generator)."""
-        frame = Frame(IRQ, None, line)
+        """Enter a hardirq: a frame whose only work is the handler's cost (no generator).
+
+        One frame object per line and CPU, reused: with interrupts off in the handler, a line
+        cannot be on one CPU's stack twice.
+        """
+        frame = line.frames[self.id]
         self.stack.append(frame)
         frame.remaining = self.m.hardirq_enter(self, line)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from irqlab.sim.cpu import IRQ, Frame
 from irqlab.sim.workload import NEVER, ArrivalStream, CostSampler
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Line:
         self.last_unhandled = 0  # jiffies
         self.nobody_cared = 0
         self.handled_seq = 0
+        self.frames = [Frame(IRQ, None, self) for _ in range(m.sc.cpus)]  # CPU._push_irq()
 
     def start(self, cpu: CPU) -> int:
         """The handler begins: its cost in ns."""
@@ -71,7 +73,11 @@ class DeviceLine(Line):
 
     def sync(self, t_ns: int | None = None) -> None:
         """Count arrivals up to now (or t_ns) into the ring; what does not fit is missed."""
-        n = self.stream.take_until(self.m.engine.now if t_ns is None else t_ns)
+        if t_ns is None:
+            t_ns = self.m.engine.now
+        if t_ns < self.stream.next_t:
+            return  # nothing has arrived since the last look
+        n = self.stream.take_until(t_ns)
         if n:
             self.arrived += n
             room = self.capacity - self.queued

@@ -105,6 +105,10 @@ class Machine:
         self.tracing = sc.trace
         factor = 1 + min(sc.cpus, 8).bit_length() - 1  # sched_update_scaling(): 1 + ilog2(ncpus)
         self.sched_latency_ns = 6_000_000 * factor
+        # Constants read on every softirq pass (Scenario's properties cost a call each).
+        self.tick_ns = sc.tick_ns
+        self.softirq_time_jiffies = softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
+        self.rx_time_jiffies = -(-sc.budget_usecs * 1000 // sc.tick_ns)  # usecs_to_jiffies() rounds up
         self.min_gran_ns = 750_000 * factor
         self.wakeup_gran_ns = 1_000_000 * factor
         self.tasks: list[Task] = []
@@ -242,14 +246,17 @@ class Machine:
             line.handled_seq += 1
             if line.dev.unhandled and spurious.unhandled_now(line, line.handled_seq, line.dev.unhandled):
                 ret = IRQ_NONE
-            spurious.note_interrupt(self, line, ret)
+            if ret == IRQ_HANDLED and line.irq_count < spurious.WINDOW - 1:
+                line.irq_count += 1  # note_interrupt()'s common case, inlined
+            else:
+                spurious.note_interrupt(self, line, ret)
         if self.tracing:
             self.trace(cpu, EventKind.IRQ_EXIT if line.numbered else EventKind.VECTOR_EXIT, line.nr if line.numbered else 0xEC, ret)
 
     def irq_exit(self, cpu: CPU) -> None:
         """__irq_exit_rcu(): leaving the last interrupt level with softirqs pending runs them."""
-        if not cpu.in_interrupt() and self.softirq_state[cpu.id].pending:
-            softirq.invoke_softirq(self, cpu)
+        if not cpu.stack and self.softirq_state[cpu.id].pending and not (cpu.curr is not None and cpu.curr.bh > 0):
+            softirq.invoke_softirq(self, cpu)  # !in_interrupt() && local_softirq_pending()
 
     def wake(self, t: Task, from_cpu: CPU | None) -> None:
         """try_to_wake_up() on t's CPU; a remote wake-up that preempts sends a RES IPI."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from irqlab.model.events import EventKind
@@ -51,9 +51,9 @@ def napi_schedule(m: Machine, cpu: CPU, n: Napi) -> None:
 def net_rx_action(m: Machine, cpu: CPU) -> Generator:
     """net_rx_action(): poll until the list is empty, netdev_budget is spent or 2 jiffies pass."""
     sd = m.softnet[cpu.id]
-    tick = m.sc.tick_ns
-    # usecs_to_jiffies() rounds up
-    time_limit = m.engine.now // tick + -(-m.sc.budget_usecs * 1000 // tick)
+    engine = m.engine
+    tick = m.tick_ns
+    time_limit = engine.now // tick + m.rx_time_jiffies  # jiffies + usecs_to_jiffies(netdev_budget_usecs)
     budget = m.sc.netdev_budget
     work_list, sd.poll_list = sd.poll_list, []
     repoll: list[Napi] = []
@@ -65,11 +65,13 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             break
         n = work_list.pop(0)
         # __napi_poll(): call poll with the weight; a full quota keeps the NAPI on the list.
-        # A poll returns its work, its cost, and what happens when it ends (deliveries).
-        work, cost, after = n.poll(m, cpu, n)
-        if cost:
+        # A poll returns its work, its cost, and the packets it hands up when it ends:
+        # (line, count) runs, delivered once its cost has been paid.
+        work, cost, runs = n.poll(m, cpu, n)
+        if cost and not cpu.work_inline(cost):
             yield cost
-        after()
+        for line, k in runs:
+            deliver(m, cpu, line, k)
         if m.tracing:
             m.trace(cpu, EventKind.NAPI_POLL, work, n.weight, max(n.index, 0))
         if work < n.weight:
@@ -78,7 +80,7 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             repoll.append(n)
         budget -= work
         # "If softirq window is exhausted then punt." One squeeze per truncated pass.
-        if budget <= 0 or m.engine.now // tick >= time_limit:
+        if budget <= 0 or engine.now // tick >= time_limit:
             sd.time_squeeze += 1
             break
     # list_splice_tail_init(&sd->poll_list, &list); list_splice_tail(&repoll, &list);
@@ -112,9 +114,9 @@ def _napi_watchdog(cpu: CPU, n: Napi) -> None:
     napi_schedule(cpu.m, cpu, n)
 
 
-def deliver(m: Machine, line: DeviceLine, k: int) -> None:
+def deliver(m: Machine, cpu: CPU, line: DeviceLine, k: int) -> None:
     """Hand k received packets up the stack: a socket's queue or the forwarding output."""
-    m.softnet[line.cpu].processed += k  # __netif_receive_skb_core(): sd->processed++
+    m.softnet[cpu.id].processed += k  # __netif_receive_skb_core(): sd->processed++ of the polling CPU
     if line.dev.deliver == "forward":
         m.forwarded += k
     else:
@@ -134,15 +136,17 @@ class NapiNic(DeviceLine):
         napi_schedule(self.m, cpu, self.napi)
         return IRQ_HANDLED
 
-    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Callable[[], None]]:
+    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
         """The driver's poll: clean descriptors one after another, up to the weight.
 
         Packets that land in the ring while the poll runs are seen by it, as a driver's loop
         over the descriptor ring sees them; so under overload a poll uses its full quota.
         """
         t, k, cost = m.engine.now, 0, 0
+        stream = self.stream
         while k < n.weight:
-            self.sync(t)
+            if t >= stream.next_t:
+                self.sync(t)
             take = min(n.weight - k, self.queued)
             if not take:
                 break
@@ -151,7 +155,7 @@ class NapiNic(DeviceLine):
             c = self.work_cost.total(take)
             cost += c
             t += c
-        return k, cost, lambda: deliver(m, self, k)
+        return k, cost, ((self, k),) if k else ()
 
 
 class NetifRxNic(DeviceLine):
@@ -177,7 +181,7 @@ class NetifRxNic(DeviceLine):
         return IRQ_HANDLED
 
 
-def process_backlog(m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Callable[[], None]]:
+def process_backlog(m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, list]:
     """process_backlog(): up to the quota (dev_weight) packets from input_pkt_queue."""
     sd = m.softnet[cpu.id]
     work, cost, runs = 0, 0, []
@@ -191,12 +195,7 @@ def process_backlog(m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Callable[[
         runs.append((run[0], take))
         if not run[1]:
             sd.backlog_q.popleft()
-
-    def after() -> None:
-        for line, k in runs:
-            deliver(m, line, k)
-
-    return work, cost, after
+    return work, cost, runs
 
 
 class Socket:

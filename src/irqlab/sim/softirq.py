@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from irqlab.model.events import EventKind
 from irqlab.model.vectors import SOFTIRQ_NR
-from irqlab.sim.cpu import BLOCK, RESCHED, SOFTIRQ, CPU, Frame
+from irqlab.sim.cpu import BLOCK, RESCHED, SOFTIRQ, CPU
 
 if TYPE_CHECKING:
     from irqlab.sim.machine import Machine
@@ -40,7 +40,7 @@ def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
         m.trace(cpu, EventKind.SOFTIRQ_RAISE, nr)
     # "If we're in an interrupt or softirq, we're done (this also catches softirq-disabled
     # code). We will actually run the softirq once we return from the irq or softirq."
-    if not cpu.in_interrupt():
+    if not cpu.stack and not (cpu.curr is not None and cpu.curr.bh > 0):  # !in_interrupt()
         wakeup_softirqd(m, cpu)
 
 
@@ -63,7 +63,7 @@ def ksoftirqd_running(m: Machine, cpu: CPU, pending: int) -> bool:
 def invoke_softirq(m: Machine, cpu: CPU) -> None:
     """irq_exit_rcu() -> invoke_softirq(): run pending softirqs on this interrupt's way out."""
     st = m.softirq_state[cpu.id]
-    if ksoftirqd_running(m, cpu, st.pending):
+    if m.sc.era in ("4.9", "4.15") and ksoftirqd_running(m, cpu, st.pending):
         st.deferred_irq_exit += 1
         return
     if m.sc.threadirqs:
@@ -71,40 +71,45 @@ def invoke_softirq(m: Machine, cpu: CPU) -> None:
         wakeup_softirqd(m, cpu)
         return
     st.irq_exit_runs += 1
-    cpu.stack.append(Frame(SOFTIRQ, handle_softirqs(m, cpu, None), None))
+    frame = cpu.softirq_frame
+    frame.gen = handle_softirqs(m, cpu, None)
+    frame.remaining = None
+    cpu.stack.append(frame)
 
 
 def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
     """handle_softirqs(ksirqd): one run of the pending vectors with the restart rules."""
     st = m.softirq_state[cpu.id]
-    hz_tick = m.sc.tick_ns
-    end = m.engine.now // hz_tick + msecs_to_jiffies(m.sc.max_softirq_time_ms, m.sc.hz)
+    engine = m.engine
+    hz_tick = m.tick_ns
+    end = engine.now // hz_tick + m.softirq_time_jiffies
     max_restart = m.sc.max_softirq_restart
     pending = st.pending
-    raise_lat, actions = m.raise_latency, m.actions
+    raise_lat, actions, counts, raised_ns = m.raise_latency, m.actions, st.counts, st.raised_ns
+    in_ksoftirqd = task is not None and task is st.ksoftirqd
     if task is not None:
         task.bh += 1  # softirq_handle_begin(): __local_bh_disable_ip(SOFTIRQ_OFFSET)
         saved, task.acct = task.acct, SOFTIRQ
     while True:
         st.pending = 0  # set_softirq_pending(0), then local_irq_enable()
-        nr = 0
         while pending:
-            if pending & 1:
-                st.counts[nr] += 1  # kstat_incr_softirqs_this_cpu(): what /proc/softirqs counts
-                raise_lat[nr].add(m.engine.now - st.raised_ns[nr])
-                if task is not None:
-                    st.ksoftirqd_vectors[nr] += 1
-                if m.tracing:
-                    m.trace(cpu, EventKind.SOFTIRQ_ENTRY, nr)
-                yield from actions[nr](m, cpu)
-                if m.tracing:
-                    m.trace(cpu, EventKind.SOFTIRQ_EXIT, nr)
-            pending >>= 1
-            nr += 1
+            # "softirq_bit = ffs(pending); h += softirq_bit - 1;": vectors in bit order
+            low = pending & -pending
+            nr = low.bit_length() - 1
+            pending ^= low
+            counts[nr] += 1  # kstat_incr_softirqs_this_cpu(): what /proc/softirqs counts
+            raise_lat[nr].pending.append(engine.now - raised_ns[nr])  # BufferedHistogram.add()
+            if in_ksoftirqd:
+                st.ksoftirqd_vectors[nr] += 1
+            if m.tracing:
+                m.trace(cpu, EventKind.SOFTIRQ_ENTRY, nr)
+            yield from actions[nr](m, cpu)
+            if m.tracing:
+                m.trace(cpu, EventKind.SOFTIRQ_EXIT, nr)
         pending = st.pending
         if not pending:
             break
-        if m.engine.now // hz_tick < end and not cpu.need_resched:
+        if engine.now // hz_tick < end and not cpu.need_resched:
             max_restart -= 1
             if max_restart:
                 st.restarts += 1

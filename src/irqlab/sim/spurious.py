@@ -25,7 +25,7 @@ POLL_INTERVAL_MS = 100
 def note_interrupt(m: Machine, line, ret: int) -> None:
     """Count one interrupt of line; disable the line when the window says nobody cared."""
     if ret != IRQ_HANDLED and ret != IRQ_WAKE_THREAD:
-        jiffies = m.engine.now // m.sc.tick_ns
+        jiffies = m.engine.now // m.tick_ns
         if jiffies > line.last_unhandled + m.sc.hz // 10:
             line.irqs_unhandled = 1
         else:

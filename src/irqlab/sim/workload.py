@@ -53,7 +53,7 @@ def rate_segments(a: Arrival, horizon_ns: int) -> Iterator[tuple[int, int, float
 class ArrivalStream:
     """Sorted arrival instants of one device, consumed from the front."""
 
-    __slots__ = ("_rng", "_segments", "_seg", "_t", "_periodic", "_buf", "_i", "_done")
+    __slots__ = ("_rng", "_segments", "_seg", "_t", "_periodic", "_buf", "_i", "_done", "next_t")
 
     def __init__(self, arrival: Arrival, horizon_ns: int, rng: np.random.Generator) -> None:
         self._rng = rng
@@ -64,6 +64,9 @@ class ArrivalStream:
         self._buf: list[int] = []
         self._i = 0
         self._done = False
+        # The next unconsumed instant, so callers can skip take_until() when nothing is due;
+        # -1 when the buffer is exhausted and the next chunk not drawn yet.
+        self.next_t = -1
 
     def _refill(self) -> None:
         """Draw the next chunk of instants (memoryless across segment edges, so exact)."""
@@ -96,23 +99,28 @@ class ArrivalStream:
         if self._i >= len(self._buf):
             self._refill()
             if self._i >= len(self._buf):
+                self.next_t = NEVER
                 return NEVER
-        return self._buf[self._i]
+        self.next_t = self._buf[self._i]
+        return self.next_t
 
     def take_until(self, t_ns: int) -> int:
         """Consume and count every arrival at or before t_ns."""
         if self._i < len(self._buf) and self._buf[self._i] > t_ns:
+            self.next_t = self._buf[self._i]
             return 0  # the common case: nothing new since the last look
         n = 0
         while True:
             if self._i >= len(self._buf):
                 self._refill()
                 if self._i >= len(self._buf):
+                    self.next_t = NEVER
                     return n
             j = bisect.bisect_right(self._buf, t_ns, self._i)
             n += j - self._i
             self._i = j
             if j < len(self._buf):
+                self.next_t = self._buf[j]
                 return n
 
 
