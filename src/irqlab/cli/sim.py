@@ -20,6 +20,7 @@ examples:
   irqlab sim examples/scenarios/nic-napi.toml --sweep device.eth0.arrival.rate=1e5,4e5,1.6e6 --plot sweep.png
   irqlab sim examples/scenarios/nic-napi.toml -o /tmp/simcap && irqlab diff /tmp/simcap/t0 /tmp/simcap/t1
   irqlab sim examples/scenarios/nic-napi.toml --doctor
+  irqlab sim examples/scenarios/watch-storm.toml    irqlab watch's detector and mitigations on a storm
   irqlab sim --validate               the published-result experiments of docs/VALIDATION.md
 
 exit codes: 0 ok (with --doctor: 0 healthy, 1 warning, 2 critical), 3 bad scenario, 64 usage
@@ -64,7 +65,16 @@ def _run(args, overrides: tuple[str, ...], label: str):
         from dataclasses import replace
 
         sc = replace(sc, trace=True)
-    return Machine(sc, _progress(args, label)).run()
+    controller = None
+    if sc.watch is not None:  # [watch]: irqlab watch's detector and mitigations on the model
+        from irqlab.daemon.simwatch import from_spec
+        from irqlab.sim.scenario import ScenarioError
+
+        try:
+            controller = from_spec(sc.watch)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{args.scenario}: {exc}") from None
+    return Machine(sc, _progress(args, label), controller).run()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from irqlab.model.events import EventKind
 from irqlab.model.histogram import Histogram
 from irqlab.sim import napi, softirq, spurious, tasklet
 from irqlab.sim.cpu import BLOCK, CPU, Task
-from irqlab.sim.engine import Engine
+from irqlab.sim.engine import PRIO_SAMPLE, Engine
 from irqlab.sim.irqthread import ThreadedDevice
 from irqlab.sim.line import IRQ_HANDLED, IRQ_NONE, DeviceLine, Line
 from irqlab.sim.scenario import Scenario
@@ -95,20 +95,22 @@ class PlainDevice(DeviceLine):
 class Machine:
     """Everything the kernel model keeps, and the run loop."""
 
-    def __init__(self, sc: Scenario, progress: Callable[[float], None] | None = None) -> None:
+    def __init__(self, sc: Scenario, progress: Callable[[float], None] | None = None, controller=None) -> None:
         self.sc = sc
+        self.controller = controller  # a sim.policy.Controller (irqlab watch on the model), or None
+        self.policy_log: list = []  # sim.policy.Applied, one per knob write
         self.engine = Engine()
         self.rng = np.random.default_rng(sc.seed)
         self.seq = 0
         self.cur_cpu: CPU | None = None
         self.progress = progress
         self.tracing = sc.trace
-        factor = 1 + min(sc.cpus, 8).bit_length() - 1  # sched_update_scaling(): 1 + ilog2(ncpus)
-        self.sched_latency_ns = 6_000_000 * factor
         # Constants read on every softirq pass (Scenario's properties cost a call each).
         self.tick_ns = sc.tick_ns
         self.softirq_time_jiffies = softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
         self.rx_time_jiffies = -(-sc.budget_usecs * 1000 // sc.tick_ns)  # usecs_to_jiffies() rounds up
+        factor = 1 + min(sc.cpus, 8).bit_length() - 1  # sched_update_scaling(): 1 + ilog2(ncpus)
+        self.sched_latency_ns = 6_000_000 * factor
         self.min_gran_ns = 750_000 * factor
         self.wakeup_gran_ns = 1_000_000 * factor
         self.tasks: list[Task] = []
@@ -300,6 +302,8 @@ class Machine:
         for cpu in self.cpus:
             cpu.need_resched = bool(cpu.rt_rq or cpu.cfs_rq)  # boot: the idle task yields to runnable threads
             cpu._advance()
+        if self.controller is not None:
+            self.engine.at(0, self._control, None, PRIO_SAMPLE)
         steps = 50
         for k in range(1, steps + 1):
             horizon = k * end // steps
@@ -316,6 +320,16 @@ class Machine:
             if self.progress:
                 self.progress(k / steps)
         return self
+
+    def _control(self, knobs) -> None:
+        """The policy's periodic sample: a snapshot of now, then whatever it writes."""
+        from irqlab.sim.emit import snapshot
+        from irqlab.sim.policy import Knobs
+
+        knobs = knobs or Knobs(self)
+        self._sync_all()
+        self.controller.step(snapshot(self), knobs)
+        self.engine.at(self.engine.now + max(self.controller.interval_ns, 1), self._control, knobs, PRIO_SAMPLE)
 
     def _tick(self, cpu: CPU, _: object) -> None:
         cpu.tick()

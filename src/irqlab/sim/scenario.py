@@ -8,7 +8,9 @@ ScenarioError that names the key path (`device[0].arrival.rate: must be >= 0`), 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,16 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchSpec:
+    """[watch]: run irqlab's storm detector and mitigation ladder on the model (daemon/simwatch.py)."""
+
+    config: str = ""  # a watch config file (docs/watch.md); "" = watch's defaults
+    interval_ns: int | None = None  # None: the config's `interval` if it sets one, else 100 ms
+    hold_down_ns: int | None = None  # None: the config's `hold_down` if it sets one, else 1 s
+    apply: bool = True  # false: a dry run, as `irqlab watch` without --apply
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A whole simulated machine and run."""
 
@@ -135,6 +147,7 @@ class Scenario:
     devices: tuple[Device, ...] = ()
     tasks: tuple[Task, ...] = ()
     trace: bool = False
+    watch: WatchSpec | None = None
 
     @property
     def tick_ns(self) -> int:
@@ -161,7 +174,8 @@ _TASK = {"name": str, "cpu": int, "kind": str, "policy": str, "priority": int, "
          "period_us": float, "work_ns": "cost", "rcvbuf": int}
 _COST = {"mean": float, "dist": str, "spread": float}
 _STRING_KEYS = {"name", "kernel", "kind", "process", "deliver", "policy", "dist"}
-_TOP = {"machine": dict, "net": dict, "device": list, "task": list}
+_WATCH = {"config": str, "interval_ms": float, "hold_down_ms": float, "apply": bool}
+_TOP = {"machine": dict, "net": dict, "device": list, "task": list, "watch": dict}
 
 
 def _check_keys(table: dict, schema: dict, where: str) -> None:
@@ -313,9 +327,25 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
         netdev_max_backlog=n("netdev_max_backlog", 1000), dev_weight=n("dev_weight", 64),
         devices=tuple(_device(d, i, cpus) for i, d in enumerate(devices)),
         tasks=tuple(_task(t, i, cpus) for i, t in enumerate(tasks)), trace=g("trace", False),
+        watch=_watch(raw["watch"]) if "watch" in raw else None,
     )
     _check_machine(sc)
     return sc
+
+
+def _watch(table: dict) -> WatchSpec:
+    _check_keys(table, _WATCH, "watch")
+    g = lambda k, d: _get(table, _WATCH, k, "watch", d)  # noqa: E731
+    interval, hold = g("interval_ms", None), g("hold_down_ms", None)
+    if interval is not None:
+        _range(interval, 1, 60_000, "watch.interval_ms")
+    if hold is not None:
+        _range(hold, 0, 86_400_000, "watch.hold_down_ms")
+    config = g("config", "")
+    if "\x00" in config:
+        raise ScenarioError("watch.config: not a file path")
+    return WatchSpec(config, None if interval is None else int(interval * 1e6),
+                     None if hold is None else int(hold * 1e6), g("apply", True))
 
 
 def _check_machine(sc: Scenario) -> None:
@@ -358,9 +388,16 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
     for item in overrides:
         raw = override(raw, item)
     try:
-        return parse_scenario(raw, Path(path).stem)
+        sc = parse_scenario(raw, Path(path).stem)
     except ScenarioError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
+    if sc.watch is not None and sc.watch.config:
+        # Relative to the scenario file, so a scenario and its watch config travel together.
+        config = os.path.normpath(Path(path).parent / sc.watch.config)
+        if not os.path.isfile(config):
+            raise ScenarioError(f"{path}: watch.config: {config!r} is not a readable file")
+        sc = dataclasses.replace(sc, watch=dataclasses.replace(sc.watch, config=config))
+    return sc
 
 
 def override(raw: dict, item: str) -> dict:

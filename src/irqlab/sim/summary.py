@@ -54,6 +54,7 @@ class Summary:
     nobody_cared: tuple[int, ...]
     messages: tuple[str, ...]
     heap_events: int
+    watch: dict | None = None  # the policy's report ([watch]), its writes, the moved IRQs' CPUs
 
 
 def summarize(m: Machine) -> Summary:
@@ -80,8 +81,24 @@ def summarize(m: Machine) -> Summary:
         delivered_per_s=(m.forwarded + sum(s.received for s in m.sockets.values())) * 1e9 / max(m.engine.now, 1),
         ring_drops=sum(getattr(ln, "missed", 0) for ln in m.lines),
         nobody_cared=tuple(int(ln.irq) for ln in m.lines if ln.nobody_cared), messages=tuple(m.messages),
-        heap_events=m.engine.processed,
+        heap_events=m.engine.processed, watch=_watch(m, first, last),
     )
+
+
+def _watch(m: Machine, first, last) -> dict | None:
+    """The controller's report plus what it wrote and where the moved IRQs' interrupts went."""
+    report = getattr(m.controller, "report", None)
+    if report is None:
+        return None
+    out = dict(report())
+    out["writes"] = [{"time_ns": a.time_ns, "kind": a.action.kind, "target": a.action.target, "value": a.action.value,
+                      "original": a.original, "restore": a.restore} for a in m.policy_log]
+    rows = {ln.irq: k for k, ln in enumerate(last.interrupts.lines)}
+    moved = sorted({a.action.irq for a in m.policy_log if a.action.kind == "affinity"})
+    out["irq_cpu_counts"] = {  # over the window, as `irqlab diff` of the first and last capture
+        str(irq): {str(c): int((last.interrupts.counts[rows[str(irq)], j] - first.interrupts.counts[rows[str(irq)], j]) % 2**32)
+                   for j, c in enumerate(last.interrupts.cpus)} for irq in moved if str(irq) in rows}
+    return out
 
 
 def _tasks(m: Machine, first, win: int):
@@ -102,6 +119,7 @@ def summary_json(s: Summary) -> dict:
         "raise_latency": {v: _stats(h) for v, h in s.raise_latency.items()},
         "arrivals_per_s": s.arrivals_per_s, "delivered_per_s": s.delivered_per_s, "ring_drops": s.ring_drops,
         "nobody_cared": list(s.nobody_cared), "messages": list(s.messages), "heap_events": s.heap_events,
+        "watch": s.watch,
     }
 
 
@@ -135,5 +153,20 @@ def render_summary(s: Summary) -> str:
             out.append(f"{t.name:<12} {t.cpu:>3} {t.policy:<6} {t.cpu_pct:>6.1f} {us(st and st.p50_ns):>8} "
                        f"{us(st and st.p99_ns):>8} {us(st and st.max_ns):>8} {recv:>9} {drops:>7}")
     out += ["", f"arrivals {s.arrivals_per_s:.0f}/s, delivered {s.delivered_per_s:.0f}/s, ring drops {s.ring_drops}"]
+    out += _render_watch(s.watch) if s.watch is not None else []
     out += [f"kernel: {msg}" for msg in s.messages]
     return "\n".join(out) + "\n"
+
+
+def _render_watch(w: dict) -> list[str]:
+    """The [watch] policy's events (simulated seconds since the run began) and its effect."""
+    ms = lambda ns: f"{ns / 1e6:g} ms"  # noqa: E731
+    mode = "applied" if w["apply"] else "dry run, nothing written"
+    out = ["", f"watch: irqlab watch on the model (config {w['config'] or 'defaults'}, every {ms(w['interval_ns'])}, "
+           f"hold-down {ms(w['hold_down_ns'])}, {mode})", f"{'time s':>8}  event"]
+    out += [f"{e['time_s']:>8.3f}  {e['text']}" for e in w["events"]] or [f"{'-':>8}  no storm"]
+    for irq, per_cpu in w["irq_cpu_counts"].items():
+        out.append(f"IRQ {irq} interrupts in the window: " + ", ".join(f"CPU{c} {n}" for c, n in per_cpu.items()))
+    for h in w["held_at_end"]:
+        out.append(f"still changed when the run ended: {h['target']} = {h['value']} (was {h['original']})")
+    return out
