@@ -58,7 +58,7 @@ class Task:
 
     __slots__ = ("name", "pid", "cpu", "policy", "prio", "weight", "vruntime", "running", "gen",
                  "remaining", "acct", "run_ns", "wake_ns", "bh", "kthread", "slice_start_ns",
-                 "latency", "switches", "kind", "nice", "data")
+                 "latency", "switches", "kind", "nice", "data", "pi_saved")
 
     def __init__(self, name: str, pid: int, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> None:
         self.name, self.pid, self.cpu = name, pid, cpu
@@ -78,6 +78,7 @@ class Task:
         self.switches = 0
         self.kind = "task"
         self.data: Any = None
+        self.pi_saved: tuple[str, int] | None = None  # (policy, prio) before a priority-inheritance boost
 
     @property
     def rt(self) -> bool:
@@ -106,6 +107,9 @@ class CPU:
         # The irq_exit() softirq frame, reused: invoke_softirq() runs only when !in_interrupt(),
         # so at most one is on the stack.
         self.softirq_frame = Frame(SOFTIRQ, None)
+        # PREEMPT_RT: a task holding the BH lock (serving softirqs) stays preemptible; the
+        # softirq count is per task there, not part of preempt_count (kernel/softirq.c).
+        self.rt = machine.sc.preempt_rt
         self._outermost = False  # advancing from the event loop, not inside another CPU's step
 
     # --- context -------------------------------------------------------------------------
@@ -168,7 +172,7 @@ class CPU:
         times, stack, irr = self.times, self.stack, self.irr  # lists mutated in place, never rebound
         outermost = self._outermost
         while True:
-            if self.need_resched and not stack and (self.curr is None or self.curr.bh == 0):
+            if self.need_resched and not stack and (self.curr is None or self.curr.bh == 0 or self.rt):
                 self.schedule()  # preempt_schedule on return to a preemptible task
             if irr and not (stack and stack[-1].kind == IRQ):
                 self._deliver_pending()  # interrupts re-enabled: the pending one fires
@@ -228,7 +232,7 @@ class CPU:
         if not (self._outermost and end < engine.until and (not heap or heap[0][0] > end)) or self.irr:
             return False  # something may happen meanwhile, or an interrupt waits to be taken
         r = self.stack[-1] if self.stack else self.curr
-        if self.need_resched and not self.stack and r.bh == 0:
+        if self.need_resched and not self.stack and (r.bh == 0 or self.rt):
             return False  # the loop would switch tasks before this work
         engine.now = end
         self.times[r.acct] += ns
@@ -254,7 +258,7 @@ class CPU:
 
     def preempt_point(self) -> None:
         """Return to task level: switch if need_resched and the task is preemptible."""
-        if self.need_resched and (self.curr is None or self.curr.bh == 0):
+        if self.need_resched and (self.curr is None or self.curr.bh == 0 or self.rt):
             self.schedule()
 
     # --- interrupts ----------------------------------------------------------------------
@@ -372,6 +376,19 @@ class CPU:
             return False
         # check_preempt_wakeup(): preempt when curr is ahead by more than the granularity.
         return c.vruntime - t.vruntime > self.m.wakeup_gran_ns
+
+    def set_prio(self, t: Task, policy: str, prio: int) -> None:
+        """rt_mutex_setprio(): change t's policy and priority (priority inheritance), requeueing it."""
+        queued = t.running and t is not self.curr
+        if queued:
+            (self.rt_rq if t.rt else self.cfs_rq).remove(t)
+        t.policy, t.prio = policy, prio
+        if queued:
+            self._enqueue(t)
+            if self._preempts(t):
+                self.need_resched = True
+        elif t is self.curr and self.rt_rq and (not t.rt or self.rt_rq[0].prio > t.prio):
+            self.need_resched = True  # deboosted below a waiting RT task
 
     def tick(self) -> None:
         """scheduler_tick() -> task_tick(): slice expiry sets need_resched."""

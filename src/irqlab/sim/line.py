@@ -68,6 +68,7 @@ class DeviceLine(Line):
         self.queued = 0  # events arrived and not yet handled (the ring, for NICs)
         self.capacity = dev.ring
         self.missed = 0  # arrivals dropped because the ring was full
+        self.oneshot_held = False  # forced threading: IRQF_ONESHOT mask held until the thread ends
         self.arrived = 0
         self._fired = False
 

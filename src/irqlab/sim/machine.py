@@ -11,7 +11,7 @@ from irqlab.model.histogram import Histogram
 from irqlab.sim import napi, softirq, spurious, tasklet
 from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.engine import PRIO_SAMPLE, Engine
-from irqlab.sim.irqthread import ThreadedDevice
+from irqlab.sim.irqthread import ThreadedDevice, forced_threaded
 from irqlab.sim.line import IRQ_HANDLED, IRQ_NONE, DeviceLine, Line
 from irqlab.sim.scenario import Scenario
 from irqlab.sim.workload import CostSampler
@@ -59,6 +59,12 @@ class SoftirqState:
         self.irq_exit_runs = 0
         self.bh_enable_runs = 0
         self.ksoftirqd_runs = 0
+        self.task_vectors = [0] * 10  # vector runs in other tasks' local_bh_enable() (IRQ threads, ...)
+        # PREEMPT_RT struct softirq_ctrl: the per-CPU BH local_lock (an rtmutex) and who waits for it
+        self.bh_owner: Task | None = None
+        self.bh_waiters: list[Task] = []
+        self.bh_lock_waits = 0  # local_bh_disable() calls that had to block
+        self.pi_boosts = 0  # owners that inherited a waiter's priority
 
 
 class LocLine(Line):
@@ -171,11 +177,11 @@ class Machine:
     def _device(self, d) -> DeviceLine:
         kinds = {"napi": napi.NapiNic, "netif_rx": napi.NetifRxNic, "plain": PlainDevice,
                  "tasklet": tasklet.TaskletDevice, "threaded": ThreadedDevice}
-        if d.kind == "hi_tasklet":
-            return tasklet.TaskletDevice(self, d, hi=True)
-        if self.sc.threadirqs and d.kind in ("plain", "napi"):
-            return ThreadedDevice(self, d)  # forced threading: every device handler in a thread
-        return kinds[d.kind](self, d)
+        args = (True,) if d.kind == "hi_tasklet" else ()
+        cls = tasklet.TaskletDevice if d.kind == "hi_tasklet" else kinds[d.kind]
+        if self.sc.threadirqs and cls is not ThreadedDevice:
+            cls = forced_threaded(cls)  # forced threading: the driver's handler runs in irq/N-name
+        return cls(self, d, *args)
 
     def _user_task(self, i: int, spec) -> Task:
         t = self.new_task(spec.name, spec.cpu, spec.policy, spec.priority, spec.nice)
@@ -225,7 +231,11 @@ class Machine:
             sock.qlen -= 1
             yield cost.draw()
             sock.received += 1
-            # spin_unlock_bh() of the receive queue: local_bh_enable() runs pending softirqs.
+            # spin_lock_bh()/spin_unlock_bh() of the receive queue (held briefly: the copy to
+            # user space is outside it); local_bh_enable() runs pending softirqs. On PREEMPT_RT
+            # the lock_bh may block on the CPU's BH lock.
+            yield from softirq.local_bh_disable(self, cpu, t)
+            t.bh -= 1
             yield from softirq.local_bh_enable(self, cpu, t)
 
     def _hog(self) -> Generator:

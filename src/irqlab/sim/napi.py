@@ -107,7 +107,8 @@ def napi_complete_done(m: Machine, cpu: CPU, n: Napi, work: int) -> None:
         # driver's interrupt stays off.
         m.cpus[line.cpu].add_timer(m.engine.now + timeout, _napi_watchdog, n)
         return
-    line.unmask()  # the driver re-enables its interrupt
+    if not line.oneshot_held:
+        line.unmask()  # the driver re-enables its interrupt (or irq_finalize_oneshot() will)
 
 
 def _napi_watchdog(cpu: CPU, n: Napi) -> None:

@@ -137,6 +137,10 @@ class Scenario:
     seed: int = 1
     samples: int = 2  # snapshots taken (evenly over the measured window)
     threadirqs: bool = False
+    # CONFIG_PREEMPT_RT: every device handler forced into a thread, softirqs run preemptibly in
+    # the task that raised them (per-CPU BH lock with priority inheritance) or in ksoftirqd.
+    preempt_rt: bool = False
+    primary_handler_ns: int = 500  # irq_default_primary_handler() + entry/exit of a forced-threaded IRQ
     max_softirq_restart: int = 10
     max_softirq_time_ms: int = 2
     tick_cost: Cost = Cost(1_000)
@@ -162,7 +166,8 @@ class Scenario:
 # --- the schema: key -> (type check, default) per table ------------------------------------
 
 _MACHINE = {"name": str, "cpus": int, "hz": int, "kernel": str, "duration_s": float, "warmup_s": float,
-            "seed": int, "samples": int, "threadirqs": bool, "max_softirq_restart": int,
+            "seed": int, "samples": int, "threadirqs": bool, "preempt_rt": bool, "primary_handler_ns": int,
+            "max_softirq_restart": int,
             "max_softirq_time_ms": int, "tick_cost_ns": "cost", "trace": bool}
 _NET = {"netdev_budget": int, "netdev_budget_usecs": int, "netdev_max_backlog": int, "dev_weight": int}
 _DEVICE = {"name": str, "irq": int, "cpu": int, "kind": str, "arrival": dict, "hardirq_ns": "cost",
@@ -308,6 +313,8 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
     g = lambda k, d: _get(m, _MACHINE, k, "machine", d)  # noqa: E731
     cpus = g("cpus", 2)
     _range(cpus, 1, 64, "machine.cpus")
+    if g("preempt_rt", False) and m.get("threadirqs") is False:
+        raise ScenarioError("machine.threadirqs: cannot be false with preempt_rt = true (PREEMPT_RT always threads handlers)")
     hz = g("hz", 1000)
     if hz not in (100, 250, 300, 1000):
         raise ScenarioError(f"machine.hz: {hz} is not a kernel HZ choice (100, 250, 300, 1000)")
@@ -321,7 +328,9 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
     sc = Scenario(
         name=g("name", name), cpus=cpus, hz=hz, era=era_of(g("kernel", "6.18")),
         duration_ns=int(g("duration_s", 1.0) * 1e9), warmup_ns=int(g("warmup_s", 0.0) * 1e9), seed=g("seed", 1),
-        samples=g("samples", 2), threadirqs=g("threadirqs", False), max_softirq_restart=g("max_softirq_restart", 10),
+        samples=g("samples", 2), threadirqs=g("threadirqs", False) or g("preempt_rt", False),  # RT forces threading
+        preempt_rt=g("preempt_rt", False), primary_handler_ns=g("primary_handler_ns", 500),
+        max_softirq_restart=g("max_softirq_restart", 10),
         max_softirq_time_ms=g("max_softirq_time_ms", 2), tick_cost=g("tick_cost_ns", Cost(1_000)),
         netdev_budget=n("netdev_budget", 300), netdev_budget_usecs=n("netdev_budget_usecs", 0),
         netdev_max_backlog=n("netdev_max_backlog", 1000), dev_weight=n("dev_weight", 64),
@@ -354,6 +363,7 @@ def _check_machine(sc: Scenario) -> None:
     _range(sc.seed, 0, 2**63 - 1, "machine.seed")
     _range(sc.samples, 2, 10_000, "machine.samples")
     _range(sc.max_softirq_restart, 1, 1_000_000, "machine.max_softirq_restart")
+    _range(sc.primary_handler_ns, 0, 10**9, "machine.primary_handler_ns")
     _range(sc.max_softirq_time_ms, 1, 10_000, "machine.max_softirq_time_ms")
     _range(sc.netdev_budget, 1, 1 << 20, "net.netdev_budget")
     _range(sc.netdev_budget_usecs, 0, 10**7, "net.netdev_budget_usecs")

@@ -66,6 +66,13 @@ def invoke_softirq(m: Machine, cpu: CPU) -> None:
     if m.sc.era in ("4.9", "4.15") and ksoftirqd_running(m, cpu, st.pending):
         st.deferred_irq_exit += 1
         return
+    if m.sc.preempt_rt:
+        # PREEMPT_RT invoke_softirq(): "if (should_wake_ksoftirqd()) wakeup_softirqd();" with
+        # should_wake_ksoftirqd() = !this_cpu_read(softirq_ctrl.cnt): a task inside a BH-disabled
+        # section on this CPU (running or preempted) runs them at its local_bh_enable().
+        if st.bh_owner is None:
+            wakeup_softirqd(m, cpu)
+        return
     if m.sc.threadirqs:
         # force_irqthreads(): softirqs are left to ksoftirqd (kernel/softirq.c invoke_softirq()).
         wakeup_softirqd(m, cpu)
@@ -101,6 +108,8 @@ def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
             raise_lat[nr].pending.append(engine.now - raised_ns[nr])  # BufferedHistogram.add()
             if in_ksoftirqd:
                 st.ksoftirqd_vectors[nr] += 1
+            elif task is not None:
+                st.task_vectors[nr] += 1
             if m.tracing:
                 m.trace(cpu, EventKind.SOFTIRQ_ENTRY, nr)
             yield from actions[nr](m, cpu)
@@ -122,21 +131,82 @@ def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
         task.acct = saved
 
 
+def local_bh_disable(m: Machine, cpu: CPU, task) -> Generator:
+    """local_bh_disable() in task context: bump the task's softirq count.
+
+    On PREEMPT_RT the first level also takes softirq_ctrl.lock, a per-CPU local_lock that is an
+    rtmutex: if another task on this CPU holds it (it was preempted inside its BH section),
+    this task blocks and the holder inherits its priority until it releases the lock.
+    """
+    if m.sc.preempt_rt and task.bh == 0:
+        st = m.softirq_state[cpu.id]
+        while st.bh_owner is not None and st.bh_owner is not task:
+            st.bh_lock_waits += 1
+            st.bh_waiters.append(task)
+            _pi_boost(m, st.bh_owner, task)
+            yield BLOCK
+        st.bh_owner = task
+    task.bh += 1
+
+
+def _pi_boost(m: Machine, owner, waiter) -> None:
+    """rt_mutex_adjust_prio(): the owner runs at the top waiter's priority if that is higher."""
+    if not waiter.rt or (owner.rt and owner.prio >= waiter.prio):
+        return
+    if owner.pi_saved is None:
+        owner.pi_saved = (owner.policy, owner.prio)
+    m.softirq_state[owner.cpu].pi_boosts += 1
+    m.cpus[owner.cpu].set_prio(owner, "fifo", waiter.prio)
+
+
+def _bh_unlock(m: Machine, cpu: CPU, task) -> None:
+    """PREEMPT_RT __local_bh_enable() at count 0: drop the lock, undo a boost, wake the waiters."""
+    st = m.softirq_state[cpu.id]
+    if st.bh_owner is not task:
+        return
+    st.bh_owner = None
+    if task.pi_saved is not None:
+        policy, prio = task.pi_saved
+        task.pi_saved = None
+        cpu.set_prio(task, policy, prio)
+    waiters, st.bh_waiters = st.bh_waiters, []
+    for w in waiters:
+        m.wake(w, cpu)
+
+
 def local_bh_enable(m: Machine, cpu: CPU, task) -> Generator:
-    """local_bh_enable() -> do_softirq() in task context when something is pending."""
+    """local_bh_enable() -> do_softirq() in task context when something is pending.
+
+    Called with the task's count already back at the caller's level. On PREEMPT_RT
+    (__local_bh_enable_ip()) the pending softirqs run with the BH lock still held, preemptibly,
+    and the lock is released after them.
+    """
     st = m.softirq_state[cpu.id]
     if st.pending and not cpu.stack and task.bh == 0 and not ksoftirqd_running(m, cpu, st.pending):
         st.bh_enable_runs += 1
         yield from handle_softirqs(m, cpu, task)
+    if m.sc.preempt_rt and task.bh == 0:
+        _bh_unlock(m, cpu, task)
 
 
 def ksoftirqd_body(m: Machine, cpu: CPU, task) -> Generator:
     """smpboot thread loop: ksoftirqd_should_run() = local_softirq_pending(); run_ksoftirqd()."""
     st = m.softirq_state[cpu.id]
+    rt = m.sc.preempt_rt
     while True:
         if not st.pending:
             yield BLOCK
             continue
-        st.ksoftirqd_runs += 1
-        yield from handle_softirqs(m, cpu, task)
+        if rt:
+            # ksoftirqd_run_begin(): __local_bh_disable_ip(SOFTIRQ_OFFSET) takes the BH lock; the
+            # task that held it may have run the pending work meanwhile.
+            yield from local_bh_disable(m, cpu, task)
+            if st.pending:
+                st.ksoftirqd_runs += 1
+                yield from handle_softirqs(m, cpu, task)
+            task.bh -= 1
+            _bh_unlock(m, cpu, task)  # ksoftirqd_run_end()
+        else:
+            st.ksoftirqd_runs += 1
+            yield from handle_softirqs(m, cpu, task)
         yield RESCHED  # cond_resched()

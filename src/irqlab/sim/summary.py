@@ -27,6 +27,9 @@ class CpuSummary:
     net_rx_in_ksoftirqd_pct: float  # share of NET_RX runs that ran in ksoftirqd
     time_squeeze: int
     backlog_drops: int
+    net_rx_in_tasks_pct: float = 0.0  # ... in other tasks' local_bh_enable(): IRQ threads, senders, readers
+    bh_lock_waits: int = 0  # PREEMPT_RT: local_bh_disable() calls that blocked on the CPU's BH lock
+    pi_boosts: int = 0  # PREEMPT_RT: BH lock holders boosted to a waiter's priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,8 @@ def summarize(m: Machine) -> Summary:
         nrx = st.counts[3]
         cpus.append(CpuSummary(c, 100.0 * ks.get(c, 0) / win, pct["softirq"], pct["irq"], pct["idle"], st.restarts,
                                st.handoffs, st.deferred_irq_exit, 100.0 * st.ksoftirqd_vectors[3] / nrx if nrx else 0.0,
-                               sd.time_squeeze, sd.dropped))
+                               sd.time_squeeze, sd.dropped, 100.0 * st.task_vectors[3] / nrx if nrx else 0.0,
+                               st.bh_lock_waits, st.pi_boosts))
     return Summary(
         scenario=m.sc.name, era=m.sc.era, window_ns=win, cpus=tuple(cpus), tasks=tuple(_tasks(m, first, win)),
         raise_latency={SOFTIRQ_NAMES[v]: h for v, h in enumerate(m.raise_latency) if h.count},
@@ -135,11 +139,13 @@ def render_summary(s: Summary) -> str:
     us = lambda v: "-" if v is None else f"{v / 1000:.1f}"  # noqa: E731
     out = [f"irqlab sim - {s.scenario}, {s.era} rules, window {s.window_ns / 1e9:.3f} s (simulated)", ""]
     out.append(f"{'CPU':>3} {'ksoftirqd%':>10} {'softirq%':>9} {'irq%':>6} {'idle%':>6} {'restarts':>9} "
-               f"{'handoffs':>9} {'deferred':>9} {'NET_RX@ksd%':>11} {'squeeze':>8} {'drops':>7}")
+               f"{'handoffs':>9} {'deferred':>9} {'NET_RX@ksd%':>11} {'NET_RX@task%':>12} {'squeeze':>8} {'drops':>7}")
     for c in s.cpus:
         out.append(f"{c.cpu:>3} {c.ksoftirqd_pct:>10.1f} {c.softirq_pct:>9.1f} {c.irq_pct:>6.1f} {c.idle_pct:>6.1f} "
                    f"{c.restarts:>9} {c.handoffs:>9} {c.deferred_irq_exit:>9} {c.net_rx_in_ksoftirqd_pct:>11.1f} "
-                   f"{c.time_squeeze:>8} {c.backlog_drops:>7}")
+                   f"{c.net_rx_in_tasks_pct:>12.1f} {c.time_squeeze:>8} {c.backlog_drops:>7}")
+    if any(c.bh_lock_waits or c.pi_boosts for c in s.cpus):
+        out.append("PREEMPT_RT BH lock: " + ", ".join(f"CPU{c.cpu} {c.bh_lock_waits} waits, {c.pi_boosts} PI boosts" for c in s.cpus))
     out += ["", f"{'vector':<8} {'runs':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>8}   (raise -> entry)"]
     for name, h in s.raise_latency.items():
         st = h.stats()
