@@ -8,7 +8,8 @@ import numpy as np
 
 from irqlab.model.events import EventKind
 from irqlab.model.histogram import Histogram
-from irqlab.sim import napi, softirq, spurious, tasklet
+from irqlab.model.vectors import SOFTIRQ_NR
+from irqlab.sim import napi, sender, softirq, spurious, tasklet
 from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.engine import PRIO_SAMPLE, Engine
 from irqlab.sim.irqthread import ThreadedDevice, forced_threaded
@@ -137,6 +138,8 @@ class Machine:
         self.actions = self._actions()
         self.loc = LocLine(self)
         self.res = ResLine(self, "RES", "", 0, "Rescheduling interrupts")
+        self.cal = sender.CalLine(self)  # RPS IPIs of sender tasks (sim/sender.py)
+        self.tx_backlogs: dict[int, sender.TxBacklog] = {}
         self.sockets = {t.name: napi.Socket(self, t.rcvbuf) for t in sc.tasks if t.kind == "receiver"}
         self.lines: list[Line] = [self._device(d) for d in sc.devices]
         self.user_tasks = [self._user_task(i, t) for i, t in enumerate(sc.tasks)]
@@ -154,7 +157,18 @@ class Machine:
         acts[softirq.NET_RX] = napi.net_rx_action
         acts[softirq.TASKLET] = tasklet.tasklet_action(False)
         acts[softirq.HI] = tasklet.tasklet_action(True)
+        for name, _, cost in self.sc.tick_raise:  # machine.tick_raise: the vector's work per run
+            acts[SOFTIRQ_NR[name]] = self._fixed_work(CostSampler(cost, self.rng))
         return acts
+
+    @staticmethod
+    def _fixed_work(cost: CostSampler) -> Callable:
+        def action(m: Machine, cpu: CPU) -> Generator:
+            c = cost.draw()
+            if c:
+                yield c
+
+        return action
 
     def new_task(self, name: str, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> Task:
         """A task with a PID from its class's range (ksoftirqd 14, 22, ...; IRQ threads 100+; tasks 1000+)."""
@@ -193,6 +207,8 @@ class Machine:
             sock = self.sockets[spec.name]
             sock.reader = t
             t.gen = self._receiver(t, sock, cost)
+        elif spec.kind == "sender":
+            t.gen = sender.sender_body(self, t, spec, cost)  # veth/loopback xmit: sim/sender.py
         else:
             t.gen = self._hog()
         t.running = True
@@ -343,6 +359,9 @@ class Machine:
 
     def _tick(self, cpu: CPU, _: object) -> None:
         cpu.tick()
+        for name, chance, _ in self.sc.tick_raise:  # in the LOC hardirq: they run on its irq_exit()
+            if self.rng.random() < chance:
+                softirq.raise_softirq(self, cpu, SOFTIRQ_NR[name])
         cpu.add_timer((self.engine.now // self.sc.tick_ns + 1) * self.sc.tick_ns, self._tick, None)
 
     def _sync_all(self) -> None:

@@ -28,7 +28,7 @@ from irqlab.errors import IrqlabError
 #           apart from the time limit and need_resched checks, which all eras here share.
 ERAS: tuple[str, ...] = ("pre-4.9", "4.9", "4.15", "6.5")
 DEVICE_KINDS = ("napi", "netif_rx", "plain", "tasklet", "hi_tasklet", "threaded")
-TASK_KINDS = ("periodic", "receiver", "hog")
+TASK_KINDS = ("periodic", "receiver", "hog", "sender")
 POLICIES = ("other", "fifo", "rr")
 PROCESSES = ("poisson", "periodic", "ramp", "bursts", "storm", "replay")
 DISTS = ("const", "exp", "uniform", "lognormal")
@@ -112,6 +112,15 @@ class Task:
     period_ns: int = 1_000_000
     work: Cost = Cost(10_000)
     rcvbuf: int = 256  # receiver: socket queue limit in packets (sk_rcvbuf / truesize)
+    # sender (the veth/loopback transmit path; work = the send cost before the first packet)
+    rate_pps: float = 0.0  # datagrams per second, iperf3 -b style pacing; 0 = as fast as it can
+    pacing_us: float = 1000.0  # iperf3 --pacing-timer: how often a throttled sender looks again
+    fragments: int = 1  # packets per send (IP fragments of one datagram)
+    fragment: Cost = Cost(0)  # per packet: dev_queue_xmit() -> veth_xmit() -> netif_rx()
+    rx: Cost = Cost(1_000)  # NET_RX cost per packet in the backlog (process_backlog -> socket)
+    rps_cpu: int = -1  # RPS: the backlog CPU (-1 = the sender's own CPU)
+    ipi_wake_ns: int = 0  # RPS IPI delivery delay when the target CPU is idle (a halted vCPU)
+    deliver: str = "forward"  # a receiver task's name (its socket) or "forward"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,9 @@ class Scenario:
     max_softirq_restart: int = 10
     max_softirq_time_ms: int = 2
     tick_cost: Cost = Cost(1_000)
+    # (vector, chance that a tick raises it, its work): run_local_timers(), rcu_sched_clock_irq()
+    # and trigger_load_balance() raise TIMER, RCU and SCHED from the tick
+    tick_raise: tuple[tuple[str, float, Cost], ...] = ()
     netdev_budget: int = 300
     netdev_budget_usecs: int = 0  # 0: the kernel default, 2 jiffies (net/core/dev.c)
     netdev_max_backlog: int = 1000
@@ -168,7 +180,7 @@ class Scenario:
 _MACHINE = {"name": str, "cpus": int, "hz": int, "kernel": str, "duration_s": float, "warmup_s": float,
             "seed": int, "samples": int, "threadirqs": bool, "preempt_rt": bool, "primary_handler_ns": int,
             "max_softirq_restart": int,
-            "max_softirq_time_ms": int, "tick_cost_ns": "cost", "trace": bool}
+            "max_softirq_time_ms": int, "tick_cost_ns": "cost", "trace": bool, "tick_raise": dict}
 _NET = {"netdev_budget": int, "netdev_budget_usecs": int, "netdev_max_backlog": int, "dev_weight": int}
 _DEVICE = {"name": str, "irq": int, "cpu": int, "kind": str, "arrival": dict, "hardirq_ns": "cost",
            "work_ns": "cost", "weight": int, "ring": int, "deliver": str, "oneshot": bool,
@@ -177,6 +189,8 @@ _ARRIVAL = {"process": str, "rate": float, "rate_to": float, "on_ms": float, "of
             "start_s": float, "end_s": float, "times_s": list, "rates": list}
 _TASK = {"name": str, "cpu": int, "kind": str, "policy": str, "priority": int, "nice": int,
          "period_us": float, "work_ns": "cost", "rcvbuf": int}
+_SENDER = {"rate_pps": float, "pacing_us": float, "fragments": int, "fragment_ns": "cost", "rx_ns": "cost",
+           "rps_cpu": int, "ipi_wake_ns": int, "deliver": str}
 _COST = {"mean": float, "dist": str, "spread": float}
 _STRING_KEYS = {"name", "kernel", "kind", "process", "deliver", "policy", "dist"}
 _WATCH = {"config": str, "interval_ms": float, "hold_down_ms": float, "apply": bool}
@@ -289,14 +303,27 @@ def _device(table: dict, i: int, cpus: int) -> Device:
 
 def _task(table: dict, i: int, cpus: int) -> Task:
     where = f"task[{i}]"
-    _check_keys(table, _TASK, where)
-    g = lambda k, d: _get(table, _TASK, k, where, d)  # noqa: E731
+    schema = _TASK | _SENDER
+    _check_keys(table, schema, where)
+    g = lambda k, d: _get(table, schema, k, where, d)  # noqa: E731
+    kind = _choice(g("kind", "periodic"), TASK_KINDS, f"{where}.kind")
+    if kind != "sender":
+        for key in table:
+            if key in _SENDER:
+                raise ScenarioError(f"{where}.{key}: only for kind = \"sender\" (this task is {kind!r})")
     task = Task(
-        name=g("name", f"task{i}"), cpu=g("cpu", 0), kind=_choice(g("kind", "periodic"), TASK_KINDS, f"{where}.kind"),
+        name=g("name", f"task{i}"), cpu=g("cpu", 0), kind=kind,
         policy=_choice(g("policy", "other"), POLICIES, f"{where}.policy"), priority=g("priority", 0),
         nice=g("nice", 0), period_ns=int(g("period_us", 1000.0) * 1000), work=g("work_ns", Cost(10_000)),
-        rcvbuf=g("rcvbuf", 256),
+        rcvbuf=g("rcvbuf", 256), rate_pps=g("rate_pps", 0.0), pacing_us=g("pacing_us", 1000.0),
+        fragments=g("fragments", 1), fragment=g("fragment_ns", Cost(0)), rx=g("rx_ns", Cost(1_000)),
+        rps_cpu=g("rps_cpu", -1), ipi_wake_ns=g("ipi_wake_ns", 0), deliver=g("deliver", "forward"),
     )
+    _range(task.rate_pps, 0, 1e9, f"{where}.rate_pps")
+    _range(task.pacing_us, 1, 1e6, f"{where}.pacing_us")
+    _range(task.fragments, 1, 64, f"{where}.fragments")
+    _range(task.rps_cpu, -1, cpus - 1, f"{where}.rps_cpu")
+    _range(task.ipi_wake_ns, 0, 10**9, f"{where}.ipi_wake_ns")
     _range(task.cpu, 0, cpus - 1, f"{where}.cpu")
     _range(task.priority, 0 if task.policy == "other" else 1, 0 if task.policy == "other" else 99, f"{where}.priority")
     _range(task.nice, -20, 19, f"{where}.nice")
@@ -336,10 +363,33 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
         netdev_max_backlog=n("netdev_max_backlog", 1000), dev_weight=n("dev_weight", 64),
         devices=tuple(_device(d, i, cpus) for i, d in enumerate(devices)),
         tasks=tuple(_task(t, i, cpus) for i, t in enumerate(tasks)), trace=g("trace", False),
+        tick_raise=_tick_raise(g("tick_raise", {})),
         watch=_watch(raw["watch"]) if "watch" in raw else None,
     )
     _check_machine(sc)
     return sc
+
+
+_TICK_RAISE = {"chance": float, "work_ns": "cost"}
+
+
+def _tick_raise(table: dict) -> tuple[tuple[str, float, Cost], ...]:
+    """machine.tick_raise: {VECTOR = chance} or {VECTOR = {chance, work_ns}}."""
+    from irqlab.model.vectors import SOFTIRQ_NR
+
+    out = []
+    for name, value in table.items():
+        where = f"machine.tick_raise.{name}"
+        if name not in SOFTIRQ_NR or name in ("NET_RX", "NET_TX", "TASKLET", "HI"):
+            raise ScenarioError(f"{where}: not a tick-raised softirq vector (TIMER, RCU, SCHED, HRTIMER, ...)")
+        spec = value if isinstance(value, dict) else {"chance": value}
+        _check_keys(spec, _TICK_RAISE, where)
+        chance = _get(spec, _TICK_RAISE, "chance", where, None)
+        if chance is None:
+            raise ScenarioError(f"{where}.chance: missing")
+        _range(chance, 0.0, 1.0, f"{where}.chance")
+        out.append((name, chance, _get(spec, _TICK_RAISE, "work_ns", where, Cost(0))))
+    return tuple(out)
 
 
 def _watch(table: dict) -> WatchSpec:
@@ -379,6 +429,9 @@ def _check_machine(sc: Scenario) -> None:
     for i, d in enumerate(sc.devices):
         if d.deliver != "forward" and d.deliver not in receivers:
             raise ScenarioError(f"device[{i}].deliver: {d.deliver!r} is neither 'forward' nor a receiver task")
+    for i, t in enumerate(sc.tasks):
+        if t.kind == "sender" and t.deliver != "forward" and t.deliver not in receivers:
+            raise ScenarioError(f"task[{i}].deliver: {t.deliver!r} is neither 'forward' nor a receiver task")
 
 
 def load_raw(path: str | Path) -> dict:

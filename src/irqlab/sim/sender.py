@@ -1,0 +1,183 @@
+"""The transmit path of a local sender (veth, loopback): packets into a backlog from task context.
+
+On veth and loopback a packet is received by the sending task itself (net/core/dev.c, v6.18):
+__dev_queue_xmit() holds rcu_read_lock_bh(), the driver's xmit (veth_xmit() ->
+veth_forward_skb() -> __netif_rx(), loopback_xmit() -> __netif_rx()) calls
+enqueue_to_backlog(), which raises NET_RX with bottom halves disabled (so ksoftirqd is not
+woken), and rcu_read_unlock_bh() -> __local_bh_enable_ip() (kernel/softirq.c) runs the pending
+softirqs in the sender's own context. With RPS the packet goes to another CPU's backlog
+instead: enqueue_to_backlog() sets that backlog's NAPI_STATE_SCHED when its queue was empty,
+net_rps_send_ipi() sends an IPI, and the target's rps_trigger_softirq() puts the backlog on
+its poll list and raises NET_RX in hard interrupt context, so it runs on irq_exit().
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
+
+from irqlab.sim import softirq
+from irqlab.sim.cpu import BLOCK
+from irqlab.sim.line import IRQ_HANDLED, Line
+from irqlab.sim.napi import Napi
+from irqlab.sim.workload import CostSampler
+
+if TYPE_CHECKING:
+    from irqlab.sim.cpu import CPU, Task
+    from irqlab.sim.machine import Machine
+
+CAL_COST_NS = 1_500  # the CAL handler: irqlab trace measured 1.5 us on average (docs/trace.md)
+
+
+class _NoDefer:
+    """The backlog's device knobs that napi_complete_done() reads: no deferral, no timer."""
+
+    defer_hard_irqs = 0
+    gro_flush_timeout_ns = 0
+
+
+class Port:
+    """One sender's packets as the backlog sees them: NET_RX cost per packet, where they go."""
+
+    def __init__(self, m: Machine, spec) -> None:
+        self.rx = CostSampler(spec.rx, m.rng)
+        self.fragments = spec.fragments
+        self.deliver = spec.deliver
+        self.partial = 0  # fragments of the datagram being reassembled
+
+
+class TxBacklog:
+    """softnet_data.input_pkt_queue + backlog NAPI of one CPU, filled from task context.
+
+    process_backlog() (net/core/dev.c) keeps taking packets that arrive while it runs and
+    completes the NAPI only when input_pkt_queue is empty ("again" loop). A poll here takes
+    the packets present when it starts; when it ends, napi_complete_done() calls `unmask()`,
+    which puts the NAPI straight back on the poll list if packets arrived meanwhile, without a
+    raise (as ____napi_schedule() inside net_rx_action()), so net_rx_action() goes on polling
+    within its budget, as the kernel's loop does.
+    """
+
+    def __init__(self, m: Machine, cpu: int) -> None:
+        self.m, self.cpu = m, cpu
+        self.queue: deque[Port] = deque()
+        self.napi = Napi(f"backlog{cpu}", m.sc.dev_weight, self._poll, self, -1)
+        self.dev = _NoDefer()
+        self.oneshot_held = False  # napi_complete_done() asks before calling unmask()
+
+    def enqueue(self, here: CPU, port: Port, ipi_wake_ns: int) -> None:
+        """enqueue_to_backlog(): queue one packet; schedule the NAPI when the queue was empty."""
+        m = self.m
+        sd = m.softnet[self.cpu]
+        if len(self.queue) > m.sc.netdev_max_backlog:
+            sd.dropped += 1
+            return
+        was_empty = not self.queue
+        self.queue.append(port)
+        if not was_empty or self.napi.scheduled:
+            return
+        self.napi.scheduled = True  # __test_and_set_bit(NAPI_STATE_SCHED, &sd->backlog.state)
+        target = m.cpus[self.cpu]
+        if target is here:
+            sd.poll_list.append(self.napi)  # napi_schedule_rps() -> __napi_schedule_irqoff()
+            softirq.raise_softirq(m, here, softirq.NET_RX)
+            return
+        # net_rps_send_ipi(): an IPI; a halted (idle) vCPU takes ipi_wake_ns to see it.
+        delay = ipi_wake_ns if target.curr is None and not target.stack else 0
+        m.engine.at(m.engine.now + delay, _send_ipi, (m, target, self.napi))
+
+    def unmask(self) -> None:
+        if self.queue and not self.napi.scheduled:
+            self.napi.scheduled = True
+            self.m.softnet[self.cpu].poll_list.append(self.napi)
+
+    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Iterator[tuple]]:
+        """process_backlog(): up to the quota, each packet at its sender's NET_RX cost.
+
+        net_rx_action() hands a poll's (line, count) runs to napi.deliver() once the poll's
+        cost is paid; these packets are fragments reassembled into datagrams, so the runs are
+        a generator that does the delivery itself when net_rx_action() iterates it, and yields
+        nothing.
+        """
+        take = min(n.weight, len(self.queue))
+        ports = [self.queue.popleft() for _ in range(take)]
+        cost = sum(p.rx.draw() for p in ports)
+        return take, cost, self._deliver(ports)
+
+    def _deliver(self, ports: list[Port]) -> Iterator[tuple]:
+        m = self.m
+        m.softnet[self.cpu].processed += len(ports)  # __netif_receive_skb_core(): sd->processed++
+        for p in ports:
+            p.partial += 1
+            if p.partial == p.fragments:  # ip_defrag(): the last fragment completes the datagram
+                p.partial = 0
+                if p.deliver == "forward":
+                    m.forwarded += 1
+                else:
+                    m.sockets[p.deliver].enqueue(1)
+        yield from ()
+
+
+class CalLine(Line):
+    """The function-call IPI (CAL): rps_trigger_softirq() schedules the backlog and raises NET_RX."""
+
+    def __init__(self, m: Machine) -> None:
+        super().__init__(m, "CAL", "", 0, "Function call interrupts")
+        self.todo: list[list[Napi]] = [[] for _ in range(m.sc.cpus)]
+
+    def start(self, cpu: CPU) -> int:
+        return CAL_COST_NS
+
+    def end(self, cpu: CPU) -> int:
+        todo, self.todo[cpu.id] = self.todo[cpu.id], []
+        for n in todo:
+            self.m.softnet[cpu.id].poll_list.append(n)  # ____napi_schedule()
+            softirq.raise_softirq(self.m, cpu, softirq.NET_RX)
+        return IRQ_HANDLED
+
+
+def _send_ipi(arg: tuple) -> None:
+    m, target, n = arg
+    m.cal.todo[target.id].append(n)
+    target.deliver(m.cal)
+
+
+def tx_backlog(m: Machine, cpu: int) -> TxBacklog:
+    """The transmit-side backlog of a CPU, made on first use."""
+    if cpu not in m.tx_backlogs:
+        m.tx_backlogs[cpu] = TxBacklog(m, cpu)
+    return m.tx_backlogs[cpu]
+
+
+def sender_body(m: Machine, t: Task, spec, send: CostSampler) -> Generator:
+    """iperf3 -u: send a datagram (its fragments one after another), paced to rate_pps.
+
+    iperf_check_throttle() (iperf3 3.x) lets a sender run while its average rate since the
+    start is below the target and otherwise waits for the next pacing tick, so a paced sender
+    sends in bursts every pacing_us.
+    """
+    cpu = m.cpus[t.cpu]
+    backlog = tx_backlog(m, spec.rps_cpu if spec.rps_cpu >= 0 else t.cpu)
+    port = Port(m, spec)
+    frag = CostSampler(spec.fragment, m.rng)
+    start, sent = m.engine.now, 0
+    pacing_ns = int(spec.pacing_us * 1000)
+    t.data = {"sent": 0, "throttled": 0}
+    while True:
+        if spec.rate_pps and sent >= (m.engine.now - start) * spec.rate_pps / 1e9:
+            t.data["throttled"] += 1
+            wake = m.engine.now + pacing_ns
+            cpu.add_timer(wake, m._timer_wake, (t, wake))
+            yield BLOCK
+            continue
+        yield send.draw()  # the syscall: udp_sendmsg(), the copy, ip_append_data()
+        for _ in range(spec.fragments):
+            c = frag.draw()
+            if c:
+                yield c
+            yield from softirq.local_bh_disable(m, cpu, t)  # rcu_read_lock_bh() in __dev_queue_xmit()
+            backlog.enqueue(cpu, port, spec.ipi_wake_ns)
+            t.bh -= 1
+            yield from softirq.local_bh_enable(m, cpu, t)  # rcu_read_unlock_bh()
+        sent += 1
+        t.data["sent"] = sent
