@@ -150,3 +150,15 @@ def test_live_veth_rps_load_shows_net_rx_contexts_in_the_trace():
     nrx = next(s for s in json.loads(tr.stdout)["softirqs"] if s["vector"] == "NET_RX")
     assert nrx["per_cpu"]["0"]["contexts"]["irq_exit"]["runs"] > 0  # RPS: NET_RX on CPU0 from the IPI
     assert set(nrx["contexts"]) == {"ksoftirqd", "irq_exit", "other"}
+
+
+@pytest.mark.slow
+def test_the_recorded_comparison_with_this_machine_passes():
+    """docs/VALIDATION.md "This machine", at a shorter window and one seed."""
+    mod = _bench("model_netrx_context")
+    res = mod.compare(ROOT / "bench" / "results-netrx-context.jsonl", seeds=(1,), duration_s=0.5)
+    assert res["verdict"] == "PASS", mod.table(res)
+    measured = [p["measured"]["runs_pct"] for p in res["points"]]
+    predicted = [p["predicted"]["runs_pct"] for p in res["points"]]
+    assert predicted[0] < 0.5 < 1.0 < predicted[-1]  # it rises with the load, as measured
+    assert measured[0] < 0.5 < 1.0 < measured[-1]

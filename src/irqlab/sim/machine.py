@@ -9,7 +9,7 @@ import numpy as np
 from irqlab.model.events import EventKind
 from irqlab.model.histogram import Histogram
 from irqlab.model.vectors import SOFTIRQ_NR
-from irqlab.sim import napi, sender, softirq, spurious, tasklet
+from irqlab.sim import napi, rcu, sender, softirq, spurious, tasklet
 from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.engine import PRIO_SAMPLE, Engine
 from irqlab.sim.irqthread import ThreadedDevice, forced_threaded
@@ -125,6 +125,8 @@ class Machine:
         self.cpus = [CPU(self, c) for c in range(sc.cpus)]
         self.softirq_state = [SoftirqState(self._ksoftirqd(c)) for c in range(sc.cpus)]
         self.softnet = [napi.Softnet(self, c) for c in range(sc.cpus)]
+        self.rcu = [rcu.RcuData(CostSampler(sc.rcu_callback, self.rng)) for _ in range(sc.cpus)]
+        self.rcu_gp_ns = int(sc.rcu_gp_ms * 1e6)
         self.tasklets = {False: [[] for _ in range(sc.cpus)], True: [[] for _ in range(sc.cpus)]}
         self.tasklet_symbols: dict[int, str] = {}
         self.napi_names: list[str] = []
@@ -157,6 +159,7 @@ class Machine:
         acts[softirq.NET_RX] = napi.net_rx_action
         acts[softirq.TASKLET] = tasklet.tasklet_action(False)
         acts[softirq.HI] = tasklet.tasklet_action(True)
+        acts[softirq.RCU] = rcu.rcu_core
         for name, _, cost in self.sc.tick_raise:  # machine.tick_raise: the vector's work per run
             acts[SOFTIRQ_NR[name]] = self._fixed_work(CostSampler(cost, self.rng))
         return acts
@@ -359,6 +362,8 @@ class Machine:
 
     def _tick(self, cpu: CPU, _: object) -> None:
         cpu.tick()
+        if self.rcu[cpu.id].queued:
+            rcu.rcu_sched_clock_irq(self, cpu)
         for name, chance, _ in self.sc.tick_raise:  # in the LOC hardirq: they run on its irq_exit()
             if self.rng.random() < chance:
                 softirq.raise_softirq(self, cpu, SOFTIRQ_NR[name])

@@ -150,6 +150,10 @@ class Scenario:
     # the task that raised them (per-CPU BH lock with priority inheritance) or in ksoftirqd.
     preempt_rt: bool = False
     primary_handler_ns: int = 500  # irq_default_primary_handler() + entry/exit of a forced-threaded IRQ
+    # RCU callbacks (sim/rcu.py): grace period, rcu_do_batch()'s limit in softirq, cost per callback
+    rcu_gp_ms: float = 12.0
+    rcu_blimit: int = 10
+    rcu_callback: Cost = Cost(500)
     max_softirq_restart: int = 10
     max_softirq_time_ms: int = 2
     tick_cost: Cost = Cost(1_000)
@@ -179,6 +183,7 @@ class Scenario:
 
 _MACHINE = {"name": str, "cpus": int, "hz": int, "kernel": str, "duration_s": float, "warmup_s": float,
             "seed": int, "samples": int, "threadirqs": bool, "preempt_rt": bool, "primary_handler_ns": int,
+            "rcu_gp_ms": float, "rcu_blimit": int, "rcu_callback_ns": "cost",
             "max_softirq_restart": int,
             "max_softirq_time_ms": int, "tick_cost_ns": "cost", "trace": bool, "tick_raise": dict}
 _NET = {"netdev_budget": int, "netdev_budget_usecs": int, "netdev_max_backlog": int, "dev_weight": int}
@@ -357,6 +362,7 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
         duration_ns=int(g("duration_s", 1.0) * 1e9), warmup_ns=int(g("warmup_s", 0.0) * 1e9), seed=g("seed", 1),
         samples=g("samples", 2), threadirqs=g("threadirqs", False) or g("preempt_rt", False),  # RT forces threading
         preempt_rt=g("preempt_rt", False), primary_handler_ns=g("primary_handler_ns", 500),
+        rcu_gp_ms=g("rcu_gp_ms", 12.0), rcu_blimit=g("rcu_blimit", 10), rcu_callback=g("rcu_callback_ns", Cost(500)),
         max_softirq_restart=g("max_softirq_restart", 10),
         max_softirq_time_ms=g("max_softirq_time_ms", 2), tick_cost=g("tick_cost_ns", Cost(1_000)),
         netdev_budget=n("netdev_budget", 300), netdev_budget_usecs=n("netdev_budget_usecs", 0),
@@ -414,6 +420,8 @@ def _check_machine(sc: Scenario) -> None:
     _range(sc.samples, 2, 10_000, "machine.samples")
     _range(sc.max_softirq_restart, 1, 1_000_000, "machine.max_softirq_restart")
     _range(sc.primary_handler_ns, 0, 10**9, "machine.primary_handler_ns")
+    _range(sc.rcu_gp_ms, 0, 10_000, "machine.rcu_gp_ms")
+    _range(sc.rcu_blimit, 1, 1 << 30, "machine.rcu_blimit")
     _range(sc.max_softirq_time_ms, 1, 10_000, "machine.max_softirq_time_ms")
     _range(sc.netdev_budget, 1, 1 << 20, "net.netdev_budget")
     _range(sc.netdev_budget_usecs, 0, 10**7, "net.netdev_budget_usecs")

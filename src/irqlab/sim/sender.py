@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
-from irqlab.sim import softirq
+from irqlab.sim import rcu, softirq
 from irqlab.sim.cpu import BLOCK
 from irqlab.sim.line import IRQ_HANDLED, Line
 from irqlab.sim.napi import Napi
@@ -111,6 +111,8 @@ class TxBacklog:
             p.partial += 1
             if p.partial == p.fragments:  # ip_defrag(): the last fragment completes the datagram
                 p.partial = 0
+                if p.fragments > 1:
+                    rcu.call_rcu(m, self.cpu)  # inet_frag_destroy(): the queue is freed with call_rcu()
                 if p.deliver == "forward":
                     m.forwarded += 1
                 else:
