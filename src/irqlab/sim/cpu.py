@@ -23,7 +23,7 @@ import heapq
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from irqlab.sim.machine import Machine
+    from irqlab.sim.machine import Machine, SoftirqState
 
 BLOCK = "block"  # a task sleeps until woken
 RESCHED = "resched"  # cond_resched(): switch if need_resched
@@ -107,6 +107,7 @@ class CPU:
         # The irq_exit() softirq frame, reused: invoke_softirq() runs only when !in_interrupt(),
         # so at most one is on the stack.
         self.softirq_frame = Frame(SOFTIRQ, None)
+        self.sirq: SoftirqState = None  # type: ignore[assignment]  # this CPU's softirq state (set by Machine)
         # PREEMPT_RT: a task holding the BH lock (serving softirqs) stays preemptible; the
         # softirq count is per task there, not part of preempt_count (kernel/softirq.c).
         self.rt = machine.sc.preempt_rt
@@ -158,35 +159,44 @@ class CPU:
         if self._advancing:
             return
         self._advancing = True
-        outer, self.m.cur_cpu = self.m.cur_cpu, self
-        self._outermost = outer is None and self.m.engine.inline
+        m = self.m
+        outer, m.cur_cpu = m.cur_cpu, self
+        self._outermost = outer is None and m.engine.inline
         try:
-            self._advance_loop()
+            self._advance_loop(m)
         finally:
             self._advancing = False
-            self.m.cur_cpu = outer
+            m.cur_cpu = outer
 
-    def _advance_loop(self) -> None:
-        engine = self.m.engine
+    def _advance_loop(self, m: Machine) -> None:
+        from irqlab.sim.softirq import invoke_softirq
+
+        engine = m.engine
         heap = engine._heap
         times, stack, irr = self.times, self.stack, self.irr  # lists mutated in place, never rebound
         outermost = self._outermost
         while True:
-            if self.need_resched and not stack and (self.curr is None or self.curr.bh == 0 or self.rt):
-                self.schedule()  # preempt_schedule on return to a preemptible task
-            if irr and not (stack and stack[-1].kind == IRQ):
-                self._deliver_pending()  # interrupts re-enabled: the pending one fires
-                continue
-            r = stack[-1] if stack else self.curr
-            if r is None:
-                return  # idle: charged as idle by the next _stop()
-            if r.remaining:
-                end = engine.now + r.remaining
+            if stack:
+                r = stack[-1]
+                if irr and r.kind != IRQ:
+                    self._deliver_pending()  # interrupts re-enabled: the pending one fires
+                    continue
+            else:
+                if self.need_resched and (self.curr is None or self.curr.bh == 0 or self.rt):
+                    self.schedule()  # preempt_schedule on return to a preemptible task
+                if irr:
+                    self._deliver_pending()
+                    continue
+                r = self.curr
+                if r is None:
+                    return  # idle: charged as idle by the next _stop()
+            ran = r.remaining
+            if ran:
+                end = engine.now + ran
                 if outermost and end < engine.until and (not heap or heap[0][0] > end):
                     # Nothing can happen before this segment ends (engine.quiet_until(), inlined):
                     # finish it here instead of through the heap, exactly as _done() would. Not
                     # when nested in another CPU's step (a wake-up IPI): that CPU is mid-instant.
-                    ran = r.remaining
                     engine.now = end
                     r.remaining = 0
                     times[r.acct] += ran
@@ -194,20 +204,27 @@ class CPU:
                         r.run_ns += ran
                         if not r.rt:
                             r.vruntime += ran * NICE_0_WEIGHT / r.weight
-                    self.seg_start = end
-                    self.version += 1
+                    self.seg_start = end  # (no version bump: no completion event was queued)
                     continue
                 self.running = r
                 self.seg_start = engine.now
                 engine.at(end, self._done, self.version)
                 return
-            if r.gen is None:  # a hardirq frame: its handler's work is done
-                self.m.hardirq_exit(self, r.line)
-                self._finish(r)
+            gen = r.gen
+            if gen is None:  # a hardirq frame: its handler's work is done
+                m.hardirq_exit(self, r.line)
+                stack.pop()
+                # irq_exit(): __irq_exit_rcu() runs pending softirqs when !in_interrupt(). (Back at
+                # task level, the loop's first check is preempt_point().)
+                if not stack and self.sirq.pending and (self.curr is None or self.curr.bh == 0):
+                    invoke_softirq(m, self)
                 continue
-            cmd = next(r.gen, None)  # None: the body returned (no Python-level StopIteration)
+            cmd = next(gen, None)  # None: the body returned (no Python-level StopIteration)
             if cmd is None:
-                self._finish(r)
+                if r.__class__ is Task:
+                    self._finish(r)
+                else:
+                    stack.pop()  # an irq_exit() softirq run ended
                 continue
             if cmd.__class__ is int:
                 r.remaining = cmd
@@ -229,11 +246,14 @@ class CPU:
         engine = self.m.engine
         end = engine.now + ns
         heap = engine._heap
-        if not (self._outermost and end < engine.until and (not heap or heap[0][0] > end)) or self.irr:
+        if self.irr or not self._outermost or end >= engine.until or (heap and heap[0][0] <= end):
             return False  # something may happen meanwhile, or an interrupt waits to be taken
-        r = self.stack[-1] if self.stack else self.curr
-        if self.need_resched and not self.stack and (r.bh == 0 or self.rt):
-            return False  # the loop would switch tasks before this work
+        if self.stack:
+            r = self.stack[-1]
+        else:
+            r = self.curr
+            if self.need_resched and (r.bh == 0 or self.rt):
+                return False  # the loop would switch tasks before this work
         engine.now = end
         self.times[r.acct] += ns
         if r.__class__ is Task:
@@ -241,7 +261,6 @@ class CPU:
             if not r.rt:
                 r.vruntime += ns * NICE_0_WEIGHT / r.weight
         self.seg_start = end
-        self.version += 1
         return True
 
     def _finish(self, r: Any) -> None:
@@ -277,7 +296,9 @@ class CPU:
             self.version += 1
         else:
             self._stop()
-        self._push_irq(line)
+        frame = line.frames[self.id]  # _push_irq(), inlined
+        stack.append(frame)
+        frame.remaining = self.m.hardirq_enter(self, line)
         self._advance()
 
     def _deliver_pending(self) -> None:

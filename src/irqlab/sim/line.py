@@ -71,6 +71,7 @@ class DeviceLine(Line):
         self.oneshot_held = False  # forced threading: IRQF_ONESHOT mask held until the thread ends
         self.arrived = 0
         self._fired = False
+        self.fast_cycles = None  # a NapiNic may set sim/fastpath.py's idle_cycles
 
     def sync(self, t_ns: int | None = None) -> None:
         """Count arrivals up to now (or t_ns) into the ring; what does not fit is missed."""
@@ -91,27 +92,49 @@ class DeviceLine(Line):
         if self.armed or self.masked or self.disabled:
             return
         self.armed = True
-        t = self.m.engine.now if self.queued else self.stream.peek()
+        engine = self.m.engine
+        if self.queued:
+            t = engine.now
+        else:
+            t = self.stream.next_t  # the next unconsumed arrival; -1 when not drawn yet
+            if t < 0:
+                t = self.stream.peek()
         if t < NEVER:
-            self.m.engine.at(t, self._arrive, None, 0)
+            engine.at(t, self._arrive, None, 0)
 
     def _arrive(self, _: object) -> None:
         self.armed = False
         if self.masked or self.disabled:
             return
-        self.sync()
+        m = self.m
+        now = m.engine.now
+        if now >= self.stream.next_t:  # sync(), inlined: the arrivals up to now into the ring
+            n = self.stream.take_until(now)
+            self.arrived += n
+            room = self.capacity - self.queued
+            take = n if n <= room else room
+            self.queued += take
+            self.missed += n - take
         if not self.queued:
             self.arm()
             return
         self._fired = True
-        self.m.cpus[self.cpu].deliver(self)
+        cpu = m.cpus[self.cpu]
+        if self.fast_cycles is not None and self.fast_cycles(self, cpu):
+            return  # sim/fastpath.py ran the quiet cycles from here
+        cpu.deliver(self)
 
     def start(self, cpu: CPU) -> int:
-        self.sync()
+        now = self.m.engine.now
+        if now >= self.stream.next_t:
+            self.sync(now)
         self._fired = False
-        return self.hard_cost.draw()
+        cost = self.hard_cost
+        return cost.const if cost.const is not None else cost.draw()
 
     def unmask(self) -> None:
         self.masked = False
-        self.sync()
+        now = self.m.engine.now
+        if now >= self.stream.next_t:
+            self.sync(now)
         self.arm()

@@ -116,6 +116,10 @@ class Machine:
         self.tick_ns = sc.tick_ns
         self.softirq_time_jiffies = softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
         self.rx_time_jiffies = -(-sc.budget_usecs * 1000 // sc.tick_ns)  # usecs_to_jiffies() rounds up
+        self.max_softirq_restart = sc.max_softirq_restart
+        self.netdev_budget = sc.netdev_budget
+        self.threadirqs = sc.threadirqs
+        self.defer_to_ksoftirqd = sc.era in ("4.9", "4.15")  # the "let ksoftirqd do its job" eras
         factor = 1 + min(sc.cpus, 8).bit_length() - 1  # sched_update_scaling(): 1 + ilog2(ncpus)
         self.sched_latency_ns = 6_000_000 * factor
         self.min_gran_ns = 750_000 * factor
@@ -124,6 +128,8 @@ class Machine:
         self._pids: dict[str, int] = {}
         self.cpus = [CPU(self, c) for c in range(sc.cpus)]
         self.softirq_state = [SoftirqState(self._ksoftirqd(c)) for c in range(sc.cpus)]
+        for cpu, st in zip(self.cpus, self.softirq_state):
+            cpu.sirq = st
         self.softnet = [napi.Softnet(self, c) for c in range(sc.cpus)]
         self.rcu = [rcu.RcuData(CostSampler(sc.rcu_callback, self.rng)) for _ in range(sc.cpus)]
         self.rcu_gp_ns = int(sc.rcu_gp_ms * 1e6)

@@ -54,12 +54,12 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
     engine = m.engine
     tick = m.tick_ns
     time_limit = engine.now // tick + m.rx_time_jiffies  # jiffies + usecs_to_jiffies(netdev_budget_usecs)
-    budget = m.sc.netdev_budget
+    budget = m.netdev_budget
     work_list, sd.poll_list = sd.poll_list, []
-    repoll: list[Napi] = []
+    repoll: list[Napi] | None = None
     while True:
         if not work_list:
-            if not repoll and sd.poll_list:
+            if repoll is None and sd.poll_list:
                 work_list, sd.poll_list = sd.poll_list, []  # "goto start": new work arrived
                 continue
             break
@@ -76,6 +76,8 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             m.trace(cpu, EventKind.NAPI_POLL, work, n.weight, max(n.index, 0))
         if work < n.weight:
             napi_complete_done(m, cpu, n, work)
+        elif repoll is None:
+            repoll = [n]
         else:
             repoll.append(n)
         budget -= work
@@ -85,7 +87,8 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             break
     # list_splice_tail_init(&sd->poll_list, &list); list_splice_tail(&repoll, &list);
     # list_splice(&list, &sd->poll_list): unpolled first, then newly scheduled, then repoll.
-    sd.poll_list = work_list + sd.poll_list + repoll
+    if work_list or repoll:
+        sd.poll_list = work_list + sd.poll_list + (repoll or [])
     if sd.poll_list:
         raise_softirq(m, cpu, NET_RX)
 
@@ -131,6 +134,10 @@ class NapiNic(DeviceLine):
         super().__init__(m, dev)
         self.napi = Napi(dev.name, dev.weight, self._poll, self, len(m.napi_names))
         m.napi_names.append(dev.name)
+        from irqlab.sim import fastpath  # (imports napi's neighbours; here to keep imports one-way)
+
+        if type(self) is NapiNic and fastpath.eligible(self):
+            self.fast_cycles = fastpath.idle_cycles
 
     def end(self, cpu: CPU) -> int:
         self.masked = True
@@ -144,16 +151,18 @@ class NapiNic(DeviceLine):
         over the descriptor ring sees them; so under overload a poll uses its full quota.
         """
         t, k, cost = m.engine.now, 0, 0
-        stream = self.stream
-        while k < n.weight:
+        stream, weight, per = self.stream, n.weight, self.work_cost
+        while k < weight:
             if t >= stream.next_t:
                 self.sync(t)
-            take = min(n.weight - k, self.queued)
-            if not take:
-                break
+            take = weight - k
+            if self.queued < take:
+                take = self.queued
+                if not take:
+                    break
             self.queued -= take
             k += take
-            c = self.work_cost.total(take)
+            c = per.const * take if per.const is not None else per.total(take)
             cost += c
             t += c
         return k, cost, ((self, k),) if k else ()

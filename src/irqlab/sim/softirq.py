@@ -32,7 +32,7 @@ def msecs_to_jiffies(ms: int, hz: int) -> int:
 def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
     """raise_softirq_irqoff(): set the bit; outside interrupt context, wake ksoftirqd."""
     bit = 1 << nr
-    st = m.softirq_state[cpu.id]
+    st = cpu.sirq
     if not st.pending & bit:
         st.raised_ns[nr] = m.engine.now
     st.pending |= bit
@@ -62,18 +62,18 @@ def ksoftirqd_running(m: Machine, cpu: CPU, pending: int) -> bool:
 
 def invoke_softirq(m: Machine, cpu: CPU) -> None:
     """irq_exit_rcu() -> invoke_softirq(): run pending softirqs on this interrupt's way out."""
-    st = m.softirq_state[cpu.id]
-    if m.sc.era in ("4.9", "4.15") and ksoftirqd_running(m, cpu, st.pending):
+    st = cpu.sirq
+    if m.defer_to_ksoftirqd and ksoftirqd_running(m, cpu, st.pending):
         st.deferred_irq_exit += 1
         return
-    if m.sc.preempt_rt:
+    if cpu.rt:
         # PREEMPT_RT invoke_softirq(): "if (should_wake_ksoftirqd()) wakeup_softirqd();" with
         # should_wake_ksoftirqd() = !this_cpu_read(softirq_ctrl.cnt): a task inside a BH-disabled
         # section on this CPU (running or preempted) runs them at its local_bh_enable().
         if st.bh_owner is None:
             wakeup_softirqd(m, cpu)
         return
-    if m.sc.threadirqs:
+    if m.threadirqs:
         # force_irqthreads(): softirqs are left to ksoftirqd (kernel/softirq.c invoke_softirq()).
         wakeup_softirqd(m, cpu)
         return
@@ -86,14 +86,11 @@ def invoke_softirq(m: Machine, cpu: CPU) -> None:
 
 def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
     """handle_softirqs(ksirqd): one run of the pending vectors with the restart rules."""
-    st = m.softirq_state[cpu.id]
+    st = cpu.sirq
     engine = m.engine
-    hz_tick = m.tick_ns
-    end = engine.now // hz_tick + m.softirq_time_jiffies
-    max_restart = m.sc.max_softirq_restart
+    end = engine.now // m.tick_ns + m.softirq_time_jiffies
+    max_restart = m.max_softirq_restart
     pending = st.pending
-    raise_lat, actions, counts, raised_ns = m.raise_latency, m.actions, st.counts, st.raised_ns
-    in_ksoftirqd = task is not None and task is st.ksoftirqd
     if task is not None:
         task.bh += 1  # softirq_handle_begin(): __local_bh_disable_ip(SOFTIRQ_OFFSET)
         saved, task.acct = task.acct, SOFTIRQ
@@ -104,21 +101,22 @@ def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
             low = pending & -pending
             nr = low.bit_length() - 1
             pending ^= low
-            counts[nr] += 1  # kstat_incr_softirqs_this_cpu(): what /proc/softirqs counts
-            raise_lat[nr].pending.append(engine.now - raised_ns[nr])  # BufferedHistogram.add()
-            if in_ksoftirqd:
-                st.ksoftirqd_vectors[nr] += 1
-            elif task is not None:
-                st.task_vectors[nr] += 1
+            st.counts[nr] += 1  # kstat_incr_softirqs_this_cpu(): what /proc/softirqs counts
+            m.raise_latency[nr].pending.append(engine.now - st.raised_ns[nr])  # BufferedHistogram.add()
+            if task is not None:
+                if task is st.ksoftirqd:
+                    st.ksoftirqd_vectors[nr] += 1
+                else:
+                    st.task_vectors[nr] += 1
             if m.tracing:
                 m.trace(cpu, EventKind.SOFTIRQ_ENTRY, nr)
-            yield from actions[nr](m, cpu)
+            yield from m.actions[nr](m, cpu)
             if m.tracing:
                 m.trace(cpu, EventKind.SOFTIRQ_EXIT, nr)
         pending = st.pending
         if not pending:
             break
-        if engine.now // hz_tick < end and not cpu.need_resched:
+        if engine.now // m.tick_ns < end and not cpu.need_resched:
             max_restart -= 1
             if max_restart:
                 st.restarts += 1

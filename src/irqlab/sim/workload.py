@@ -106,21 +106,28 @@ class ArrivalStream:
 
     def take_until(self, t_ns: int) -> int:
         """Consume and count every arrival at or before t_ns."""
-        if self._i < len(self._buf) and self._buf[self._i] > t_ns:
-            self.next_t = self._buf[self._i]
-            return 0  # the common case: nothing new since the last look
+        buf, i = self._buf, self._i
+        if i + 1 < len(buf):
+            if buf[i] > t_ns:
+                self.next_t = buf[i]
+                return 0  # the common case: nothing new since the last look
+            if buf[i + 1] > t_ns:
+                self._i = i + 1  # the next common one: exactly one new arrival
+                self.next_t = buf[i + 1]
+                return 1
         n = 0
         while True:
-            if self._i >= len(self._buf):
+            if i >= len(buf):
                 self._refill()
-                if self._i >= len(self._buf):
+                buf, i = self._buf, self._i
+                if i >= len(buf):
                     self.next_t = NEVER
                     return n
-            j = bisect.bisect_right(self._buf, t_ns, self._i)
-            n += j - self._i
-            self._i = j
-            if j < len(self._buf):
-                self.next_t = self._buf[j]
+            j = bisect.bisect_right(buf, t_ns, i)
+            n += j - i
+            self._i = i = j
+            if j < len(buf):
+                self.next_t = buf[j]
                 return n
 
 
