@@ -127,3 +127,25 @@ def test_the_same_seed_gives_the_same_run(machine):
     assert a.softnet[0].processed == b.softnet[0].processed
     assert a.softirq_state[0].counts == b.softirq_state[0].counts
     assert a.user_tasks[0].latency.max_ns == b.user_tasks[0].latency.max_ns
+
+
+def test_the_backlog_completes_only_with_its_input_queue_empty(machine, monkeypatch):
+    """process_backlog(): packets a hardirq queues while the backlog is being polled are taken
+    in the same poll; the backlog NAPI never completes with packets left behind."""
+    from irqlab.sim import napi
+
+    left_behind = []
+    real = napi.napi_complete_done
+
+    def checked(m, cpu, n, work):
+        if n.owner is None:
+            left_behind.append(len(m.softnet[cpu.id].backlog_q))
+        real(m, cpu, n, work)
+
+    monkeypatch.setattr(napi, "napi_complete_done", checked)
+    m = machine({"machine": {"cpus": 1, "duration_s": 0.02, "seed": 5},
+                 "device": [{"name": "eth0", "irq": 41, "kind": "netif_rx", "arrival": {"rate": 150_000},
+                             "hardirq_ns": 500, "work_ns": {"dist": "exp", "mean": 4000}}]}).run()
+    assert len(left_behind) > 100
+    assert max(left_behind) == 0
+    assert m.softnet[0].processed > 1000

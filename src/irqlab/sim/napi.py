@@ -72,6 +72,15 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             yield cost
         for line, k in runs:
             deliver(m, cpu, line, k)
+        while n.owner is None and work < n.weight and sd.backlog_q:
+            # process_backlog() completes only when input_pkt_queue is empty under the lock:
+            # packets a hardirq queued while it ran are taken in the same poll, up to the quota.
+            more, cost, runs = process_backlog(m, cpu, n, n.weight - work)
+            if cost and not cpu.work_inline(cost):
+                yield cost
+            for line, k in runs:
+                deliver(m, cpu, line, k)
+            work += more
         if m.tracing:
             m.trace(cpu, EventKind.NAPI_POLL, work, n.weight, max(n.index, 0))
         if work < n.weight:
@@ -191,13 +200,14 @@ class NetifRxNic(DeviceLine):
         return IRQ_HANDLED
 
 
-def process_backlog(m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, list]:
+def process_backlog(m: Machine, cpu: CPU, n: Napi, quota: int | None = None) -> tuple[int, int, list]:
     """process_backlog(): up to the quota (dev_weight) packets from input_pkt_queue."""
     sd = m.softnet[cpu.id]
     work, cost, runs = 0, 0, []
-    while work < n.weight and sd.backlog_q:
+    quota = n.weight if quota is None else quota
+    while work < quota and sd.backlog_q:
         run = sd.backlog_q[0]
-        take = min(run[1], n.weight - work)
+        take = min(run[1], quota - work)
         cost += run[0].work_cost.total(take)
         run[1] -= take
         sd.backlog_len -= take
