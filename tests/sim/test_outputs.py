@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,17 @@ def test_a_misspelt_key_suggests_the_right_one(fixtures, capsys):
     assert main(["sim", str(fixtures / "sim" / "typo-key.toml")]) == 3
     err = capsys.readouterr().err
     assert "device[0].arival: unknown key (did you mean 'arrival'?)" in err
+
+
+def test_irqlab_top_replays_a_simulated_run(tmp_path, capsys):
+    """The issue's `irqlab top --replay` on a simulated run: three captures, two reports."""
+    out = tmp_path / "cap"
+    assert main(["sim", str(EXAMPLES / "nic-napi.toml"), "--set", "machine.duration_s=0.05", "--set",
+                 "machine.samples=3", "-q", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["top", "--replay", str(out / "t0"), str(out / "t1"), str(out / "t2"), "--json"]) == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(reports) == 2
+    for rep in reports:
+        text = json.dumps(rep)
+        assert "eth0" in text and "NET_RX" in text
