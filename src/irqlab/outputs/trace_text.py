@@ -97,11 +97,20 @@ def handler_lines(title: str, key_col: str, handlers: tuple[Handler, ...], r: Tr
 
 
 def passes_lines(r: TraceResult) -> list[str]:
-    rows = []
+    rows, failed = [], []
     for c in r.cpus:
         p, n = r.passes.get(c, 0), r.restarts.get(c, 0)
-        rows.append([f"CPU{c}", str(p), str(n), _pct(n / p if p else None)])
-    return ["handle_softirqs() passes (a restart: a lower or equal vector ran again in the same pass)"] + _table(["CPU", "PASSES", "RESTARTS", "RESTART%"], rows)
+        if n > p:  # more restarts than passes: the estimate joined passes it cannot tell apart
+            failed.append(f"CPU{c}")
+            rows.append([f"CPU{c}", str(p), "?", "?"])
+        else:
+            rows.append([f"CPU{c}", str(p), str(n), _pct(n / p if p else None)])
+    out = ["handle_softirqs() passes (a restart: a lower or equal vector ran again in the same pass)"]
+    out += _table(["CPU", "PASSES", "RESTARTS", "RESTART%"], rows)
+    if failed:
+        out.append(f"? on {', '.join(failed)}: passes on irq_exit() separated only by hard IRQs cannot be told from "
+                   "restarts in the event order, and this window had more of them than passes (docs/trace.md)")
+    return out
 
 
 def truncated_line(r: TraceResult) -> str:
