@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+from irqlab.errors import IrqlabError
 from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import parse_scenario
 
@@ -194,4 +195,7 @@ if __name__ == "__main__":
     ap.add_argument("--full", action="store_true", help="the documented (long) runs instead of the quick ones")
     ap.add_argument("--plots", metavar="DIR", help="write validation-*.png into DIR")
     a = ap.parse_args()
-    sys.exit(main(quick=not a.full, plots=a.plots))
+    try:
+        sys.exit(main(quick=not a.full, plots=a.plots))
+    except IrqlabError as exc:
+        sys.exit(f"irqlab: {exc}")
