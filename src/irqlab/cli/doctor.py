@@ -94,10 +94,10 @@ def _simulated(args: argparse.Namespace):
 
     from irqlab.analysis.trace import aggregate_trace
     from irqlab.sim.emit import event_batch
+    from irqlab.cli.simload import load
     from irqlab.sim.machine import Machine
-    from irqlab.sim.scenario import load_scenario
 
-    machine = Machine(replace(load_scenario(args.sim, ()), trace=True), None).run()
+    machine = Machine(replace(load(args.sim, ()), trace=True), None).run()
     kpids = tuple(t.pid for t in machine.snapshots[-1].tasks if t.kind == "ksoftirqd")
     args.trace_result, args.trace_problem = aggregate_trace(event_batch(machine), ksoftirqd_pids=kpids), None
     return machine.snapshots[0], machine.snapshots[-1], None

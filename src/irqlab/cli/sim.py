@@ -57,10 +57,10 @@ def _progress(args: argparse.Namespace, label: str):
 
 
 def _run(args, overrides: tuple[str, ...], label: str):
+    from irqlab.cli.simload import load
     from irqlab.sim.machine import Machine
-    from irqlab.sim.scenario import load_scenario
 
-    sc = load_scenario(args.scenario, overrides)
+    sc = load(args.scenario, overrides)
     if args.trace:
         from dataclasses import replace
 

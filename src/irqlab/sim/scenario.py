@@ -191,7 +191,12 @@ _DEVICE = {"name": str, "irq": int, "cpu": int, "kind": str, "arrival": dict, "h
            "work_ns": "cost", "weight": int, "ring": int, "deliver": str, "oneshot": bool,
            "unhandled": float, "defer_hard_irqs": int, "gro_flush_timeout_ns": int}
 _ARRIVAL = {"process": str, "rate": float, "rate_to": float, "on_ms": float, "off_ms": float,
-            "start_s": float, "end_s": float, "times_s": list, "rates": list}
+            "start_s": float, "end_s": float, "times_s": list, "rates": list,
+            "recording": object, "irq": str, "scale": float}
+# A replay from irqlab's own records: `recording` (an `irqlab record` database, or a list of
+# capture directories) and `irq` are turned into times_s/rates by the loader's `resolve` hook
+# (cli/ wires sources/ and analysis/rate_series.py into it); `scale` multiplies the rates.
+RECORDING_KEYS = ("recording", "irq", "scale")
 _TASK = {"name": str, "cpu": int, "kind": str, "policy": str, "priority": int, "nice": int,
          "period_us": float, "work_ns": "cost", "rcvbuf": int}
 _SENDER = {"rate_pps": float, "pacing_us": float, "fragments": int, "fragment_ns": "cost", "rx_ns": "cost",
@@ -261,6 +266,8 @@ def _choice(value: str, choices: tuple[str, ...], path: str) -> str:
 
 def _arrival(table: dict, where: str) -> Arrival:
     _check_keys(table, _ARRIVAL, where)
+    if "recording" in table:
+        raise ScenarioError(f"{where}.recording: only `irqlab sim` and `irqlab doctor --sim` read recordings")
     g = lambda k, d: _get(table, _ARRIVAL, k, where, d)  # noqa: E731
     process = _choice(g("process", "poisson"), PROCESSES, f"{where}.process")
     times = tuple(_num_list(g("times_s", []), f"{where}.times_s"))
@@ -453,11 +460,17 @@ def load_raw(path: str | Path) -> dict:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
-    """Load, apply KEY=VALUE overrides, and validate a scenario file."""
+def load_scenario(path: str | Path, overrides: tuple[str, ...] = (), resolve=None) -> Scenario:
+    """Load, apply KEY=VALUE overrides, and validate a scenario file.
+
+    `resolve(arrival_table, where, base_dir) -> arrival_table`, when given, turns a replay of a
+    recording (RECORDING_KEYS) into times_s/rates before validation.
+    """
     raw = load_raw(path)
     for item in overrides:
         raw = override(raw, item)
+    if resolve is not None:
+        raw = _resolve_recordings(raw, resolve, Path(path).parent, str(path))
     try:
         sc = parse_scenario(raw, Path(path).stem)
     except ScenarioError as exc:
@@ -469,6 +482,22 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
             raise ScenarioError(f"{path}: watch.config: {config!r} is not a readable file")
         sc = dataclasses.replace(sc, watch=dataclasses.replace(sc.watch, config=config))
     return sc
+
+
+def _resolve_recordings(raw: dict, resolve, base: Path, path: str) -> dict:
+    devices = raw.get("device")
+    if not isinstance(devices, list):
+        return raw
+    out = copy.deepcopy(raw)
+    for i, d in enumerate(out["device"]):
+        arrival = d.get("arrival") if isinstance(d, dict) else None
+        if isinstance(arrival, dict) and "recording" in arrival:
+            where = f"device[{i}].arrival"
+            try:
+                d["arrival"] = resolve(arrival, where, base)
+            except ScenarioError as exc:
+                raise ScenarioError(f"{path}: {exc}") from None
+    return out
 
 
 def override(raw: dict, item: str) -> dict:
