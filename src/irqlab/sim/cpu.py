@@ -74,7 +74,7 @@ class Task:
         self.bh = 0  # softirq count held (local_bh_disable / serving softirq)
         self.kthread = kthread
         self.slice_start_ns = 0
-        self.latency: Any = None  # Histogram of wake -> run, when measured
+        self.latency: Any = None  # Histogram of timer expiry -> clock read (periodic tasks)
         self.switches = 0
         self.kind = "task"
         self.data: Any = None
@@ -349,10 +349,7 @@ class CPU:
         if nxt is not None:
             nxt.slice_start_ns = now
             nxt.switches += 1
-            if nxt.wake_ns is not None:
-                if nxt.latency is not None:
-                    nxt.latency.add(now - nxt.wake_ns)
-                nxt.wake_ns = None
+            nxt.wake_ns = None  # (a periodic task measures its own latency: Machine._periodic())
         self.m.trace_switch(self, prev, nxt)
 
     def _enqueue(self, t: Task, head: bool = False) -> None:

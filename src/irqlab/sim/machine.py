@@ -211,7 +211,7 @@ class Machine:
         cost = CostSampler(spec.work, self.rng)
         if spec.kind == "periodic":
             t.latency = BufferedHistogram(1_000, 20_000_000)
-            t.gen = self._periodic(t, spec.period_ns, cost)
+            t.gen = self._periodic(t, spec.period_ns, cost, CostSampler(spec.wakeup, self.rng))
         elif spec.kind == "receiver":
             sock = self.sockets[spec.name]
             sock.reader = t
@@ -226,14 +226,23 @@ class Machine:
 
     # --- task bodies ---------------------------------------------------------------------
 
-    def _periodic(self, t: Task, period_ns: int, cost: CostSampler) -> Generator:
-        """A cyclictest-like task: an hrtimer wakes it every period; latency = run - expiry."""
+    def _periodic(self, t: Task, period_ns: int, cost: CostSampler, wakeup: CostSampler) -> Generator:
+        """A cyclictest-like task: an hrtimer wakes it every period; latency = clock read - expiry.
+
+        cyclictest reads the clock after clock_nanosleep() returns: the wake-up, the scheduling
+        delay, the switch and the return to user space (`wakeup`, run as this task's work, so
+        interrupts that land after the switch, as pending ones do, count as they do there).
+        """
         cpu = self.cpus[t.cpu]
         expiry = self.engine.now + period_ns
         t.data = {"overruns": 0, "runs": 0}
         while True:
             cpu.add_timer(expiry, self._timer_wake, (t, expiry))
             yield BLOCK
+            c = wakeup.draw()
+            if c:
+                yield c
+            t.latency.add(self.engine.now - expiry)
             t.data["runs"] += 1
             yield cost.draw()
             expiry += period_ns

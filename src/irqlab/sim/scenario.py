@@ -112,6 +112,8 @@ class Task:
     period_ns: int = 1_000_000
     work: Cost = Cost(10_000)
     rcvbuf: int = 256  # receiver: socket queue limit in packets (sk_rcvbuf / truesize)
+    # periodic: the return from clock_nanosleep() to the clock read, as task work after the switch
+    wakeup: Cost = Cost(1_000)
     # sender (the veth/loopback transmit path; work = the send cost before the first packet)
     rate_pps: float = 0.0  # datagrams per second, iperf3 -b style pacing; 0 = as fast as it can
     pacing_us: float = 1000.0  # iperf3 --pacing-timer: how often a throttled sender looks again
@@ -198,7 +200,7 @@ _ARRIVAL = {"process": str, "rate": float, "rate_to": float, "on_ms": float, "of
 # (cli/ wires sources/ and analysis/rate_series.py into it); `scale` multiplies the rates.
 RECORDING_KEYS = ("recording", "irq", "scale")
 _TASK = {"name": str, "cpu": int, "kind": str, "policy": str, "priority": int, "nice": int,
-         "period_us": float, "work_ns": "cost", "rcvbuf": int}
+         "period_us": float, "work_ns": "cost", "rcvbuf": int, "wakeup_ns": "cost"}
 _SENDER = {"rate_pps": float, "pacing_us": float, "fragments": int, "fragment_ns": "cost", "rx_ns": "cost",
            "rps_cpu": int, "ipi_wake_ns": int, "deliver": str}
 _COST = {"mean": float, "dist": str, "spread": float}
@@ -327,7 +329,8 @@ def _task(table: dict, i: int, cpus: int) -> Task:
         name=g("name", f"task{i}"), cpu=g("cpu", 0), kind=kind,
         policy=_choice(g("policy", "other"), POLICIES, f"{where}.policy"), priority=g("priority", 0),
         nice=g("nice", 0), period_ns=int(g("period_us", 1000.0) * 1000), work=g("work_ns", Cost(10_000)),
-        rcvbuf=g("rcvbuf", 256), rate_pps=g("rate_pps", 0.0), pacing_us=g("pacing_us", 1000.0),
+        rcvbuf=g("rcvbuf", 256), wakeup=g("wakeup_ns", Cost(1_000)), rate_pps=g("rate_pps", 0.0),
+        pacing_us=g("pacing_us", 1000.0),
         fragments=g("fragments", 1), fragment=g("fragment_ns", Cost(0)), rx=g("rx_ns", Cost(1_000)),
         rps_cpu=g("rps_cpu", -1), ipi_wake_ns=g("ipi_wake_ns", 0), deliver=g("deliver", "forward"),
     )
