@@ -184,3 +184,16 @@ def test_a_reload_that_raises_the_limits_ends_a_running_storm_after_m_intervals(
             det.config = DetectorConfig(irq=(Rule("*", 1e9, 1e10),), baseline=Baseline(enabled=False))
         events += [(i, e.event) for e in det.update(compute_rates(a, c)) if e.storm.key == "irq:41"]
     assert events == [(2, "storm_start"), (6, "storm_end")]
+
+
+def test_a_storm_that_crosses_act_as_it_starts_is_a_warn_storm_with_the_warn_limit():
+    """Over warn in the first interval and over act in the second: the storm starts at warn
+    (act has not held for start_intervals), so it shows the warn limit, then escalates."""
+    det = StormDetector(DetectorConfig(baseline=Baseline(enabled=False)))
+    snaps = irq_series([2e5, 1.5e6, 1.5e6])
+    starts = []
+    for a, c in zip(snaps, snaps[1:]):
+        starts += [e for e in det.update(compute_rates(a, c)) if e.storm.key == "irq:41"]
+    assert [(e.event, e.storm.level) for e in starts] == [("storm_start", Level.WARN), ("escalation", Level.ACT)]
+    assert starts[0].storm.threshold == 100_000.0 and starts[0].storm.reason == "absolute"
+    assert starts[1].storm.threshold == 1_000_000.0

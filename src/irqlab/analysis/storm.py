@@ -295,7 +295,15 @@ class StormDetector:
             if t.over_warn < cfg.start_intervals:
                 return None
             lvl = Level.ACT if t.over_act >= cfg.start_intervals else Level.WARN
-            thr = r.rule.act if lvl is Level.ACT else limit
+            if lvl is Level.ACT:
+                thr = r.rule.act
+            elif level is Level.ACT:
+                # Over act only in this interval (warn before it): a warn storm, shown with the
+                # warn limit; it escalates once act has held for start_intervals.
+                reason = "absolute"
+                thr = r.rule.warn if r.rule.warn is not None else r.rule.act
+            else:
+                thr = limit
             t.storm = self._storm(r, lvl, reason, thr, now)
             t.under = 0
             return StormEvent("storm_start", t.storm, now)
