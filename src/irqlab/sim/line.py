@@ -124,6 +124,15 @@ class DeviceLine(Line):
             return  # sim/fastpath.py ran the quiet cycles from here
         cpu.deliver(self)
 
+    def deliver_up(self, cpu: CPU, k: int) -> None:
+        """Hand k received packets up the stack: a socket's queue or the forwarding output."""
+        m = self.m
+        m.softnet[cpu.id].processed += k  # __netif_receive_skb_core(): sd->processed++ of the polling CPU
+        if self.dev.deliver == "forward":
+            m.forwarded += k
+        else:
+            m.sockets[self.dev.deliver].enqueue(k)
+
     def start(self, cpu: CPU) -> int:
         now = self.m.engine.now
         if now >= self.stream.next_t:

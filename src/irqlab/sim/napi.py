@@ -65,21 +65,21 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
             break
         n = work_list.pop(0)
         # __napi_poll(): call poll with the weight; a full quota keeps the NAPI on the list.
-        # A poll returns its work, its cost, and the packets it hands up when it ends:
-        # (line, count) runs, delivered once its cost has been paid.
+        # A poll returns its work, its cost, and what it hands up the stack once that cost is
+        # paid: (source, payload) runs, each delivered by source.deliver_up(cpu, payload).
         work, cost, runs = n.poll(m, cpu, n)
         if cost and not cpu.work_inline(cost):
             yield cost
-        for line, k in runs:
-            deliver(m, cpu, line, k)
+        for source, payload in runs:
+            source.deliver_up(cpu, payload)
         while n.owner is None and work < n.weight and sd.backlog_q:
             # process_backlog() completes only when input_pkt_queue is empty under the lock:
             # packets a hardirq queued while it ran are taken in the same poll, up to the quota.
             more, cost, runs = process_backlog(m, cpu, n, n.weight - work)
             if cost and not cpu.work_inline(cost):
                 yield cost
-            for line, k in runs:
-                deliver(m, cpu, line, k)
+            for source, payload in runs:
+                source.deliver_up(cpu, payload)
             work += more
         if m.tracing:
             m.trace(cpu, EventKind.NAPI_POLL, work, n.weight, max(n.index, 0))
@@ -125,15 +125,6 @@ def napi_complete_done(m: Machine, cpu: CPU, n: Napi, work: int) -> None:
 
 def _napi_watchdog(cpu: CPU, n: Napi) -> None:
     napi_schedule(cpu.m, cpu, n)
-
-
-def deliver(m: Machine, cpu: CPU, line: DeviceLine, k: int) -> None:
-    """Hand k received packets up the stack: a socket's queue or the forwarding output."""
-    m.softnet[cpu.id].processed += k  # __netif_receive_skb_core(): sd->processed++ of the polling CPU
-    if line.dev.deliver == "forward":
-        m.forwarded += k
-    else:
-        m.sockets[line.dev.deliver].enqueue(k)
 
 
 class NapiNic(DeviceLine):

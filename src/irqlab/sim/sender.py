@@ -14,7 +14,7 @@ its poll list and raises NET_RX in hard interrupt context, so it runs on irq_exi
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from irqlab.sim import rcu, softirq
@@ -91,20 +91,15 @@ class TxBacklog:
             self.napi.scheduled = True
             self.m.softnet[self.cpu].poll_list.append(self.napi)
 
-    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, Iterator[tuple]]:
-        """process_backlog(): up to the quota, each packet at its sender's NET_RX cost.
-
-        net_rx_action() hands a poll's (line, count) runs to napi.deliver() once the poll's
-        cost is paid; these packets are fragments reassembled into datagrams, so the runs are
-        a generator that does the delivery itself when net_rx_action() iterates it, and yields
-        nothing.
-        """
+    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
+        """process_backlog(): up to the quota, each packet at its sender's NET_RX cost."""
         take = min(n.weight, len(self.queue))
         ports = [self.queue.popleft() for _ in range(take)]
         cost = sum(p.rx.draw() for p in ports)
-        return take, cost, self._deliver(ports)
+        return take, cost, ((self, ports),)
 
-    def _deliver(self, ports: list[Port]) -> Iterator[tuple]:
+    def deliver_up(self, cpu: CPU, ports: list[Port]) -> None:
+        """Once net_rx_action() has paid the poll: fragments up the stack, reassembled."""
         m = self.m
         m.softnet[self.cpu].processed += len(ports)  # __netif_receive_skb_core(): sd->processed++
         for p in ports:
@@ -117,7 +112,6 @@ class TxBacklog:
                     m.forwarded += 1
                 else:
                     m.sockets[p.deliver].enqueue(1)
-        yield from ()
 
 
 class CalLine(Line):
