@@ -151,9 +151,6 @@ class CPU:
         self._stop()
         self._advance()
 
-    def _top(self) -> Any:
-        return self.stack[-1] if self.stack else self.curr
-
     def _advance(self) -> None:
         """Run generators until one yields CPU work, then schedule its completion."""
         if self._advancing:
@@ -169,8 +166,6 @@ class CPU:
             m.cur_cpu = outer
 
     def _advance_loop(self, m: Machine) -> None:
-        from irqlab.sim.softirq import invoke_softirq
-
         engine = m.engine
         heap = engine._heap
         times, stack, irr = self.times, self.stack, self.irr  # lists mutated in place, never rebound
@@ -214,15 +209,12 @@ class CPU:
             if gen is None:  # a hardirq frame: its handler's work is done
                 m.hardirq_exit(self, r.line)
                 stack.pop()
-                # irq_exit(): __irq_exit_rcu() runs pending softirqs when !in_interrupt(). (Back at
-                # task level, the loop's first check is preempt_point().)
-                if not stack and self.sirq.pending and (self.curr is None or self.curr.bh == 0):
-                    invoke_softirq(m, self)
+                m.irq_exit(self)  # (back at task level, the loop's first check is preempt_schedule)
                 continue
             cmd = next(gen, None)  # None: the body returned (no Python-level StopIteration)
             if cmd is None:
                 if r.__class__ is Task:
-                    self._finish(r)
+                    self._exit_task(r)
                 else:
                     stack.pop()  # an irq_exit() softirq run ended
                 continue
@@ -245,8 +237,7 @@ class CPU:
         """
         engine = self.m.engine
         end = engine.now + ns
-        heap = engine._heap
-        if self.irr or not self._outermost or end >= engine.until or (heap and heap[0][0] <= end):
+        if self.irr or not self._outermost or not engine.quiet_until(end):
             return False  # something may happen meanwhile, or an interrupt waits to be taken
         if self.stack:
             r = self.stack[-1]
@@ -263,22 +254,11 @@ class CPU:
         self.seg_start = end
         return True
 
-    def _finish(self, r: Any) -> None:
-        if r.__class__ is Task:  # a task body that returned: it exits
-            r.running = False
-            self.curr = None
-            self.schedule()
-            return
-        self.stack.pop()
-        if r.kind == IRQ:
-            self.m.irq_exit(self)
-        if not self.stack:
-            self.preempt_point()
-
-    def preempt_point(self) -> None:
-        """Return to task level: switch if need_resched and the task is preemptible."""
-        if self.need_resched and (self.curr is None or self.curr.bh == 0 or self.rt):
-            self.schedule()
+    def _exit_task(self, t: Task) -> None:
+        """A task body that returned: the task exits."""
+        t.running = False
+        self.curr = None
+        self.schedule()
 
     # --- interrupts ----------------------------------------------------------------------
 

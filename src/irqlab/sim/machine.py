@@ -301,8 +301,8 @@ class Machine:
 
     def irq_exit(self, cpu: CPU) -> None:
         """__irq_exit_rcu(): leaving the last interrupt level with softirqs pending runs them."""
-        if not cpu.stack and self.softirq_state[cpu.id].pending and not (cpu.curr is not None and cpu.curr.bh > 0):
-            softirq.invoke_softirq(self, cpu)  # !in_interrupt() && local_softirq_pending()
+        if cpu.sirq.pending and not cpu.in_interrupt():
+            softirq.invoke_softirq(self, cpu)
 
     def wake(self, t: Task, from_cpu: CPU | None) -> None:
         """try_to_wake_up() on t's CPU; a remote wake-up that preempts sends a RES IPI."""

@@ -40,7 +40,7 @@ def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
         m.trace(cpu, EventKind.SOFTIRQ_RAISE, nr)
     # "If we're in an interrupt or softirq, we're done (this also catches softirq-disabled
     # code). We will actually run the softirq once we return from the irq or softirq."
-    if not cpu.stack and not (cpu.curr is not None and cpu.curr.bh > 0):  # !in_interrupt()
+    if not cpu.in_interrupt():
         wakeup_softirqd(m, cpu)
 
 
