@@ -31,3 +31,23 @@ def format_rate(rate_per_s: float | None) -> str:
 def format_pct(pct: float | None) -> str:
     """A percentage with one decimal; '-' for none."""
     return "-" if pct is None else f"{pct:.1f}"
+
+
+def printable(s: str) -> str:
+    """`s` safe for a terminal: control and other non-printing characters shown as escapes.
+
+    Names come from files of other machines (an IRQ action name in /proc/interrupts can hold
+    any byte but NUL and newline), so ESC, other C0/C1 codes, DEL and invisible format
+    characters (e.g. U+202E) are shown as \\xNN / \\uNNNN instead of being sent to the
+    terminal. Printable text, the common case, is returned unchanged.
+    """
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in s)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
