@@ -71,3 +71,40 @@ def test_sighup_reloads_and_sigint_stops_the_running_watch(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _config_without_journal(tmp_path: Path, text: str = "interval = 0.5\n") -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text(text)
+    os.chmod(p, 0o600)
+    return p
+
+
+def test_a_config_without_a_journal_key_runs_a_dry_watch(tmp_path):
+    # The default journal was once read off the slots class (a member descriptor): TypeError.
+    cfg = _config_without_journal(tmp_path)
+    r = irqlab("watch", "-c", str(cfg), "--procfs", str(UDPFLOOD / "a" / "proc"), "--sysfs", str(UDPFLOOD / "a" / "sys"), "0.5", "1")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_config_without_a_journal_key_has_the_default_journal(tmp_path):
+    from irqlab.daemon.config import DEFAULT_JOURNAL, load_config
+
+    assert load_config(_config_without_journal(tmp_path)).journal == DEFAULT_JOURNAL
+
+
+@pytest.mark.live
+@pytest.mark.root
+def test_apply_and_restore_with_a_config_without_a_journal_key(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("--apply and --restore need root")
+    # Alerts only: whatever this machine does in 0.1 s, nothing is written.
+    ladder = "".join(f"[ladder.{c}]\nwarn = ['alert']\nact = ['alert']\n" for c in
+                     ("irq", "vector", "cpu", "softirq", "irqtime", "softnet_drop", "softnet_squeeze", "spurious"))
+    cfg = _config_without_journal(tmp_path, "interval = 0.5\n[alert]\nsyslog = false\n" + ladder)
+    j = tmp_path / "j"
+    r = irqlab("watch", "-c", str(cfg), "--apply", "--journal", str(j), "0.1", "1")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = irqlab("watch", "-c", str(cfg), "--restore", "--journal", str(j))
+    assert r.returncode == 0 and "nothing pending" in r.stdout, r.stdout + r.stderr

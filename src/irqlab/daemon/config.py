@@ -51,11 +51,15 @@ class AlertConfig:
     exec: tuple[str, ...] = ()  # argv, run without a shell; event JSON on stdin
 
 
+# The journal of `irqlab watch --apply` when the config names none (and of `--restore`).
+DEFAULT_JOURNAL = "/var/lib/irqlab/watch.journal"
+
+
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
     interval_s: float = 1.0
     hold_down_s: float = 30.0  # after storm_end, before the originals are written back
-    journal: str = "/var/lib/irqlab/watch.journal"
+    journal: str = DEFAULT_JOURNAL
     detect: DetectorConfig = DetectorConfig()
     plan: PlanConfig = PlanConfig()
     devices: tuple[DeviceMatch, ...] = ()
@@ -240,7 +244,7 @@ def parse_config(data: Any, origin: str = "<config>") -> WatchConfig:
     k = _Keys(data, "", origin)
     interval = k.num("interval", 1.0, 0.05, 3600)
     hold_down = k.num("hold_down", 30.0, 0, 86_400)
-    journal = k.string("journal", WatchConfig.journal, 1024)
+    journal = k.string("journal", DEFAULT_JOURNAL, 1024)
     if not journal:
         raise k.fail("journal", "must be a file path")
     detect = _detect(k.sub("detect"))
