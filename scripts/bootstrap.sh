@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install irqlab into it (with test extras when given "test").
+# Create .venv and install irqlab into it (with test extras when given "test"), at the
+# exact versions in constraints.txt.
 # Needs only python3; on Debian without the venv module it installs python3-venv when root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ if [ ! -x .venv/bin/python ]; then
     fi
   fi
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+# constraints.txt pins every package to the version the golden files were made with.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".${extras}"
