@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -32,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("irqlab.cli.report", "one self-contained HTML report with plots from a recording"),
     "latency": ("irqlab.cli.latency", "timer wake-up latency per CPU, latency budgets PASS/FAIL, cause of each breach"),
 }
+
+# Long-running commands: a client or hook that hangs up must not end them (see main()).
+DAEMONS = frozenset({"export", "watch", "record"})
 
 EPILOG = """\
 examples:
@@ -83,14 +87,19 @@ def _command_of(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run irqlab; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # A closed pipe (`irqlab top | head`) ends quietly, as Unix tools do.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     command = _command_of(argv)
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command not in DAEMONS or getattr(args, "once", False):
+        # A closed pipe (`irqlab top | head`) ends a printing command quietly, as Unix tools
+        # do. Never a daemon: there EPIPE comes from a scrape client or an exec hook that hung
+        # up, and the signal would kill `export` (exit -13, which systemd's Restart=on-failure
+        # does not restart) or `watch --apply` with its mitigations still written. Python
+        # ignores SIGPIPE, so they see BrokenPipeError on that one socket or pipe instead.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     from irqlab.errors import IrqlabError, UsageError
 
     module = importlib.import_module(COMMANDS[args.command][0])
@@ -104,3 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # A daemon's own stdout was closed (`irqlab watch --json | head -1`): it has already
+        # restored what it changed on the way out; stop quietly, as a printing command would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_ERROR
