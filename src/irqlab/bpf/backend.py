@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from irqlab.model.trace import Handler, Layout, TraceResult, tasklet_name
 from irqlab.bpf import programs as P
 from irqlab.bpf import syscall
 from irqlab.bpf.asm import encode
@@ -36,6 +35,7 @@ from irqlab.bpf.maps import ARRAY, HASH, PERCPU_ARRAY, Map
 from irqlab.errors import IrqlabError
 from irqlab.model.events import VECTOR_NAMES
 from irqlab.model.histogram import Histogram
+from irqlab.model.trace import Handler, Layout, TraceResult, tasklet_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 from irqlab.sources.fs import read_optional
 from irqlab.tracing.formats import EventFormat, load_format

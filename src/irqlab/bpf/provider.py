@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from irqlab.model.trace import Layout, TraceResult
 from irqlab.bpf.backend import BpfTracer
 from irqlab.model.histogram import Histogram
+from irqlab.model.trace import Layout, TraceResult
 
 HELP = {
     "handler_duration": "Hard-IRQ and x86 system vector handler run time (irq:irq_handler_*, irq_vectors:*), in-kernel BPF.",

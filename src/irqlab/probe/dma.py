@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from irqlab.errors import MissingSource, PermissionDenied
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from irqlab.model.events import EventKind
 from irqlab.model.vectors import SOFTIRQ_NR
-from irqlab.sim.cpu import BLOCK, RESCHED, SOFTIRQ, CPU
+from irqlab.sim.cpu import BLOCK, CPU, RESCHED, SOFTIRQ
 
 if TYPE_CHECKING:
     from irqlab.sim.machine import Machine

@@ -107,7 +107,10 @@ def walk_pages(buf: bytes | bytearray | memoryview | np.ndarray, lay: PageLayout
     walk = _Walk(lay, flat, npages, used, page_ts)
     while walk.idx.size:
         walk.step()
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+
+    def cat(xs: list[np.ndarray], dt: type) -> np.ndarray:
+        return np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
+
     off = cat(walk.out_off, np.int64)
     order = np.argsort(off, kind="stable")  # page order, then position in the page
     return Records(cat(walk.out_page, np.int64)[order], off[order], cat(walk.out_len, np.int64)[order],
