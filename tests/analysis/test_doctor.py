@@ -8,7 +8,7 @@ from builders import interrupts, ksoftirqd, snapshot, softirqs, softnet, stat
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import Thresholds, diagnose
 from irqlab.analysis.findings import Severity, worst
-from irqlab.model.snapshot import IrqInfo, Spurious, TaskInfo, Unreadable
+from irqlab.model.snapshot import IrqInfo, Pressure, Spurious, TaskInfo, Unreadable
 
 
 def codes(findings):
@@ -161,3 +161,156 @@ def test_findings_are_ranked_worst_first():
     sev = [f.severity for f in diagnose(rates_of(a, b))]
     assert sev == sorted(sev, reverse=True)
     assert sev[0] == Severity.CRITICAL
+
+
+# --- severity limits: each rule on both sides of each of its limits ---------------------------
+# The counts below are chosen over a 1 s (or 2 s) interval so that every rate or percent is the
+# exact float of the limit, or one step below it.
+
+
+def test_ksoftirqd_warns_from_10_percent_and_is_critical_from_50():
+    run_ns = {0: 99_000_000, 1: 100_000_000, 2: 499_000_000, 3: 500_000_000}  # of 1 s: 9.9 % to 50 %
+    a = snapshot(0, tasks=tuple(ksoftirqd(c, 0) for c in run_ns))
+    b = snapshot(1, tasks=tuple(ksoftirqd(c, ns) for c, ns in run_ns.items()))
+    got = {f.subject: f.severity for f in diagnose(rates_of(a, b)) if f.code == "ksoftirqd-pressure"}
+    assert got == {"CPU1": Severity.WARNING, "CPU2": Severity.WARNING, "CPU3": Severity.CRITICAL}
+
+
+def test_ksoftirqd_critical_limit_is_configurable():
+    a = snapshot(0, tasks=(ksoftirqd(0, 0),))
+    b = snapshot(1, tasks=(ksoftirqd(0, 300_000_000),))
+    t = Thresholds(ksoftirqd_warn_pct=5.0, ksoftirqd_crit_pct=30.0)
+    assert [f.severity for f in diagnose(rates_of(a, b), t) if f.code == "ksoftirqd-pressure"] == [Severity.CRITICAL]
+
+
+def _stat_row(irq: int, softirq: int) -> list[int]:
+    """One /proc/stat cpu line over 100 ticks: the rest of the time idle."""
+    return [0, 0, 0, 100 - irq - softirq, 0, irq, softirq, 0, 0, 0]
+
+
+def test_interrupt_time_counts_hard_irq_and_softirq_together_from_25_percent():
+    # (irq %, softirq %) per CPU: hard IRQ alone over the limit, the sum over it while neither
+    # part is, the sum one tick under it, softirq alone exactly at it, hard IRQ one tick under.
+    shares = [(30, 0), (15, 15), (12, 12), (0, 25), (24, 0)]
+    cpus = list(range(len(shares)))
+    a = snapshot(0, stat=stat(cpus, [[0] * 10 for _ in cpus]))
+    b = snapshot(1, stat=stat(cpus, [_stat_row(irq, soft) for irq, soft in shares]))
+    found = {f.subject: f for f in diagnose(rates_of(a, b)) if f.code == "irq-time"}
+    assert sorted(found) == ["CPU0", "CPU1", "CPU3"]
+    assert {s: f.severity for s, f in found.items()} == dict.fromkeys(found, Severity.WARNING)
+    assert found["CPU0"].metrics["pct"] == 30.0
+    assert found["CPU1"].metrics["pct"] == 30.0
+    assert "softirq 15.0 %, irq 15.0 %" in found["CPU1"].evidence[0]
+
+
+def test_storm_warns_from_exactly_100k_and_is_critical_from_exactly_1m():
+    rows = [("30", "a", 99_999), ("31", "b", 100_000), ("32", "c", 999_999), ("33", "d", 1_000_000)]
+    a = snapshot(0, interrupts=interrupts([0], [(irq, name, [0]) for irq, name, _ in rows]))
+    b = snapshot(1, interrupts=interrupts([0], [(irq, name, [n]) for irq, name, n in rows]))
+    got = {f.subject: f.severity for f in diagnose(rates_of(a, b)) if f.code == "storm"}
+    assert got == {"IRQ 31 (b)": Severity.WARNING, "IRQ 32 (c)": Severity.WARNING, "IRQ 33 (d)": Severity.CRITICAL}
+
+
+def test_softirq_concentration_needs_80_percent_of_at_least_10k_per_second():
+    cpus = [0, 1]
+    per_vector = {
+        "NET_RX": [8_000, 2_000],  # 80 % of 10,000/s: concentrated
+        "NET_TX": [7_999, 2_001],  # 79.99 %: not
+        "BLOCK": [8_000, 1_999],  # 80.01 % of 9,999/s: too little to matter
+        "TASKLET": [10_000, 0],  # all of 10,000/s
+    }
+    a = snapshot(0, softirqs=softirqs(cpus, {v: [0, 0] for v in per_vector}))
+    b = snapshot(1, softirqs=softirqs(cpus, per_vector))
+    got = [f.subject for f in diagnose(rates_of(a, b)) if f.code == "softirq-concentration"]
+    assert sorted(got) == ["NET_RX", "TASKLET"]
+
+
+def _concentration_severity(code: str, other_idle_pct: int) -> Severity:
+    """Severity of a concentration on CPU0 while CPU1 is other_idle_pct % idle."""
+    cpus = [0, 1]
+    busy = [0, 0, 100, 0, 0, 0, 0, 0, 0, 0]
+    other = [0, 0, 100 - other_idle_pct, other_idle_pct, 0, 0, 0, 0, 0, 0]
+    a = snapshot(
+        0,
+        softirqs=softirqs(cpus, {"NET_RX": [0, 0]}),
+        interrupts=interrupts(cpus, [("41", "eth0", [0, 0])]),
+        stat=stat(cpus, [[0] * 10, [0] * 10]),
+    )
+    b = snapshot(
+        1,
+        softirqs=softirqs(cpus, {"NET_RX": [20_000, 0]}),
+        interrupts=interrupts(cpus, [("41", "eth0", [20_000, 0])]),
+        stat=stat(cpus, [busy, other]),
+    )
+    (f,) = [f for f in diagnose(rates_of(a, b)) if f.code == code]
+    return f.severity
+
+
+def test_softirq_concentration_is_a_warning_only_while_another_cpu_is_half_idle():
+    assert _concentration_severity("softirq-concentration", 50) == Severity.WARNING
+    assert _concentration_severity("softirq-concentration", 49) == Severity.INFO
+
+
+def test_irq_concentration_is_a_warning_only_while_another_cpu_is_half_idle():
+    assert _concentration_severity("irq-concentration", 50) == Severity.WARNING
+    assert _concentration_severity("irq-concentration", 49) == Severity.INFO
+
+
+def test_irq_concentration_needs_80_percent_of_at_least_10k_device_interrupts():
+    def found(counts):
+        a = snapshot(0, interrupts=interrupts([0, 1], [("41", "eth0", [0, 0]), ("LOC", "Local timer interrupts", [0, 0])]))
+        b = snapshot(1, interrupts=interrupts([0, 1], [("41", "eth0", counts), ("LOC", "Local timer interrupts", [0, 90_000])]))
+        return [f.subject for f in diagnose(rates_of(a, b)) if f.code == "irq-concentration"]
+
+    assert found([8_000, 2_000]) == ["CPU0"]  # the timer row on CPU1 is not a device interrupt
+    assert found([7_999, 2_001]) == []
+    assert found([8_000, 1_999]) == []
+
+
+def test_softnet_drops_warn_from_the_first_and_are_critical_from_1000_per_second_squeeze_from_1():
+    # 2 s interval: (cpu, processed, dropped, time_squeeze) -> drops/s 0, 0.5, 999, 1000;
+    # squeeze/s 0.5, 1.0, 0, 0.
+    a = snapshot(0, softnet=softnet([(c, 0, 0, 0) for c in range(4)]))
+    b = snapshot(2, softnet=softnet([(0, 10, 0, 1), (1, 10, 1, 2), (2, 10, 1_998, 0), (3, 10, 2_000, 0)]))
+    findings = diagnose(rates_of(a, b))
+    assert {f.subject: f.severity for f in findings if f.code == "softnet-drops"} == {
+        "CPU1": Severity.WARNING,
+        "CPU2": Severity.WARNING,
+        "CPU3": Severity.CRITICAL,
+    }
+    assert {f.subject: f.severity for f in findings if f.code == "time-squeeze"} == {"CPU1": Severity.WARNING}
+
+
+def test_unhandled_irq_is_critical_from_90_percent_of_a_1000_window_and_warns_from_1000_old():
+    lines = [(str(n), f"dev{n}", [0]) for n in range(50, 56)]
+    spurious = {
+        50: Spurious(1_000, 900, 5),  # 90 % of a 1,000 window: critical
+        51: Spurious(1_000, 899, 5),  # 89.9 %, 899 old ones: a quiet note
+        52: Spurious(999, 999, 5),  # all unhandled, but the window is too short to judge
+        53: Spurious(100_000, 1_000, 5),  # 1,000 old unhandled: warning without growth
+        54: Spurious(100_000, 999, 5),  # 999: a quiet note
+        55: Spurious(100_000, 1, 5),  # one old one that grew during the sample: warning
+    }
+    before = {n: IrqInfo(n, spurious=s) for n, s in spurious.items() if n != 55}
+    before[55] = IrqInfo(55, spurious=Spurious(99_000, 0, 5))
+    irq = interrupts([0], lines)
+    a = snapshot(0, interrupts=irq, irqinfo=before)
+    b = snapshot(1, interrupts=irq, irqinfo={n: IrqInfo(n, spurious=s) for n, s in spurious.items()})
+    found = [f for f in diagnose(rates_of(a, b)) if f.code == "unhandled-irq"]
+    assert {f.subject: f.severity for f in found} == {
+        "IRQ 50 (dev50)": Severity.CRITICAL,
+        "IRQ 53 (dev53)": Severity.WARNING,
+        "IRQ 55 (dev55)": Severity.WARNING,
+        "3 IRQs": Severity.INFO,
+    }
+    quiet = next(f for f in found if f.severity is Severity.INFO)
+    assert [e.split(":")[0] for e in quiet.evidence] == ["IRQ 51 (dev51)", "IRQ 52 (dev52)", "IRQ 54 (dev54)"]
+
+
+def test_irq_pressure_warns_from_10_percent_avg10():
+    def found(avg10):
+        b = snapshot(1, pressure=Pressure(avg10=avg10, avg60=1.0, avg300=1.0, total_us=5))
+        return [(f.code, f.severity) for f in diagnose(rates_of(snapshot(0), b)) if f.code == "irq-pressure"]
+
+    assert found(9.99) == []
+    assert found(10.0) == [("irq-pressure", Severity.WARNING)]
