@@ -35,17 +35,21 @@ def shared_fixtures() -> Path:
 
 @pytest.fixture
 def golden(request: pytest.FixtureRequest):
-    """Compare text with tests/golden/NAME; --update-golden rewrites it."""
+    """Compare text with tests/golden/NAME; only --update-golden writes it.
+
+    A missing golden file fails everywhere: written on the spot, it would pass whatever the
+    output is, and a lost or misnamed file would go unnoticed.
+    """
     update = request.config.getoption("--update-golden")
 
     def check(name: str, text: str) -> None:
         path = GOLDEN / name
-        if update or not path.exists():
-            if not update and os.environ.get("CI"):
-                pytest.fail(f"golden file {path} is missing (run pytest --update-golden)")
+        if update:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             return
+        if not path.exists():
+            pytest.fail(f"golden file {path} is missing (run pytest --update-golden)")
         expected = path.read_text()
         assert text == expected, f"output differs from {path}; rerun with --update-golden if intended"
 
