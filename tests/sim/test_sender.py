@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ import pytest
 from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import ScenarioError, parse_scenario
 from irqlab.sim.softirq import NET_RX
+from irqlab.sources.sampler import take_snapshot
+from live_load import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,17 +136,19 @@ def test_the_comparison_runs_from_the_recorded_measurement_and_gives_a_verdict(t
 @pytest.mark.root
 @pytest.mark.slow
 def test_live_veth_rps_load_shows_net_rx_contexts_in_the_trace():
-    if shutil.which("iperf3") is None or not Path("/work/shared/tools/load.sh").exists():
-        pytest.skip("load.sh or iperf3 missing")
-    load = subprocess.Popen(["bash", "/work/shared/tools/load.sh", "-q", "-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1",
-                             "--rps", "1", "-d", "7"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(2)
+    # ../shared/tools/load.sh, found from this checkout (live_load.LOAD_SH): one UDP pair of 8000-byte
+    # datagrams, both ends on CPU1, RPS of the receiving veth to CPU0 (mask 1).
+    with load("-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1", "--rps", "1", duration=7, warmup_s=2):
+        a = take_snapshot()
         tr = subprocess.run([sys.executable, "-m", "irqlab", "trace", "-d", "2", "--json", "--vector", "NET_RX"],
                             capture_output=True, text=True, timeout=60)
-    finally:
-        load.wait(timeout=60)
+        b = take_snapshot()
     assert tr.returncode == 0, tr.stderr
+    # The load ran: RPS sent NET_RX to CPU0 (/proc/softirqs, read around the trace window).
+    cpu0 = a.softirqs.cpus.index(0)
+    net_rx = a.softirqs.vectors.index("NET_RX")
+    steered = int(b.softirqs.counts[net_rx, cpu0]) - int(a.softirqs.counts[net_rx, cpu0])
+    assert steered > 1_000, f"only {steered} NET_RX on CPU0 while the RPS load ran"
     nrx = next(s for s in json.loads(tr.stdout)["softirqs"] if s["vector"] == "NET_RX")
     assert nrx["per_cpu"]["0"]["contexts"]["irq_exit"]["runs"] > 0  # RPS: NET_RX on CPU0 from the IPI
     assert set(nrx["contexts"]) == {"ksoftirqd", "irq_exit", "other"}
