@@ -27,9 +27,10 @@ Columns by kind (arg0, arg1, arg2); `pid` is always the task that was current on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -85,6 +86,19 @@ COLUMNS = ("ts_ns", "cpu", "kind", "pid", "arg0", "arg1", "arg2")
 DTYPES = {"ts_ns": np.int64, "cpu": np.int32, "kind": np.int16, "pid": np.int32, "arg0": np.int64, "arg1": np.int64, "arg2": np.int64}
 
 
+class BatchMeta(TypedDict, total=False):
+    """EventBatch's fields besides the columns, as keyword arguments."""
+
+    irq_names: dict[int, str]
+    comms: dict[int, str]
+    symbols: dict[int, str]
+    devices: tuple[str, ...]
+    lost: dict[int, int]
+    start_ns: int
+    end_ns: int
+    source: str
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class EventBatch:
     """Events in time order (per CPU at least), with the names they refer to and what was lost."""
@@ -132,17 +146,22 @@ class EventBatch:
                           source=self.source)
 
     @classmethod
-    def from_events(cls, events: Iterable[TraceEvent], **meta) -> EventBatch:
+    def from_events(cls, events: Iterable[TraceEvent], **meta: Unpack[BatchMeta]) -> EventBatch:
         evs = list(events)
         cols = {c: np.array([getattr(e, c) for e in evs], dtype=DTYPES[c]) for c in COLUMNS}
         if evs and "start_ns" not in meta:
             meta["start_ns"] = min(e.ts_ns for e in evs)
             meta["end_ns"] = max(e.ts_ns for e in evs)
-        return cls(**cols, **meta)
+        return cls.from_columns(cols, **meta)
 
     @classmethod
-    def empty(cls, **meta) -> EventBatch:
-        return cls(**{c: np.zeros(0, dtype=DTYPES[c]) for c in COLUMNS}, **meta)
+    def empty(cls, **meta: Unpack[BatchMeta]) -> EventBatch:
+        return cls.from_columns({c: np.zeros(0, dtype=DTYPES[c]) for c in COLUMNS}, **meta)
+
+    @classmethod
+    def from_columns(cls, cols: Mapping[str, np.ndarray], **meta: Unpack[BatchMeta]) -> EventBatch:
+        """A batch from one array per name in COLUMNS."""
+        return cls(cols["ts_ns"], cols["cpu"], cols["kind"], cols["pid"], cols["arg0"], cols["arg1"], cols["arg2"], **meta)
 
     @classmethod
     def concat(cls, batches: list[EventBatch]) -> EventBatch:

@@ -11,6 +11,7 @@ layout merge by adding (CPUs, intervals, backends). Values are integer nanosecon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ class Histogram:
         """(bucket lower edge ns, count) for non-empty linear buckets; overflow not included."""
         return [(int(i) * self.bucket_ns, int(self.linear[i])) for i in np.flatnonzero(self.linear)]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON form: layout, sparse linear buckets, overflow, log2 buckets, exact sums."""
         return {
             "bucket_ns": self.bucket_ns,
@@ -178,7 +179,7 @@ class Histogram:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Histogram:
+    def from_dict(cls, d: dict[str, Any]) -> Histogram:  # parsed JSON: values of any type
         h = cls(int(d["bucket_ns"]), int(d["limit_ns"]))
         linear = np.zeros(h.nbuckets, dtype=np.int64)
         for lo, n in d.get("linear", {}).items():
