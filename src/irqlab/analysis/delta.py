@@ -10,7 +10,9 @@ and its cell is left out (NaN), never turned into a huge or negative rate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from irqlab.model.snapshot import (
     Snapshot,
     Softirqs,
     Softnet,
+    SoftnetRow,
     Stat,
     TaskInfo,
 )
@@ -49,7 +52,8 @@ def wrap_delta(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     old = np.asarray(old).astype(np.int64, copy=False)
     new = np.asarray(new).astype(np.int64, copy=False)
     # Two's complement makes `& (2^32 - 1)` the same as `mod 2^32`, at a quarter of the cost.
-    return (new - old) & (WRAP - 1)
+    out: np.ndarray = (new - old) & (WRAP - 1)
+    return out
 
 
 def counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +94,8 @@ def _take(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     all_cols = len(cols) == ncols and (ncols == 0 or (cols[0] == 0 and cols[-1] == ncols - 1 and (np.diff(cols) == 1).all()))
     if all_rows and all_cols:
         return counts
-    return counts[np.ix_(rows, cols)]
+    taken: np.ndarray = counts[np.ix_(rows, cols)]
+    return taken
 
 
 def _hotplug_warnings(source: str, a: tuple[int, ...], b: tuple[int, ...]) -> list[DeltaWarning]:
@@ -123,7 +128,8 @@ class IrqRates:
 
     def cpu_rate(self) -> np.ndarray:
         """Interrupts per second per CPU, summed over rows (NaN cells count as 0)."""
-        return np.nansum(self.rate, axis=0)
+        out: np.ndarray = np.nansum(self.rate, axis=0)
+        return out
 
 
 def _same_irq(old: IrqLine, new: IrqLine) -> bool:
@@ -215,7 +221,8 @@ class SoftirqRates:
         """Per-CPU rate of one vector, or None when the kernel has no such vector."""
         if name not in self.vectors:
             return None
-        return self.rate[self.vectors.index(name)]
+        row: np.ndarray = self.rate[self.vectors.index(name)]
+        return row
 
 
 def softirq_rates(a: Softirqs, b: Softirqs, dt_ns: int) -> SoftirqRates:
@@ -300,7 +307,7 @@ class SoftnetRates:
         return self.rate[:, self.fields.index(name)]
 
 
-def _softnet_matrix(rows, cpus) -> np.ndarray:
+def _softnet_matrix(rows: Iterable[SoftnetRow], cpus: Sequence[int]) -> np.ndarray:
     by = {r.cpu: r for r in rows}
     out = np.full((len(cpus), len(SOFTNET_RATE_FIELDS)), -1, dtype=np.int64)
     for i, cpu in enumerate(cpus):
@@ -423,6 +430,12 @@ def compute_rates(a: Snapshot, b: Snapshot, interval_ns: int | None = None) -> R
 def _zero_like(snap: Snapshot) -> Snapshot:
     """The same machine with every counter at zero, at monotonic time 0 (boot)."""
     irq, soft, stat, net = snap.interrupts, snap.softirqs, snap.stat, snap.softnet
+
+    def zero_softnet(r: SoftnetRow) -> SoftnetRow:
+        # Any: the field names come from the SOFTNET_RATE_FIELDS table, beyond mypy's reach.
+        zeros: dict[str, Any] = {f: 0 for f in SOFTNET_RATE_FIELDS if getattr(r, f) is not None}
+        return replace(r, **zeros)
+
     return Snapshot(
         taken_ns=0,
         wall_time=0.0,
@@ -438,7 +451,7 @@ def _zero_like(snap: Snapshot) -> Snapshot:
         )
         if stat
         else None,
-        softnet=Softnet(tuple(replace(r, **{f: 0 for f in SOFTNET_RATE_FIELDS if getattr(r, f) is not None}) for r in net.rows))
+        softnet=Softnet(tuple(zero_softnet(r) for r in net.rows))
         if net
         else None,
         irqinfo=snap.irqinfo,

@@ -335,7 +335,7 @@ def rule_spurious(d: DoctorInput) -> list[Finding]:
         sp = info.spurious
         if sp is None or sp.unhandled == 0:
             continue
-        prev = before.get(irq).spurious if irq in before and before[irq].spurious else None
+        prev = before[irq].spurious if irq in before else None
         grew = sp.unhandled - prev.unhandled if prev and sp.unhandled >= prev.unhandled else 0
         share = sp.unhandled / sp.count if sp.count else 1.0
         if share >= t.spurious_crit_share and sp.count >= 1000:

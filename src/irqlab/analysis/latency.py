@@ -191,7 +191,7 @@ def explain(batch: EventBatch, breaches: Sequence[Breach],
         import dataclasses
 
         batch = dataclasses.replace(batch, comms={**batch.comms, **comms})
-    out = []
+    out: list[Explanation] = []
     for cpu in sorted({b.cpu for b in breaches}):
         events = _CpuEvents(batch, cpu)
         out.extend(events.explain(b) for b in breaches if b.cpu == cpu)
@@ -235,7 +235,9 @@ class _Sweep:
         self.serial = 0
         self.time: dict[tuple[str, str], int] = {}
         self.runs: dict[tuple[str, str], set[int]] = {}
-        self.woken_ns = self.switched_in_ns = self.timer_irq_ns = None
+        self.woken_ns: int | None = None
+        self.switched_in_ns: int | None = None
+        self.timer_irq_ns: int | None = None
 
     def charge(self, t: int) -> None:
         lo, hi = max(self.prev, self.b.deadline_ns), min(t, self.b.woke_ns)

@@ -20,9 +20,12 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from irqlab.cpulist import parse_cpulist
 from irqlab.errors import IrqlabError, ParseError
+
+Table = dict[str, object]  # a parsed TOML table
 
 LIMIT_KEYS = ("p99_us", "p999_us", "max_us")
 CLASS_KEYS = frozenset({"name", "cpus", "interval_us", "duration_s", "priority", "consequence", *LIMIT_KEYS})
@@ -85,13 +88,13 @@ def parse_budgets(text: str, path: str = "<budgets>") -> tuple[BudgetClass, ...]
     return tuple(out)
 
 
-def _check_keys(table: dict, allowed: frozenset[str], where: str) -> None:
+def _check_keys(table: Table, allowed: frozenset[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise BudgetError(f"{where}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
-def _parse_class(merged: dict, raw: dict, where: str) -> BudgetClass:
+def _parse_class(merged: Table, raw: Table, where: str) -> BudgetClass:
     _check_keys(raw, CLASS_KEYS, where)
     name = merged.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 80:
@@ -116,11 +119,11 @@ def _parse_class(merged: dict, raw: dict, where: str) -> BudgetClass:
                        consequence=consequence.strip())
 
 
-def _number(v: object) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)  # bool is not a number here
+def _number(v: object) -> TypeGuard[int | float]:
+    return (type(v) is int or type(v) is float) and math.isfinite(v)  # bool is not a number here
 
 
-def _us(table: dict, key: str, where: str) -> int | None:
+def _us(table: Table, key: str, where: str) -> int | None:
     """A positive microsecond value (int or float, at most 10 s) as integer ns."""
     v = table.get(key)
     if v is None:
@@ -133,7 +136,7 @@ def _us(table: dict, key: str, where: str) -> int | None:
     return ns
 
 
-def _cpus(table: dict, where: str) -> tuple[int, ...] | None:
+def _cpus(table: Table, where: str) -> tuple[int, ...] | None:
     v = table.get("cpus")
     if v is None:
         return None

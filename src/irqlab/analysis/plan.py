@@ -216,7 +216,7 @@ def plan(storm: Storm, view: MachineView, cfg: PlanConfig) -> Plan:
     actions = tuple(cfg.ladder.get(storm.cls, DEFAULT_LADDER[storm.cls]).get(rung, ()))
     writes: list[PlannedWrite] = []
     skipped: list[str] = []
-    seen: set[tuple] = set()
+    seen: set[tuple[str, int | None, str | None, str | None, str | None]] = set()
     for action in actions:
         builder = BUILDERS.get(action)
         for w in builder(storm, view, cfg, skipped) if builder else ():

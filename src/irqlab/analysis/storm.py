@@ -18,7 +18,7 @@ import fnmatch
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -221,11 +221,11 @@ class _Track:
     over_warn: int = 0
     over_act: int = 0
     under: int = 0
-    quiet: deque = field(default_factory=lambda: deque(maxlen=60))
+    quiet: deque[float] = field(default_factory=lambda: deque(maxlen=60))
     storm: Storm | None = None
 
 
-def baseline_limit(samples, b: Baseline) -> float | None:
+def baseline_limit(samples: Sequence[float], b: Baseline) -> float | None:
     """median + k * 1.4826 * MAD of the quiet samples, or None while too few."""
     if not b.enabled or len(samples) < b.min_samples:
         return None
@@ -296,12 +296,12 @@ class StormDetector:
                 return None
             lvl = Level.ACT if t.over_act >= cfg.start_intervals else Level.WARN
             if lvl is Level.ACT:
-                thr = r.rule.act
+                thr = limit  # over act in this interval too (start_intervals >= 1): rule.act
             elif level is Level.ACT:
                 # Over act only in this interval (warn before it): a warn storm, shown with the
                 # warn limit; it escalates once act has held for start_intervals.
                 reason = "absolute"
-                thr = r.rule.warn if r.rule.warn is not None else r.rule.act
+                thr = r.rule.warn if r.rule.warn is not None else limit
             else:
                 thr = limit
             t.storm = self._storm(r, lvl, reason, thr, now)

@@ -38,6 +38,7 @@ from irqlab.model.vectors import SOFTIRQ_NAMES
 
 KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")
 _VECTOR_KEY = 1 << 40  # keeps vector keys apart from IRQ numbers in one hardirq pairing
+Truncated = dict[str, dict[int, int]]  # TraceResult.truncated: kind -> cpu -> runs cut short
 
 
 def ksoftirqd_pids_of(comms: dict[int, str], extra: Collection[int] = ()) -> tuple[int, ...]:
@@ -77,7 +78,7 @@ def _hist_by(cpus: np.ndarray, values: np.ndarray, layout: Layout) -> dict[int, 
     return out
 
 
-def _by_cpu_context(cpu: np.ndarray, ctx: np.ndarray, gross: np.ndarray) -> tuple[dict, dict]:
+def _by_cpu_context(cpu: np.ndarray, ctx: np.ndarray, gross: np.ndarray) -> tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]]:
     """cpu -> context -> (runs, gross ns), counted with one np.unique."""
     key = cpu.astype(np.int64) * len(CONTEXTS) + ctx
     uniq, inv = np.unique(key, return_inverse=True)
@@ -105,7 +106,7 @@ class _Hard:
     level: np.ndarray
 
 
-def _hardirqs(s: _Sorted, batch: EventBatch, layout: Layout, truncated: dict) -> tuple[list[Handler], _Hard]:
+def _hardirqs(s: _Sorted, batch: EventBatch, layout: Layout, truncated: Truncated) -> tuple[list[Handler], _Hard]:
     k = s.kind
     is_irq = (k == EventKind.IRQ_ENTRY) | (k == EventKind.IRQ_EXIT)
     is_vec = (k == EventKind.VECTOR_ENTRY) | (k == EventKind.VECTOR_EXIT)
@@ -126,7 +127,7 @@ def _hardirqs(s: _Sorted, batch: EventBatch, layout: Layout, truncated: dict) ->
         out.append(Handler("irq", int(irq), batch.irq_names.get(int(irq), ""), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
     # System vectors are reported by /proc/interrupts row (CAL counts two vectors).
     vec_rows = run_key >= _VECTOR_KEY
-    names = {}
+    names: dict[str, list[int]] = {}
     for v, vid in set(zip((run_key[vec_rows] - _VECTOR_KEY).tolist(), s.arg1[entry[vec_rows]].tolist())):
         names.setdefault(vector_name(v, vid), []).append(v)
     for name, numbers in sorted(names.items()):
@@ -141,7 +142,8 @@ def _minus_hardirqs(s: _Sorted, hard: _Hard, entry: np.ndarray, exit_: np.ndarra
     h_cpu, h_in, h_out = s.cpu[hard.entry[top]], s.ts[hard.entry[top]], s.ts[hard.exit[top]]
     cpu = s.cpu[entry]
     inside = busy_before(h_cpu, h_in, h_out, cpu, s.ts[exit_]) - busy_before(h_cpu, h_in, h_out, cpu, s.ts[entry])
-    return s.ts[exit_] - s.ts[entry] - inside
+    net: np.ndarray = s.ts[exit_] - s.ts[entry] - inside
+    return net
 
 
 def _in_hardirq(n: int, hard: _Hard) -> np.ndarray:
@@ -181,7 +183,7 @@ def _passes(s: _Sorted, hard: _Hard, entry: np.ndarray, exit_: np.ndarray, ksoft
     return pass_id, restart, ctx_pass[pass_id]
 
 
-def _latency(s: _Sorted, truncated: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _latency(s: _Sorted, truncated: Truncated) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(entry row, cpu, raise->entry ns) for softirq entries whose clock started in the window."""
     rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_RAISE) | (s.kind == EventKind.SOFTIRQ_ENTRY))
     rows = rows[np.lexsort((rows, s.arg0[rows], s.cpu[rows]))]
@@ -207,7 +209,8 @@ def _latency(s: _Sorted, truncated: dict) -> tuple[np.ndarray, np.ndarray, np.nd
     return rows[e], cpu[e], s.ts[rows[e]] - s.ts[rows[seg_start[e]]]
 
 
-def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, vectors: Collection[int] | None, truncated: dict):
+def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, vectors: Collection[int] | None,
+              truncated: Truncated) -> tuple[list[Handler], dict[int, int], dict[int, int]]:
     """Softirq handlers, plus (passes, restarts) per CPU."""
     rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_ENTRY) | (s.kind == EventKind.SOFTIRQ_EXIT))
     runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.SOFTIRQ_ENTRY, s.arg0[rows])
@@ -233,7 +236,7 @@ def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, ve
     return out, passes, restarts
 
 
-def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: Layout, truncated: dict) -> list[Handler]:
+def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: Layout, truncated: Truncated) -> list[Handler]:
     rows = np.flatnonzero((s.kind == EventKind.TASKLET_ENTRY) | (s.kind == EventKind.TASKLET_EXIT))
     runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.TASKLET_ENTRY, s.arg0[rows])
     truncated["tasklet"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
@@ -264,7 +267,7 @@ def aggregate_trace(
     pairing, so a filtered report has the same numbers as an unfiltered one.
     """
     s = _Sorted.of(batch, cpus)
-    truncated: dict[str, dict[int, int]] = {}
+    truncated: Truncated = {}
     kpids = ksoftirqd_pids_of(batch.comms, ksoftirqd_pids)
     hardirqs, hard = _hardirqs(s, batch, layout, truncated)
     if irqs is not None:

@@ -38,7 +38,7 @@ def _level(value: int | None, warn: int, crit: int) -> Severity | None:
 
 
 def _softirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     g = h.gross.get(cpu)
     if g is None or g.count < t.min_runs:
         return out
@@ -65,7 +65,7 @@ def _softirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]
         ))
     lat = h.latency.get(cpu)
     lp99 = lat.percentile(99) if lat is not None and lat.count >= t.min_runs else None
-    if lp99 is not None and lp99 >= t.latency_p99_warn_ns:
+    if lat is not None and lp99 is not None and lp99 >= t.latency_p99_warn_ns:
         out.append(Finding(
             Severity.WARNING, "trace-softirq-wait", f"{h.name} on CPU{cpu}",
             f"{h.name} waited p99 {_us(lp99)} from raise to run on CPU{cpu}{where}",
@@ -101,8 +101,8 @@ def trace_summary(result: TraceResult, top: int = 3) -> Finding:
     lines = []
     for label, handlers in (("softirq", result.softirqs), ("hardirq", result.hardirqs)):
         merged = [(h, h.merged()) for h in handlers]
-        merged = sorted(((h, m) for h, m in merged if m is not None and m.count), key=lambda hm: -hm[1].count)
-        for h, m in merged[:top]:
+        busy = sorted(((h, m) for h, m in merged if m is not None and m.count), key=lambda hm: -hm[1].count)
+        for h, m in busy[:top]:
             _, share = h.context_share("ksoftirqd") if label == "softirq" else (None, None)
             ks = f", {100 * share:.0f} % of time in ksoftirqd" if share else ""
             lines.append(
