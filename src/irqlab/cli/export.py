@@ -16,11 +16,20 @@ PARSER_KW = dict(
     "`other` row), softirqs, ksoftirqd CPU seconds, softnet processed/dropped/squeezed, "
     "hard-IRQ/softirq CPU time, storm state, and each source's scrape duration and success. "
     "The files are read when Prometheus scrapes, not in the background. Listens on 127.0.0.1 "
-    "only unless --listen says otherwise.",
+    "only unless --listen says otherwise; TLS and basic auth come from an exporter-toolkit web "
+    "config file (--web.config.file). At most 32 connections are served at once, each with a "
+    "5 s read timeout and 15 s in all.",
     epilog="""\
 examples:
   irqlab export                              serve on 127.0.0.1:9717
-  irqlab export --listen 0.0.0.0:9717        serve on every address (put a firewall in front)
+  irqlab export --listen 0.0.0.0:9717 --web.config.file /etc/irqlab/web.yml
+                                             serve on every address, with TLS and basic auth
+  irqlab export --web.config.file web.yml    web.yml (exporter-toolkit format), for example:
+                                               tls_server_config:
+                                                 cert_file: server.crt
+                                                 key_file: server.key
+                                               basic_auth_users:
+                                                 prometheus: $2b$12$...  (bcrypt hash)
   irqlab export --top-k 50 --rollup-devices  50 rows; eth0-TxRx-N become one row "eth0"
   irqlab export --per-cpu --include 'eth|nvme'
                                              per-CPU series, only matching IRQs
@@ -36,6 +45,13 @@ SOURCES: tuple[str, ...] = ("interrupts", "softirqs", "stat", "softnet", "tasks"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT", help=f"address to serve on (default {DEFAULT_LISTEN}; [::1]:PORT for IPv6)")
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="YAML file with tls_server_config (cert_file, key_file, client_auth_type, client_ca_file, "
+        "min_version) and basic_auth_users (user: bcrypt hash), as Prometheus exporters read it",
+    )
     p.add_argument("--per-cpu", action="store_true", help="add a cpu label to IRQ and softirq series (N CPUs times more series)")
     p.add_argument("--top-k", type=int, default=20, metavar="N", help="IRQ rows exported on their own; the rest are summed as irq=\"other\" (default 20)")
     p.add_argument("--include", metavar="REGEX", help="export only IRQs whose number or name matches")
@@ -191,12 +207,13 @@ def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()
 
 def run(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.listen)
+    web = _web_config(args)  # checked before anything starts: one line on a bad file
     tracer, providers = _bpf_providers(args)
     probe = _latency_probe(args)
     if probe is not None:
         providers.append(_probe_provider(probe))
     try:
-        return _serve(args, host, port, build_registry(args, histogram_providers=providers))
+        return _serve(args, host, port, build_registry(args, histogram_providers=providers), web)
     finally:
         if tracer is not None:
             tracer.close()  # detaches and frees the programs (the kernel also does on exit)
@@ -255,9 +272,28 @@ def _bpf_providers(args: argparse.Namespace):
     return tracer, [provider]
 
 
-def _serve(args: argparse.Namespace, host: str, port: int, registry) -> int:
+def _web_config(args: argparse.Namespace):
+    """The --web.config.file settings (no TLS, no users without it)."""
+    from irqlab.daemon.webconfig import WebConfig, load_web_config
+
+    return load_web_config(args.web_config_file) if args.web_config_file else WebConfig()
+
+
+def exposure_warning(host: str, web) -> str | None:
+    """The warning for a non-loopback address served without TLS or without basic auth."""
+    from irqlab.daemon.httpserve import is_loopback
+
+    missing = [what for what, have in (("TLS", web.tls is not None), ("basic auth", bool(web.users))) if not have]
+    if not missing or is_loopback(host):
+        return None
+    return (f"warning: listening on {host}, which is not a loopback address, without {' or '.join(missing)}: "
+            "whoever reaches the port reads this machine's devices and load (see --web.config.file)")
+
+
+def _serve(args: argparse.Namespace, host: str, port: int, registry, web) -> int:
+    from prometheus_client import generate_latest
+
     from irqlab.errors import IrqlabError
-    from prometheus_client import generate_latest, start_http_server
 
     if args.once:
         sys.stdout.write(generate_latest(registry).decode())
@@ -265,16 +301,26 @@ def _serve(args: argparse.Namespace, host: str, port: int, registry) -> int:
     import signal
     import threading
 
+    from irqlab.daemon.httpserve import make_server
+
     try:
-        server, thread = start_http_server(port, addr=host, registry=registry)
+        server = make_server(host, port, registry, tls=web.ssl_context(), users=web.users)
     except OSError as exc:
         raise IrqlabError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    warning = exposure_warning(host, web)
+    if warning:
+        print(f"irqlab export: {warning}", file=sys.stderr, flush=True)
+    thread = threading.Thread(target=server.serve_forever, name="irqlab-http", daemon=True)
+    thread.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"irqlab export: serving http://{args.listen}/metrics", file=sys.stderr, flush=True)
+    scheme = "https" if web.tls is not None else "http"
+    auth = ", basic auth" if web.users else ""
+    print(f"irqlab export: serving {scheme}://{args.listen}/metrics{auth}", file=sys.stderr, flush=True)
     try:
         while not stop.wait(3600):
             pass
     finally:
         server.shutdown()
+        server.server_close()
     return 0
