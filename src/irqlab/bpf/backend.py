@@ -39,6 +39,7 @@ from irqlab.model.trace import Handler, Layout, TraceResult, tasklet_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 from irqlab.sources.fs import read_optional
 from irqlab.tracing.formats import EventFormat, load_format
+from irqlab.tracing.instance import tracefs_for_setup
 
 FLIP_SETTLE_S = 0.002  # a program that read the old generation finishes long before this
 MAX_VALUE_BYTES = 32 * 1024  # per-CPU element limit (PCPU_MIN_UNIT_SIZE, mm/percpu.c)
@@ -103,7 +104,7 @@ class Counters:
 class BpfTracer:
     """Loaded maps and attached programs; use as a context manager (everything closed on exit)."""
 
-    tracefs: Path
+    tracefs: Path | None = None  # None: the mounted tracefs, mounted for the set-up only if need be
     layout: Layout = Layout()
     ksoftirqd_pids: tuple[int, ...] = ()
     maps: dict[str, Map] = field(default_factory=dict)
@@ -129,7 +130,8 @@ class BpfTracer:
         # IRQ slots for the IRQs that exist now (+ room for a few more): the histogram map is
         # 2 generations x series x (8 * words) bytes x possible CPUs, mostly IRQ series.
         lay = self.lay = layout_for(self.layout, highest_irq() + 33)
-        formats = load_formats(self.tracefs / "events")
+        with tracefs_for_setup(self.tracefs) as tfs:
+            formats = load_formats(tfs.root / "events")
         m = self.maps
         m["state"] = Map.create("irqlab_state", PERCPU_ARRAY, 4, lay.state_words * 8, 1)
         m["hist"] = Map.create("irqlab_hist", PERCPU_ARRAY, 4, lay.words * 8, 2 * lay.series)
@@ -374,7 +376,7 @@ def choose_backend(requested: str) -> tuple[str, str | None]:
     return "tracefs", f"BPF backend not available ({reason}); using tracefs"
 
 
-def stream(tracefs: Path, seconds: float, count: int | None, *, layout: Layout = Layout(),
+def stream(tracefs: Path | None, seconds: float, count: int | None, *, layout: Layout = Layout(),
            ksoftirqd_pids: tuple[int, ...] = (), **filters) -> Iterator[TraceResult]:
     """One TraceResult per `seconds` (count of them, or forever), programs attached throughout."""
     from irqlab.tracing.symbols import Kallsyms

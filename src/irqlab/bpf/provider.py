@@ -71,7 +71,7 @@ class HistogramProvider:
             self._totals[key] = h.copy()
 
 
-def histogram_provider(tracefs: Path = Path("/sys/kernel/tracing"), layout: Layout = Layout(),
+def histogram_provider(tracefs: Path | None = None, layout: Layout = Layout(),
                        ksoftirqd_pids: tuple[int, ...] = ()) -> tuple[BpfTracer, HistogramProvider]:
     """A started tracer and its provider; close the tracer (tracer.close()) when export stops."""
     tracer = BpfTracer(tracefs, layout, ksoftirqd_pids).__enter__()

@@ -133,11 +133,10 @@ def _ksoftirqd_pids() -> tuple[int, ...]:
 def _trace_bpf(seconds: float):
     """One TraceResult aggregated in the kernel, or None when BPF is not permitted here."""
     from irqlab.bpf.backend import check_permitted, stream
-    from irqlab.tracing.instance import find_tracefs
 
     if check_permitted() is not None:
         return None
-    return next(iter(stream(find_tracefs(None).root, seconds, 1, ksoftirqd_pids=_ksoftirqd_pids())))
+    return next(iter(stream(None, seconds, 1, ksoftirqd_pids=_ksoftirqd_pids())))
 
 
 def _trace_tracefs(seconds: float):

@@ -263,12 +263,11 @@ def _bpf_providers(args: argparse.Namespace):
     from irqlab.bpf.provider import histogram_provider
     from irqlab.sources.fs import Roots
     from irqlab.sources.tasks import read_tasks
-    from irqlab.tracing.instance import find_tracefs
 
     choose_backend("bpf")  # one clear line (exit 3) when BPF is not permitted
     tasks, _ = read_tasks(Roots())
     kpids = tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
-    tracer, provider = histogram_provider(find_tracefs(None).root, ksoftirqd_pids=kpids)
+    tracer, provider = histogram_provider(None, ksoftirqd_pids=kpids)
     return tracer, [provider]
 
 

@@ -134,9 +134,8 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         from irqlab.bpf.backend import stream
-        from irqlab.tracing.instance import find_tracefs
 
-        root = find_tracefs(Path(args.tracefs) if args.tracefs else None).root
+        root = Path(args.tracefs) if args.tracefs else None
         for result in stream(root, seconds, count, layout=layout, ksoftirqd_pids=kpids, cpus=cpus, vectors=vectors, irqs=irqs):
             emit(result, args)
         return 0

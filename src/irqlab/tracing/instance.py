@@ -15,6 +15,8 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,22 @@ def find_tracefs(root: Path | None = None, mount: bool = True) -> Tracefs:
             f"tracefs is not mounted at {target} (as root: mount -t tracefs nodev {target})")
     _mount(target)
     return _check(target, True)
+
+
+@contextmanager
+def tracefs_for_setup(root: Path | None = None) -> Iterator[Tracefs]:
+    """find_tracefs() for a caller that needs tracefs only while it sets up (the BPF backend
+    reads event ids and formats, then runs on its own): a mount made here is undone on exit,
+    unless an instance made meanwhile still lives on it."""
+    t = find_tracefs(root)
+    try:
+        yield t
+    finally:
+        if t.mounted_here:
+            with _LOCK:
+                busy = bool(_LIVE)
+            if not busy:
+                _umount(t.root)
 
 
 def _check(root: Path, mounted_here: bool) -> Tracefs:
