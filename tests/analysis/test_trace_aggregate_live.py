@@ -7,43 +7,48 @@ import os
 import numpy as np
 import pytest
 
-from live_load import load
+from live_load import assert_ran, load, plan_window, softirq_counts, softirq_rate, trace_fill_rate
 
 pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
 
 
-def test_net_rx_entries_match_proc_softirqs_within_2_percent_under_a_udp_flood():
-    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
-        pytest.skip("needs root and tracefs")
+def test_net_rx_entries_match_proc_softirqs_per_cpu_under_a_udp_flood():
+    if os.geteuid() != 0:
+        pytest.skip("needs root for tracefs")
     from irqlab.analysis.trace import aggregate_trace
     from irqlab.model.events import EventBatch, EventKind
-    from irqlab.sources.fs import Roots
-    from irqlab.sources.softirqs import read_softirqs
     from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
     from irqlab.tracing.session import TraceSession
 
-    roots = Roots.of(None, None)
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=8):
-        with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=16384) as session:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=9):
+        rate = softirq_rate("NET_RX")
+        # Sized from this machine's measured fill rate: the buffer alone holds the window.
+        buffer_kb, window_s = plan_window(trace_fill_rate(DEFAULT_EVENTS, OPTIONAL_EVENTS))
+        with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=buffer_kb) as session:
             name = session.instance.path.name
-            before = read_softirqs(roots)
+            outer0 = softirq_counts()
             session.start()
-            first = session.read(3.0)
+            inner0 = softirq_counts()
+            first = session.read(window_s)
+            inner1 = softirq_counts()
             session.stop()
-            after = read_softirqs(roots)
+            outer1 = softirq_counts()
             batch = EventBatch.concat([first, session.read()])
     assert name not in os.listdir("/sys/kernel/tracing/instances")
     result = aggregate_trace(batch)
-    if not result.complete:
-        pytest.skip(f"the kernel dropped events {batch.lost}: the 2 % check needs a complete window")
-    nr = before.vectors.index("NET_RX")
-    delta = after.counts[nr] - before.counts[nr]
+    assert result.complete, f"the kernel dropped events {batch.lost} with {buffer_kb} KiB per CPU for {window_s:.2f} s"
     rx = next(h for h in result.softirqs if h.name == "NET_RX")
-    for j, cpu in enumerate(before.cpus):
+    assert_ran(sum(inner1[c] - inner0[c] for c in inner1), sum(rate.values()) * window_s, "NET_RX runs in the window")
+    for cpu in sorted(inner1):
+        inner, outer = inner1[cpu] - inner0[cpu], outer1[cpu] - outer0[cpu]
         entries = int(((batch.kind == EventKind.SOFTIRQ_ENTRY) & (batch.arg0 == 3) & (batch.cpu == cpu)).sum())
-        assert entries == pytest.approx(int(delta[j]), rel=0.02, abs=20)
+        # The traced runs of a CPU lie between the counts read inside and outside the window
+        # (kstat_incr_softirqs_this_cpu() next to trace_softirq_entry() in handle_softirqs(),
+        # kernel/softirq.c v6.18); /proc/softirqs reads one CPU after the other while runs go
+        # on, so each bound gets the runs of one read (a few ms): 0.5 % of the window.
+        assert 0.995 * inner - 20 <= entries <= 1.005 * outer + 20, (cpu, inner, entries, outer)
         hist = rx.gross.get(cpu)
-        if delta[j] > 1000:
+        if inner > 1000:
             # Every entry is a measured run, except at most one cut by each window edge.
             assert hist.count >= entries - 2
             assert hist.min_ns > 0 and hist.max_ns < 1_000_000_000
