@@ -131,7 +131,14 @@ def test_live_json_window_then_no_instance_is_left():
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     doc = json.loads(out)
-    assert 0.9 < doc["window_s"] < 2 and set(doc["lost_events"]) == {str(c) for c in doc["cpus"]}
+    # The window runs from tracing_on to a cut taken once the reader's sleeps reached a deadline
+    # one second after it: time.sleep is clock_nanosleep, which never returns before its
+    # deadline (kernel/time/hrtimer.c do_nanosleep()), so the window is never short. Nothing in
+    # the kernel bounds a late wake-up on this shared machine; < 2 s only says one window.
+    assert 1.0 <= doc["window_s"] < 2 and set(doc["lost_events"]) == {str(c) for c in doc["cpus"]}
+    # The window traced something: the reader's own sleeps end in timer interrupts
+    # (hrtimer_interrupt() runs from the clock event interrupt: LOC on x86, a numbered IRQ elsewhere).
+    assert sum(row["count"] for row in doc["hardirqs"]) > 0, doc["hardirqs"]
     assert doc["source"] == "tracefs"
     assert f"irqlab-{proc.pid}" not in instances()
 
