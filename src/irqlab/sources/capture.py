@@ -7,6 +7,8 @@ A capture is the kernel's own text, byte for byte, under the same relative paths
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
 from irqlab.errors import MissingSource, SourceError
 from irqlab.model.capture import RawCapture
 from irqlab.sources.fs import Roots, list_dir, read_bytes
@@ -35,7 +37,7 @@ SYS_IRQ_FILES = ("actions", "chip_name", "hwirq", "name", "type", "wakeup", "per
 TASK_FILES = ("comm", "stat", "schedstat", "status")
 
 
-def _path(roots: Roots, rel: str):
+def _path(roots: Roots, rel: str) -> Path:
     top, _, rest = rel.partition("/")
     return roots.proc(rest) if top == "proc" else roots.sys(rest)
 

@@ -247,14 +247,14 @@ def _valid_fields(f: np.ndarray) -> np.ndarray:
     """Fields (k, 11) that are blanks then 1-10 digits, right-aligned (" %10u")."""
     digit = (f >= 0x30) & (f <= 0x39)
     blank = f == 0x20
-    ok = (digit | blank).all(axis=1) & blank[:, 0] & digit[:, -1]
+    ok: np.ndarray = (digit | blank).all(axis=1) & blank[:, 0] & digit[:, -1]
     ok &= ~(digit[:, :-1] & blank[:, 1:]).any(axis=1)
     return ok
 
 
 def _valid_rows(a: np.ndarray) -> np.ndarray:
     """Rows (nrows, 11*ncpu) whose every field is blanks then 1-10 digits, right-aligned."""
-    ok = (a.min(axis=1) >= 0x20) & (a.max(axis=1) <= 0x39)  # ' ' .. '9'
+    ok: np.ndarray = (a.min(axis=1) >= 0x20) & (a.max(axis=1) <= 0x39)  # ' ' .. '9'
     ok &= ~((a - np.uint8(0x21)) < 0x0F).any(axis=1)  # none of '!' .. '/'
     ok &= (a[:, 0::FIELD] == 0x20).all(axis=1)  # a blank before every count
     ok &= (a[:, FIELD - 1 :: FIELD] >= 0x30).all(axis=1)  # every field ends in a digit
@@ -268,7 +268,7 @@ def _valid_rows(a: np.ndarray) -> np.ndarray:
 
 def _values(buf: memoryview, shape: tuple[int, ...], ncpu: int, index: tuple[np.ndarray, ...]) -> np.ndarray:
     """Values of the indexed fields of a block (valid fields only), as int64."""
-    values = _field_view(buf, shape, ncpu, (), FIELD - 1)[index].astype(np.int64)
+    values: np.ndarray = _field_view(buf, shape, ncpu, (), FIELD - 1)[index].astype(np.int64)
     values -= 0x30  # the last digit; one-digit fields are done
     multi = _field_view(buf, shape, ncpu, (), FIELD - 2)[index] != 0x20
     if multi.any():

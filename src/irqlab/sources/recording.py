@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from irqlab.model.snapshot import (
 )
 
 READABLE_VERSIONS = (1, 2)
+Doc = dict[str, Any]  # a decoded JSON document of a recording (layout, sample, array index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ def _open(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return db
 
 
-def _unpack(index: dict, blob: bytes) -> dict[str, np.ndarray]:
+def _unpack(index: Doc, blob: bytes) -> dict[str, np.ndarray]:
     out = {}
     for name, (dtype, shape, offset, length) in index.items():
         raw = zlib.decompress(blob[offset : offset + length])
@@ -93,7 +95,7 @@ def _unpack(index: dict, blob: bytes) -> dict[str, np.ndarray]:
     return out
 
 
-def _interrupts(layout: dict, arrays: dict, doc: dict) -> Interrupts:
+def _interrupts(layout: Doc, arrays: dict[str, np.ndarray], doc: Doc) -> Interrupts:
     extra = {int(k): tuple(v) for k, v in doc.get("irq_extra", {}).items()}
     lines = tuple(
         IrqLine(irq, key, chip, hwirq, trigger, tuple(actions), description, per_cpu, extra.get(i, ()))
@@ -102,7 +104,7 @@ def _interrupts(layout: dict, arrays: dict, doc: dict) -> Interrupts:
     return Interrupts(tuple(layout["cpus"]), lines, arrays["irq_counts"], arrays["irq_totals"])
 
 
-def _stat(layout: dict, arrays: dict, doc: dict) -> Stat:
+def _stat(layout: Doc, arrays: dict[str, np.ndarray], doc: Doc) -> Stat:
     d = dict(doc["stat"])
     softirq = d.pop("softirq")
     return Stat(
@@ -116,11 +118,11 @@ def _stat(layout: dict, arrays: dict, doc: dict) -> Stat:
     )
 
 
-def _tuple_fields(d: dict, names: tuple[str, ...]) -> dict:
+def _tuple_fields(d: Doc, names: tuple[str, ...]) -> Doc:
     return {k: (tuple(v) if k in names and v is not None else v) for k, v in d.items()}
 
 
-def _irqinfo(items: list[dict]) -> dict[int, IrqInfo]:
+def _irqinfo(items: list[Doc]) -> dict[int, IrqInfo]:
     out = {}
     for d in items:
         d = _tuple_fields(d, ("affinity", "effective_affinity", "actions", "per_cpu_count"))
@@ -130,7 +132,7 @@ def _irqinfo(items: list[dict]) -> dict[int, IrqInfo]:
     return out
 
 
-def decode_sample(layout: dict, doc: dict, blob: bytes, taken_ns: int, wall_time: float) -> Snapshot:
+def decode_sample(layout: Doc, doc: Doc, blob: bytes, taken_ns: int, wall_time: float) -> Snapshot:
     """One stored sample -> Snapshot."""
     arrays = _unpack(doc["arrays"], blob)
     host = layout.get("host", {})
@@ -158,7 +160,7 @@ def iter_recording(path: str | os.PathLike[str], since_wall: float | None = None
     """Snapshots of a recording, oldest first, optionally within a wall-time window."""
     db = _open(path)
     try:
-        layouts: dict[int, dict] = {}
+        layouts: dict[int, Doc] = {}
         query = "SELECT layout_id, doc, arrays, taken_ns, wall_time FROM samples WHERE wall_time >= ? AND wall_time <= ? ORDER BY id"
         lo = -np.inf if since_wall is None else since_wall
         hi = np.inf if until_wall is None else until_wall
