@@ -116,8 +116,9 @@ def ksoftirqd_pids() -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqlab.analysis.trace import Layout, aggregate_trace
+    from irqlab.analysis.trace import aggregate_trace
     from irqlab.errors import UsageError
+    from irqlab.model.trace import Layout
 
     seconds, count = _windows(args)
     cpus = common.cpus_of(args)
