@@ -75,6 +75,19 @@ def ns_read(ns: str, dev: str, attr: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
+def rx_packets(ns: str, dev: str) -> int:
+    """Packets the flood's receiving veth took in (its netns's sysfs)."""
+    value = ns_read(ns, dev, "statistics/rx_packets")
+    assert value is not None, f"{ns}/{dev} is gone: the flood stopped early"
+    return int(value)
+
+
+def assert_flood_ran(ns: str, dev: str, since: int) -> None:
+    """This run's flood, not other load on the machine, reached the veth the test mitigates."""
+    got = rx_packets(ns, dev) - since
+    assert got > 10_000, f"only {got} packets on {ns}/{dev}: the flood did not run"
+
+
 class Host:
     """eth0's NAPI knobs and IRQ affinities: read before, put back after, whatever happened."""
 
@@ -166,6 +179,7 @@ def webhook():
 def test_a_real_udp_flood_is_detected_mitigated_and_every_change_restored(tmp_path, host, webhook):
     with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=2.0) as proc:
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
+        rx0 = rx_packets(ns, dev)
         assert ns_read(ns, dev, "napi_defer_hard_irqs") == "0"
         # Dry run first: it prints the plan and writes nothing.
         dry = Watch("-c", str(config(tmp_path, proc.pid, webhook)), "1", "3")
@@ -185,6 +199,7 @@ def test_a_real_udp_flood_is_detected_mitigated_and_every_change_restored(tmp_pa
         changed = host.now()
         assert changed["/sys/class/net/eth0/napi_defer_hard_irqs"] == "2"
         assert any(changed[p] != host.saved[p] for p in changed if "/irq/" in p)
+        assert_flood_ran(ns, dev, rx0)
         # SIGTERM while the veth still exists: its knobs must come back, not be "gone".
         assert w.stop() == 0
         assert ns_read(ns, dev, "napi_defer_hard_irqs") == "0" and ns_read(ns, dev, "gro_flush_timeout") == "0"
@@ -205,6 +220,7 @@ def test_when_the_storm_ends_every_change_is_restored_after_the_hold_down(tmp_pa
     # above the flood. The veth still exists then, so its knobs must really come back.
     with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=1.5) as proc:
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
+        rx0 = rx_packets(ns, dev)
         w = Watch("-c", str(config(tmp_path, proc.pid, webhook)), "--apply")
         w.wait_for(lambda e: e["event"] == "action" and e.get("netns") == ns and e["target"].endswith("gro_flush_timeout"))
         w.wait_for(lambda e: e["event"] == "action" and "/irq/" in e["target"])
@@ -225,6 +241,7 @@ def test_when_the_storm_ends_every_change_is_restored_after_the_hold_down(tmp_pa
         assert all(e["why"] == "storm softirq:NET_RX ended + hold-down 1 s" for e in restores)
         names = [e["event"] for e in w.events]
         assert names.index("storm_end") < names.index("restore")
+        assert_flood_ran(ns, dev, rx0)
         assert w.stop() == 0
     assert [e for e in w.events if e["event"] == "restore"] == restores  # nothing left for shutdown
 
@@ -232,6 +249,7 @@ def test_when_the_storm_ends_every_change_is_restored_after_the_hold_down(tmp_pa
 def test_sigkill_mid_mitigation_then_the_next_start_restores_from_the_journal(tmp_path, host, webhook):
     with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=1.5) as proc:
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
+        rx0 = rx_packets(ns, dev)
         cfg = str(config(tmp_path, proc.pid, webhook))
         w = Watch("-c", cfg, "--apply")
         w.wait_for(lambda e: e["event"] == "action" and e.get("netns") == ns and e["target"].endswith("gro_flush_timeout"))
@@ -247,6 +265,7 @@ def test_sigkill_mid_mitigation_then_the_next_start_restores_from_the_journal(tm
         assert again.proc.wait(timeout=60) == 0
         time.sleep(0.1)  # let the reader thread drain stdout
         assert ns_read(ns, dev, "gro_flush_timeout") == "0" and ns_read(ns, dev, "napi_defer_hard_irqs") == "0"
+        assert_flood_ran(ns, dev, rx0)
     assert host.now() == host.saved
     replay = [e for e in again.events if e["event"] == "restore"]
     assert replay and all(e["why"].startswith("journal replay") and e["outcome"] == "restored" for e in replay)
