@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from irqlab.errors import ParseError, SourceError, reason_of
 from irqlab.model.capture import CAPTURE_META
-from irqlab.model.snapshot import HostInfo, Snapshot, Unreadable
+from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, TaskInfo, Unreadable
 from irqlab.sources.fs import Roots, read_text
 from irqlab.units import NS_PER_S
 
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ def take_snapshot(roots: Roots | None = None, spec: SampleSpec | None = None) ->
     spec = spec or SampleSpec()
     unreadable: list[Unreadable] = []
 
-    def optional(source: str, reader):
+    def optional(source: str, reader: Callable[[Roots], _T]) -> _T | None:
         try:
             return reader(roots)
         except ParseError as exc:
@@ -85,7 +87,7 @@ def take_snapshot(roots: Roots | None = None, spec: SampleSpec | None = None) ->
         stamp = capture_time(roots)
         taken_ns, wall = stamp if stamp else (0, 0.0)
 
-    irqinfo = {}
+    irqinfo: dict[int, IrqInfo] = {}
     if spec.irqinfo:
         from irqlab.sources.irqinfo import read_irqinfo
 
@@ -96,7 +98,7 @@ def take_snapshot(roots: Roots | None = None, spec: SampleSpec | None = None) ->
         numbered = [int(line.irq) for line in interrupts.lines if line.numbered]
         irqinfo, errs = read_irqinfo(roots, numbered, [f for f in ALL_FIELDS if f != "per_cpu_count"])
         unreadable.extend(errs)
-    tasks: tuple = ()
+    tasks: tuple[TaskInfo, ...] = ()
     if spec.tasks:
         from irqlab.sources.tasks import read_tasks
 
