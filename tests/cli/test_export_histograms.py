@@ -45,7 +45,10 @@ def test_latency_probe_histograms_are_exported_per_cpu():
     lines = proc.stdout.splitlines()
     assert "# TYPE irqlab_timer_latency_seconds histogram" in lines
     count = [line for line in lines if line.startswith('irqlab_timer_latency_seconds_count{cpu="0"}')]
-    assert count and float(count[0].rsplit(" ", 1)[1]) >= 1000  # a 5 s window at 1 ms intervals, minus misses
+    # The probe ran through the window: a 5 s window at 1 ms intervals has 5000 deadlines. Only
+    # the host not running the vCPU makes the SCHED_FIFO probe miss some (misses are counted
+    # apart, not samples); a fifth of them is a floor for "it ran", not a measured tolerance.
+    assert count and float(count[0].rsplit(" ", 1)[1]) >= 1000
 
 
 def test_a_bad_probe_cpu_list_is_a_usage_error():

@@ -69,6 +69,11 @@ def test_root_probe_runs_fifo_locked_and_sane_for_three_seconds():
         # every deadline of the run is either a sample or counted as missed (a wake-up that
         # overran whole periods, on this shared VM: host stalls); not one is lost or invented
         assert s.size + r.missed == seconds * 1e9 // interval_ns
+        # The probe ran: at least half its deadlines are samples. This floor is not a tolerance
+        # on a measurement (the line above is exact): inside the guest a SCHED_FIFO 95 task
+        # that uses ~4 % of its CPU preempts all other work there and is never RT-throttled
+        # (sched_rt_runtime_us 950000 of 1000000, kernel/sched/rt.c), so misses come only from
+        # the host not running the vCPU; more than 1.5 s of that in 3 s is a broken machine.
         assert s.size >= 0.5 * seconds * 1e9 / interval_ns, f"{r.missed} deadlines missed: the host stalled"
         assert r.cpu_time_ns > 0
 
