@@ -140,3 +140,93 @@ def test_any_file_text_gives_a_config_or_one_config_error(tmp_path_factory, text
         load_config(p)
     except ConfigError:
         pass
+
+
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://hooks.example/alert me", "spaces or control characters"),
+        ("http://hooks.example/alert\tme", "spaces or control characters"),
+        ("http://hooks.example/\x1b[2J", "spaces or control characters"),
+        ("http://hooks.example/caf\u00e9", "ASCII"),
+        ("http:///alert", "no host"),
+        ("https://hooks.example:99999/alert", "port"),
+        ("ftp://hooks.example/alert", "http:// or https://"),
+    ],
+)
+def test_a_webhook_url_that_could_never_be_sent_is_refused_at_load(url, why):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"alert": {"webhook": url}}, "w.toml")
+    assert "key alert.webhook" in str(err.value) and why in str(err.value)
+    assert "\x1b" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_credentials_in_a_bad_webhook_url_are_never_quoted_back():
+    for url in ("http://ops:hunter2@hooks.example/a b?token=T0KEN", "ftp://ops:hunter2@hooks.example/?token=T0KEN"):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"alert": {"webhook": url}}, "w.toml")
+        assert "hunter2" not in str(err.value) and "T0KEN" not in str(err.value), str(err.value)
+        assert "***" in str(err.value)
+
+
+def test_a_good_webhook_url_with_credentials_is_accepted():
+    cfg = parse_config({"alert": {"webhook": "https://ops:hunter2@hooks.example:8443/alert?token=T0KEN"}}, "w.toml")
+    assert cfg.alert.webhook.endswith("token=T0KEN")
+
+
+def root_owned_dir(base: Path, name: str, mode: int = 0o755) -> Path:
+    d = base / name
+    d.mkdir()
+    os.chmod(d, mode)
+    return d
+
+
+def config_with_exec(tmp_path: Path, argv: list[str]) -> Path:
+    p = tmp_path / "w.toml"
+    p.write_text("[alert]\nexec = [" + ", ".join(f'"{a}"' for a in argv) + "]\n")
+    os.chmod(p, 0o644)
+    return p
+
+
+@pytest.mark.root
+def test_as_root_every_file_argument_of_the_exec_hook_is_checked_not_only_argv0(tmp_path):
+    """`exec = ["/bin/sh", "/tmp/x/hook.sh"]`: /bin/sh is root's, hook.sh was someone else's."""
+    if os.geteuid() != 0:
+        pytest.skip("the ownership rule applies to root")
+    d = root_owned_dir(tmp_path, "hooks")
+    hook = d / "hook.sh"
+    hook.write_text("echo hi\n")
+    os.chmod(hook, 0o644)
+    assert load_config(config_with_exec(tmp_path, ["/bin/sh", str(hook)])).alert.exec[1] == str(hook)
+    os.chown(hook, 65534, 65534)
+    with pytest.raises(ConfigError, match="owner uid 65534"):
+        load_config(config_with_exec(tmp_path, ["/bin/sh", str(hook)]))
+    os.chown(hook, 0, 0)
+    os.chmod(hook, 0o664)
+    with pytest.raises(ConfigError, match="writable by a user other than root"):
+        load_config(config_with_exec(tmp_path, ["/bin/sh", str(hook)]))
+
+
+@pytest.mark.root
+def test_as_root_a_hook_in_a_directory_another_user_can_write_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the ownership rule applies to root")
+    for owner, mode in ((65534, 0o755), (0, 0o775), (0, 0o757)):
+        d = root_owned_dir(tmp_path, f"hooks-{owner}-{mode:o}", mode)
+        os.chown(d, owner, 0)
+        hook = d / "hook.sh"
+        hook.write_text("echo hi\n")
+        os.chmod(hook, 0o755)
+        for argv in (["/bin/sh", str(hook)], [str(hook)]):
+            with pytest.raises(ConfigError, match=f"directory {d}"):
+                load_config(config_with_exec(tmp_path, argv))
+
+
+@pytest.mark.root
+def test_as_root_an_interpreter_without_a_checked_script_is_refused(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the ownership rule applies to root")
+    for argv in (["/bin/sh", "-c", "curl x"], ["/usr/bin/env", "python3", "x.py"], ["/bin/bash"]):
+        with pytest.raises(ConfigError, match="interpreter"):
+            load_config(config_with_exec(tmp_path, argv))
+    assert load_config(config_with_exec(tmp_path, ["/bin/true", "--x"])).alert.exec == ("/bin/true", "--x")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from irqlab.analysis.plan import ACTIONS, DEFAULT_LADDER, PlanConfig
 from irqlab.analysis.storm import CLASSES, Baseline, DetectorConfig, Rule
 from irqlab.cpulist import parse_cpulist
 from irqlab.errors import IrqlabError, ParseError
+from irqlab.units import printable
 
 
 def _bare(name: str) -> str:
@@ -221,10 +223,67 @@ def _mitigate(k: _Keys, ladder) -> tuple[PlanConfig, tuple[DeviceMatch, ...]]:
     return plan, tuple(devices)
 
 
+def redact_url(url: str) -> str:
+    """url for a message: user:password@ and query values become ***, control characters escapes.
+
+    Webhook URLs often carry their credential (https://user:token@host/, ?token=...); nothing
+    irqlab prints or logs may repeat it.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    authority, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    tail, hash_, fragment = tail.partition("#")
+    path, q, query = tail.partition("?")
+    if q:
+        query = "&".join(part.partition("=")[0] + "=***" if "=" in part else "***" for part in query.split("&"))
+    return printable(scheme + sep + authority + path + q + query + ("#***" if hash_ else ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of url that redact_url hides (user info, query values, fragment), longest first."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    found = []
+    if parts is not None:
+        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+        found += [userinfo, *userinfo.split(":"), parts.fragment]
+        found += [p.partition("=")[2] if "=" in p else p for p in parts.query.split("&")]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why url could never be POSTed to (urllib would raise on it), or None."""
+    from urllib.parse import urlsplit
+
+    if not url.isascii():
+        return "must be ASCII (percent-encode the path, punycode the host)"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "must not contain spaces or control characters (percent-encode them: %20)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number from 0 to 65535
+    except ValueError:
+        return "has a bad port or host"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
 def _alert(k: _Keys) -> AlertConfig:
     hook = k.string("webhook", "", 2048)
-    if hook and not hook.startswith(("http://", "https://")):
-        raise k.fail("webhook", f"must be an http:// or https:// URL, not {hook!r}")
+    problem = webhook_problem(hook) if hook else None
+    if problem:
+        raise k.fail("webhook", f"{problem}, not {redact_url(hook)!r}")
     argv = k.strings("exec", ())
     if argv and not os.path.isabs(argv[0]):
         raise k.fail("exec", f"the program must be an absolute path (no shell, no PATH lookup), not {argv[0]!r}")
@@ -270,6 +329,67 @@ def check_owner(path: Path, what: str) -> None:
         )
 
 
+# Programs that run code named by their arguments (or inline): as an exec hook's argv[0] they
+# need a script file argument, which is then checked like the hook itself.
+INTERPRETER = re.compile(
+    r"(?:(?:ba|da|z|k|c|tc|fi|a|ya|po|r|rb|mk)?sh|busybox|env|python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node(?:js)?|php[0-9.]*|"
+    r"lua[0-9.]*|tclsh[0-9.]*|[gmn]?awk|sed|java|deno|bun|Rscript|pwsh|osascript|xargs|nice|nohup|timeout|"
+    r"setsid|stdbuf|sudo|su|runuser|setpriv|chroot|ionice|taskset|chrt|unshare|nsenter)"
+)
+
+
+def _untrusted(path: Path) -> str | None:
+    """Why root should not trust path (a file, a directory or a symlink), or None."""
+    st = os.lstat(path)
+    if st.st_uid != 0:
+        return f"owner uid {st.st_uid}"
+    if stat.S_ISLNK(st.st_mode):
+        return None  # a link's own mode means nothing; its directory and its target are checked
+    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    # A root-owned sticky directory (/tmp, 1777) lets no one but an entry's owner rename or
+    # remove it (unlink(2), EPERM), and the entry below it is checked in turn.
+    if writable and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+        return f"mode {stat.S_IMODE(st.st_mode):04o}"
+    return None
+
+
+def check_trusted(path: str, what: str) -> None:
+    """As root, refuse a file that a user other than root could have written or replaced:
+    the file and every directory above it, as written and after symlinks, must be root's
+    and not group- or world-writable."""
+    p = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(p))
+    for q in dict.fromkeys([p, *p.parents, real, *real.parents]):
+        try:
+            why = _untrusted(q)
+        except OSError as exc:
+            raise ConfigError(f"{q}: cannot check {what} {path}: {exc.strerror}") from None
+        if why:
+            role = what if q in (p, real) else f"directory {q} of {what}"
+            raise ConfigError(
+                f"{q}: {role} is writable by a user other than root ({why}); refusing it while running "
+                "as root (chown root, chmod go-w)"
+            )
+
+
+def check_exec(argv: tuple[str, ...], origin: str) -> None:
+    """As root: argv[0] and every argument that names an existing file must be root's alone,
+    and an interpreter (sh, python, env, ...) must be given such a script file."""
+    if os.geteuid() != 0:
+        return
+    check_trusted(argv[0], "exec hook")
+    files = [a for a in argv[1:] if a and os.path.exists(a)]
+    for i, arg in enumerate(argv[1:], 1):
+        if arg in files:
+            check_trusted(arg, f"exec hook argument {i}")
+    names = {os.path.basename(argv[0]), os.path.basename(os.path.realpath(argv[0]))}
+    if any(INTERPRETER.fullmatch(n) for n in names) and not files:
+        raise ConfigError(
+            f"{origin}: key alert.exec: {argv[0]} is an interpreter and no argument is a script file irqlab can "
+            "check; refusing inline code or a looked-up module while running as root (give it the script's path)"
+        )
+
+
 def load_config(path: str | os.PathLike[str]) -> WatchConfig:
     """Read, check and parse a config file; every problem is one ConfigError."""
     p = Path(path)
@@ -286,5 +406,5 @@ def load_config(path: str | os.PathLike[str]) -> WatchConfig:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, str(p))
     if cfg.alert.exec:
-        check_owner(Path(cfg.alert.exec[0]), "exec hook")
+        check_exec(cfg.alert.exec, str(p))
     return cfg
