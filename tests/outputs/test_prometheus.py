@@ -246,3 +246,28 @@ def test_no_tasks_at_all_is_a_failed_tasks_source_not_an_empty_success(tmp_path)
     got = samples(generate_latest(build_registry(args_of(), scrape=SourceReader(Roots.capture(tmp_path / "nothing")))).decode())
     assert {dict(k[1])["source"]: v for k, v in got.items() if k[0] == "irqlab_scrape_success"} == {
         "interrupts": 0.0, "softirqs": 0.0, "stat": 0.0, "softnet": 0.0, "tasks": 0.0}
+
+
+def test_control_characters_of_machine_names_become_escapes_in_label_values():
+    """/proc/interrupts action names and /proc/softirqs vector names come from the machine;
+    prometheus_client escapes only backslash, quote and newline, so an ESC sequence in a name
+    reached whoever reads the scrape (curl in a terminal). The exposition format allows any
+    UTF-8 in a label value; irqlab shows C0/C1 controls and DEL as \\xNN text instead."""
+    from irqlab.model.snapshot import Softirqs
+
+    evil = "eth0\x1b]0;owned\x07-TxRx-0\x9b2J\x7f"
+    irq = b.interrupts([0, 1], [("40", evil, [10, 0]), ("41", "eth1\ttab", [1, 0]), ("LOC", "Local timer interrupts", [1, 1])])
+    soft = Softirqs((0,), ("NET_RX\x1b[5m",), np.array([[7]], dtype=np.int64))
+    h = Histogram(1_000, 1_000_000)
+    h.add_many(np.array([1500]))
+    provider = lambda: [NamedHistogram("handler_duration", "x", {"irq": "40", "name": evil}, h)]
+    for rollup in (False, True):
+        coll = IrqlabCollector(lambda: ScrapeResult(b.snapshot(0, interrupts=irq, softirqs=soft), ()),
+                               ExportOptions(rollup_devices=rollup, per_cpu=rollup), [provider])
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(coll)
+        text = generate_latest(reg).decode()
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", text), repr([ln for ln in text.splitlines() if "eth0" in ln])
+        names = {dict(k[1]).get("name") for k in samples(text)} | {dict(k[1]).get("vector") for k in samples(text)}
+        assert "eth1\\x09tab" in names and "NET_RX\\x1b[5m" in names
+        assert r"eth0\x1b]0;owned\x07-TxRx-0\x9b2J\x7f" in names

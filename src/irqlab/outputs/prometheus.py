@@ -27,7 +27,7 @@ from irqlab.analysis.storm_levels import storm_levels
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot
-from irqlab.units import NS_PER_S
+from irqlab.units import NS_PER_S, printable
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ class IrqlabCollector:
     def _groups(self, lines: tuple[IrqLine, ...], keep: np.ndarray) -> list[tuple[tuple[str, str, str], list[int]]]:
         """Label tuple and member rows of each exported row (one row, or a device roll-up)."""
         if not self.options.rollup_devices:
-            return [((line.irq, line.name, device_of(line)), [i]) for i, line in enumerate(lines) if keep[i]]
+            return [(_labels(line.irq, line.name, device_of(line)), [i]) for i, line in enumerate(lines) if keep[i]]
         by_dev: dict[str, list[int]] = {}
         out: list[tuple[tuple[str, str, str], list[int]]] = []
         for i, line in enumerate(lines):
@@ -312,10 +312,10 @@ class IrqlabCollector:
             if dev:
                 by_dev.setdefault(dev, []).append(i)
             else:
-                out.append(((line.irq, line.name, ""), [i]))
+                out.append((_labels(line.irq, line.name, ""), [i]))
         for dev, rows in by_dev.items():
             ids = format_cpulist(int(lines[r].irq) for r in rows) if len(rows) > 1 else lines[rows[0]].irq
-            out.append(((ids, dev if len(rows) > 1 else lines[rows[0]].name, dev), rows))
+            out.append((_labels(ids, dev if len(rows) > 1 else lines[rows[0]].name, dev), rows))
         return out
 
     def _softirq_families(self, snap: Snapshot):
@@ -325,7 +325,7 @@ class IrqlabCollector:
         acc = self._soft.update(s.vectors, s.cpus, s.counts)
         labels = ["vector"] + (["cpu"] if self.options.per_cpu else [])
         fam = CounterMetricFamily("irqlab_softirqs_total", "Softirqs run, per vector, from /proc/softirqs.", labels=labels)
-        for i, vec in enumerate(s.vectors):
+        for i, vec in enumerate(map(printable, s.vectors)):
             if self.options.per_cpu:
                 for c, v in zip(s.cpus, acc[i]):
                     fam.add_metric([vec, str(c)], float(v))
@@ -379,8 +379,20 @@ class IrqlabCollector:
             labels = sorted({k for nh in items for k in nh.labels})
             fam = HistogramMetricFamily(f"irqlab_{name}_seconds", help_text, labels=labels)
             for nh in items:
-                fam.add_metric([nh.labels.get(k, "") for k in labels], prometheus_buckets(nh.histogram), nh.histogram.sum_ns / NS_PER_S)
+                values = [printable(nh.labels.get(k, "")) for k in labels]
+                fam.add_metric(values, prometheus_buckets(nh.histogram), nh.histogram.sum_ns / NS_PER_S)
             yield fam
+
+
+def _labels(*values: str) -> tuple[str, ...]:
+    """Label values taken from the machine, safe to show.
+
+    The text format allows any UTF-8 in a label value and escapes only backslash, quote and
+    newline (prometheus_client does exactly that), so an ESC sequence in an IRQ's action name
+    would reach whoever reads a scrape in a terminal. C0/C1 controls, DEL and other
+    non-printing characters become `\\xNN` text (units.printable); printable names pass unchanged.
+    """
+    return tuple(printable(v) for v in values)
 
 
 def prometheus_buckets(h: Histogram) -> list[tuple[str, float]]:
