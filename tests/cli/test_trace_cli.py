@@ -115,6 +115,18 @@ def test_no_tracefs_is_one_clear_line_and_exit_3(root, capsys):
     assert len(err.strip().splitlines()) == 1 and "tracefs" in err
 
 
+@pytest.fixture
+def host_tracefs():
+    """tracefs mounted for the test (a fresh machine of this kind boots without it), unmounted
+    after if it was not mounted before: children see it mounted and leave the mount alone."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for tracefs")
+    from irqlab.tracing.instance import tracefs_for_setup
+
+    with tracefs_for_setup():
+        yield
+
+
 def instances() -> set[str]:
     try:
         return set(os.listdir("/sys/kernel/tracing/instances"))
@@ -124,9 +136,7 @@ def instances() -> set[str]:
 
 @pytest.mark.live
 @pytest.mark.root
-def test_live_json_window_then_no_instance_is_left():
-    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
-        pytest.skip("needs root and tracefs")
+def test_live_json_window_then_no_instance_is_left(host_tracefs):
     proc = subprocess.Popen([sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -165,9 +175,7 @@ def start_tracing() -> subprocess.Popen:
 @pytest.mark.live
 @pytest.mark.root
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
-def test_ctrl_c_and_sigterm_remove_the_instance(sig, code):
-    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
-        pytest.skip("needs root and tracefs")
+def test_ctrl_c_and_sigterm_remove_the_instance(sig, code, host_tracefs):
     proc = start_tracing()
     proc.send_signal(sig)
     proc.communicate(timeout=30)
@@ -177,9 +185,7 @@ def test_ctrl_c_and_sigterm_remove_the_instance(sig, code):
 
 @pytest.mark.live
 @pytest.mark.root
-def test_an_instance_left_by_sigkill_is_removed_by_the_next_run():
-    if os.geteuid() != 0 or not os.path.isdir("/sys/kernel/tracing/instances"):
-        pytest.skip("needs root and tracefs")
+def test_an_instance_left_by_sigkill_is_removed_by_the_next_run(host_tracefs):
     proc = start_tracing()
     proc.kill()
     proc.communicate(timeout=30)

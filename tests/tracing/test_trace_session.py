@@ -40,24 +40,22 @@ def test_bad_session_options_are_refused_before_touching_tracefs(tmp_path, kw):
         TraceSession(tracefs=tmp_path, **kw)
 
 
-def _live() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for tracefs")
-    if not (LIVE_TRACEFS / "instances").is_dir():
-        with TraceSession():  # mounts tracefs when it is not mounted
-            pass
-
-
 def _ours() -> set[str]:
     return {n for n in os.listdir(LIVE_TRACEFS / "instances") if n.startswith("irqlab-")}
 
 
 @pytest.fixture
 def live_tracefs():
-    _live()
-    before = _ours()
-    yield LIVE_TRACEFS
-    assert _ours() <= before, "an irqlab instance was left behind"
+    """The host's tracefs, mounted for the test when this machine boots without it (and then
+    unmounted again), with a check that no irqlab instance is left behind."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for tracefs")
+    from irqlab.tracing.instance import tracefs_for_setup
+
+    with tracefs_for_setup():
+        before = _ours()
+        yield LIVE_TRACEFS
+        assert _ours() <= before, "an irqlab instance was left behind"
 
 
 @pytest.mark.root
