@@ -54,3 +54,52 @@ def golden(request: pytest.FixtureRequest):
         assert text == expected, f"output differs from {path}; rerun with --update-golden if intended"
 
     return check
+
+
+# --- nothing the suite changed on this machine stays changed ------------------------------
+# As root the live tests write affinities, RPS masks, NAPI knobs and sysctls, mount tracefs
+# and make tracefs instances, each promising to undo it. The whole session is held to that
+# promise: the same files are read at the start and at the end, and any difference fails the
+# run (a test that restores nothing would otherwise pass on its own).
+
+def _machine_state() -> dict[str, str]:
+    import glob
+
+    state: dict[str, str] = {}
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    state["tracefs mounts"] = " ".join(sorted(m.split()[1] for m in mounts if m.split()[2] == "tracefs"))
+    for inst in ("/sys/kernel/tracing/instances", "/sys/kernel/debug/tracing/instances"):
+        if os.path.isdir(inst):
+            state[f"{inst} irqlab-*"] = " ".join(sorted(n for n in os.listdir(inst) if n.startswith("irqlab-")))
+    patterns = ("/proc/irq/*/smp_affinity_list", "/sys/class/net/*/queues/rx-*/rps_cpus",
+                "/sys/class/net/*/queues/tx-*/xps_cpus", "/sys/class/net/*/gro_flush_timeout",
+                "/sys/class/net/*/napi_defer_hard_irqs", "/sys/class/net/*/threaded",
+                "/proc/sys/net/core/netdev_budget", "/proc/sys/net/core/netdev_budget_usecs",
+                "/proc/sys/net/core/netdev_max_backlog", "/proc/sys/net/core/rps_sock_flow_entries")
+    for pattern in patterns:
+        for path in glob.glob(pattern):
+            try:
+                state[path] = Path(path).read_text().strip()
+            except OSError:
+                continue  # unreadable here (e.g. xps_cpus of a single-queue device)
+    return state
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.geteuid() == 0 and Path("/proc/irq").is_dir():
+        session.config._irqlab_machine_state = _machine_state()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = getattr(session.config, "_irqlab_machine_state", None)
+    if before is None:
+        return
+    after = _machine_state()
+    # A device that came or went (a test's veth) is not a change to the machine's own knobs.
+    changed = {k: (v, after[k]) for k, v in before.items() if k in after and after[k] != v}
+    changed.update({k: (before.get(k, "(absent)"), v) for k, v in after.items()
+                    if k not in before and ("tracefs" in k or "irqlab-" in k) and v})
+    if changed:
+        lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+        session.config.get_terminal_writer().line(f"\nFAILED: the test session left this machine changed:\n{lines}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
