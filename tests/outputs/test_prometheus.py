@@ -134,7 +134,8 @@ def _by_label(text, name):
 
 
 def test_top_k_keeps_the_busiest_and_other_never_goes_backwards_when_membership_changes():
-    rows = lambda a, c: [("40", "eth0-TxRx-0", [a, 0]), ("41", "eth0-TxRx-1", [0, c]), ("LOC", "Local timer interrupts", [5, 5])]
+    def rows(a, c):
+        return [("40", "eth0-TxRx-0", [a, 0]), ("41", "eth0-TxRx-1", [0, c]), ("LOC", "Local timer interrupts", [5, 5])]
     snaps = [
         b.snapshot(0, interrupts=b.interrupts([0, 1], rows(1000, 10))),
         b.snapshot(1, interrupts=b.interrupts([0, 1], rows(1001, 5000))),  # 41 overtakes 40
@@ -183,7 +184,8 @@ def test_device_of_strips_queue_suffixes(name, device):
 
 
 def test_storm_level_is_set_for_an_irq_above_the_storm_threshold():
-    rows = lambda n: [("40", "eth0-TxRx-0", [n, 0]), ("41", "ttyS0", [1, 1])]
+    def rows(n):
+        return [("40", "eth0-TxRx-0", [n, 0]), ("41", "ttyS0", [1, 1])]
     snaps = [b.snapshot(0, interrupts=b.interrupts([0, 1], rows(0))), b.snapshot(1, interrupts=b.interrupts([0, 1], rows(250_000)))]
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_collector(snaps))
@@ -260,7 +262,10 @@ def test_control_characters_of_machine_names_become_escapes_in_label_values():
     soft = Softirqs((0,), ("NET_RX\x1b[5m",), np.array([[7]], dtype=np.int64))
     h = Histogram(1_000, 1_000_000)
     h.add_many(np.array([1500]))
-    provider = lambda: [NamedHistogram("handler_duration", "x", {"irq": "40", "name": evil}, h)]
+
+    def provider():
+        return [NamedHistogram("handler_duration", "x", {"irq": "40", "name": evil}, h)]
+
     for rollup in (False, True):
         coll = IrqlabCollector(lambda: ScrapeResult(b.snapshot(0, interrupts=irq, softirqs=soft), ()),
                                ExportOptions(rollup_devices=rollup, per_cpu=rollup), [provider])

@@ -29,7 +29,6 @@ from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot
 from irqlab.units import NS_PER_S, printable
 
-
 # --- inputs -------------------------------------------------------------------------------
 
 
