@@ -142,6 +142,9 @@ class ExporterServer(ThreadingHTTPServer):
             request.setblocking(False)
             if self.tls is None:
                 request.send(_OVER_CAP)
+            # What the client already sent, read off so that close() ends with FIN, not a
+            # reset that could discard the 503 before the client reads it.
+            request.recv(65536)
         except OSError:
             pass
         self.shutdown_request(request)
