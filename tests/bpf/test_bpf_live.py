@@ -89,7 +89,18 @@ def test_softirq_counts_equal_the_proc_softirqs_delta_under_the_udp_flood():
     assert proc[:, net_rx].sum() > 10_000, "the flood did not reach NET_RX"
     for v in range(10):
         want, got = int(proc[:, v].sum()), int(bpf[:, v].sum())
-        assert abs(got - want) <= max(0.005 * want, 2), (v, got, want, misses)
+        # Over-counting has no cause but the window edges (a /proc read and a flip a few us
+        # apart): at most 0.5 % or 2 runs. Under-counting has one more, measured on this VM kind
+        # and not explained by the kernel's counters: softirq runs on top of a few threads of
+        # the VM's own agent (tokio-rt-worker, spawner, vsock-console) never reach the BPF
+        # program, through perf or raw tracepoints alike, with recursion_misses 0, while the
+        # tracefs event of the same run is there (tests/tracing/test_trace_live.py holds
+        # tracefs to the exact count). Seen: 4-6 runs of ~300-450 RCU runs in 4 s, up to 12 of
+        # ~385k NET_RX, 5 of 61 RCU runs: a few runs per window whatever the vector's rate,
+        # as the agent's threads run a few times a second. docs/trace.md states it among the
+        # BPF backend's differences; the allowance is twice the largest deficit seen.
+        assert got - want <= max(0.005 * want, 2), (v, got, want, misses)
+        assert want - got <= max(0.005 * want, 2) + 12, (v, got, want, misses)
     # the duration histograms count completed runs of the same window
     hist = int(series[t.lay.soft_gross + net_rx][:, 0].sum())
     assert abs(hist - proc[:, net_rx].sum()) <= 0.005 * proc[:, net_rx].sum()
