@@ -238,7 +238,7 @@ def test_a_read_error_mid_run_is_logged_and_sampling_goes_on(tmp_path, monkeypat
     snaps = iter(series([0] * 6))
     calls = []
 
-    def flaky(roots, interval_s, count, spec):
+    def flaky(roots, interval_s, count, spec, wait=None):
         calls.append(count)
         yield next(snaps)
         if len(calls) == 1:
@@ -247,7 +247,7 @@ def test_a_read_error_mid_run_is_logged_and_sampling_goes_on(tmp_path, monkeypat
             yield s
 
     monkeypatch.setattr("irqlab.daemon.watch.sample", flaky)
-    monkeypatch.setattr("irqlab.daemon.watch.time.sleep", lambda s: None)
+    monkeypatch.setattr(Watch, "wait", lambda self, s: self._stop)
     w, out, _ = watch(tmp_path)
     assert w.run(count=3) == 0
     ev = [json.loads(line) for line in out.getvalue().splitlines()]

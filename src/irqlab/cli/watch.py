@@ -22,6 +22,7 @@ examples:
   irqlab watch --config watch.toml --apply   mitigate for real (root)
   irqlab watch --config watch.toml 0.5 20    20 intervals of 0.5 s, then exit
   irqlab watch --restore                     undo everything a killed watch left in the journal
+                                             (needs only the journal: --journal, else the default)
   kill -HUP $(pidof irqlab)                  reload the config, keeping storm state
 
 exit codes: 0 ok, 3 error (bad config, journal locked, restore failed), 64 usage
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("count", nargs="?", type=int, default=None, help="number of intervals (default: forever)")
     p.add_argument("-c", "--config", metavar="FILE", help="TOML config (docs/watch.md); default: built-in thresholds")
     p.add_argument("--apply", action="store_true", help="write the mitigations (root); default is a dry run")
-    p.add_argument("--restore", action="store_true", help="restore every setting left in the journal, then exit")
+    p.add_argument("--restore", action="store_true", help="restore every setting left in the journal, then exit (no config needed)")
     p.add_argument("--journal", metavar="FILE", help="journal path (overrides the config's journal)")
     p.add_argument("--check", action="store_true", help="validate the config and exit")
     common.add_roots(p)
@@ -44,12 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
-    import os
 
     from irqlab.daemon.config import WatchConfig, load_config
-    from irqlab.daemon.watch import EventSink, main_loop, restore_only
+    from irqlab.daemon.watch import EventSink, main_loop
     from irqlab.errors import UsageError
 
+    if args.restore:
+        return _restore(args)
     cfg = load_config(args.config) if args.config else WatchConfig()
     if args.journal:
         cfg = dataclasses.replace(cfg, journal=args.journal)
@@ -63,10 +65,38 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sink = EventSink(sys.stdout, args.json)
     roots = common.roots_of(args)
-    if (args.apply or args.restore) and not roots.is_live:
-        raise UsageError("--apply/--restore act on this machine: not with --procfs/--sysfs")
-    if (args.apply or args.restore) and os.geteuid() != 0:
-        raise UsageError("--apply and --restore write /proc and /sys: run as root")
-    if args.restore:
-        return restore_only(cfg, sink, roots)
+    if args.apply:
+        _check_can_write(roots)
     return main_loop(cfg, sink, args.apply, args.config, args.count, roots)
+
+
+def _check_can_write(roots) -> None:
+    import os
+
+    from irqlab.errors import UsageError
+
+    if not roots.is_live:
+        raise UsageError("--apply/--restore act on this machine: not with --procfs/--sysfs")
+    if os.geteuid() != 0:
+        raise UsageError("--apply and --restore write /proc and /sys: run as root")
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """--restore needs the journal only: --journal, else the config's, else the default.
+
+    A config that cannot be used (broken, or writable by others) does not stop a restore:
+    it is named in a warning and the default journal (or --journal) is restored.
+    """
+    from irqlab.daemon.config import DEFAULT_JOURNAL, ConfigError, load_config
+    from irqlab.daemon.watch import EventSink, restore_only
+
+    roots = common.roots_of(args)
+    _check_can_write(roots)
+    sink = EventSink(sys.stdout, args.json)
+    journal = args.journal
+    if not journal and args.config:
+        try:
+            journal = load_config(args.config).journal
+        except ConfigError as exc:
+            sink.emit("error", message=f"config not used, restoring {DEFAULT_JOURNAL}: {exc}")
+    return restore_only(journal or DEFAULT_JOURNAL, sink, roots)

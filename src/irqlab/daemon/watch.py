@@ -4,13 +4,16 @@ One loop, one thread (plus the alert worker). Each interval: take a snapshot, co
 rates, feed the detector; for each storm_start / escalation, alert once and plan; with
 --apply, make the planned writes through the journal. storm_end alerts once and schedules the
 restore after `hold_down` (the seed's re-enable timer). SIGTERM/SIGINT stop the loop and
-restore everything; SIGHUP reloads the config, keeping detector state and the journal. At
-start, whatever a killed earlier run left in the journal is restored first.
+restore everything at once (the wait between samples wakes on them: systemd's stop timeout
+is 30 s, an interval may be an hour); SIGHUP reloads the config, keeping detector state and
+the journal. At start, whatever a killed earlier run left in the journal is restored first.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import sys
 import time
@@ -101,6 +104,7 @@ class Watch:
         if cfg.devices:
             import pyroute2.ethtool  # noqa: F401 - once here, not in every forked netns child (~1 s)
         self._stop = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # self-pipe: a signal ends the wait
         self._reload = False
         self._sampled = False
         self.restore_failed = False  # a value that could not be put back: exit 3, journal keeps it
@@ -109,18 +113,34 @@ class Watch:
 
     def install_signals(self) -> None:
         def stop(signum, _frame):
-            self._stop = True
+            self.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda *_: setattr(self, "_reload", True))
 
+    def stop(self) -> None:
+        """Stop the loop now (signal-safe): the flag, and a byte that ends the current wait."""
+        self._stop = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # the pipe is full: a wake-up is already pending
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, returning True at once when the watch is told to stop."""
+        if not self._stop and self._wake_r >= 0:
+            select.select([self._wake_r], [], [], seconds)
+        return self._stop
+
     def open_journal(self) -> None:
         """With --apply: lock the journal and restore what a killed run left behind."""
-        from irqlab.mitigate.journal import Journal
         from irqlab.mitigate.knobs import Knobs, Mitigator
 
-        self.mitigator = Mitigator(Knobs(self.roots), Journal(self.cfg.journal))
+        self.mitigator = Mitigator.open(Knobs(self.roots), self.cfg.journal)
+        for msg in self.mitigator.journal.problems:
+            self.restore_failed = True
+            self.sink.emit("error", message=msg)
         self.restore_all("journal replay at start (previous run did not restore)")
 
     def restore_all(self, why: str, only=None) -> None:
@@ -134,6 +154,10 @@ class Watch:
                 self.sink.emit("error", message=f"restore {s.where} to {s.original!r} failed: {r.message}", **fields)
             else:
                 self.sink.emit("restore", **fields)
+            if r.unrecorded:
+                self.restore_failed = True
+                self.sink.emit("error", message=f"restored {s.where} to {s.original!r} but could not record it: {r.unrecorded}; "
+                               "the next replay writes it again", **fields)
 
     def close(self) -> None:
         try:
@@ -142,10 +166,14 @@ class Watch:
             self.alerter.close()
             if self.mitigator is not None:
                 self.mitigator.journal.close()
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
 
     def run(self, count: int | None = None) -> int:
         """Sample until stopped (or count intervals); always restore on the way out."""
-        if self.apply:
+        if self.apply and self.mitigator is None:
             self.open_journal()
         else:
             self._warn_pending_journal()
@@ -159,14 +187,14 @@ class Watch:
                         raise  # nothing read at all: a wrong root or no /proc, one line and exit 3
                     # A daemon logs a bad read and keeps going: start a fresh pair next interval.
                     self.sink.emit("error", message=f"sampling failed, retrying in {self.cfg.interval_s:g} s: {exc}")
-                    time.sleep(self.cfg.interval_s)
+                    self.wait(self.cfg.interval_s)
         finally:
             self.close()
         return 3 if self.restore_failed else 0
 
     def _sample(self, spec: SampleSpec, count: int | None) -> None:
         prev: Snapshot | None = None
-        for snap in sample(self.roots, self.cfg.interval_s, count, spec):
+        for snap in sample(self.roots, self.cfg.interval_s, count, spec, wait=self.wait):
             self._sampled = True
             if prev is not None:
                 self.tick(prev, snap)
@@ -180,8 +208,6 @@ class Watch:
                 return
 
     def _warn_pending_journal(self) -> None:
-        import os
-
         from irqlab.mitigate.journal import Journal, JournalError
 
         if not os.path.exists(self.cfg.journal):
@@ -264,11 +290,18 @@ class Watch:
             self.sink.emit("action", applied=False, original=None, **fields)
             return
         from irqlab.mitigate.coalesce import CoalesceUnsupported
+        from irqlab.mitigate.journal import JournalError, KnobOwned
 
         try:
             saved = self.mitigator.apply(knob, w.value, w.reason)
         except CoalesceUnsupported as exc:
             self.sink.emit("skip", storm=s.key, message=str(exc))
+            return
+        except KnobOwned as exc:
+            self.sink.emit("error", message=f"{w.kind} {exc}", **fields)
+            return
+        except JournalError as exc:
+            self.sink.emit("error", message=f"{w.kind} {knob.where}: not written, the journal cannot record it: {exc}", **fields)
             return
         except (OSError, IrqlabError) as exc:
             self.sink.emit("error", message=f"{w.kind} {knob.where}: {exc}", **fields)
@@ -328,15 +361,21 @@ class Watch:
         return MachineView(online, affinity.isolated_cpus(self.roots), irqs, tuple(devices))
 
 
-def restore_only(cfg: WatchConfig, sink: EventSink, roots: Roots | None = None) -> int:
-    """`irqlab watch --restore`: undo every pending setting of the journal, then exit."""
-    from irqlab.mitigate.journal import Journal
+def restore_only(journal: str, sink: EventSink, roots: Roots | None = None) -> int:
+    """`irqlab watch --restore`: undo every pending setting of the journal, then exit.
+
+    Needs nothing but the journal (no config): 3 when anything could not be restored or
+    recorded, or the journal was corrupt (it is kept aside, and named).
+    """
     from irqlab.mitigate.knobs import Knobs, Mitigator
 
-    with Journal(cfg.journal) as journal:
-        m = Mitigator(Knobs(roots or Roots()), journal)
+    m = Mitigator.open(Knobs(roots or Roots()), journal)
+    failed = 0
+    with m.journal:
+        for msg in m.journal.problems:
+            failed += 1
+            sink.emit("error", message=msg)
         results = m.restore()
-        failed = 0
         for r in results:
             s = r.setting
             fields = dict(kind=s.kind, target=s.target, netns=s.netns, value=s.original, changed_to=s.new, outcome=r.outcome, why="irqlab watch --restore")
@@ -345,8 +384,11 @@ def restore_only(cfg: WatchConfig, sink: EventSink, roots: Roots | None = None) 
                 sink.emit("error", message=f"restore {s.where} failed: {r.message}", **fields)
             else:
                 sink.emit("restore", **fields)
-        if not results:
-            sink.emit("restore", kind=None, target=None, netns=None, value=None, outcome="nothing", why=f"{cfg.journal} has nothing pending")
+            if r.unrecorded:
+                failed += 1
+                sink.emit("error", message=f"restored {s.where} but could not record it: {r.unrecorded}", **fields)
+        if not results and not failed:
+            sink.emit("restore", kind=None, target=None, netns=None, value=None, outcome="nothing", why=f"{journal} has nothing pending")
     return 3 if failed else 0
 
 
@@ -357,6 +399,11 @@ def main_loop(cfg: WatchConfig, sink: EventSink, apply: bool, config_path: str |
               + ("APPLY: changes are written and journaled in " + cfg.journal if apply else "dry run: nothing is written (use --apply)")
               + f"; alerts to {w.alerter.log.target if w.alerter.log else 'no log'}")
     code = w.run(count)
-    sink.emit("stop", message="stopped; every change restored" if apply else "stopped")
+    if not apply:
+        sink.emit("stop", message="stopped")
+    elif w.restore_failed:
+        sink.emit("stop", message="stopped; NOT every change was restored or recorded (see the errors above)")
+    else:
+        sink.emit("stop", message="stopped; every change restored")
     sys.stdout.flush()
     return code

@@ -128,10 +128,13 @@ def sample(
     interval_s: float,
     count: int | None,
     spec: SampleSpec | None = None,
+    wait: Callable[[float], bool] | None = None,
 ) -> Iterator[Snapshot]:
     """Snapshots every interval_s on absolute deadlines (no drift); count=None runs forever.
 
     Yields count + 1 snapshots, so that count intervals (rates) come out of it, like mpstat.
+    `wait(seconds)` replaces the sleep between snapshots; when it returns True (a daemon was
+    told to stop) sampling ends at once instead of at the deadline.
     """
     step = int(interval_s * NS_PER_S)
     deadline: int | None = None
@@ -149,7 +152,10 @@ def sample(
         deadline += step
         delay = deadline - time.monotonic_ns()
         if delay > 0:
-            time.sleep(delay / NS_PER_S)
+            if wait is None:
+                time.sleep(delay / NS_PER_S)
+            elif wait(delay / NS_PER_S):
+                return
         else:
             deadline = time.monotonic_ns()  # fell behind (slow read): re-anchor, don't burst
 
