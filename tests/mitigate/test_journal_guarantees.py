@@ -32,8 +32,8 @@ def os_with_write(write):
 
 
 def to_journal(fd):
-    """Writes to the journal file only (the knob registry lives on another filesystem, /run)."""
-    return os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[1] == "j"
+    """Writes to a journal file only (the knob registry lives on another filesystem, /run)."""
+    return os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[1] in ("j", "journal")
 
 
 def short_writes(limit):
