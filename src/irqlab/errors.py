@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from irqlab.units import printable
+
+# A bad token is quoted this short: a file from another machine may hold anything, and an
+# error line must stay one readable line that does not echo a file's contents.
+EXCERPT_CHARS = 40
+
 
 class IrqlabError(Exception):
     """Base of every error irqlab raises on purpose."""
@@ -16,8 +22,8 @@ class SourceError(IrqlabError):
 
     def __init__(self, path: str, message: str) -> None:
         self.path = str(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
+        self.message = printable(message)
+        super().__init__(f"{printable(self.path)}: {self.message}")
 
 
 class MissingSource(SourceError):
@@ -28,14 +34,36 @@ class PermissionDenied(SourceError):
     """The file exists but this user may not read it."""
 
 
+class UnsafeSource(SourceError):
+    """A file of a capture or foreign root that irqlab refuses to open or read.
+
+    A symbolic link leading out of the root, a FIFO or device, or a file too large to be a
+    kernel file: nothing of it is read, nor shown.
+    """
+
+
 class ParseError(SourceError):
     """A file was read but its text is not what the kernel prints."""
 
     def __init__(self, path: str, line: int, token: str, message: str) -> None:
         self.line = line
         self.token = token
-        shown = token if len(token) <= 40 else token[:37] + "..."
-        super().__init__(path, f"line {line}: {message} (at {shown!r})")
+        super().__init__(path, f"line {line}: {message} (at '{excerpt(token)}')")
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """At most `limit` characters of text, control characters escaped, "..." when cut."""
+    shown = printable(text)
+    if len(shown) <= limit:
+        return shown
+    out, size = [], 0
+    for ch in text:  # cut between escapes, never inside one
+        piece = printable(ch)
+        if size + len(piece) > limit - 3:
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out) + "..."
 
 
 class TracefsUnavailable(IrqlabError):

@@ -20,7 +20,7 @@ from typing import Any
 from irqlab.cpulist import parse_cpulist, parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.snapshot import IrqInfo, Spurious, Unreadable
-from irqlab.sources.fs import Roots, list_dir, read_optional, translate
+from irqlab.sources.fs import Roots, list_dir, read_optional, read_small, translate
 
 # --- pure parsers ---------------------------------------------------------------------------
 
@@ -164,25 +164,11 @@ SYS_FIELDS: FieldTable = (
 )
 ALL_FIELDS: tuple[str, ...] = tuple(f for f, _ in PROC_FIELDS + SYS_FIELDS)
 
-_READ_SIZE = 1 << 16  # an 8192-CPU list like "0,2,4,..." is ~20 KiB; most files are < 64 B
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
-
-
 def _read_file(path: str) -> str:
     """Whole text of a small kernel file; raises OSError (the caller sorts ENOENT out)."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        data = os.read(fd, _READ_SIZE)
-        # seq_file and sysfs hand over everything that fits in one read; a full buffer
-        # is the only case that needs another.
-        while len(data) % _READ_SIZE == 0 and data:
-            more = os.read(fd, _READ_SIZE)
-            if not more:
-                break
-            data += more
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", "replace")
+    # fs.read_small: one open, one fstat, one read, with the rules every read obeys (below
+    # its root, regular files only, size cap); refusals raise SourceError.
+    return read_small(path).decode("utf-8", "replace")
 
 
 class _Problems:
@@ -234,6 +220,9 @@ class _Walk:
                         continue
                     text = None
                     self.problems.add(name, translate(exc, path))
+                except SourceError as exc:  # refused: a link out of a capture, a FIFO, ...
+                    text = None
+                    self.problems.add(name, exc)
                 # The directory outlived the files missing before this one.
                 self.absent.update(missing)
                 missing.clear()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from irqlab.errors import ParseError, SourceError, reason_of
+from irqlab.errors import ParseError, SourceError, UnsafeSource, reason_of
 from irqlab.model.capture import CAPTURE_META
 from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, TaskInfo, Unreadable
 from irqlab.sources.fs import Roots, read_text
@@ -35,9 +35,9 @@ def capture_time(roots: Roots) -> tuple[int, float] | None:
     """(monotonic ns, wall time) a capture was taken, from its metadata or its proc/uptime."""
     meta = roots.procfs.parent / CAPTURE_META
     try:
-        data = json.loads(meta.read_text())
+        data = json.loads(read_text(meta))  # fs: no FIFO, device or huge file
         return int(data["monotonic_ns"]), float(data.get("wall_time", 0.0))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (SourceError, ValueError, KeyError, TypeError):
         pass
     try:
         # /proc/uptime: "12345.67 23456.78"; 10 ms resolution, but on the same clock base
@@ -66,7 +66,7 @@ def take_snapshot(roots: Roots | None = None, spec: SampleSpec | None = None) ->
     def optional(source: str, reader: Callable[[Roots], _T]) -> _T | None:
         try:
             return reader(roots)
-        except ParseError as exc:
+        except (ParseError, UnsafeSource) as exc:  # a garbled or hostile file is bad input
             if spec.strict:
                 raise
             unreadable.append(_unreadable(source, exc))
