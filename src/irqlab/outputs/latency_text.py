@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
+from irqlab.units import printable
 
 STAT_HEADER = ["CPU", "SAMPLES", "MIN_us", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us", "OVER_LIMIT", "MISSED"]
 
@@ -21,6 +22,8 @@ def us(ns: float | None) -> str:
 
 def table(header: list[str], rows: list[list[str]], left: Sequence[int] = (0,)) -> list[str]:
     """Columns in `left` left-aligned, the others right-aligned."""
+    # Thread and handler names come from the machine: escaped before the widths are measured.
+    header, rows = [printable(v) for v in header], [[printable(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
 
     def cell(i: int, v: str) -> str:
@@ -81,7 +84,7 @@ def verdict_lines(verdicts: Sequence[Verdict]) -> list[str]:
     out = table(head, rows, left=(0, 1, 6, 7))
     for v in verdicts:
         if not v.passed and v.budget.consequence:
-            out.append(f"  {v.budget.name}: {v.budget.consequence}")
+            out.append(printable(f"  {v.budget.name}: {v.budget.consequence}"))
     failed = sum(not v.passed for v in verdicts)
     out.append(f"{len(verdicts) - failed} of {len(verdicts)} classes PASS" + (f", {failed} FAIL" if failed else ""))
     return out
@@ -111,7 +114,7 @@ def explanation_lines(e: Explanation, start_ns: int) -> list[str]:
     else:
         out.append("  => no interrupt or task ran in the window: the delay is the timer itself "
                    "(idle exit, or the hypervisor) or the probe's own return to user space")
-    return out
+    return [printable(line) for line in out]  # context labels name IRQ handlers
 
 
 def blame_lines(rows: Sequence[Blame], n_breaches: int, limit: int = 12) -> list[str]:

@@ -12,7 +12,7 @@ from irqlab.analysis.findings import Finding, Severity
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs.layout import ColumnPlan, plan_columns
-from irqlab.units import format_pct, format_rate
+from irqlab.units import format_pct, format_rate, printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,8 @@ def _cell(value: float) -> str:
 
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     """Right-aligned columns except the first `left` and the last (names)."""
+    # Names come from other machines' files: escaped before the widths are measured.
+    header, rows = [printable(v) for v in header], [[printable(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     out = []
     for r in [header] + rows:
@@ -83,7 +85,7 @@ def irq_table(rates: Rates, opts: TableOptions) -> list[str]:
         rows.append(
             [line.irq, _cell(irq.total_rate[k])]
             + cells
-            + [format_cpulist(eff) if eff else "-", name[: opts.name_width]]
+            + [format_cpulist(eff) if eff else "-", printable(name)[: opts.name_width]]
         )
     head = ["IRQ", "TOTAL"] + [c.label for c in plan.columns] + ["EFF", "NAME"]
     title = f"hard IRQs (interrupts/s{_grouped(plan)}): {len(shown)} of {len(irq.lines)} rows"
@@ -159,7 +161,7 @@ def render_top(rates: Rates, opts: TableOptions) -> str:
     parts = [header_line(rates.after, rates.interval_s, "irqlab top"), ""]
     parts += irq_table(rates, opts) + [""] + softirq_table(rates, opts) + [""] + cpu_table(rates, opts)
     parts += warnings_block(rates)
-    return "\n".join(parts) + "\n"
+    return _lines(parts)
 
 
 SEVERITY_MARK = {
@@ -187,4 +189,9 @@ def render_doctor(findings: list[Finding], rates: Rates) -> str:
         f"{counts[Severity.CRITICAL]} critical, {counts[Severity.WARNING]} warning, "
         f"{counts[Severity.INFO]} info (sampled {rates.interval_s:.1f} s)"
     )
-    return "\n".join(parts) + "\n"
+    return _lines(parts)
+
+
+def _lines(parts: list[str]) -> str:
+    """The report's lines, each shown safely: a host or IRQ name may hold ESC or newlines."""
+    return "".join(printable(p) + "\n" for p in parts)

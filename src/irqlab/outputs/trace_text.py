@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from irqlab.model.trace import Handler, TraceResult
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
+from irqlab.units import printable
 
 STAT_COLS = ["COUNT", "TOTAL_ms", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us"]
 LINEAR_ROWS = 40  # a linear histogram is re-bucketed to at most this many rows
@@ -37,6 +38,8 @@ def _pct(x: float | None) -> str:
 
 def _table(header: list[str], rows: list[list[str]], name_last: bool = False) -> list[str]:
     """First column (and a last NAME column) left-aligned, numbers right-aligned."""
+    # Handler names come from the traced machine: escaped before the widths are measured.
+    header, rows = [printable(v) for v in header], [[printable(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     last = len(header) - 1
 
@@ -179,4 +182,4 @@ def render_trace(r: TraceResult, opts: TextOptions = TextOptions()) -> str:
                 lat = h.merged("latency", cpus) if h.kind == "softirq" else None
                 if lat is not None and lat.count:
                     out += [""] + hist_lines(f"softirq {h.name} raise -> entry, {label if label != 'all' else 'all CPUs'}", lat, opts.hist)
-    return "\n".join(out) + "\n"
+    return "".join(printable(line) + "\n" for line in out)

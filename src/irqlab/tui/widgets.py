@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from irqlab.analysis.findings import Severity
 from irqlab.tui.model import Cells, CpuRow, Frame, IrqRow, Matrix, SoftirqPanel
-from irqlab.units import format_pct, format_rate
+from irqlab.units import format_pct, format_rate, printable
 
 # One style and one block character per heat level (model.heat_levels: 0 idle .. 7 storm).
 HEAT_STYLES: tuple[str, ...] = ("grey35", "blue", "cyan", "green", "yellow", "dark_orange", "red", "bold white on red")
@@ -45,6 +46,13 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _name(text: str, width: int | None = None) -> str:
+    """A name from the machine as a DataTable or Table cell: control characters escaped, and
+    its brackets shown, not taken as Rich markup (str cells are markup: "[nvme]" would vanish)."""
+    shown = printable(text)
+    return escape(shown if width is None else _cut(shown, width))
+
+
 class Panel(Static):
     """A Static that asks for a new layout only when its number of lines changes.
 
@@ -63,12 +71,12 @@ class HeaderBar(Panel):
 
     def show(self, frame: Frame, status: str) -> None:
         h = frame.header
-        text = Text(f"irqlab top | {h.text}", style="bold")
+        text = Text(f"irqlab top | {printable(h.text)}", style="bold")  # Text: never markup
         if status:
-            text.append(f" | {status}", style="reverse")
+            text.append(f" | {printable(status)}", style="reverse")
         if h.finding:
             text.append("\n")
-            text.append(h.finding, style=SEVERITY_STYLES[h.severity])
+            text.append(printable(h.finding), style=SEVERITY_STYLES[h.severity])
         self.paint(text, bool(h.finding))
 
 
@@ -142,13 +150,13 @@ class IrqTable(DataTable):
         elif r.depth:
             name = "  └ " + name
         storm = Text(r.storm, style="bold white on red" if r.storm == "STORM" else "bold red")
-        return [_cut(r.irq, 12), _cut(name, 40), _cut(r.device, 24), _cut(r.chip, 22), strip(r.cells, r.levels, numeric),
-                Text(format_rate(r.rate_per_s), justify="right"), storm, _cut(r.affinity, 16), _cut(r.effective, 16)]
+        return [_name(r.irq, 12), _name(name, 40), _name(r.device, 24), _name(r.chip, 22), strip(r.cells, r.levels, numeric),
+                Text(format_rate(r.rate_per_s), justify="right"), storm, _name(r.affinity, 16), _name(r.effective, 16)]
 
     def _show_matrix(self, m: Matrix) -> None:
         for label, values, levels, total in zip(m.row_labels, m.values, m.levels, m.totals):
             cells = [strip((v,), (lv,), True) for v, lv in zip(values, levels)]
-            self.add_row(label, *cells, Text(format_rate(total), justify="right"), key=f"cpu:{label}")
+            self.add_row(_name(label), *cells, Text(format_rate(total), justify="right"), key=f"cpu:{label}")
 
 
 def matrix_table(m: Matrix, numeric: bool, corner: str) -> Table:
@@ -165,7 +173,7 @@ def matrix_table(m: Matrix, numeric: bool, corner: str) -> Table:
             cells = [strip((v,), (lv,), True) for v, lv in zip(values, levels)]
         else:
             cells = [strip(values, levels, False)]
-        t.add_row(label, format_rate(total), *cells)
+        t.add_row(_name(label), format_rate(total), *cells)
     return t
 
 
