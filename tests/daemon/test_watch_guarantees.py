@@ -226,3 +226,16 @@ def test_a_failed_journal_write_refuses_the_mitigation_and_says_so(tmp_path, mon
     assert len(err) == 1 and "not written, the journal cannot record it" in err[0]["message"]
     monkeypatch.undo()
     w.close()
+
+
+def test_a_dry_run_reports_a_corrupt_journal_and_leaves_it_as_it_is(tmp_path):
+    j = tmp_path / "journal"
+    text = save_record(1, "/sys/class/net/eth0/gro_flush_timeout", "0", "200000") + "{not json\n" + '{"op": "sa'
+    j.write_text(text)
+    os.chmod(j, 0o600)
+    w, out, _ = watch(tmp_path)
+    w._warn_pending_journal()
+    w.close()
+    msgs = [e["message"] for e in events(out)]
+    assert any("line 2: not a JSON record" in m for m in msgs) and any("1 setting(s)" in m for m in msgs)
+    assert j.read_text() == text and list(tmp_path.glob("journal.corrupt-*")) == []

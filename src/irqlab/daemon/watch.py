@@ -208,15 +208,18 @@ class Watch:
                 return
 
     def _warn_pending_journal(self) -> None:
-        from irqlab.mitigate.journal import Journal, JournalError
+        from irqlab.mitigate.journal import JournalError, peek
 
-        if not os.path.exists(self.cfg.journal):
+        if not os.path.lexists(self.cfg.journal):
             return  # a dry run never creates one
         try:
-            with Journal(self.cfg.journal) as j:
-                n = len(j.pending())
-        except JournalError:
-            return  # no journal, not ours to create in a dry run
+            n, bad = peek(self.cfg.journal)  # read only: a dry run changes nothing, not even the journal
+        except JournalError as exc:
+            self.sink.emit("error", message=str(exc))
+            return
+        if bad:
+            self.sink.emit("error", message=f"{self.cfg.journal}: corrupt ({'; '.join(bad)}); "
+                           "`irqlab watch --restore` keeps it aside and restores what it can")
         if n:
             self.sink.emit("error", message=f"{self.cfg.journal}: {n} setting(s) of an earlier run are not restored; "
                            "run `irqlab watch --restore` or start with --apply")

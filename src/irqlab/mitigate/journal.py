@@ -373,6 +373,17 @@ class Journal:
                 pass  # every record says restored: a longer file is all this costs
 
 
+def peek(path: str | os.PathLike[str]) -> tuple[int, list[str]]:
+    """(pending saves, bad lines) of a journal, read only: nothing is locked, cut or set aside."""
+    p = Path(path)
+    fd = _open_checked(p, os.O_RDONLY)
+    try:
+        parsed = _parse(os.pread(fd, os.fstat(fd).st_size, 0))
+    finally:
+        os.close(fd)
+    return sum(1 for _, s in parsed.saves.values() if s.id not in parsed.done), parsed.bad
+
+
 # --- host-wide ownership of knobs -----------------------------------------------------
 
 
