@@ -291,3 +291,17 @@ def test_a_torn_last_line_is_not_corruption_and_the_next_record_starts_on_its_ow
     with Journal(tmp_path / "j") as j:
         assert [s.target for s in j.pending()] == [str(roots.proc("irq", "41", "smp_affinity_list")), GRO]
     assert list(tmp_path.glob("j.corrupt-*")) == []
+
+
+def test_the_same_journal_reached_by_another_path_is_still_the_knobs_owner(tmp_path):
+    roots = fake_root(tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    knob = napi_knob("eth0", "gro_flush_timeout", None)
+    with Journal(tmp_path / "real" / "j") as j:
+        Mitigator(Knobs(roots), j).apply(knob, "200000", "storm")
+    with Journal(tmp_path / "link" / "j") as j:  # the next start, spelled differently
+        m = Mitigator(Knobs(roots), j)
+        m.restore()
+        assert m.apply(knob, "300000", "storm").original == "0"
+        m.restore()

@@ -403,7 +403,9 @@ class KnobOwners:
     """
 
     def __init__(self, journal: Path, run_dir: str | os.PathLike[str] | None = None) -> None:
-        self.journal = str(journal.absolute())
+        # One spelling per file (symlinked or relative directories resolved): an entry must be
+        # recognised as ours, or our own lock would make it look like another live owner.
+        self.journal = os.path.join(os.path.realpath(journal.parent), journal.name)
         self.run_dir = Path(run_dir or os.environ.get(RUN_DIR_ENV) or DEFAULT_RUN_DIR)
 
     def _locked(self) -> int:
