@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from irqlab.errors import ParseError, SourceError
-from irqlab.errors import UnsafeSource  # noqa: I001
+from irqlab.errors import ParseError, SourceError, UnsafeSource
 from irqlab.sources import fs
 from irqlab.sources.fs import Roots
 from irqlab.sources.interrupts import read_interrupts
