@@ -298,3 +298,16 @@ def test_a_value_that_cannot_be_put_back_is_an_error_and_stays_in_the_journal(tm
     assert [e["event"] for e in events(out)][-1] == "error"
     with Journal(tmp_path / "journal") as j:
         assert [s.original for s in j.pending()] == ["0-3"]  # retried at the next start
+
+
+def test_the_text_event_stream_escapes_control_characters_of_machine_names():
+    """An IRQ action name can hold ESC (it comes from /proc/interrupts of any machine): the
+    readable event line shows it as \\x1b, never the raw byte (a terminal would obey it)."""
+    import io
+
+    from irqlab.daemon.watch import EventSink
+
+    out = io.StringIO()
+    EventSink(out, as_json=False).emit("skip", message="eth0-\x1b[2Jrx-0: nothing to do")
+    line = out.getvalue()
+    assert "\x1b" not in line and "\\x1b[2J" in line

@@ -29,7 +29,7 @@ from irqlab.errors import IrqlabError
 from irqlab.model.snapshot import Snapshot
 from irqlab.sources.fs import Roots
 from irqlab.sources.sampler import SampleSpec, sample
-from irqlab.units import NS_PER_S, format_rate
+from irqlab.units import NS_PER_S, format_rate, printable
 
 
 def storm_json(s: Storm) -> dict:
@@ -52,7 +52,9 @@ class EventSink:
         if self.as_json:
             self.out.write(json.dumps(body, sort_keys=False) + "\n")
         else:
-            self.out.write(self.text(body) + "\n")
+            # Names come from the machine (IRQ actions, devices): never send their control
+            # characters to a terminal or a log (JSON escapes them by itself).
+            self.out.write(printable(self.text(body)) + "\n")
         self.out.flush()
         return body
 
