@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from irqlab.analysis.trace import Layout, aggregate_trace
-from irqlab.model.events import EventBatch, EventKind as K, TraceEvent
+from irqlab.model.events import EventBatch, TraceEvent
+from irqlab.model.events import EventKind as K
 
 US = 1_000
 NET_RX, TIMER, RCU = 3, 1, 9
@@ -195,18 +196,18 @@ def random_nested(rng, n_top: int) -> list[TraceEvent]:
         cpu = int(rng.integers(0, 3))
         t += int(rng.integers(1, 50))
 
-        def emit(depth: int) -> None:
+        def emit(depth: int, cpu: int) -> None:
             nonlocal t
             irq = int(rng.integers(20, 60))
             out.append(TraceEvent(t, cpu, K.IRQ_ENTRY, 1, irq))
             t += int(rng.integers(1, 10))
             while depth < 3 and rng.random() < 0.3:
-                emit(depth + 1)
+                emit(depth + 1, cpu)
                 t += int(rng.integers(1, 5))
             out.append(TraceEvent(t, cpu, K.IRQ_EXIT, 1, irq))
             t += 1
 
-        emit(1)
+        emit(1, cpu)
     return out
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from irqlab.analysis.findings import Severity
 from irqlab.analysis.trace import aggregate_trace
 from irqlab.analysis.trace_findings import TraceThresholds, trace_findings
-from irqlab.model.events import EventBatch, EventKind as K, TraceEvent
+from irqlab.model.events import EventBatch, TraceEvent
+from irqlab.model.events import EventKind as K
 
 NET_RX, KSOFTIRQD1, TASK = 3, 22, 500
 

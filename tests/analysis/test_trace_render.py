@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from irqlab.analysis.trace import aggregate_trace
-from irqlab.model.events import EventBatch, EventKind as K, TraceEvent
+from irqlab.model.events import EventBatch, TraceEvent
+from irqlab.model.events import EventKind as K
 from irqlab.outputs.jsonout import dumps
 from irqlab.outputs.trace_json import trace_json
 from irqlab.outputs.trace_text import TextOptions, render_trace

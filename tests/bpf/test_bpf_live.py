@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.live_load import load, plan_window, trace_fill_rate
 
 pytestmark = [pytest.mark.live, pytest.mark.root]

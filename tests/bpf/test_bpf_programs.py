@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irqlab.model.trace import Layout
 from irqlab.bpf import programs as P
 from irqlab.bpf.asm import LDX, decode, encode
 from irqlab.bpf.backend import Counters, layout_for, load_formats, to_result
+from irqlab.model.trace import Layout
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "bpf" / "events"
 FDS = P.Maps(state=3, hist=4, ctl=5, kpids=6)
@@ -108,8 +108,8 @@ def test_counters_are_differences_between_the_two_reads():
 
 
 def test_the_export_provider_keeps_cumulative_histograms_per_vector_and_irq():
-    from irqlab.model.trace import Handler, TraceResult
     from irqlab.bpf.provider import HistogramProvider
+    from irqlab.model.trace import Handler, TraceResult
 
     layout = Layout()
 

@@ -12,7 +12,6 @@ from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import load_scenario, parse_scenario
 from irqlab.sim.summary import summarize, summary_json
 
-
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
 

@@ -151,7 +151,7 @@ def synthetic(out: Path, steps: int = 3, interval_s: float = 1.0) -> list[Path]:
         _write(base / "proc" / "sys" / "kernel" / "hostname", "synth96\n")
         _write(base / "proc" / "sys" / "kernel" / "osrelease", "6.18.0-synthetic\n")
         _write(base / "proc" / "sys" / "kernel" / "arch", "x86_64\n")
-        for irq, _, _, name, fn in _rows():
+        for irq, _, _, _name, fn in _rows():
             cpus = [c for c in range(NCPU) if fn(c) > 0] or [0]
             _write(base / "proc" / "irq" / irq / "smp_affinity_list", f"0-{NCPU - 1}\n")
             _write(base / "proc" / "irq" / irq / "effective_affinity_list", f"{cpus[0]}\n")

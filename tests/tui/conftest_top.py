@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import capturegen
 import pytest
 
-import capturegen
 from irqlab.sources.replay import Replayer
 from irqlab.tui.app import TopApp
 

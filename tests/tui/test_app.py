@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest_top import SYNTH96, VM_FLOOD, drive, make_app, settle
+
 from irqlab.tui.app import HelpScreen
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest_top import SYNTH96
 
 from builders import interrupts, snapshot, softirqs
-from conftest_top import SYNTH96
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import Thresholds, diagnose
 from irqlab.errors import UsageError

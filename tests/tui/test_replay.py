@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest_top import SYNTH96, VM_FLOOD
+
 from irqlab.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from irqlab.errors import CaptureError
 from irqlab.sources.replay import Replayer, replay

@@ -93,8 +93,8 @@ def _simulated(args: argparse.Namespace):
     from dataclasses import replace
 
     from irqlab.analysis.trace import aggregate_trace
-    from irqlab.sim.emit import event_batch
     from irqlab.cli.simload import load
+    from irqlab.sim.emit import event_batch
     from irqlab.sim.machine import Machine
 
     machine = Machine(replace(load(args.sim, ()), trace=True), None).run()

@@ -383,7 +383,7 @@ def _emit_budget(args, verdicts, details) -> None:
 
     if args.json:
         classes = []
-        for cls, ccpus, interval_ns, run, report, verdict, exps, batch, over_ns in details:
+        for _cls, ccpus, interval_ns, run, report, verdict, exps, batch, over_ns in details:
             row = {**lj.verdict_json(verdict), "cpus": format_cpulist(ccpus), "interval_us": interval_ns / 1000,
                    "probe": probe_json(run), "latency": lj.report_json(report)}
             if exps is not None:
@@ -396,7 +396,7 @@ def _emit_budget(args, verdicts, details) -> None:
         return
     out = [f"# irqlab latency --budget {args.budget}: timer wake-up latency per class, in us"]
     out += lt.verdict_lines(verdicts)
-    for cls, ccpus, interval_ns, run, report, verdict, exps, batch, over_ns in details:
+    for cls, ccpus, interval_ns, run, report, _verdict, exps, batch, over_ns in details:
         out += ["", f"# {cls.name}: CPUs {format_cpulist(ccpus)}, interval {interval_ns / 1000:g} us"]
         out += lt.stats_lines(report)
         if exps is not None and exps[0]:

@@ -66,8 +66,8 @@ def _vectors(text: str | None) -> tuple[int, ...] | None:
 
 
 def _irqs(text: str | None) -> tuple[str, ...] | None:
-    from irqlab.model.trace import X86_VECTORS
     from irqlab.errors import UsageError
+    from irqlab.model.trace import X86_VECTORS
 
     if not text:
         return None

@@ -16,10 +16,10 @@ import numpy as np
 from irqlab.analysis.delta import Rates, compute_rates
 from irqlab.analysis.doctor import Thresholds, diagnose
 from irqlab.analysis.findings import Finding
+from irqlab.analysis.storm_levels import storm_levels
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs import report_plots as plots
-from irqlab.analysis.storm_levels import storm_levels
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }

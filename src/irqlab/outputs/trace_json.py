@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from irqlab import __version__
-from irqlab.model.trace import CONTEXTS, Handler, TraceResult
 from irqlab.model.histogram import Histogram
+from irqlab.model.trace import CONTEXTS, Handler, TraceResult
 
 SCHEMA_VERSION = 1
 

@@ -89,9 +89,7 @@ def take_snapshot(roots: Roots | None = None, spec: SampleSpec | None = None) ->
 
     irqinfo: dict[int, IrqInfo] = {}
     if spec.irqinfo:
-        from irqlab.sources.irqinfo import read_irqinfo
-
-        from irqlab.sources.irqinfo import ALL_FIELDS
+        from irqlab.sources.irqinfo import ALL_FIELDS, read_irqinfo
 
         # per_cpu_count repeats /proc/interrupts (1152 numbers per IRQ on big machines) and is
         # most of the walk's cost, so the snapshot leaves it out.
