@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent  # not `from conftest`: tests/sim has a conftest too
 
 pytest_plugins = ["pytester"]
 
