@@ -103,3 +103,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         lines = "\n".join(f"  {k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
         session.config.get_terminal_writer().line(f"\nFAILED: the test session left this machine changed:\n{lines}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _sigpipe_as_python_sets_it():
+    """Tests that call irqlab's main() in this process let it set SIGPIPE to its default (as a
+    command that prints does): put Python's SIG_IGN back, or a later test that writes to a
+    closed socket would kill the whole session instead of getting BrokenPipeError."""
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    yield
+    signal.signal(signal.SIGPIPE, before)
