@@ -12,7 +12,7 @@ PARSER_KW = dict(
     description="Append a snapshot of every interrupt counter to FILE.db every INTERVAL seconds "
     "(SQLite, WAL mode, one transaction per sample: a crash loses at most the sample being "
     "written). Storm events (IRQs above --storm-warn between two samples) are recorded with "
-    "them. Old samples are deleted by --retention-age and --retention-size. Read it back with "
+    "them. Old samples are deleted by --retention-age and --retention-size (which bounds the file with its -wal and -shm). A full disk drops samples, says so once, and the recording resumes when space is back. Read it back with "
     "`irqlab report FILE.db` or replay it with `irqlab top --replay FILE.db`.",
     epilog="""\
 examples:
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE.db", help="recording to create or append to")
     common.add_interval(p, 10.0, None)
     p.add_argument("--retention-age", metavar="AGE", help="delete samples older than AGE (e.g. 7d, 12h, 90m)")
-    p.add_argument("--retention-size", metavar="SIZE", help="keep the stored samples under SIZE (e.g. 500M, 2G)")
+    p.add_argument("--retention-size", metavar="SIZE", help="keep the file with its -wal and -shm under SIZE (e.g. 500M, 2G; at least 128k)")
     p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ recorded as a storm (default 100000)")
     p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ recorded as critical (default 1000000)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing per sample")
@@ -57,7 +57,15 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmg]?)i?b?", text.strip().lower())
     if not m or float(m.group(1)) <= 0:
         raise UsageError(f"--retention-size {text!r}: expected a positive size like 500M or 2G")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+    size = int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+    from irqlab.outputs.recorder import MIN_RETENTION_BYTES
+
+    if size < MIN_RETENTION_BYTES:
+        raise UsageError(
+            f"--retention-size {text!r}: must be at least {MIN_RETENTION_BYTES >> 10}k "
+            "(an empty recording and its WAL index take about 80 kB)"
+        )
+    return size
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.doctor import Thresholds
     from irqlab.errors import UsageError
     from irqlab.analysis.storm_levels import StormTracker
-    from irqlab.outputs.recorder import Recorder, Retention
+    from irqlab.outputs.recorder import DroppingWriter, Recorder, Retention
     from irqlab.sources.sampler import SampleSpec, sample
 
     retention = Retention(
@@ -92,14 +100,19 @@ def run(args: argparse.Namespace) -> int:
     with Recorder(args.output, retention, __version__) as rec:
         if rec.migrated_from and not args.quiet:
             print(f"{args.output}: migrated from schema v{rec.migrated_from}", file=sys.stderr)
+        # A full disk drops samples (one line when it starts, one when space is back) and
+        # the recording goes on: the journal of a daemon must not stop on a full /var.
+        writer = DroppingWriter(rec, lambda line: print(line, file=sys.stderr, flush=True))
         try:
             for snap in sample(roots, args.interval, count, SampleSpec(irqinfo=True, tasks=True, strict=False)):
                 storms = tracker.update(snap)
-                sid = rec.append(snap, storms)
-                if not args.quiet:
+                sid = writer.append(snap, storms)
+                if sid is not None and not args.quiet:
                     shown = ", ".join(f"{e.irq} {e.rate_per_s:,.0f}/s" for e in storms[:3]) or "-"
                     stamp = time.strftime("%H:%M:%S", time.localtime(snap.wall_time)) if snap.wall_time else "-"
                     print(f"{stamp}  sample {sid}  committed  storms: {shown}", flush=True)
         except KeyboardInterrupt:
             pass
+        finally:
+            writer.close()
     return 0
