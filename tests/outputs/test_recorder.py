@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import zlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,9 @@ import pytest
 
 import builders as b
 from irqlab.analysis.doctor import Thresholds
+from irqlab.analysis.storm_levels import StormInterval, StormTracker
 from irqlab.errors import IrqlabError, MissingSource, SourceError
 from irqlab.model.histogram import Histogram
-from irqlab.analysis.storm_levels import StormInterval, StormTracker
 from irqlab.outputs.recorder import SCHEMA_VERSION, Recorder, Retention, _doc_and_arrays, _layout, _pack, _z
 from irqlab.sources.fs import Roots
 from irqlab.sources.recording import read_histograms, read_recording, read_storms, recording_info

@@ -314,7 +314,10 @@ def test_a_recording_in_a_missing_directory_is_one_clear_line(tmp_path, capsys):
 def _as_nobody(fn) -> tuple[int, str]:
     """fn() -> exit code, run in a forked child that has dropped root (root ignores permissions);
     returns the code and what the child wrote to stderr."""
-    import irqlab.cli.record, irqlab.outputs.recorder, irqlab.sources.sampler  # noqa: F401 (nobody cannot read /root's stdlib)
+    # Import now what the command imports when it runs: nobody cannot read /root's stdlib.
+    import irqlab.cli.record  # noqa: F401
+    import irqlab.outputs.recorder  # noqa: F401
+    import irqlab.sources.sampler  # noqa: F401
 
     r, w = os.pipe()
     pid = os.fork()

@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     from irqlab import __version__
     from irqlab.analysis.doctor import Thresholds
-    from irqlab.errors import UsageError
     from irqlab.analysis.storm_levels import StormTracker
+    from irqlab.errors import UsageError
     from irqlab.outputs.recorder import DroppingWriter, Recorder, Retention
     from irqlab.sources.sampler import SampleSpec, sample
 

@@ -4,7 +4,10 @@ The file is in WAL mode with one transaction per sample, so a process killed wit
 loses at most the sample it was writing and the database stays consistent (SQLite's WAL
 recovery on the next open). The schema is versioned with PRAGMA user_version; opening an
 older file runs the migrations in MIGRATIONS in order. A new file is built by the same
-migrations from version 0, so old and new files cannot drift apart.
+migrations from version 0, so old and new files cannot drift apart. A file is checked
+read-only before anything is written (check_recording), so a refused one is left untouched.
+Retention.max_bytes bounds the database with its -wal and -shm (Recorder._bound_disk), and a
+full disk raises DiskFull, which DroppingWriter turns into dropped samples.
 
 Storage: the per-CPU count matrices are stored as zlib-compressed little-endian arrays in one
 BLOB per sample (uint32 when every value fits, int64 otherwise); the row and column labels that
@@ -22,8 +25,8 @@ import sqlite3
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
 
 import numpy as np
