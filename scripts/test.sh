@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for pair in iperf3:iperf3 stress-ng:stress-ng ip:iproute2 tmux:tmux setpriv:util-linux \
-            prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver; do
+            prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver \
+            openssl:openssl systemd-analyze:systemd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from tests.live_load import load, plan_window, trace_fill_rate
 
+from servers import missing_tool
+
 pytestmark = [pytest.mark.live, pytest.mark.root]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -212,7 +214,7 @@ def test_without_privilege_auto_falls_back_to_tracefs_with_one_line_and_bpf_is_r
     import shutil
 
     if shutil.which("setpriv") is None:
-        pytest.skip("setpriv not installed")
+        missing_tool("setpriv")
     out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
                           sys.executable, "-c", NOBODY], capture_output=True, text=True, cwd="/", timeout=60,
                          env={"PYTHONPATH": str(REPO / "src"), "PATH": os.environ.get("PATH", "")})

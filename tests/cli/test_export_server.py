@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import missing_tool
+
 REPO = Path(__file__).resolve().parents[2]
 UDP = REPO / "tests" / "fixtures" / "captures" / "vm-udpflood" / "a"
 
@@ -186,7 +188,7 @@ def make_cert(d: Path, name: str, ca: tuple[Path, Path] | None = None) -> tuple[
     """A self-signed (or CA-signed) EC certificate for 127.0.0.1 and localhost."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl CLI not installed")
+        missing_tool("openssl CLI")
     key, cert = d / f"{name}.key", d / f"{name}.crt"
     subj = ["-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
     newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key)]

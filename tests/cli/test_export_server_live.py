@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
 from cli.test_export_server import REPO, UDP, bcrypt_hash, free_port, make_cert, web_config
-
-PROMETHEUS = "/usr/bin/prometheus"
+from servers import PROMETHEUS, require_prometheus, stop, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -27,31 +24,8 @@ def query(port: int, promql: str) -> list[dict]:
     return data["data"]["result"]
 
 
-def wait_for(what: str, fn, timeout_s: float = 40.0):
-    end, last = time.monotonic() + timeout_s, None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except OSError as exc:  # not up yet
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; last: {last}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def test_real_prometheus_scrapes_over_tls_with_basic_auth(tmp_path):
-    if not os.access(PROMETHEUS, os.X_OK):
-        pytest.skip("prometheus not installed (scripts/test.sh installs it)")
+    require_prometheus()
     _, cert = make_cert(tmp_path, "server")
     cfg = web_config(tmp_path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
                      f"basic_auth_users:\n  prometheus: {bcrypt_hash('s3cret')}\n")

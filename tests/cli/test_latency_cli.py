@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from irqlab.cli.main import EXIT_CRITICAL, EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from servers import missing_tool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from live_counters import counting  # noqa: E402
@@ -158,7 +159,7 @@ def test_without_root_it_runs_sched_other_and_says_so_once(tmp_path):
 
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv (util-linux) not installed")
+        missing_tool("setpriv (util-linux)")
     src = Path(__file__).resolve().parents[2] / "src"
     proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "irqlab",
                            "latency", "-l", "50", "-a", "0", "--json"], capture_output=True, text=True, timeout=60,

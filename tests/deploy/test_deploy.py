@@ -18,6 +18,7 @@ from irqlab.cli.export import SourceReader, build_registry
 from irqlab.cli.main import build_parser
 from irqlab.outputs.prometheus import HISTOGRAMS
 from irqlab.sources.fs import Roots
+from servers import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -31,7 +32,7 @@ CAPTURE = REPO / "tests" / "fixtures" / "captures" / "vm-udpflood"
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+        missing_tool("promtool")
     return path
 
 
@@ -102,7 +103,7 @@ def test_systemd_unit_verifies_and_runs_a_valid_irqlab_command(unit, tmp_path):
     args = build_parser(argv[1]).parse_args(argv[1:])  # exits 64 on a bad command line
     assert getattr(args, "listen", "127.0.0.1:").startswith("127.0.0.1:")
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze not installed")
+        missing_tool("systemd-analyze")
     irqlab = REPO / ".venv" / "bin" / "irqlab"
     local = tmp_path / unit.name
     local.write_text(unit.read_text().replace("/usr/local/bin/irqlab", str(irqlab)))

@@ -30,6 +30,7 @@ from irqlab.outputs.prometheus import (
 )
 from irqlab.sources.fs import Roots
 from irqlab.sources.sampler import capture_time
+from servers import missing_tool
 
 UDP = Path(__file__).resolve().parents[1] / "fixtures" / "captures" / "vm-udpflood"
 
@@ -81,7 +82,7 @@ def test_exposition_of_a_udp_flood_capture_pair_matches_golden(golden):
 
 def test_exposition_passes_promtool_check_metrics():
     if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+        missing_tool("promtool")
     registry = build_registry(args_of(per_cpu=True), scrape=sequence_scrape(Roots.capture(UDP / "a"), Roots.capture(UDP / "b")))
     generate_latest(registry)
     text = generate_latest(registry)

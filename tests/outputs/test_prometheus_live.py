@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from servers import PROMETHEUS, require_prometheus, stop, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
-PROMETHEUS = "/usr/bin/prometheus"
 RULES = REPO / "deploy" / "prometheus" / "irqlab-alerts.yml"
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
@@ -38,32 +37,8 @@ def query(port: int, promql: str) -> list[dict]:
     return data["data"]["result"]
 
 
-def wait_for(what: str, fn, timeout_s: float = 40.0):
-    end = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-            if last:
-                return last
-        except OSError as exc:  # server not up yet
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; last: {last}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def test_real_prometheus_scrapes_the_exporter_and_computes_sane_rates(tmp_path):
-    if not os.access(PROMETHEUS, os.X_OK):
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
+    require_prometheus()
     exp_port, prom_port = free_port(), free_port()
     exporter = subprocess.Popen(
         [sys.executable, "-m", "irqlab", "export", "--listen", f"127.0.0.1:{exp_port}", "--top-k", "5"],

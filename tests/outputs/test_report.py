@@ -26,6 +26,7 @@ from irqlab.outputs.recorder import Recorder
 from irqlab.outputs.report import render_report
 from irqlab.sources.fs import Roots
 from irqlab.sources.sampler import take_snapshot
+from servers import missing_tool
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 CHROMIUM = "/usr/bin/chromium"
@@ -153,7 +154,7 @@ class DevTools:
 @pytest.fixture
 def chromium(tmp_path):
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("chromium not installed (apt-get install chromium chromium-driver)")
+        missing_tool("chromium")
     proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

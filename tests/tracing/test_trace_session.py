@@ -16,6 +16,7 @@ import pytest
 from irqlab.errors import TracefsUnavailable
 from irqlab.tracing.instance import DEFAULT_MOUNTS
 from irqlab.tracing.session import TraceSession
+from servers import missing_tool
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LIVE_TRACEFS = DEFAULT_MOUNTS[0]
@@ -112,7 +113,7 @@ def test_a_kernel_filter_keeps_only_the_matching_events(live_tracefs):
 @pytest.mark.root
 def test_an_unprivileged_user_gets_permission_denied(live_tracefs):
     if shutil.which("setpriv") is None:
-        pytest.skip("setpriv not installed")
+        missing_tool("setpriv")
     code = textwrap.dedent("""
         from irqlab.errors import TracefsUnavailable
         from irqlab.tracing.session import TraceSession

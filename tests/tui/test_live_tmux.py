@@ -13,6 +13,7 @@ import pytest
 
 from live_counters import counting
 from live_load import load
+from servers import missing_tool
 
 pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
 
@@ -34,7 +35,7 @@ def shown_rate(cell: str) -> float:
 
 def test_net_rx_shows_a_nonzero_rate_under_udp_flood():
     if shutil.which("tmux") is None:
-        pytest.skip("tmux not installed (apt-get install tmux)")
+        missing_tool("tmux")
     session = f"irqlab-top-test-{os.getpid()}"
     # COLUMNS/LINES from pytest's environment would override the tmux window's size.
     cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1"
