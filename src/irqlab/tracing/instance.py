@@ -50,18 +50,58 @@ def _mounted_tracefs(mounts: Path = Path("/proc/self/mounts")) -> list[Path]:
     return [Path(line.split()[1]) for line in text.splitlines() if len(line.split()) > 2 and line.split()[2] == "tracefs"]
 
 
+def _mount_marker() -> Path:
+    """Where a mount irqlab made is recorded (pid and path), so that a run killed before it
+    could unmount is undone by the next one: the same host-wide directory as the journal's
+    knob registry (mitigate/journal.py), $IRQLAB_RUN_DIR or /run/irqlab."""
+    return Path(os.environ.get("IRQLAB_RUN_DIR", "/run/irqlab")) / "tracefs-mount"
+
+
 def _mount(target: Path) -> None:
-    """mount -t tracefs nodev TARGET, without a shell (mount(2) through libc)."""
+    """mount -t tracefs nodev TARGET, without a shell (mount(2) through libc), and record it."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"nodev", str(target).encode(), b"tracefs", 0, None) != 0:
         err = ctypes.get_errno()
         raise TracefsUnavailable(f"{target}: cannot mount tracefs: {os.strerror(err)}")
+    _write_marker(target)
+
+
+def _write_marker(target: Path) -> None:
+    marker = _mount_marker()
+    try:
+        marker.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        tmp = marker.with_name(f"{marker.name}.{os.getpid()}")
+        tmp.write_text(f"{os.getpid()} {target}\n")
+        os.replace(tmp, marker)
+    except OSError:
+        pass  # without the record only a SIGKILL leaves the mount behind, as before
 
 
 def _umount(target: Path) -> None:
     """Undo our own mount; EBUSY means another tracer uses it now, so it stays."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.umount2(str(target).encode(), 0)
+    if libc.umount2(str(target).encode(), 0) == 0:
+        try:
+            _mount_marker().unlink()
+        except OSError:
+            pass
+
+
+def _left_by_a_dead_run(target: Path) -> bool:
+    """True when the record says a run that no longer exists mounted `target` (killed with
+    SIGKILL before it could unmount): this run adopts the mount and undoes it when done."""
+    marker = _mount_marker()
+    try:
+        st = os.lstat(marker)
+        pid_text, _, path = marker.read_text().strip().partition(" ")
+    except (OSError, ValueError):
+        return False
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not pid_text.isdigit():
+        return False  # not a record this user wrote: never act on it
+    if Path(path) != target or _pid_alive(int(pid_text)):
+        return False
+    _write_marker(target)
+    return True
 
 
 def find_tracefs(root: Path | None = None, mount: bool = True) -> Tracefs:
@@ -71,7 +111,7 @@ def find_tracefs(root: Path | None = None, mount: bool = True) -> Tracefs:
     mounted = _mounted_tracefs()
     for cand in DEFAULT_MOUNTS:
         if cand in mounted:
-            return _check(cand, False)
+            return _check(cand, os.geteuid() == 0 and _left_by_a_dead_run(cand))
     if mounted:
         return _check(mounted[0], False)
     target = DEFAULT_MOUNTS[0]

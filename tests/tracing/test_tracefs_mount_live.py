@@ -1,0 +1,62 @@
+"""A tracefs mount irqlab made is undone, even when the run that made it was killed (root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from servers import missing_tool
+
+pytestmark = [pytest.mark.live, pytest.mark.root]
+REPO = Path(__file__).resolve().parents[2]
+
+# Runs in a private mount namespace (the host's own tracefs mount is never touched).
+DRIVER = r"""
+import json, os, signal, subprocess, sys
+from pathlib import Path
+
+def mounts():
+    return [l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines() if l.split()[2] == "tracefs"]
+
+for m in mounts():
+    subprocess.run(["umount", m], check=True)
+marker = Path(os.environ["IRQLAB_RUN_DIR"]) / "tracefs-mount"
+out = {"before": mounts()}
+child = subprocess.Popen([sys.executable, "-c",
+    "import time\nfrom irqlab.tracing.session import TraceSession\n"
+    "s = TraceSession(events=('irq:softirq_entry',)).__enter__()\nprint('up', flush=True)\ntime.sleep(60)"],
+    stdout=subprocess.PIPE, text=True)
+out["child"] = child.stdout.readline().strip()
+child.send_signal(signal.SIGKILL)
+child.wait()
+out["after_kill"] = mounts()
+out["marker_after_kill"] = marker.exists()
+again = subprocess.run([sys.executable, "-m", "irqlab", "trace", "--backend", "tracefs", "-d", "0.2", "--json"],
+                       capture_output=True, text=True)
+out["rc"], out["stderr"] = again.returncode, again.stderr
+out["after_next_run"] = mounts()
+out["marker_after_next_run"] = marker.exists()
+print(json.dumps(out))
+"""
+
+
+def test_a_mount_left_by_a_killed_run_is_undone_by_the_next_run(tmp_path):
+    if shutil.which("unshare") is None:
+        missing_tool("unshare (util-linux)")
+    env = {**os.environ, "IRQLAB_RUN_DIR": str(tmp_path / "run")}
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", DRIVER],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["before"] == [] and out["child"] == "up"
+    # SIGKILL gives no chance to clean up: the mount and its record stay...
+    assert out["after_kill"] == ["/sys/kernel/tracing"] and out["marker_after_kill"]
+    # ...until the next run, which adopts the mount of the dead run and undoes it when done.
+    assert out["rc"] == 0, out["stderr"]
+    assert out["after_next_run"] == [] and not out["marker_after_next_run"], out
