@@ -35,7 +35,7 @@ def _stat_net_rx() -> int:
 @pytest.mark.root
 @pytest.mark.slow
 def test_net_rx_under_udp_flood_is_nonzero_and_matches_proc_stat():
-    with load("-m", "udp", "-l", "64", "-n", "2", duration=10):
+    with load("-m", "udp", "-l", "64", "-n", "2", duration=60):
         # /proc/softirqs read on both sides of each snapshot: the snapshot's own reads lie
         # between them (see the bracket below).
         outer_a = softirq_counts("NET_RX")

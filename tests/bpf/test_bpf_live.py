@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.live_load import load, plan_window, trace_fill_rate
+from tests.live_load import load, plan_window, reader_priority, trace_fill_rate
 
 from servers import missing_tool
 
@@ -72,7 +72,7 @@ def test_every_program_passes_the_verifier_and_is_freed_on_close():
 def test_softirq_counts_equal_the_proc_softirqs_delta_under_the_udp_flood():
     from irqlab.bpf.backend import BpfTracer, softirq_entries
 
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=9), BpfTracer() as t:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=60), BpfTracer() as t:
         # The window is between two flips; /proc/softirqs is read just before each flip (which
         # reads the in-kernel counters first thing), and softirq entries are counted in-kernel
         # in the same handle_softirqs() step as /proc/softirqs
@@ -116,11 +116,11 @@ def test_tracefs_and_bpf_backends_agree_on_a_tcp_load():
     from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
     from irqlab.tracing.session import TraceSession
 
-    with load("-m", "tcp", duration=10), BpfTracer() as t:
+    with load("-m", "tcp", duration=60), BpfTracer() as t:
         # The tracefs side must lose nothing for a fair comparison: its buffer is sized from
         # what this machine's load fills it with (tests/live_load.py), not fixed.
         buffer_kb, seconds = plan_window(trace_fill_rate(DEFAULT_EVENTS, OPTIONAL_EVENTS), want_s=3)
-        with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=buffer_kb) as s:
+        with reader_priority(), TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=buffer_kb) as s:
             # Both windows start here and end `seconds` later (the tracefs stream then still
             # decodes for a while, so a timer closes the BPF window, not the stream's return).
             t.flip()

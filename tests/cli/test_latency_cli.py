@@ -134,7 +134,7 @@ def test_text_output_has_units_in_headers_and_an_overall_row(capsys):
 @pytest.mark.live
 @pytest.mark.slow
 def test_explain_under_network_load_names_an_interrupt_or_softirq_source(capsys):
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=12), counting("NET_RX") as net_rx:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=60), counting("NET_RX") as net_rx:
         rc = main(["latency", "-D", "4", "--explain", "--explain-over", "40", "--explain-top", "3", "--json"])
     assert rc == EXIT_OK
     assert net_rx.rate_per_s > 1000, f"NET_RX {net_rx.rate_per_s:.0f}/s: the flood did not run"

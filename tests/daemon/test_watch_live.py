@@ -177,7 +177,9 @@ def webhook():
 
 
 def test_a_real_udp_flood_is_detected_mitigated_and_every_change_restored(tmp_path, host, webhook):
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=2.0) as proc:
+    # The load ends when the block does; 120 s only bounds it (two daemons start, fork into
+    # the namespace and restore on SIGTERM, which under this flood takes tens of seconds).
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=120, warmup_s=2.0) as proc:
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
         rx0 = rx_packets(ns, dev)
         assert ns_read(ns, dev, "napi_defer_hard_irqs") == "0"
@@ -218,7 +220,7 @@ def test_when_the_storm_ends_every_change_is_restored_after_the_hold_down(tmp_pa
     # Other engineers' floods on this machine keep NET_RX up at any threshold our own flood
     # crosses, so the storm is ended the way an operator would: SIGHUP with limits raised far
     # above the flood. The veth still exists then, so its knobs must really come back.
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=1.5) as proc:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=120, warmup_s=1.5) as proc:  # ends with the block
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
         rx0 = rx_packets(ns, dev)
         w = Watch("-c", str(config(tmp_path, proc.pid, webhook)), "--apply")
@@ -247,7 +249,7 @@ def test_when_the_storm_ends_every_change_is_restored_after_the_hold_down(tmp_pa
 
 
 def test_sigkill_mid_mitigation_then_the_next_start_restores_from_the_journal(tmp_path, host, webhook):
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=40, warmup_s=1.5) as proc:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=120, warmup_s=1.5) as proc:  # ends with the block
         ns, dev = f"irqlab{proc.pid}s", f"irqlab{proc.pid}v0"
         rx0 = rx_packets(ns, dev)
         cfg = str(config(tmp_path, proc.pid, webhook))

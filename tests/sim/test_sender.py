@@ -138,7 +138,7 @@ def test_the_comparison_runs_from_the_recorded_measurement_and_gives_a_verdict(t
 def test_live_veth_rps_load_shows_net_rx_contexts_in_the_trace():
     # ../shared/tools/load.sh, found from this checkout (live_load.LOAD_SH): one UDP pair of 8000-byte
     # datagrams, both ends on CPU1, RPS of the receiving veth to CPU0 (mask 1).
-    with load("-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1", "--rps", "1", duration=7, warmup_s=2):
+    with load("-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1", "--rps", "1", duration=60, warmup_s=2):
         a = take_snapshot()
         tr = subprocess.run([sys.executable, "-m", "irqlab", "trace", "-d", "2", "--json", "--vector", "NET_RX"],
                             capture_output=True, text=True, timeout=60)

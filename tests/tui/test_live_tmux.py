@@ -39,7 +39,7 @@ def test_net_rx_shows_a_nonzero_rate_under_udp_flood():
     session = f"irqlab-top-test-{os.getpid()}"
     # COLUMNS/LINES from pytest's environment would override the tmux window's size.
     cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1"
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=15), counting("NET_RX") as net_rx:
+    with load("-m", "udp", "-l", "16", "-n", "2", duration=60), counting("NET_RX") as net_rx:
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd], check=True)
         try:
             screen, total = "", None
