@@ -36,7 +36,7 @@ def require_load() -> Path:
         pytest.skip("needs root (load.sh makes network namespaces)")
     if not LOAD_SH.is_file():
         pytest.fail(f"{LOAD_SH} not present (../shared/tools/load.sh beside the repository)")
-    missing = [tool for tool in ("iperf3", "ip", "timeout", "stress-ng") if shutil.which(tool) is None]
+    missing = [tool for tool in ("iperf3", "ip", "timeout", "stress-ng", "chrt") if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed (bash scripts/test.sh installs them)")
     return LOAD_SH
@@ -46,8 +46,11 @@ def require_load() -> Path:
 def load(*args: str, duration: int = 10, warmup_s: float = 2.0):
     """Start load.sh with args for `duration` seconds; yield after warm-up; always stop it."""
     script = require_load()
+    # Always SCHED_OTHER, whatever this process runs at: a flood at a real-time priority
+    # (inherited from a caller inside reader_priority()) would starve the machine, its own
+    # `timeout` guards included.
     proc = subprocess.Popen(
-        ["bash", str(script), "-q", "-d", str(duration), *args],
+        ["chrt", "--other", "0", "bash", str(script), "-q", "-d", str(duration), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -93,6 +96,7 @@ def reader_priority(priority: int = 1):
     """Run this thread (and the threads it starts, such as a TraceSession's drain thread) at
     SCHED_FIFO `priority` for the block, as `chrt -f 1` would.
 
+    Never start a load inside it (load() forces SCHED_OTHER on its own children anyway).
     A flood on both CPUs of this VM kind leaves a SCHED_OTHER reader without CPU for seconds
     (a 0.25 s calibration window was seen to last long enough to lose 700k events per CPU in
     32 MiB): the softirq work itself still comes first (hard IRQ exit), but the reader is no
