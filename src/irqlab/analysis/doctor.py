@@ -15,7 +15,7 @@ from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity, rank
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import IrqLine, Snapshot
-from irqlab.model.vectors import ARCH_ROWS
+from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
 
 
@@ -51,7 +51,7 @@ class DoctorInput:
 
 
 def _irq_subject(line: IrqLine) -> str:
-    return f"IRQ {line.irq} ({line.name})" if line.numbered else f"{line.irq} ({ARCH_ROWS.get(line.irq, line.name)})"
+    return f"IRQ {line.irq} ({line.name})" if line.numbered else f"{line.irq} ({arch_meaning(line.irq, line.name)})"
 
 
 def _top_cpus(cpus: tuple[int, ...], rates: np.ndarray, k: int = 3) -> str:

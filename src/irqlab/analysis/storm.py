@@ -25,7 +25,7 @@ from enum import IntEnum
 import numpy as np
 
 from irqlab.analysis.delta import Rates
-from irqlab.model.vectors import ARCH_ROWS
+from irqlab.model.vectors import arch_meaning
 
 
 class Level(IntEnum):
@@ -149,7 +149,7 @@ def _irq_readings(rates: Rates, cfg: DetectorConfig) -> Iterator[Reading]:
         return
     for k, line in enumerate(irq.lines):
         cls = "irq" if line.numbered else "vector"
-        name = line.name if line.numbered else ARCH_ROWS.get(line.irq, line.name)
+        name = line.name if line.numbered else arch_meaning(line.irq, line.name)
         rule = _rule_for(cfg.irq, line.irq, line.name, *line.actions)
         row = irq.rate[k] if line.per_cpu else None
         yield Reading(f"{cls}:{line.key}", cls, line.irq, name, float(irq.total_rate[k]), "interrupts/s", rule, None, row, irq.cpus)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # enum { HI_SOFTIRQ=0, TIMER_SOFTIRQ, NET_TX_SOFTIRQ, ... NR_SOFTIRQS } in
 # include/linux/interrupt.h; the names are what /proc/softirqs prints.
 SOFTIRQ_NAMES: tuple[str, ...] = (
@@ -21,6 +23,9 @@ SOFTIRQ_NAMES: tuple[str, ...] = (
 # the block layer"); older /proc/softirqs files print the old name for vector 5.
 ALIASES: dict[str, str] = {"BLOCK_IOPOLL": "IRQ_POLL"}
 
+# The enum's last member: how many vectors there are, so how many per-CPU slots a table needs.
+NR_SOFTIRQS: int = len(SOFTIRQ_NAMES)
+
 SOFTIRQ_NR: dict[str, int] = {name: nr for nr, name in enumerate(SOFTIRQ_NAMES)}
 
 # Vectors whose work is networking; doctor rules and the storm detector group them.
@@ -37,29 +42,44 @@ def vector_nr(name: str) -> int | None:
     """The vector number of a name (old or new), or None for a name this table lacks."""
     return SOFTIRQ_NR.get(canonical(name))
 
-# What the named (architecture) rows of /proc/interrupts count, for explanations. x86 from
-# arch/x86/kernel/irq.c arch_show_interrupts() (v6.18); arm64 IPIs from arch/arm64/kernel/smp.c.
-ARCH_ROWS: dict[str, str] = {
-    "NMI": "non-maskable interrupts (perf, watchdog)",
-    "LOC": "local APIC timer interrupts (the tick and hrtimers)",
-    "SPU": "spurious interrupts",
-    "PMI": "performance-monitoring interrupts",
-    "IWI": "irq_work interrupts",
-    "RTR": "APIC ICR read retries",
-    "RES": "rescheduling IPIs (a CPU woke a task on another CPU)",
-    "CAL": "function-call IPIs (RPS packet steering, smp_call_function)",
-    "TLB": "TLB shootdown IPIs",
-    "TRM": "thermal event interrupts",
-    "THR": "threshold APIC interrupts",
-    "DFR": "deferred error APIC interrupts",
-    "MCE": "machine-check exceptions",
-    "MCP": "machine-check polls",
-    "HYP": "hypervisor callback interrupts",
-    "ERR": "IRQs the interrupt controller reported as errors",
-    "MIS": "mis-routed IO-APIC interrupts",
-    "PIN": "posted-interrupt notifications",
-    "NPI": "nested posted-interrupt events",
-    "PIW": "posted-interrupt wakeups",
-    "IPI0": "rescheduling IPIs (arm64)",
-    "IPI1": "function-call IPIs (arm64)",
+
+@dataclass(frozen=True, slots=True)
+class ArchRow:
+    """One named (architecture) row of /proc/interrupts: the kernel's label and its meaning."""
+
+    label: str  # what the kernel prints after the counts ("" for ERR and MIS: none)
+    meaning: str  # what the row counts, for explanations
+
+
+# The named rows of /proc/interrupts. x86 from arch/x86/kernel/irq.c arch_show_interrupts()
+# (v6.18); arm64 IPIs from arch/arm64/kernel/smp.c ipi_types[] (v6.18).
+ARCH_ROWS: dict[str, ArchRow] = {
+    "NMI": ArchRow("Non-maskable interrupts", "non-maskable interrupts (perf, watchdog)"),
+    "LOC": ArchRow("Local timer interrupts", "local APIC timer interrupts (the tick and hrtimers)"),
+    "SPU": ArchRow("Spurious interrupts", "spurious interrupts"),
+    "PMI": ArchRow("Performance monitoring interrupts", "performance-monitoring interrupts"),
+    "IWI": ArchRow("IRQ work interrupts", "irq_work interrupts"),
+    "RTR": ArchRow("APIC ICR read retries", "APIC ICR read retries"),
+    "RES": ArchRow("Rescheduling interrupts", "rescheduling IPIs (a CPU woke a task on another CPU)"),
+    "CAL": ArchRow("Function call interrupts", "function-call IPIs (RPS packet steering, smp_call_function)"),
+    "TLB": ArchRow("TLB shootdowns", "TLB shootdown IPIs"),
+    "TRM": ArchRow("Thermal event interrupts", "thermal event interrupts"),
+    "THR": ArchRow("Threshold APIC interrupts", "threshold APIC interrupts"),
+    "DFR": ArchRow("Deferred Error APIC interrupts", "deferred error APIC interrupts"),
+    "MCE": ArchRow("Machine check exceptions", "machine-check exceptions"),
+    "MCP": ArchRow("Machine check polls", "machine-check polls"),
+    "HYP": ArchRow("Hypervisor callback interrupts", "hypervisor callback interrupts"),
+    "ERR": ArchRow("", "IRQs the interrupt controller reported as errors"),
+    "MIS": ArchRow("", "mis-routed IO-APIC interrupts"),
+    "PIN": ArchRow("Posted-interrupt notification event", "posted-interrupt notifications"),
+    "NPI": ArchRow("Nested posted-interrupt event", "nested posted-interrupt events"),
+    "PIW": ArchRow("Posted-interrupt wakeup event", "posted-interrupt wakeups"),
+    "IPI0": ArchRow("Rescheduling interrupts", "rescheduling IPIs (arm64)"),
+    "IPI1": ArchRow("Function call interrupts", "function-call IPIs (arm64)"),
 }
+
+
+def arch_meaning(row: str, default: str) -> str:
+    """What a named /proc/interrupts row counts, or `default` for a row this table lacks."""
+    known = ARCH_ROWS.get(row)
+    return known.meaning if known else default

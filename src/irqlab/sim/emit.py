@@ -26,7 +26,7 @@ from irqlab.model.snapshot import (
     Stat,
     TaskInfo,
 )
-from irqlab.model.vectors import SOFTIRQ_NAMES
+from irqlab.model.vectors import ARCH_ROWS, SOFTIRQ_NAMES
 
 if TYPE_CHECKING:
     from irqlab.sim.machine import Machine
@@ -37,9 +37,8 @@ U32 = 0xFFFFFFFF
 # The simulated machine booted this long before the run starts, so that snapshot times (and
 # proc/uptime of a capture) are never 0, which readers take for "no time".
 BOOT_NS = 10_000_000_000
-# x86 arch rows this model counts (arch/x86/kernel/irq.c arch_show_interrupts()).
-ARCH_ROWS = (("NMI", "Non-maskable interrupts"), ("LOC", "Local timer interrupts"),
-             ("RES", "Rescheduling interrupts"), ("CAL", "Function call interrupts"))
+# The x86 arch rows this model counts, in arch_show_interrupts() order (labels: model/vectors).
+SIM_ARCH_ROWS = ("NMI", "LOC", "RES", "CAL")
 
 
 def _interrupts(m: Machine) -> Interrupts:
@@ -48,8 +47,8 @@ def _interrupts(m: Machine) -> Interrupts:
         lines.append(IrqLine(ln.irq, ln.irq, ln.chip, str(ln.dev.irq % 64), "edge", (ln.name,)))
         rows.append(ln.counts)
     arch = {"LOC": m.loc.counts, "RES": m.res.counts}
-    for name, desc in ARCH_ROWS:
-        lines.append(IrqLine(name, name, description=desc))
+    for name in SIM_ARCH_ROWS:
+        lines.append(IrqLine(name, name, description=ARCH_ROWS[name].label))
         rows.append(arch.get(name, [0] * m.sc.cpus))
     counts = np.array(rows, dtype=np.int64).reshape(len(rows), m.sc.cpus) & U32
     for name in ("ERR", "MIS"):
