@@ -7,8 +7,7 @@ from collections import Counter
 import pytest
 
 from irqlab.errors import ParseError
-from irqlab.model.events import EventKind
-from irqlab.tracing.decode import VECTOR_BY_ID
+from irqlab.model.events import VECTOR_BY_ID, EventKind
 from irqlab.tracing.textpipe import parse_lines
 
 VM = "vm-firecracker-2cpu"

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from irqlab.analysis.latency_budget import BudgetClass
-from irqlab.model.events import VECTOR_NAMES, EventBatch, EventKind
+from irqlab.model.events import VECTOR_BY_ID, VECTOR_NAMES, EventBatch, EventKind
 from irqlab.model.histogram import Histogram, Stats
 from irqlab.model.snapshot import TaskInfo
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
 DEFAULT_LIMIT_NS = 1_000_000  # linear 1 us buckets up to 1 ms, then the overflow row
-VECTOR_BY_ID = tuple(VECTOR_NAMES)  # arg1 of VECTOR_* events (tracing/decode.py)
 
 # --- statistics --------------------------------------------------------------------------
 

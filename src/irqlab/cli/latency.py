@@ -167,7 +167,7 @@ def measure_once(args, cpus, interval_ns: int, loops: int, priority: int, explai
 
 
 def _session(args, cpus):
-    from irqlab.tracing.decode import VECTOR_BY_ID
+    from irqlab.model.events import VECTOR_BY_ID
     from irqlab.tracing.session import TraceSession
 
     events = ("irq:irq_handler_entry", "irq:irq_handler_exit", "irq:softirq_entry", "irq:softirq_exit",

@@ -67,6 +67,9 @@ VECTOR_NAMES: dict[str, str] = {
     "x86_platform_ipi": "PLT",
     "reboot": "RBT",
 }
+# arg1 of VECTOR_ENTRY/EXIT: the position of the tracepoint's base name in VECTOR_NAMES
+# (dicts keep insertion order), so VECTOR_BY_ID[arg1] -> "local_timer", VECTOR_NAMES[...] -> "LOC".
+VECTOR_BY_ID: tuple[str, ...] = tuple(VECTOR_NAMES)
 
 
 @dataclass(frozen=True, slots=True)

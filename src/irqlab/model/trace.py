@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from irqlab.model.events import VECTOR_NAMES
+from irqlab.model.events import VECTOR_BY_ID, VECTOR_NAMES
 from irqlab.model.histogram import Histogram
 
 CONTEXTS = ("ksoftirqd", "irq_exit", "other")
@@ -95,13 +95,10 @@ class TraceResult:
         return not any(self.lost.values())
 
 
-_VECTOR_BY_ID = tuple(VECTOR_NAMES.values())  # arg1 of VECTOR_ENTRY: position in VECTOR_NAMES
-
-
 def vector_name(vector: int, vector_id: int = -1) -> str:
     """The /proc/interrupts row of a system vector: from the event's id, else its number."""
-    if 0 <= vector_id < len(_VECTOR_BY_ID):
-        return _VECTOR_BY_ID[vector_id]
+    if 0 <= vector_id < len(VECTOR_BY_ID):
+        return VECTOR_NAMES[VECTOR_BY_ID[vector_id]]
     return X86_VECTORS.get(int(vector), f"vec{int(vector)}")
 
 

@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from irqlab.errors import TracefsUnavailable
-from irqlab.model.events import COLUMNS, DTYPES, VECTOR_NAMES, EventBatch, EventKind
+from irqlab.model.events import COLUMNS, DTYPES, VECTOR_BY_ID, EventBatch, EventKind
 from irqlab.tracing.formats import EventFormat, Field, load_format
 from irqlab.tracing.ringbuf import Records
 
-# arg1 of VECTOR_ENTRY/EXIT: the position of the tracepoint's base name in VECTOR_NAMES
-# (dicts keep insertion order), so VECTOR_BY_ID[arg1] -> "local_timer", VECTOR_NAMES[...] -> "LOC".
-VECTOR_BY_ID: tuple[str, ...] = tuple(VECTOR_NAMES)
+# The VECTOR_* id that decoding stores in arg1, by tracepoint base name (model.events.VECTOR_BY_ID).
 VECTOR_IDS: dict[str, int] = {name: i for i, name in enumerate(VECTOR_BY_ID)}
 
 # tracepoint -> (kind, fields giving arg0, arg1, arg2); None = 0, an int = that constant.
