@@ -35,8 +35,8 @@ from irqlab.bpf.maps import ARRAY, HASH, PERCPU_ARRAY, Map
 from irqlab.errors import IrqlabError
 from irqlab.model.events import VECTOR_NAMES
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import Handler, Layout, TraceResult, tasklet_name
-from irqlab.model.vectors import SOFTIRQ_NAMES
+from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name
+from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NAMES
 from irqlab.sources.fs import read_optional
 from irqlab.tracing.formats import EventFormat, load_format
 from irqlab.tracing.instance import tracefs_for_setup
@@ -256,15 +256,15 @@ def irq_name(irq: int, sysfs: Path = Path("/sys")) -> str:
 def _softirqs(series, lay, layout, cpus, vectors) -> list[Handler]:
     out = []
     empty = np.zeros((1, lay.words), dtype=np.uint64)
-    for v in range(P.NR_SOFTIRQS):
+    for v in range(NR_SOFTIRQS):
         if vectors is not None and v not in vectors:
             continue
         g, n, lat = (series.get(base + v) for base in (lay.soft_gross, lay.soft_net, lay.soft_lat))
         if g is None and lat is None:
             continue
         gross = _hists(g if g is not None else empty, lay, layout, cpus)
-        runs = {c: {name: int(g[c, P.H_RUNS + i]) for i, name in enumerate(P.CONTEXTS)} for c in gross} if g is not None else {}
-        ns = {c: {name: int(g[c, P.H_NS + i]) for i, name in enumerate(P.CONTEXTS)} for c in gross} if g is not None else {}
+        runs = {c: {name: int(g[c, P.H_RUNS + i]) for i, name in enumerate(CONTEXTS)} for c in gross} if g is not None else {}
+        ns = {c: {name: int(g[c, P.H_NS + i]) for i, name in enumerate(CONTEXTS)} for c in gross} if g is not None else {}
         out.append(Handler("softirq", v, SOFTIRQ_NAMES[v], gross, _hists(n if n is not None else empty, lay, layout, cpus),
                            _hists(lat if lat is not None else empty, lay, layout, cpus), runs, ns))
     return [h for h in out if h.gross or h.latency]
@@ -342,7 +342,7 @@ def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: Layout
 def softirq_entries(before: Counters, now: Counters) -> np.ndarray:
     """(ncpus, NR_SOFTIRQS) softirq_entry hits between two counter reads (to check /proc/softirqs)."""
     i = P.MISC.index("entries0")
-    return (now.misc - before.misc)[:, i:i + P.NR_SOFTIRQS]
+    return (now.misc - before.misc)[:, i:i + NR_SOFTIRQS]
 
 
 def check_permitted() -> str | None:

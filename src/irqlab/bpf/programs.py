@@ -23,17 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from irqlab.bpf.asm import R0, R1, R2, R3, R6, R7, R8, R9, R10, Asm, Reg
+from irqlab.model.events import VECTOR_BY_ID
+from irqlab.model.vectors import NR_SOFTIRQS
 from irqlab.tracing.formats import EventFormat
 
-NR_SOFTIRQS = 10  # include/linux/interrupt.h (v6.18): HI .. RCU
 MAX_IRQ = 1024  # the most IRQ slots a layout may have (state element: 2 words per IRQ)
-# irq_vectors:<name>_entry/_exit pairs, in slot order; the /proc/interrupts row is in model/events.
-VECTOR_EVENTS = ("local_timer", "reschedule", "call_function", "call_function_single", "irq_work",
-                 "spurious_apic", "error_apic", "thermal_apic", "threshold_apic", "deferred_error_apic",
-                 "x86_platform_ipi", "reboot")
-CONTEXTS = ("ksoftirqd", "irq_exit", "other")  # analysis.trace.CONTEXTS order
+# irq_vectors:<name>_entry/_exit pairs, in slot order: the VECTOR_* ids of model/events.
+VECTOR_EVENTS: tuple[str, ...] = VECTOR_BY_ID
 
-# Series header words; then LOG2 (64 words), LINEAR (nbuckets), OVERFLOW (1).
+# Series header words; then LOG2 (64 words), LINEAR (nbuckets), OVERFLOW (1). H_RUNS and H_NS
+# hold one word per context of model.trace.CONTEXTS, in its order.
 H_COUNT, H_SUM, H_MAX, H_INVMIN, H_RUNS, H_NS, H_KEY = 0, 1, 2, 3, 4, 7, 10
 HDR = 12
 LOG2 = 64

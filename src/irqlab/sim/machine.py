@@ -8,7 +8,7 @@ import numpy as np
 
 from irqlab.model.events import EventKind
 from irqlab.model.histogram import Histogram
-from irqlab.model.vectors import SOFTIRQ_NR
+from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NR
 from irqlab.sim import napi, rcu, sender, softirq, spurious, tasklet
 from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.engine import PRIO_SAMPLE, Engine
@@ -49,10 +49,10 @@ class SoftirqState:
 
     def __init__(self, ksoftirqd: Task) -> None:
         self.pending = 0
-        self.raised_ns = [0] * 10
-        self.counts = [0] * 10
+        self.raised_ns = [0] * NR_SOFTIRQS
+        self.counts = [0] * NR_SOFTIRQS
         self.ksoftirqd = ksoftirqd
-        self.ksoftirqd_vectors = [0] * 10  # vector runs inside ksoftirqd
+        self.ksoftirqd_vectors = [0] * NR_SOFTIRQS  # vector runs inside ksoftirqd
         self.restarts = 0  # handle_softirqs() "goto restart"
         self.handoffs = 0  # handle_softirqs() ended with work left: wakeup_softirqd()
         self.wakeups = 0  # every wakeup_softirqd()
@@ -60,7 +60,7 @@ class SoftirqState:
         self.irq_exit_runs = 0
         self.bh_enable_runs = 0
         self.ksoftirqd_runs = 0
-        self.task_vectors = [0] * 10  # vector runs in other tasks' local_bh_enable() (IRQ threads, ...)
+        self.task_vectors = [0] * NR_SOFTIRQS  # vector runs in other tasks' local_bh_enable() (IRQ threads, ...)
         # PREEMPT_RT struct softirq_ctrl: the per-CPU BH local_lock (an rtmutex) and who waits for it
         self.bh_owner: Task | None = None
         self.bh_waiters: list[Task] = []
