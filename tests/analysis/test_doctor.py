@@ -6,8 +6,9 @@ import dataclasses
 
 from builders import interrupts, ksoftirqd, snapshot, softirqs, softnet, stat
 from irqlab.analysis.delta import compute_rates
-from irqlab.analysis.doctor import Thresholds, diagnose
+from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.findings import Severity, worst
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.snapshot import IrqInfo, Pressure, Spurious, TaskInfo, Unreadable
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import builders as b
-from irqlab.analysis.doctor import Thresholds
 from irqlab.analysis.storm_levels import StormInterval, StormTracker
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.errors import IrqlabError, MissingSource, SourceError
 from irqlab.model.histogram import Histogram
 from irqlab.outputs.recorder import SCHEMA_VERSION, Recorder, Retention, _doc_and_arrays, _layout, _pack, _z

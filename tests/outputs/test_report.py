@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import builders as b
-from irqlab.analysis.doctor import Thresholds
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.cli.main import main
 from irqlab.model.histogram import Histogram
 from irqlab.outputs.recorder import Recorder

@@ -8,7 +8,8 @@ from conftest_top import SYNTH96
 
 from builders import interrupts, snapshot, softirqs
 from irqlab.analysis.delta import compute_rates
-from irqlab.analysis.doctor import Thresholds, diagnose
+from irqlab.analysis.doctor import diagnose
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.errors import UsageError
 from irqlab.model.snapshot import IrqLine
 from irqlab.sources.replay import replay

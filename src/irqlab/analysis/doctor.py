@@ -1,7 +1,8 @@
 """Doctor rules: Rates and the newer Snapshot in, ranked Findings out. Pure; no I/O.
 
 Each rule is a function `(DoctorInput) -> list[Finding]` in RULES. A rule quotes the numbers
-it saw and recommends a concrete command or knob; thresholds come from Thresholds.
+it saw and recommends a concrete command or knob; thresholds come from
+analysis/thresholds.py.
 """
 
 from __future__ import annotations
@@ -13,29 +14,11 @@ import numpy as np
 
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity, rank
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import IrqLine, Snapshot
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Every limit a doctor rule uses; defaults follow the seed text and common practice."""
-
-    storm_warn_rate: float = 100_000.0  # interrupts/s of one IRQ: "over 100,000/s is dangerous"
-    storm_crit_rate: float = 1_000_000.0  # "at 1,000,000/s act"
-    ksoftirqd_warn_pct: float = 10.0  # "ksoftirqd CPU > 10 % = alert at once"
-    ksoftirqd_crit_pct: float = 50.0
-    concentration_share: float = 0.8  # one CPU doing this share of a load...
-    concentration_min_rate: float = 10_000.0  # ...of at least this many events/s
-    softirq_cpu_pct: float = 25.0  # %softirq (from /proc/stat) that counts as busy
-    idle_other_pct: float = 50.0  # ...while another CPU is at least this idle
-    squeeze_warn_rate: float = 1.0  # time_squeeze per second
-    drop_crit_rate: float = 1_000.0  # softnet drops per second
-    spurious_crit_share: float = 0.9  # unhandled/count in the kernel's window
-    spurious_warn_unhandled: int = 1000  # unhandled in the window that warn without growth
-    pressure_warn_avg10: float = 10.0  # /proc/pressure/irq full avg10, percent
 
 
 @dataclass(frozen=True, slots=True)

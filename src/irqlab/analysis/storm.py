@@ -25,6 +25,7 @@ from enum import IntEnum
 import numpy as np
 
 from irqlab.analysis.delta import Rates
+from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
 from irqlab.model.vectors import arch_meaning
 
 
@@ -64,7 +65,7 @@ class Baseline:
 class DetectorConfig:
     """Every threshold the detector uses; defaults follow the seed text."""
 
-    irq: tuple[Rule, ...] = (Rule("*", 100_000.0, 1_000_000.0),)  # per IRQ row, interrupts/s
+    irq: tuple[Rule, ...] = (Rule("*", STORM_WARN_RATE, STORM_CRIT_RATE),)  # per IRQ row, interrupts/s
     cpu: Rule = Rule("*", 200_000.0, 2_000_000.0)  # all interrupts of one CPU, per s
     softirq: tuple[Rule, ...] = (Rule("*", 200_000.0, 2_000_000.0),)  # per vector, all CPUs, per s
     irqtime_pct: Rule = Rule("*", 50.0, 90.0)  # %irq + %softirq of one CPU (/proc/stat)

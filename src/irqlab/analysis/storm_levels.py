@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irqlab.analysis.delta import interrupt_rates
-from irqlab.analysis.doctor import Thresholds
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.snapshot import Snapshot
 
 

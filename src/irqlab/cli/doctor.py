@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
 from irqlab.cli import common
 
 PARSER_KW = dict(
@@ -32,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--then", metavar="DIR", help="with --procfs/--sysfs of a capture A: the later capture B to compare")
     p.add_argument("--sim", metavar="SCENARIO", help="explain a simulated machine (irqlab sim's TOML scenario) instead of this one")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="with --then: override the captures' time difference")
-    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ that warn (default 100000)")
-    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are critical (default 1000000)")
+    p.add_argument("--storm-warn", type=float, default=STORM_WARN_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that warn (default {STORM_WARN_RATE:.0f})")
+    p.add_argument("--storm-crit", type=float, default=STORM_CRIT_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that are critical (default {STORM_CRIT_RATE:.0f})")
     p.add_argument("--ksoftirqd-warn", type=float, default=10.0, metavar="PCT", help="ksoftirqd %%CPU that warns (default 10)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and critical findings")
     p.add_argument(
@@ -172,8 +173,9 @@ def _trace_findings(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.delta import compute_rates
-    from irqlab.analysis.doctor import Thresholds, diagnose
+    from irqlab.analysis.doctor import diagnose
     from irqlab.analysis.findings import Severity
+    from irqlab.analysis.thresholds import Thresholds
     from irqlab.errors import UsageError
 
     if not 0 < args.storm_warn <= args.storm_crit:

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
 from irqlab.cli import common
 
 DEFAULT_LISTEN = "127.0.0.1:9717"
@@ -57,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", metavar="REGEX", help="export only IRQs whose number or name matches")
     p.add_argument("--exclude", metavar="REGEX", help="leave out IRQs whose number or name matches")
     p.add_argument("--rollup-devices", action="store_true", help="sum a device's queue IRQs (eth0-TxRx-0..N) into one row")
-    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ that count as a storm (default 100000)")
-    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that are a critical storm (default 1000000)")
+    p.add_argument("--storm-warn", type=float, default=STORM_WARN_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that count as a storm (default {STORM_WARN_RATE:.0f})")
+    p.add_argument("--storm-crit", type=float, default=STORM_CRIT_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that are a critical storm (default {STORM_CRIT_RATE:.0f})")
     p.add_argument("--no-tasks", action="store_true", help="skip the /proc/PID scan for ksoftirqd (faster on hosts with many processes)")
     p.add_argument("--once", action="store_true", help="print one scrape in the text exposition format and exit")
     p.add_argument(
@@ -183,7 +184,7 @@ def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()
     """A fresh registry holding one IrqlabCollector configured from args."""
     from prometheus_client import CollectorRegistry
 
-    from irqlab.analysis.doctor import Thresholds
+    from irqlab.analysis.thresholds import Thresholds
     from irqlab.errors import UsageError
     from irqlab.outputs.prometheus import ExportOptions, IrqlabCollector
 

@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 
+from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
 from irqlab.cli import common
 
 PARSER_KW = dict(
@@ -34,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_interval(p, 10.0, None)
     p.add_argument("--retention-age", metavar="AGE", help="delete samples older than AGE (e.g. 7d, 12h, 90m)")
     p.add_argument("--retention-size", metavar="SIZE", help="keep the file with its -wal and -shm under SIZE (e.g. 500M, 2G; at least 128k)")
-    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ recorded as a storm (default 100000)")
-    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ recorded as critical (default 1000000)")
+    p.add_argument("--storm-warn", type=float, default=STORM_WARN_RATE, metavar="RATE", help=f"interrupts/s of one IRQ recorded as a storm (default {STORM_WARN_RATE:.0f})")
+    p.add_argument("--storm-crit", type=float, default=STORM_CRIT_RATE, metavar="RATE", help=f"interrupts/s of one IRQ recorded as critical (default {STORM_CRIT_RATE:.0f})")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing per sample")
     common.add_roots(p)
 
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from irqlab import __version__
-    from irqlab.analysis.doctor import Thresholds
     from irqlab.analysis.storm_levels import StormTracker
+    from irqlab.analysis.thresholds import Thresholds
     from irqlab.errors import UsageError
     from irqlab.outputs.recorder import DroppingWriter, Recorder, Retention
     from irqlab.sources.sampler import SampleSpec, sample

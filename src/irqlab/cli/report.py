@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
+
 PARSER_KW = dict(
     description="Read a recording made by `irqlab record` and write one HTML file (plots "
     "embedded as PNG, no external files): IRQ x CPU heat maps, top IRQs and softirq vectors "
@@ -25,12 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE.html", help="where to write the report (- for stdout)")
     p.add_argument("--since", metavar="AGE", help="only the last AGE of the recording (e.g. 1h, 2d)")
     p.add_argument("--title", default=None, help="page title (default: irqlab report: HOST)")
-    p.add_argument("--storm-warn", type=float, default=100_000, metavar="RATE", help="interrupts/s of one IRQ shaded as a storm (default 100000)")
-    p.add_argument("--storm-crit", type=float, default=1_000_000, metavar="RATE", help="interrupts/s of one IRQ that is critical (default 1000000)")
+    p.add_argument("--storm-warn", type=float, default=STORM_WARN_RATE, metavar="RATE", help=f"interrupts/s of one IRQ shaded as a storm (default {STORM_WARN_RATE:.0f})")
+    p.add_argument("--storm-crit", type=float, default=STORM_CRIT_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that is critical (default {STORM_CRIT_RATE:.0f})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqlab.analysis.doctor import Thresholds
+    from irqlab.analysis.thresholds import Thresholds
     from irqlab.cli.record import parse_age
     from irqlab.errors import IrqlabError, UsageError
     from irqlab.outputs.report import render_report

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irqlab.analysis.delta import HALF, wrap_delta
-from irqlab.analysis.doctor import Thresholds
 from irqlab.analysis.storm_levels import storm_levels
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from irqlab.analysis.delta import Rates, compute_rates
-from irqlab.analysis.doctor import Thresholds, diagnose
+from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.findings import Finding
 from irqlab.analysis.storm_levels import storm_levels
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs import report_plots as plots

@@ -18,8 +18,9 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from irqlab.analysis.delta import Rates, compute_rates
-from irqlab.analysis.doctor import Thresholds, diagnose
+from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.findings import Finding
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.errors import IrqlabError, UsageError
 from irqlab.model.snapshot import Snapshot
 from irqlab.tui import model

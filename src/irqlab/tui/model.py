@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from irqlab.analysis.delta import Rates
-from irqlab.analysis.doctor import Thresholds
 from irqlab.analysis.findings import Finding, Severity
+from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, parse_cpulist
 from irqlab.errors import ParseError, UsageError
 from irqlab.model.snapshot import IrqLine
