@@ -1,4 +1,4 @@
-"""Softirq vectors, mirroring the kernel's softirq_to_name[] (kernel/softirq.c, v6.18)."""
+"""Softirq vectors, mirroring the kernel's softirq_to_name[] (kernel/softirq.c, v6.18); arch rows."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ SOFTIRQ_NAMES: tuple[str, ...] = (
 # the block layer"); older /proc/softirqs files print the old name for vector 5.
 ALIASES: dict[str, str] = {"BLOCK_IOPOLL": "IRQ_POLL"}
 
-# The enum's last member: how many vectors there are, so how many per-CPU slots a table needs.
+# NR_SOFTIRQS, the last member of that enum in include/linux/interrupt.h (v6.18): how many
+# vectors there are, so how many slots a per-vector table needs.
 NR_SOFTIRQS: int = len(SOFTIRQ_NAMES)
 
 SOFTIRQ_NR: dict[str, int] = {name: nr for nr, name in enumerate(SOFTIRQ_NAMES)}

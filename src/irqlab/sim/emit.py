@@ -26,7 +26,7 @@ from irqlab.model.snapshot import (
     Stat,
     TaskInfo,
 )
-from irqlab.model.vectors import ARCH_ROWS, SOFTIRQ_NAMES
+from irqlab.model.vectors import ARCH_ROWS, NR_SOFTIRQS, SOFTIRQ_NAMES
 
 if TYPE_CHECKING:
     from irqlab.sim.machine import Machine
@@ -112,7 +112,7 @@ def _irqinfo(m: Machine) -> dict[int, IrqInfo]:
 def snapshot(m: Machine) -> Snapshot:
     """The machine's counters now, as a Snapshot (origin "sim")."""
     sc = m.sc
-    softirqs = np.array([[st.counts[v] for st in m.softirq_state] for v in range(10)], dtype=np.int64) & U32
+    softirqs = np.array([[st.counts[v] for st in m.softirq_state] for v in range(NR_SOFTIRQS)], dtype=np.int64) & U32
     intr = _interrupts(m)
     host = HostInfo(hostname=f"sim-{sc.name}", kernel=f"sim ({sc.era} rules, HZ={sc.hz})", machine="x86_64",
                     clk_tck=USER_HZ, possible_cpus=tuple(range(sc.cpus)), online_cpus=tuple(range(sc.cpus)))

@@ -136,7 +136,7 @@ class Machine:
         self.tasklets = {False: [[] for _ in range(sc.cpus)], True: [[] for _ in range(sc.cpus)]}
         self.tasklet_symbols: dict[int, str] = {}
         self.napi_names: list[str] = []
-        self.raise_latency = [BufferedHistogram(1_000, 10_000_000) for _ in range(10)]
+        self.raise_latency = [BufferedHistogram(1_000, 10_000_000) for _ in range(NR_SOFTIRQS)]
         self.forwarded = 0
         self.spurious_polls = 0
         self.messages: list[str] = []
@@ -161,7 +161,7 @@ class Machine:
             return
             yield
 
-        acts = [idle_action] * 10
+        acts = [idle_action] * NR_SOFTIRQS
         acts[softirq.NET_RX] = napi.net_rx_action
         acts[softirq.TASKLET] = tasklet.tasklet_action(False)
         acts[softirq.HI] = tasklet.tasklet_action(True)
