@@ -266,3 +266,20 @@ def test_live_ksoftirqd_per_online_cpu_with_policy_other() -> None:
     # Pruned (live default) and full scans find the same threads.
     assert [t.pid for t in read_tasks(Roots(), prune=False)[0]] == [t.pid for t in tasks]
     print(f"\nlive task scan: {elapsed * 1e3:.1f} ms, {len(tasks)} threads")
+
+
+# --- the ksoftirqd pids a trace counts as ksoftirqd's ----------------------------------------
+
+
+def test_ksoftirqd_pids_come_from_the_given_root_not_the_live_proc() -> None:
+    from irqlab.sources.tasks import ksoftirqd_pids
+
+    assert ksoftirqd_pids(capture("vm-6.18-2cpu")) == (14, 22)
+    assert ksoftirqd_pids(capture("threadirqs-4cpu")) == tuple(t.pid for t in read_tasks(capture("threadirqs-4cpu"))[0] if t.kind == "ksoftirqd")
+    assert len(ksoftirqd_pids(capture("threadirqs-4cpu"))) == 4
+
+
+def test_ksoftirqd_pids_of_an_unlistable_root_are_none(tmp_path: Path) -> None:
+    from irqlab.sources.tasks import ksoftirqd_pids
+
+    assert ksoftirqd_pids(Roots(tmp_path / "proc", tmp_path / "sys")) == ()

@@ -12,7 +12,7 @@ and schedstat only for threads whose name matches.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
@@ -228,3 +228,15 @@ def read_tasks(roots: Roots, prune: bool | None = None) -> tuple[tuple[TaskInfo,
         if task is not None:
             tasks.append(task)
     return tuple(sorted(tasks, key=_sort_key)), list(problems.seen.values())
+
+
+def ksoftirqd_of(tasks: Iterable[TaskInfo]) -> tuple[int, ...]:
+    """The pids of the ksoftirqd/N threads among tasks, in their order."""
+    return tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
+
+
+def ksoftirqd_pids(roots: Roots) -> tuple[int, ...]:
+    """The ksoftirqd/N pids under roots (a trace window in which one never switched in still
+    counts its softirq runs as ksoftirqd's); () when the scan finds none or cannot list PIDs."""
+    tasks, _ = read_tasks(roots)
+    return ksoftirqd_of(tasks)
