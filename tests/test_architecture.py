@@ -30,6 +30,9 @@ ALLOWED: dict[str, set[str]] = {
     "probe": BASE | {"model", "probe"},  # the latency probe reads the OS (clocks, scheduler) like sources/
     # BPF backend: reads the OS like sources/ (bpf(2), tracefs formats); builds analysis.trace results.
     "bpf": BASE | {"model", "bpf", "tracing", "sources"},
+    # One tracer lifecycle for both backends: joins tracing/ and bpf/ to analysis/trace.py's
+    # aggregation, which neither may import; cli/ and daemon/ call it, it never parses args or prints.
+    "tracer": BASE | {"model", "analysis", "tracing", "bpf", "sources", "tracer"},
     "__init__": set(),
     "__main__": {"cli"},
 }

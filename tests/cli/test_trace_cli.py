@@ -28,17 +28,32 @@ def flood_batch():
         return parse_lines(fh)
 
 
+class ReplaySession:
+    """Stands in for tracing.session.TraceSession: hands out the given batches as its windows."""
+
+    def __init__(self, batches: list, **kw) -> None:
+        self.batches, self.kw = batches, kw
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def stream(self, seconds, count):
+        yield from self.batches[: count or len(self.batches)]
+
+
 @pytest.fixture
 def replay(monkeypatch):
     """Feed the CLI the captured flood trace instead of a live tracefs session."""
+    from irqlab.sources import tasks
+    from irqlab.tracer import lifecycle
+
     batches: list = [flood_batch()]
-
-    def fake_capture(args, seconds, count, cpus):
-        yield from batches[: count or len(batches)]
-
-    monkeypatch.setattr(trace_cli, "capture", fake_capture)
-    monkeypatch.setattr(trace_cli, "_backend", lambda args: "tracefs")
-    monkeypatch.setattr(trace_cli, "ksoftirqd_pids", lambda: (14, 22))
+    monkeypatch.setattr(lifecycle, "TraceSession", functools.partial(ReplaySession, batches))
+    monkeypatch.setattr(lifecycle, "choose_backend", lambda requested: ("tracefs", None))
+    monkeypatch.setattr(tasks, "ksoftirqd_pids", lambda roots: (14, 22))
     return batches
 
 

@@ -37,22 +37,14 @@ from irqlab.model.events import VECTOR_NAMES
 from irqlab.model.histogram import Histogram
 from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name
 from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NAMES
-from irqlab.sources.fs import read_optional
+from irqlab.sources.fs import Roots, read_optional
+from irqlab.sources.tasks import ksoftirqd_pids
 from irqlab.tracing.formats import EventFormat, load_format
 from irqlab.tracing.instance import tracefs_for_setup
 
 FLIP_SETTLE_S = 0.002  # a program that read the old generation finishes long before this
 MAX_VALUE_BYTES = 32 * 1024  # per-CPU element limit (PCPU_MIN_UNIT_SIZE, mm/percpu.c)
 NAME_PREFIX = "irqlab_"
-
-
-def ksoftirqd_pids() -> tuple[int, ...]:
-    """The ksoftirqd/N thread ids (sources/tasks.py), which the programs compare the current pid with."""
-    from irqlab.sources.fs import Roots
-    from irqlab.sources.tasks import read_tasks
-
-    tasks, _ = read_tasks(Roots.of(None, None))
-    return tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
 
 
 def _events_wanted() -> list[str]:
@@ -137,8 +129,8 @@ class BpfTracer:
         m["hist"] = Map.create("irqlab_hist", PERCPU_ARRAY, 4, lay.words * 8, 2 * lay.series)
         m["ctl"] = Map.create("irqlab_ctl", ARRAY, 4, 8, 1)
         m["kpids"] = Map.create("irqlab_kpids", HASH, 4, 4, 4096)
-        if not self.ksoftirqd_pids:
-            self.ksoftirqd_pids = ksoftirqd_pids()
+        if not self.ksoftirqd_pids:  # the programs compare the current pid with these
+            self.ksoftirqd_pids = ksoftirqd_pids(Roots())
         for pid in self.ksoftirqd_pids:
             m["kpids"].update_bytes(pid, b"\1\0\0\0")
         fds = P.Maps(m["state"].fd, m["hist"].fd, m["ctl"].fd, m["kpids"].fd)
@@ -210,6 +202,27 @@ class BpfTracer:
                     zero = np.zeros_like(arr)
                 hist.update_u64(key, zero)
         return out
+
+    def windows(self, seconds: float, count: int | None, **filters) -> Iterator[TraceResult]:
+        """One TraceResult per `seconds` on absolute deadlines from now (count of them, or forever)."""
+        from irqlab.tracing.symbols import Kallsyms
+
+        symbols: dict[int, str] = {}
+        kallsyms = None
+        deadline = time.monotonic()
+        n = 0
+        while count is None or n < count:
+            deadline += seconds
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            gen, window, before, now = self.flip()
+            series = self.read_series(gen)
+            t = series.get(self.lay.tasklet)
+            if t is not None:
+                kallsyms = kallsyms or Kallsyms.load()
+                func = int(t[:, P.H_KEY].max().astype(np.int64))
+                symbols.update(kallsyms.lookup([func]))
+            yield to_result(series, self.lay, self.layout, window, before, now, self.ksoftirqd_pids, symbols=symbols, **filters)
+            n += 1
 
     def snapshot(self, **filters) -> TraceResult:
         """Close the current interval and return its result."""
@@ -379,22 +392,5 @@ def choose_backend(requested: str) -> tuple[str, str | None]:
 def stream(tracefs: Path | None, seconds: float, count: int | None, *, layout: Layout = Layout(),
            ksoftirqd_pids: tuple[int, ...] = (), **filters) -> Iterator[TraceResult]:
     """One TraceResult per `seconds` (count of them, or forever), programs attached throughout."""
-    from irqlab.tracing.symbols import Kallsyms
-
     with BpfTracer(tracefs, layout, tuple(ksoftirqd_pids)) as tracer:
-        symbols: dict[int, str] = {}
-        kallsyms = None
-        deadline = time.monotonic()
-        n = 0
-        while count is None or n < count:
-            deadline += seconds
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            gen, window, before, now = tracer.flip()
-            series = tracer.read_series(gen)
-            t = series.get(tracer.lay.tasklet)
-            if t is not None:
-                kallsyms = kallsyms or Kallsyms.load()
-                func = int(t[:, P.H_KEY].max().astype(np.int64))
-                symbols.update(kallsyms.lookup([func]))
-            yield to_result(series, tracer.lay, layout, window, before, now, tracer.ksoftirqd_pids, symbols=symbols, **filters)
-            n += 1
+        yield from tracer.windows(seconds, count, **filters)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from irqlab.bpf.backend import BpfTracer
 from irqlab.model.histogram import Histogram
@@ -32,14 +33,20 @@ class BpfHistogram:
     histogram: Histogram
 
 
+class Intervals(Protocol):
+    """What the provider reads: a BpfTracer, or tracer.lifecycle's Tracer of the BPF backend."""
+
+    def snapshot(self) -> TraceResult: ...
+
+
 class HistogramProvider:
     """Call it at each scrape: folds the interval since the last call into cumulative histograms.
 
-    Keeps the BpfTracer it was given (the caller owns its lifetime: `with BpfTracer(...)`).
+    Keeps the tracer it was given (the caller owns its lifetime: `with open_tracer("bpf") as t`).
     Scrapes closer together than min_interval_s return the last totals without a map read.
     """
 
-    def __init__(self, tracer: BpfTracer, min_interval_s: float = 1.0) -> None:
+    def __init__(self, tracer: Intervals, min_interval_s: float = 1.0) -> None:
         self.tracer = tracer
         self.min_interval_s = min_interval_s
         self._last = 0.0

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, NamedTuple
 
 from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
 from irqlab.cli import common
+
+if TYPE_CHECKING:
+    from irqlab.model.snapshot import Snapshot
+    from irqlab.model.trace import TraceResult
 
 PARSER_KW = dict(
     description="Sample the machine's interrupt counters for a few seconds, then print "
@@ -55,7 +60,23 @@ def exit_code(findings) -> int:
     return {Severity.CRITICAL: EXIT_CRITICAL, Severity.WARNING: EXIT_WARNING}.get(worst(findings), EXIT_OK)
 
 
-def _two_snapshots(args: argparse.Namespace):
+class Traced(NamedTuple):
+    """The trace taken during the sample: its result, or why there is none (both None: not asked)."""
+
+    result: TraceResult | None = None
+    problem: str | None = None
+
+
+class Sample(NamedTuple):
+    """What the doctor explains: two snapshots, an interval override, the trace beside them."""
+
+    first: Snapshot
+    second: Snapshot
+    interval: float | None
+    traced: Traced = Traced()
+
+
+def _two_snapshots(args: argparse.Namespace) -> Sample:
     from irqlab.errors import UsageError
     from irqlab.sources.fs import Roots
     from irqlab.sources.sampler import take_snapshot
@@ -66,7 +87,7 @@ def _two_snapshots(args: argparse.Namespace):
     if args.then:
         if roots.is_live:
             raise UsageError("--then needs --procfs/--sysfs of the first capture")
-        return take_snapshot(roots), take_snapshot(Roots.capture(args.then)), args.interval
+        return Sample(take_snapshot(roots), take_snapshot(Roots.capture(args.then)), args.interval)
     if not args.duration > 0 or args.duration > 3600:
         raise UsageError(f"--duration {args.duration:g}: must be more than 0 and at most 3600 seconds")
     if not roots.is_live:
@@ -82,14 +103,13 @@ def _two_snapshots(args: argparse.Namespace):
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        traced = pool.submit(_trace, args)
+        traced = pool.submit(_trace, args, roots)
         time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
         second = take_snapshot(roots)
-        args.trace_result, args.trace_problem = traced.result()
-    return first, second, None
+        return Sample(first, second, None, traced.result())
 
 
-def _simulated(args: argparse.Namespace):
+def _simulated(args: argparse.Namespace) -> Sample:
     """First and last snapshots of a simulated run; its trace feeds the trace findings."""
     from dataclasses import replace
 
@@ -97,70 +117,41 @@ def _simulated(args: argparse.Namespace):
     from irqlab.cli.simload import load
     from irqlab.sim.emit import event_batch
     from irqlab.sim.machine import Machine
+    from irqlab.sources.tasks import ksoftirqd_of
 
     machine = Machine(replace(load(args.sim, ()), trace=True), None).run()
-    kpids = tuple(t.pid for t in machine.snapshots[-1].tasks if t.kind == "ksoftirqd")
-    args.trace_result, args.trace_problem = aggregate_trace(event_batch(machine), ksoftirqd_pids=kpids), None
-    return machine.snapshots[0], machine.snapshots[-1], None
+    kpids = ksoftirqd_of(machine.snapshots[-1].tasks)
+    traced = Traced(aggregate_trace(event_batch(machine), ksoftirqd_pids=kpids))
+    return Sample(machine.snapshots[0], machine.snapshots[-1], None, traced)
 
 
-def _trace(args: argparse.Namespace):
-    """(TraceResult, None) from a short trace (BPF when permitted, else tracefs), or (None, why not)."""
+def _trace(args: argparse.Namespace, roots) -> Traced:
+    """A short trace (BPF when permitted, else tracefs, without a note) or why there is none."""
     import os
 
     from irqlab.errors import IrqlabError
+    from irqlab.sources.tasks import ksoftirqd_pids
+    from irqlab.tracer.lifecycle import open_tracer
 
     if args.trace == "off":
-        return None, None
+        return Traced()
     if args.trace == "auto" and os.geteuid() != 0:
-        return None, "not root: handler durations need BPF or tracefs (run as root, or --trace off)"
+        return Traced(problem="not root: handler durations need BPF or tracefs (run as root, or --trace off)")
     seconds = min(args.trace_seconds, args.duration)
     try:
-        return _trace_bpf(seconds) or _trace_tracefs(seconds), None
+        with open_tracer("auto", ksoftirqd_pids=ksoftirqd_pids(roots)) as tracer:
+            return Traced(next(iter(tracer.windows(seconds, 1))))
     except IrqlabError as exc:
         if args.trace == "on":
             raise
-        return None, str(exc)
+        return Traced(problem=str(exc))
 
 
-def _ksoftirqd_pids() -> tuple[int, ...]:
-    from irqlab.sources.fs import Roots
-    from irqlab.sources.tasks import read_tasks
-
-    tasks, _ = read_tasks(Roots())
-    return tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
-
-
-def _trace_bpf(seconds: float):
-    """One TraceResult aggregated in the kernel, or None when BPF is not permitted here."""
-    from irqlab.bpf.backend import check_permitted, stream
-
-    if check_permitted() is not None:
-        return None
-    return next(iter(stream(None, seconds, 1, ksoftirqd_pids=_ksoftirqd_pids())))
-
-
-def _trace_tracefs(seconds: float):
-    """One TraceResult from a private tracefs instance."""
-    from irqlab.analysis.trace import aggregate_trace
-    from irqlab.model.events import EventBatch
-    from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
-    from irqlab.tracing.session import TraceSession
-
-    with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=8192) as session:
-        session.start()
-        batch = session.read(timeout_s=seconds)
-        session.stop()
-        batch = EventBatch.concat([batch, session.read()])
-    return aggregate_trace(batch, ksoftirqd_pids=_ksoftirqd_pids())
-
-
-def _trace_findings(args: argparse.Namespace) -> list:
+def _trace_findings(traced: Traced) -> list:
     """Findings from the trace taken during the sample, or one line saying why there is none."""
     from irqlab.analysis.findings import Finding, Severity
 
-    result = getattr(args, "trace_result", None)
-    problem = getattr(args, "trace_problem", None)
+    result, problem = traced
     if result is None:
         if problem is None:
             return []
@@ -180,13 +171,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.storm_warn <= args.storm_crit:
         raise UsageError("--storm-warn must be positive and not above --storm-crit")
-    a, b, interval = _two_snapshots(args)
-    interval_ns = int(interval * 1e9) if interval else None
-    rates = compute_rates(a, b, interval_ns)
+    sample = _two_snapshots(args)
+    interval_ns = int(sample.interval * 1e9) if sample.interval else None
+    rates = compute_rates(sample.first, sample.second, interval_ns)
     thresholds = Thresholds(
         storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
     )
-    findings = diagnose(rates, thresholds, extra=_trace_findings(args))
+    findings = diagnose(rates, thresholds, extra=_trace_findings(sample.traced))
     code = exit_code(findings)
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]

@@ -260,16 +260,13 @@ def _bpf_providers(args: argparse.Namespace):
     """(tracer, [provider]) when --bpf-histograms, else (None, [])."""
     if not args.bpf_histograms:
         return None, []
-    from irqlab.bpf.backend import choose_backend
-    from irqlab.bpf.provider import histogram_provider
-    from irqlab.sources.fs import Roots
-    from irqlab.sources.tasks import read_tasks
+    from irqlab.bpf.provider import HistogramProvider
+    from irqlab.sources.tasks import ksoftirqd_pids
+    from irqlab.tracer.lifecycle import open_tracer
 
-    choose_backend("bpf")  # one clear line (exit 3) when BPF is not permitted
-    tasks, _ = read_tasks(Roots())
-    kpids = tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
-    tracer, provider = histogram_provider(None, ksoftirqd_pids=kpids)
-    return tracer, [provider]
+    # BpfUnavailable (one clear line, exit 3) when BPF is not permitted.
+    tracer = open_tracer("bpf", ksoftirqd_pids=ksoftirqd_pids(common.roots_of(args)))
+    return tracer, [HistogramProvider(tracer)]
 
 
 def _web_config(args: argparse.Namespace):

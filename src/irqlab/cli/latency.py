@@ -147,36 +147,32 @@ def measure_once(args, cpus, interval_ns: int, loops: int, priority: int, explai
     with ExitStack() as stack:
         if args.dma_latency:
             stack.enter_context(dma.hold_zero())
-        session = stack.enter_context(_session(args, cpus)) if args.explain else None
+        tracer = stack.enter_context(_tracer(args, cpus)) if args.explain else None
         own: dict[int, str] = {}
 
         def start_tracing(pids: dict[int, int]) -> None:
-            session.start()
+            tracer.start()
             own.update(own_threads())  # the reader thread exists from here on
 
         try:
             run = measure(cpus, interval_ns, loops, args.policy, priority, explain_over_ns, on_progress=progress,
-                          before_start=start_tracing if session else None)
+                          before_start=start_tracing if tracer else None)
         finally:
             if progress:
                 progress.clear()
-        if session is None:
+        if tracer is None:
             return run, None, {}
-        session.stop()
-        return run, session.read(), own
+        tracer.stop()
+        return run, tracer.events(), own
 
 
-def _session(args, cpus):
-    from irqlab.model.events import VECTOR_BY_ID
-    from irqlab.tracing.session import TraceSession
+def _tracer(args, cpus):
+    """The --explain tracer: raw events (tracefs) of what ran on the measured CPUs."""
+    from irqlab.tracer.lifecycle import LATENCY_EVENTS, open_tracer
 
-    events = ("irq:irq_handler_entry", "irq:irq_handler_exit", "irq:softirq_entry", "irq:softirq_exit",
-              "sched:sched_switch", "sched:sched_waking")
-    optional = ("irq:tasklet_entry", "irq:tasklet_exit",
-                *(f"irq_vectors:{n}_{e}" for n in VECTOR_BY_ID for e in ("entry", "exit")))
     # A drain every 0.5 s, not the default 0.1 s: reading trace_pipe_raw runs on the measured
     # CPUs too, and its time shows up in the breakdown under irqlab's own name (own_threads()).
-    return TraceSession(events=events, optional=optional, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=0.5)
+    return open_tracer("tracefs", events=LATENCY_EVENTS, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=0.5)
 
 
 def own_threads() -> dict[int, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 
 from irqlab.cli import common
 
@@ -94,31 +93,14 @@ def _windows(args: argparse.Namespace) -> tuple[float, int | None]:
     return args.interval, args.count
 
 
-def capture(args: argparse.Namespace, seconds: float, count: int | None, cpus: tuple[int, ...] | None) -> Iterator:
-    """Yield one EventBatch per window from a private tracefs instance (removed on exit)."""
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
-    from irqlab.tracing.session import TraceSession
-
-    root = Path(args.tracefs) if args.tracefs else None
-    with TraceSession(events=DEFAULT_EVENTS, optional=OPTIONAL_EVENTS, buffer_kb=args.buffer_kb, tracefs=root, cpus=cpus) as session:
-        yield from session.stream(seconds, count)
-
-
-def ksoftirqd_pids() -> tuple[int, ...]:
-    """ksoftirqd/N pids from /proc, for windows in which a ksoftirqd never switched in."""
-    from irqlab.sources.fs import Roots
-    from irqlab.sources.tasks import read_tasks
-
-    tasks, _ = read_tasks(Roots.of(None, None))
-    return tuple(t.pid for t in tasks if t.kind == "ksoftirqd")
-
-
-def run(args: argparse.Namespace) -> int:
-    from irqlab.analysis.trace import aggregate_trace
     from irqlab.errors import UsageError
     from irqlab.model.trace import Layout
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.tasks import ksoftirqd_pids
+    from irqlab.tracer.lifecycle import open_tracer
 
     seconds, count = _windows(args)
     cpus = common.cpus_of(args)
@@ -130,30 +112,17 @@ def run(args: argparse.Namespace) -> int:
     layout = Layout(args.bucket_us * 1000, args.limit_us * 1000)
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
-    kpids = ksoftirqd_pids()
-    if _backend(args) == "bpf":
-        from pathlib import Path
-
-        from irqlab.bpf.backend import stream
-
-        root = Path(args.tracefs) if args.tracefs else None
-        for result in stream(root, seconds, count, layout=layout, ksoftirqd_pids=kpids, cpus=cpus, vectors=vectors, irqs=irqs):
+    with open_tracer(args.backend, tracefs=Path(args.tracefs) if args.tracefs else None, cpus=cpus,
+                     buffer_kb=args.buffer_kb, layout=layout, ksoftirqd_pids=ksoftirqd_pids(Roots()),
+                     vectors=vectors, irqs=irqs, on_note=_note) as tracer:
+        for result in tracer.windows(seconds, count):
             emit(result, args)
-        return 0
-    for batch in capture(args, seconds, count, cpus):
-        result = aggregate_trace(batch, cpus=cpus, vectors=vectors, irqs=irqs, ksoftirqd_pids=kpids, layout=layout)
-        emit(result, args)
     return 0
 
 
-def _backend(args: argparse.Namespace) -> str:
-    """bpf or tracefs; auto prints one line on stderr when it falls back (BpfUnavailable for --backend bpf)."""
-    from irqlab.bpf.backend import choose_backend
-
-    backend, note = choose_backend(args.backend)
-    if note:
-        print(f"irqlab trace: {note}", file=sys.stderr)
-    return backend
+def _note(note: str) -> None:
+    """auto's one line on stderr when it falls back from BPF to tracefs."""
+    print(f"irqlab trace: {note}", file=sys.stderr)
 
 
 def emit(result, args: argparse.Namespace) -> None:

@@ -1,0 +1,1 @@
+"""One tracer lifecycle for both trace backends (tracefs and BPF): see lifecycle.py."""
