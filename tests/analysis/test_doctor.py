@@ -121,23 +121,6 @@ def test_effective_affinity_outside_requested_mask():
     assert [x.subject for x in f] == ["IRQ 41 (eth0)"]
 
 
-def test_unhandled_interrupts_near_the_nobody_cared_limit_are_critical():
-    irq = interrupts([0], [("16", "ehci_hcd", [0]), ("17", "snd", [0]), ("26", "ttyS0", [0])])
-    before = {17: IrqInfo(17, spurious=Spurious(990, 1, 5)), 26: IrqInfo(26, spurious=Spurious(10, 3, 5))}
-    after = {
-        16: IrqInfo(16, spurious=Spurious(95_000, 94_000, 10)),
-        17: IrqInfo(17, spurious=Spurious(1000, 3, 5)),
-        26: IrqInfo(26, spurious=Spurious(10, 3, 5)),
-    }
-    a = snapshot(0, interrupts=irq, irqinfo=before)
-    findings = diagnose(rates_of(a, snapshot(1, interrupts=irq, irqinfo=after)))
-    assert [(f.subject, f.severity) for f in findings if f.code == "unhandled-irq"] == [
-        ("IRQ 16 (ehci_hcd)", Severity.CRITICAL),
-        ("IRQ 17 (snd)", Severity.WARNING),  # grew by 2 during the sample
-        ("1 IRQs", Severity.INFO),  # 3 old unhandled on a serial line: normal, summed up
-    ]
-
-
 def test_irq_threads_are_listed_and_non_rt_ones_flagged():
     def thread(pid, comm, irq, policy, prio):
         return TaskInfo(pid, comm, "irq", None, irq, 0, 0, 0, policy, prio, 0, (0, 1))
@@ -282,30 +265,89 @@ def test_softnet_drops_warn_from_the_first_and_are_critical_from_1000_per_second
     assert {f.subject: f.severity for f in findings if f.code == "time-squeeze"} == {"CPU1": Severity.WARNING}
 
 
-def test_unhandled_irq_is_critical_from_90_percent_of_a_1000_window_and_warns_from_1000_old():
-    lines = [(str(n), f"dev{n}", [0]) for n in range(50, 56)]
-    spurious = {
-        50: Spurious(1_000, 900, 5),  # 90 % of a 1,000 window: critical
-        51: Spurious(1_000, 899, 5),  # 89.9 %, 899 old ones: a quiet note
-        52: Spurious(999, 999, 5),  # all unhandled, but the window is too short to judge
-        53: Spurious(100_000, 1_000, 5),  # 1,000 old unhandled: warning without growth
-        54: Spurious(100_000, 999, 5),  # 999: a quiet note
-        55: Spurious(100_000, 1, 5),  # one old one that grew during the sample: warning
-    }
-    before = {n: IrqInfo(n, spurious=s) for n, s in spurious.items() if n != 55}
-    before[55] = IrqInfo(55, spurious=Spurious(99_000, 0, 5))
-    irq = interrupts([0], lines)
-    a = snapshot(0, interrupts=irq, irqinfo=before)
-    b = snapshot(1, interrupts=irq, irqinfo={n: IrqInfo(n, spurious=s) for n, s in spurious.items()})
+def _unhandled(lines: dict[int, tuple[int, Spurious, Spurious]]) -> tuple[dict[str, Severity], list[str]]:
+    """Unhandled-irq severities by subject, and the quiet lines' evidence.
+
+    lines: irq -> (its /proc/interrupts delta over the 1 s sample, spurious before, after).
+    """
+    def snap(t, counts, which):
+        irq = interrupts([0], [(str(n), f"dev{n}", [counts[n]]) for n in lines])
+        return snapshot(t, interrupts=irq, irqinfo={n: IrqInfo(n, spurious=v[which]) for n, v in lines.items()})
+
+    a = snap(0, dict.fromkeys(lines, 0), 1)
+    b = snap(1, {n: v[0] for n, v in lines.items()}, 2)
     found = [f for f in diagnose(rates_of(a, b)) if f.code == "unhandled-irq"]
-    assert {f.subject: f.severity for f in found} == {
-        "IRQ 50 (dev50)": Severity.CRITICAL,
-        "IRQ 53 (dev53)": Severity.WARNING,
-        "IRQ 55 (dev55)": Severity.WARNING,
-        "3 IRQs": Severity.INFO,
-    }
-    quiet = next(f for f in found if f.severity is Severity.INFO)
-    assert [e.split(":")[0] for e in quiet.evidence] == ["IRQ 51 (dev51)", "IRQ 52 (dev52)", "IRQ 54 (dev54)"]
+    quiet = [e for f in found if f.severity is Severity.INFO for e in f.evidence]
+    return {f.subject: f.severity for f in found}, quiet
+
+
+def test_a_few_unhandled_interrupts_on_a_busy_virtio_queue_are_only_information():
+    # An idle VM: virtio2-input.0 handled 3,000 interrupts in the sample and left 5 unhandled
+    # (0.17 %): normal on a virtio queue, far below the kernel's 99,900 of 100,000.
+    got, quiet = _unhandled({38: (3_000, Spurious(50_000, 0, 0), Spurious(53_000, 5, 100))})
+    assert got == {"1 IRQs": Severity.INFO}
+    assert quiet == ["IRQ 38 (dev38): 5 of 53000; 5 of 3000 during the sample (0.17 %)"]
+
+
+def test_unhandled_interrupts_warn_from_1_percent_of_the_samples_interrupts():
+    got, _ = _unhandled({
+        50: (1_000, Spurious(0, 0, 0), Spurious(1_000, 10, 5)),  # 10 of 1,000: 1 %
+        51: (1_001, Spurious(0, 0, 0), Spurious(1_001, 10, 5)),  # 10 of 1,001: just under 1 %
+    })
+    assert got == {"IRQ 50 (dev50)": Severity.WARNING, "1 IRQs": Severity.INFO}
+
+
+def test_unhandled_interrupts_warn_only_from_10_in_the_sample():
+    got, _ = _unhandled({
+        52: (100, Spurious(0, 0, 0), Spurious(100, 10, 5)),  # 10 of 100
+        53: (90, Spurious(0, 0, 0), Spurious(90, 9, 5)),  # 9 of 90: the same share, too few
+    })
+    assert got == {"IRQ 52 (dev52)": Severity.WARNING, "1 IRQs": Severity.INFO}
+
+
+def test_unhandled_interrupts_are_critical_from_90_percent_of_at_least_1000_in_the_sample():
+    got, _ = _unhandled({
+        60: (1_000, Spurious(0, 0, 0), Spurious(1_000, 900, 5)),  # 90 % of 1,000: critical
+        61: (1_000, Spurious(0, 0, 0), Spurious(1_000, 899, 5)),  # 89.9 %: a warning
+        62: (999, Spurious(0, 0, 0), Spurious(999, 999, 5)),  # all of 999: too few to be critical
+    })
+    assert got == {"IRQ 60 (dev60)": Severity.CRITICAL, "IRQ 61 (dev61)": Severity.WARNING, "IRQ 62 (dev62)": Severity.WARNING}
+
+
+def test_a_window_on_course_for_nobody_cared_is_critical_even_with_few_interrupts_in_the_sample():
+    # 500 interrupts in the sample, all unhandled: too few to be critical by the sample alone.
+    # A window 90 % full that can still end above 99,900 unhandled (kernel/irq/spurious.c
+    # disables the line then) is critical.
+    got, _ = _unhandled({
+        70: (500, Spurious(89_500, 89_401, 4), Spurious(90_000, 89_901, 5)),  # can still reach 99,901
+        71: (500, Spurious(89_500, 89_400, 4), Spurious(90_000, 89_900, 5)),  # ends at 99,900 at best
+        72: (500, Spurious(89_499, 89_499, 4), Spurious(89_999, 89_999, 5)),  # window under 90 % full
+    })
+    assert got == {"IRQ 70 (dev70)": Severity.CRITICAL, "IRQ 71 (dev71)": Severity.WARNING, "IRQ 72 (dev72)": Severity.WARNING}
+
+
+def test_old_unhandled_totals_with_none_in_the_sample_are_one_information_line():
+    # Neither a large old total nor an old window near the limit matters while nothing is
+    # left unhandled now; the serial line's 3 of 10 is the usual case.
+    same = {80: Spurious(99_000, 5_000, 5), 81: Spurious(95_000, 94_990, 5), 26: Spurious(10, 3, 5)}
+    got, quiet = _unhandled({n: (1_000, s, s) for n, s in same.items()})
+    assert got == {"3 IRQs": Severity.INFO}
+    assert quiet == ["IRQ 26 (dev26): 3 of 10", "IRQ 80 (dev80): 5000 of 99000", "IRQ 81 (dev81): 94990 of 95000"]
+
+
+def test_unhandled_count_restarted_by_the_kernel_still_counts_in_the_sample():
+    # note_interrupt() restarts irqs_unhandled at 1 when the last one is over HZ/10 old: the
+    # count fell from 40 to 12, but last_unhandled moved, so at least 12 happened meanwhile.
+    got, _ = _unhandled({90: (100, Spurious(5_000, 40, 100), Spurious(5_100, 12, 200))})
+    assert got == {"IRQ 90 (dev90)": Severity.WARNING}
+
+
+def test_unhandled_share_without_a_proc_interrupts_row_uses_the_kernels_window():
+    # No /proc/interrupts row for the line: the spurious count's growth (20) is the denominator.
+    before, after = {91: IrqInfo(91, spurious=Spurious(1_000, 0, 0))}, {91: IrqInfo(91, spurious=Spurious(1_020, 18, 5))}
+    found = [f for f in diagnose(rates_of(snapshot(0, irqinfo=before), snapshot(1, irqinfo=after))) if f.code == "unhandled-irq"]
+    # 18 of 20 is 90 %, but 20 interrupts are too few to be critical.
+    assert [(f.severity, f.metrics["grew"], f.metrics["interrupts"]) for f in found] == [(Severity.WARNING, 18, 20)]
 
 
 def test_irq_pressure_warns_from_10_percent_avg10():
@@ -315,3 +357,14 @@ def test_irq_pressure_warns_from_10_percent_avg10():
 
     assert found(9.99) == []
     assert found(10.0) == [("irq-pressure", Severity.WARNING)]
+
+
+def test_cpu_busy_share_counts_user_system_and_interrupts_not_idle_iowait_or_steal():
+    from irqlab.analysis.doctor import cpu_busy_pct
+
+    cpus = [0, 1]
+    a = snapshot(0, stat=stat(cpus, [[0] * 10, [0] * 10]))
+    # user, nice, system, idle, iowait, irq, softirq, steal over 100 ticks
+    b = snapshot(1, stat=stat(cpus, [[5, 1, 2, 80, 5, 1, 1, 5, 0, 0], [0, 0, 0, 100, 0, 0, 0, 0, 0, 0]]))
+    assert cpu_busy_pct(rates_of(a, b)) == {0: 10.0, 1: 0.0}
+    assert cpu_busy_pct(rates_of(snapshot(0), snapshot(1))) == {}

@@ -14,9 +14,9 @@ import numpy as np
 
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity, rank
-from irqlab.analysis.thresholds import Thresholds
+from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
-from irqlab.model.snapshot import IrqLine, Snapshot
+from irqlab.model.snapshot import IrqLine, Snapshot, Spurious
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
 
@@ -302,47 +302,103 @@ def rule_affinity(d: DoctorInput) -> list[Finding]:
     return out
 
 
+def _unhandled_in_sample(prev: Spurious | None, now: Spurious) -> int:
+    """Unhandled interrupts of one line between two readings of its spurious file (a low estimate).
+
+    note_interrupt() (kernel/irq/spurious.c, v6.18) restarts irqs_unhandled at 0 with every
+    100,000-interrupt window, and at 1 when the last unhandled interrupt is more than HZ/10 old
+    (so that stray ones never add up); last_unhandled moves with each unhandled interrupt.
+    """
+    if prev is None:
+        return 0
+    if now.unhandled > prev.unhandled and now.count >= prev.count:
+        return now.unhandled - prev.unhandled
+    if now.last_unhandled_ms != prev.last_unhandled_ms:
+        return now.unhandled  # the count restarted since the first reading: at least these
+    return 0
+
+
+def _interrupts_in_sample(line_delta: float | None, prev: Spurious | None, now: Spurious) -> int:
+    """The line's interrupts during the sample: its /proc/interrupts delta, else the window's growth."""
+    if line_delta is not None and np.isfinite(line_delta):
+        return int(line_delta)
+    if prev is None:
+        return 0
+    return now.count - prev.count if now.count >= prev.count else now.count + SPURIOUS_WINDOW - prev.count
+
+
+def _spurious_severity(sp: Spurious, unhandled: int, interrupts: int, t: Thresholds) -> Severity | None:
+    """CRITICAL near the kernel's limit, WARNING for a meaningful share of the sample, else None.
+
+    Only unhandled interrupts during the sample count: an old total harms no one now.
+    """
+    if unhandled == 0:
+        return None
+    share = unhandled / interrupts if interrupts else 1.0
+    # On course for "nobody cared": the window is nearly full and, were every interrupt left
+    # in it unhandled, the kernel would still disable the line at its end.
+    on_course = (
+        sp.count >= t.spurious_crit_window_fill * SPURIOUS_WINDOW
+        and sp.unhandled + SPURIOUS_WINDOW - sp.count > SPURIOUS_DISABLE_UNHANDLED
+    )
+    if on_course or (interrupts >= t.spurious_crit_min_interrupts and share >= t.spurious_crit_share):
+        return Severity.CRITICAL
+    if unhandled >= t.spurious_warn_min_unhandled and share >= t.spurious_warn_share:
+        return Severity.WARNING
+    return None
+
+
 def rule_spurious(d: DoctorInput) -> list[Finding]:
     """Unhandled interrupts counted by the kernel's spurious detector (kernel/irq/spurious.c).
 
-    A few unhandled interrupts on a virtio or serial line are normal; what matters is growth
-    during the sample, a large count, or a share near the kernel's own limit: note_interrupt()
-    disables the line ("nobody cared") when 99,900 of 100,000 interrupts are unhandled.
+    Judged by the share of the line's interrupts that went unhandled during the sample: a few
+    stray ones on a virtio queue that handled thousands are normal; the kernel itself acts only
+    when more than 99,900 of 100,000 interrupts were unhandled (note_interrupt(), v6.18).
     """
     t = d.thresholds
     out = []
+    irq_rates = d.rates.interrupts
     names = {line.irq: line.name for line in (d.after.interrupts.lines if d.after.interrupts else ())}
+    deltas = {line.irq: float(irq_rates.total_delta[k]) for k, line in enumerate(irq_rates.lines)} if irq_rates else {}
     before = d.rates.before.irqinfo
     quiet: list[str] = []
+    any_in_sample = False
     for irq, info in sorted(d.after.irqinfo.items()):
         sp = info.spurious
-        if sp is None or sp.unhandled == 0:
-            continue
         prev = before[irq].spurious if irq in before else None
-        grew = sp.unhandled - prev.unhandled if prev and sp.unhandled >= prev.unhandled else 0
-        share = sp.unhandled / sp.count if sp.count else 1.0
-        if share >= t.spurious_crit_share and sp.count >= 1000:
-            sev = Severity.CRITICAL
-        elif grew > 0 or sp.unhandled >= t.spurious_warn_unhandled:
-            sev = Severity.WARNING
-        else:
-            quiet.append(f"IRQ {irq} ({names.get(str(irq), '?')}): {sp.unhandled} of {sp.count}")
+        if sp is None:
+            continue
+        grew = _unhandled_in_sample(prev, sp)
+        if sp.unhandled == 0 and grew == 0:
+            continue
+        interrupts = max(_interrupts_in_sample(deltas.get(str(irq)), prev, sp), grew)
+        share = grew / interrupts if interrupts else 0.0
+        subject = f"IRQ {irq} ({names.get(str(irq), '?')})"
+        sev = _spurious_severity(sp, grew, interrupts, t)
+        if sev is None:
+            any_in_sample |= grew > 0
+            quiet.append(
+                f"{subject}: {sp.unhandled} of {sp.count}"
+                + (f"; {grew} of {interrupts} during the sample ({100 * share:.2f} %)" if grew else "")
+            )
             continue
         out.append(
             Finding(
                 sev,
                 "unhandled-irq",
-                f"IRQ {irq} ({names.get(str(irq), '?')})",
-                f"IRQ {irq} has {sp.unhandled} unhandled interrupts"
-                + (f", {grew} during the sample" if grew else ""),
+                subject,
+                f"IRQ {irq} left {100 * share:.0f} % of its interrupts unhandled during the sample ({grew} of {interrupts})",
                 (
-                    f"/proc/irq/{irq}/spurious: {sp.unhandled} unhandled of the last {sp.count} "
-                    f"interrupts ({share:.0%}); the kernel disables the line at 99,900 of 100,000",
+                    f"during the sample: {grew} unhandled of {interrupts} interrupts ({100 * share:.2f} %; "
+                    f"warning from {100 * t.spurious_warn_share:g} %, critical from {100 * t.spurious_crit_share:g} %)",
+                    f"/proc/irq/{irq}/spurious: {sp.unhandled} unhandled of the last {sp.count} interrupts; "
+                    f"the kernel disables the line at {SPURIOUS_DISABLE_UNHANDLED:,} of {SPURIOUS_WINDOW:,}",
                 ),
                 "a device raises interrupts no handler claims (shared line, broken firmware, "
                 "wrong trigger type): check `dmesg | grep -i 'nobody cared'`, the driver, "
                 "or boot with `irqpoll`",
-                {"irq": irq, "unhandled": sp.unhandled, "count": sp.count, "grew": grew},
+                {"irq": irq, "unhandled": sp.unhandled, "count": sp.count, "grew": grew,
+                 "interrupts": interrupts, "share": share},
             )
         )
     if quiet:
@@ -351,9 +407,12 @@ def rule_spurious(d: DoctorInput) -> list[Finding]:
                 Severity.INFO,
                 "unhandled-irq",
                 f"{len(quiet)} IRQs",
-                f"{len(quiet)} IRQs have a few old unhandled interrupts (none during the sample)",
+                f"{len(quiet)} IRQs have a few "
+                + ("unhandled interrupts (too few during the sample to matter)" if any_in_sample
+                   else "old unhandled interrupts (none during the sample)"),
                 tuple(quiet[:10]),
-                "usually harmless (a shared or virtio line); it matters only if it grows",
+                "usually harmless (a shared or virtio line); it matters when "
+                f"{100 * t.spurious_warn_share:g} % or more of a line's interrupts go unhandled",
                 {"count": len(quiet)},
             )
         )
@@ -473,6 +532,22 @@ RULES: tuple[Callable[[DoctorInput], list[Finding]], ...] = (
     rule_unreadable,
     rule_counter_warnings,
 )
+
+
+BUSY_FIELDS: tuple[str, ...] = ("user", "nice", "system", "irq", "softirq")  # guest time is inside user/nice
+
+
+def cpu_busy_pct(rates: Rates) -> dict[int, float]:
+    """Each CPU's busy share of the sample in percent (/proc/stat; idle, iowait and steal are not busy).
+
+    The trace findings take it to tell a softirq wait that delayed tasks from one on an idle CPU.
+    """
+    cpu = rates.cpu
+    if cpu is None:
+        return {}
+    idle = cpu.field("idle")
+    busy = np.nansum(np.stack([cpu.field(f) for f in BUSY_FIELDS]), axis=0)
+    return {c: float(busy[i]) for i, c in enumerate(cpu.cpus) if not np.isnan(idle[i])}
 
 
 def summary(rates: Rates) -> Finding:
