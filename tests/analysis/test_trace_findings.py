@@ -105,3 +105,75 @@ def test_more_restarts_than_passes_is_a_failed_estimate_not_a_finding():
     assert not [f for f in trace_findings(r) if f.code == "trace-softirq-restarts"]
     r = dataclasses.replace(empty, cpus=(0,), passes={0: 1000}, restarts={0: 300})
     assert [f.code for f in trace_findings(r) if f.code == "trace-softirq-restarts"] == ["trace-softirq-restarts"]
+
+
+# --- raise -> run waits: a warning only where a task could have waited -----------------------
+
+RCU = 9
+
+
+def rcu_waits(n: int, wait_ns: int, *, in_ksoftirqd: bool = True, run_ns: int = 10_000, gap_ns: int = 1_000_000):
+    """n RCU softirqs on CPU1, each raised wait_ns before it runs run_ns (in ksoftirqd/1 or a task).
+
+    The first wait began before the window as far as the trace can tell: n runs give n - 1 waits.
+    """
+    events, t, pid = [], 0, KSOFTIRQD1 if in_ksoftirqd else TASK
+    for _ in range(n):
+        events += [TraceEvent(t, 1, K.SOFTIRQ_RAISE, TASK, RCU), TraceEvent(t + wait_ns, 1, K.SOFTIRQ_ENTRY, pid, RCU),
+                   TraceEvent(t + wait_ns + run_ns, 1, K.SOFTIRQ_EXIT, pid, RCU)]
+        t += wait_ns + run_ns + gap_ns
+    return aggregate_trace(EventBatch.from_events(events, comms={KSOFTIRQD1: "ksoftirqd/1", TASK: "iperf3"}))
+
+
+def waits_found(result, busy=None):
+    return [f for f in trace_findings(result, cpu_busy_pct=busy) if f.code == "trace-softirq-wait"]
+
+
+def test_a_long_wait_on_an_idle_cpu_is_information_deferred_to_ksoftirqd():
+    # An idle VM: RCU raised outside interrupt context waits ~2 ms for ksoftirqd/1 to wake up on
+    # a CPU 2 % busy; nobody was running there to be delayed.
+    (f,) = waits_found(rcu_waits(200, 2_000_000), {0: 3.0, 1: 2.0})
+    assert (f.severity, f.subject) == (Severity.INFO, "RCU on CPU1")
+    assert f.title == "RCU waited p99 2000 us from raise to run on CPU1: deferred to ksoftirqd on an idle CPU, no task waited"
+    assert f.metrics["busy_pct"] == 2.0
+
+
+def test_a_long_wait_outside_ksoftirqd_on_an_idle_cpu_is_information_without_blaming_ksoftirqd():
+    (f,) = waits_found(rcu_waits(200, 2_000_000, in_ksoftirqd=False), {1: 2.0})
+    assert f.severity == Severity.INFO
+    assert f.title.endswith("on CPU1: on an idle CPU, no task waited")
+
+
+def test_a_long_wait_warns_from_10_percent_busy():
+    r = rcu_waits(200, 2_000_000)
+    assert [f.severity for f in waits_found(r, {1: 9.9})] == [Severity.INFO]
+    (f,) = waits_found(r, {1: 10.0})
+    assert f.severity == Severity.WARNING
+    assert f.title == "RCU waited p99 2000 us from raise to run on CPU1 (100 % of runs in ksoftirqd/1)"
+    assert "CPU1 busy 10.0 % of the sample (/proc/stat)" in f.evidence[1]
+
+
+def test_interrupt_time_in_the_trace_makes_the_cpu_busy_whatever_proc_stat_says():
+    # 400 us runs every 3.4 ms: 11.8 % of the trace window in softirq, though the whole sample
+    # in /proc/stat averaged 5 %; 300 us runs every 3.3 ms (9.1 %) leave it idle.
+    busy = rcu_waits(200, 2_000_000, run_ns=400_000)
+    assert [f.severity for f in waits_found(busy, {1: 5.0})] == [Severity.WARNING]
+    quiet = rcu_waits(200, 2_000_000, run_ns=300_000)
+    assert [f.severity for f in waits_found(quiet, {1: 5.0})] == [Severity.INFO]
+
+
+def test_without_the_cpus_busy_share_a_long_wait_stays_a_warning():
+    r = rcu_waits(200, 2_000_000)
+    assert [f.severity for f in waits_found(r)] == [Severity.WARNING]
+    (f,) = waits_found(r, {0: 1.0})  # /proc/stat knew only CPU0
+    assert f.severity == Severity.WARNING and "unknown" in f.evidence[1]
+
+
+def test_a_wait_finding_needs_100_waits():
+    assert [f.severity for f in waits_found(rcu_waits(101, 2_000_000), {1: 50.0})] == [Severity.WARNING]
+    assert waits_found(rcu_waits(100, 2_000_000), {1: 50.0}) == []
+
+
+def test_waits_warn_from_a_p99_of_1_ms():
+    assert waits_found(rcu_waits(200, 999_000), {1: 50.0}) == []
+    assert [f.severity for f in waits_found(rcu_waits(200, 1_000_000), {1: 50.0})] == [Severity.WARNING]

@@ -147,8 +147,8 @@ def _trace(args: argparse.Namespace, roots) -> Traced:
         return Traced(problem=str(exc))
 
 
-def _trace_findings(traced: Traced) -> list:
-    """Findings from the trace taken during the sample, or one line saying why there is none."""
+def _trace_findings(traced: Traced, rates) -> list:
+    """Findings from the trace taken during the sample (told how busy each CPU was), or why there are none."""
     from irqlab.analysis.findings import Finding, Severity
 
     result, problem = traced
@@ -157,9 +157,10 @@ def _trace_findings(traced: Traced) -> list:
             return []
         return [Finding(Severity.INFO, "unreadable", "trace", "no handler durations (tracing unavailable)", (problem,),
                         "run as root (BPF, or tracefs mounted) for per-handler durations", {"source": "trace", "reason": "tracing"})]
+    from irqlab.analysis.doctor import cpu_busy_pct
     from irqlab.analysis.trace_findings import trace_findings, trace_summary
 
-    return trace_findings(result) + [trace_summary(result)]
+    return trace_findings(result, cpu_busy_pct=cpu_busy_pct(rates)) + [trace_summary(result)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(
         storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
     )
-    findings = diagnose(rates, thresholds, extra=_trace_findings(sample.traced))
+    findings = diagnose(rates, thresholds, extra=_trace_findings(sample.traced, rates))
     code = exit_code(findings)
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]
