@@ -10,8 +10,6 @@ changes namespace. Python 3.11 has no os.setns, hence ctypes.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -21,13 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from irqlab.errors import IrqlabError
+from irqlab.sources.netns import NETNS_RUN_DIR, private_sysfs, setns_net
 
-NETNS_RUN_DIR = Path("/run/netns")  # where `ip netns add` bind-mounts named namespaces
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_REC = 0x4000
-MS_SLAVE = 1 << 19
-MNT_DETACH = 2
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -43,28 +36,14 @@ def list_netns(run_dir: Path = NETNS_RUN_DIR) -> list[str]:
         return []
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-
-
 def _enter(name: str, run_dir: Path) -> None:
-    libc = _libc()
+    """The same way in as the sources' readers of other namespaces (sources/netns.py)."""
     fd = os.open(run_dir / name, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(libc.setns(fd, CLONE_NEWNET), f"setns {name}")
+        setns_net(fd)
     finally:
         os.close(fd)
-    _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
-    # Keep our mounts from propagating back to the host, then put the namespace's sysfs on /sys.
-    _check(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make / rslave")
-    libc.umount2(b"/sys", MNT_DETACH)
-    _check(libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None), "mount sysfs")
+    private_sysfs()
 
 
 def run_in_netns(name: str | None, fn: Callable[..., Any], *args: Any, run_dir: Path = NETNS_RUN_DIR) -> Any:

@@ -145,14 +145,15 @@ def _check(rc: int, what: str) -> None:
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
-def _setns(fd: int) -> None:
+def setns_net(fd: int) -> None:
+    """Join the network namespace of `fd` (a /run/netns/NAME or /proc/PID/ns/net file)."""
     if hasattr(os, "setns"):  # Python >= 3.12
         os.setns(fd, CLONE_NEWNET)
     else:
         _check(_libc().setns(fd, CLONE_NEWNET), "setns")
 
 
-def _private_sysfs() -> None:
+def private_sysfs() -> None:
     """A mount namespace of our own with a sysfs mounted from the current network namespace."""
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
@@ -200,11 +201,11 @@ def _child(ns_path: str, paths: Sequence[str], expect_inode: int | None) -> byte
             if expect_inode is not None and os.fstat(fd).st_ino != expect_inode:
                 # The PID exited and was reused by a process of another namespace.
                 raise OSError(errno.ESRCH, "namespace gone")
-            _setns(fd)
+            setns_net(fd)
         finally:
             os.close(fd)
         if any(p == "/sys" or p.startswith("/sys/") for p in paths):
-            _private_sysfs()
+            private_sysfs()
     except OSError as exc:
         return _error_frame(_enter_error(exc, ns_path))
     out = [_frame(_OK, b"")]
