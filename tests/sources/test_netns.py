@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,29 +15,10 @@ from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceErr
 from irqlab.sources.fs import Roots
 from irqlab.sources.netns import NetNamespace, parse_ns_link, read_each_netns, read_in_netns, read_netns
 from irqlab.sources.sockets import parse_udp
+from privilege import as_nobody
 from servers import missing_tool
 
 NET = Path(__file__).resolve().parent.parent / "fixtures" / "net"
-
-
-def as_nobody(fn: Callable[[], Any]) -> Any:
-    """fn() run as an unprivileged user (in a forked child when we are root); its repr()able result."""
-    if os.geteuid() != 0:
-        return fn()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(w, repr(fn()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    return ast.literal_eval(text)
 
 
 def test_processes_grouped_by_namespace_with_the_lowest_pid_and_a_few_comms(tmp_path: Path) -> None:

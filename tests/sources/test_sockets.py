@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import os
 import shutil
@@ -15,6 +14,7 @@ import pytest
 from irqlab.errors import ParseError
 from irqlab.sources.fs import Roots
 from irqlab.sources.sockets import parse_address, parse_socket_link, parse_udp, read_udp, socket_owners
+from privilege import as_nobody
 
 NET = Path(__file__).resolve().parent.parent / "fixtures" / "net"
 
@@ -85,24 +85,12 @@ def test_owners_of_a_socket_shared_after_fork_and_only_the_inodes_asked_for() ->
 
 def _owners_as_nobody(root: str) -> tuple[dict[int, tuple[int, ...]], int]:
     """socket_owners(root) run as an unprivileged user: in a child when we are root."""
-    if os.geteuid() != 0:
+
+    def owners() -> tuple[dict[int, tuple[int, ...]], int]:
         result = socket_owners(Roots(Path(root), Path(root)))
         return dict(result.pids_by_inode), result.denied
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            result = socket_owners(Roots(Path(root), Path(root)))
-            os.write(w, repr((dict(result.pids_by_inode), result.denied)).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    return ast.literal_eval(text)
+
+    return as_nobody(owners)
 
 
 def test_another_users_fd_directory_is_counted_as_denied_not_raised() -> None:
