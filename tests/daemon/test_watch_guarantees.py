@@ -239,3 +239,18 @@ def test_a_dry_run_reports_a_corrupt_journal_and_leaves_it_as_it_is(tmp_path):
     msgs = [e["message"] for e in events(out)]
     assert any("line 2: not a JSON record" in m for m in msgs) and any("1 setting(s)" in m for m in msgs)
     assert j.read_text() == text and list(tmp_path.glob("journal.corrupt-*")) == []
+
+
+def test_restore_of_a_journal_that_does_not_exist_creates_nothing_and_says_so(tmp_path):
+    """`irqlab watch --restore --journal PATH` where nothing was ever journaled: exit 0, one
+    readable line, and neither the journal nor its directory is created."""
+    import io
+
+    from irqlab.daemon.watch import EventSink, restore_only
+
+    journal = tmp_path / "never" / "made" / "watch.journal"
+    out = io.StringIO()
+    assert restore_only(str(journal), EventSink(out, as_json=False)) == 0
+    assert not (tmp_path / "never").exists()
+    line = out.getvalue()
+    assert "nothing to restore" in line and "None" not in line, line

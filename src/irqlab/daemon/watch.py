@@ -73,6 +73,8 @@ class EventSink:
             was = f" (was {b['original']})" if b.get("original") is not None else ""
             ns = f" in netns {b['netns']}" if b.get("netns") else ""
             return f"{stamp} ACTION      {verb} {b['kind']} {b['target']}{ns} = {b['value']}{was}: {b['reason']}"
+        if ev == "restore" and b.get("outcome") == "nothing":
+            return f"{stamp} RESTORE     nothing to restore: {b['why']}"
         if ev == "restore":
             ns = f" in netns {b['netns']}" if b.get("netns") else ""
             return f"{stamp} RESTORE     {b['kind']} {b['target']}{ns} = {b['value']} ({b['outcome']}, {b['why']})"
@@ -372,8 +374,14 @@ def restore_only(journal: str, sink: EventSink, roots: Roots | None = None) -> i
     Needs nothing but the journal (no config): 3 when anything could not be restored or
     recorded, or the journal was corrupt (it is kept aside, and named).
     """
+    import os
+
     from irqlab.mitigate.knobs import Knobs, Mitigator
 
+    if not os.path.lexists(journal):
+        # Nothing was ever journaled there: say so, and create neither the file nor its directory.
+        sink.emit("restore", kind=None, target=None, netns=None, value=None, outcome="nothing", why=f"{journal} does not exist")
+        return 0
     m = Mitigator.open(Knobs(roots or Roots()), journal)
     failed = 0
     with m.journal:
