@@ -9,8 +9,12 @@ Python. Arrays are never mutated after construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from irqlab.model.net import NetState, ThreadSched
 
 # --- /proc/interrupts ---------------------------------------------------------------------
 
@@ -285,3 +289,6 @@ class Snapshot:
     sysctl: dict[str, int] = field(default_factory=dict)  # "net.core.netdev_budget": 300
     unreadable: tuple[Unreadable, ...] = ()
     origin: str = "live"  # "live", a capture directory, or "sim"
+    # Read only when a command asks (SampleSpec.net / .threads): the doctor's causal chain.
+    net: NetState | None = None  # every network namespace's devices, MIB counters, UDP sockets
+    threads: tuple[ThreadSched, ...] = ()  # every thread's run and wait time, where it last ran

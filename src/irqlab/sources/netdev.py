@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from irqlab.cpulist import parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
+from irqlab.model.net import NetDevice, RxQueue, TxQueue
 from irqlab.model.snapshot import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 
@@ -34,36 +35,7 @@ _INT = re.compile(r"-?[0-9]+\Z")
 _QUEUE = re.compile(r"(rx|tx)-([0-9]+)\Z")
 
 
-@dataclass(frozen=True, slots=True)
-class RxQueue:
-    index: int
-    rps_cpus: tuple[int, ...] | None  # () = RPS off; None = no CONFIG_RPS
-    rps_flow_cnt: int | None
 
-
-@dataclass(frozen=True, slots=True)
-class TxQueue:
-    index: int
-    xps_cpus: tuple[int, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class NetDevice:
-    """One network device as its sysfs directory shows it."""
-
-    name: str
-    statistics: Mapping[str, int]  # every file of statistics/: rx_dropped, rx_missed_errors, ...
-    rx_queues: tuple[RxQueue, ...]
-    tx_queues: tuple[TxQueue, ...]
-    threaded: int | None
-    napi_defer_hard_irqs: int | None
-    gro_flush_timeout_ns: int | None
-    numa_node: int | None  # -1: the firmware gave none
-    driver: str | None
-
-    def stat(self, name: str) -> int | None:
-        """A statistics/ counter (rx_packets, rx_dropped, ...); None when the kernel has none."""
-        return self.statistics.get(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError, UnsafeSource
+from irqlab.model.net import NetNamespace
 from irqlab.sources.fs import Roots, list_dir, read_bytes, read_text
 
 NETNS_RUN_DIR = Path("/run/netns")
@@ -40,17 +41,6 @@ MNT_DETACH = 2
 _NS_LINK = re.compile(r"net:\[([0-9]+)\]\Z")
 _FRAME = struct.Struct("!BI")  # kind, payload length
 
-
-@dataclass(frozen=True, slots=True)
-class NetNamespace:
-    """One network namespace."""
-
-    inode: int
-    pid: int | None  # the lowest PID in it; None: a named namespace no process is in
-    nprocs: int
-    comms: tuple[str, ...]  # of its first COMMS_KEPT processes
-    names: tuple[str, ...]  # its names under /run/netns, if any
-    ns_path: str  # a file to setns() into: /run/netns/NAME when named, else /proc/PID/ns/net
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError
+from irqlab.model.net import UdpSocket
 from irqlab.sources.fs import Roots, list_dir, read_text
 
 ByteOrder = Literal["little", "big"]
@@ -36,22 +37,6 @@ _HEX = re.compile(r"[0-9A-Fa-f]+\Z")
 _DEC = re.compile(r"[0-9]+\Z")
 _SOCKET_LINK = re.compile(r"socket:\[([0-9]+)\]\Z")
 
-
-@dataclass(frozen=True, slots=True)
-class UdpSocket:
-    """One row of /proc/net/udp or /proc/net/udp6."""
-
-    family: int  # 4 or 6
-    local_address: str  # "127.0.0.1", "::1"
-    local_port: int
-    remote_address: str
-    remote_port: int
-    state: int  # TCP_ESTABLISHED (1) once connect()ed, else TCP_CLOSE (7)
-    tx_queue_bytes: int
-    rx_queue_bytes: int
-    uid: int
-    inode: int
-    drops: int | None  # None: a kernel that printed no drops column
 
 
 # --- pure parsers ---------------------------------------------------------------------------
