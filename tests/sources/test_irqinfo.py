@@ -478,3 +478,30 @@ def test_live_virtio_irqs_have_affinity_and_effective_affinity() -> None:
         assert item.per_cpu_count is not None and len(item.per_cpu_count) == len(host.possible_cpus)
         for cpu, later in interrupts_row(irq).items():
             assert item.per_cpu_count[cpu] <= later
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="writes /proc/irq/N/smp_affinity_list")
+def test_managed_irqs_are_those_whose_affinity_write_the_kernel_refuses():
+    """`managed` follows the file mode, and the kernel does refuse a write to each IRQ it marks."""
+    import errno
+
+    info, _ = read_irqinfo(Roots(), None, ["affinity"])
+    assert info, "no IRQ read from /proc/irq"
+    managed = [i for i, v in info.items() if v.managed]
+    assert all(v.managed is not None for v in info.values())
+    for irq in managed:
+        path = f"/proc/irq/{irq}/smp_affinity_list"
+        current = Path(path).read_text()
+        # Writing the value it already has: refused with EPERM for a managed IRQ, so nothing changes.
+        with pytest.raises(OSError) as err:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, current.encode())
+            finally:
+                os.close(fd)
+        assert err.value.errno in (errno.EPERM, errno.EIO), (irq, err.value)
+
+
+def test_a_capture_does_not_know_which_irqs_are_managed():
+    captured, _ = read_irqinfo(Roots.capture(Path(__file__).parent.parent / "fixtures" / "captures" / "vm-idle" / "a"), None, ["affinity"])
+    assert captured and all(v.managed is None for v in captured.values())

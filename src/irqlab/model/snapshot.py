@@ -195,6 +195,11 @@ class IrqInfo:
     type: str | None = None  # "edge" or "level"
     wakeup: str | None = None
     per_cpu_count: tuple[int, ...] | None = None  # not read by the sampler (repeats /proc/interrupts)
+    # The kernel owns its affinity (IRQD_AFFINITY_MANAGED, or a chip that cannot move it): a write
+    # gets EPERM. Read from smp_affinity_list's mode on a live machine (read-only then,
+    # kernel/irq/proc.c); None in a capture. False only means the file is writable: kernels
+    # before that change made it writable for every IRQ and refuse the write itself.
+    managed: bool | None = None
 
 
 # --- tasks --------------------------------------------------------------------------------

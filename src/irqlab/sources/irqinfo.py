@@ -14,13 +14,14 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import stat
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.snapshot import IrqInfo, Spurious, Unreadable
-from irqlab.sources.fs import Roots, list_dir, read_optional, read_small, translate
+from irqlab.sources.fs import Roots, list_dir, read_optional, read_small, read_text, translate
 
 # --- pure parsers ---------------------------------------------------------------------------
 
@@ -253,6 +254,16 @@ def _select(table: FieldTable, fields: Collection[str] | None) -> FieldTable:
     return table if fields is None else tuple(row for row in table if row[0] in fields)
 
 
+def _affinity_read_only(path: str) -> bool | None:
+    """True when smp_affinity_list is read-only: register_irq_proc() (kernel/irq/proc.c) gives it
+    no write bit when irq_can_set_affinity_usr() is false (a managed IRQ, or a chip that
+    cannot move it), so a write would get EPERM. None when the file is gone."""
+    try:
+        return not os.stat(path).st_mode & stat.S_IWUSR
+    except OSError:
+        return None
+
+
 def read_irqinfo(
     roots: Roots,
     irqs: Iterable[int] | None = None,
@@ -284,12 +295,15 @@ def read_irqinfo(
     proc = _Walk(_select(PROC_FIELDS, fields), problems)
     sysfs = _Walk(_select(SYS_FIELDS, fields), problems)
     result: dict[int, IrqInfo] = {}
+    live = roots.is_live
     for irq in wanted:
         values: dict[str, Any] = {}
         if proc.table and not proc.read_dir(f"{proc_base}/{irq}", values):
             continue  # freed between the listing and the reads
         if sysfs.table and irq in in_sys and not sysfs.read_dir(f"{sys_base}/{irq}", values):
             continue
+        if live and "affinity" in values:
+            values["managed"] = _affinity_read_only(f"{proc_base}/{irq}/smp_affinity_list")
         result[irq] = IrqInfo(irq=irq, **values)
     return result, problems.unreadable()
 
@@ -302,3 +316,30 @@ def read_default_affinity(roots: Roots) -> tuple[int, ...] | None:
     path = roots.proc("irq", "default_smp_affinity")
     text = read_optional(path)
     return None if text is None else parse_cpumask(text, str(path))
+
+
+def affinity_list_path(roots: Roots, irq: int) -> str:
+    """/proc/irq/N/smp_affinity_list under roots: the file read here and written by mitigate/affinity.py."""
+    return str(roots.proc("irq", str(irq), "smp_affinity_list"))
+
+
+def read_affinity_list(roots: Roots, irq: int) -> str:
+    """The kernel's own text of /proc/irq/N/smp_affinity_list, stripped (the value to put back).
+
+    Unparsed on purpose: a writer saves exactly what the kernel printed. MissingSource when the
+    IRQ is gone (or the kernel predates the file, 2.6.39).
+    """
+    return read_text(affinity_list_path(roots, irq)).strip()
+
+
+def allocated_irqs(roots: Roots) -> set[int]:
+    """IRQ numbers with a descriptor now: /sys/kernel/irq/N, else /proc/irq/N.
+
+    /sys/kernel/irq has every allocated descriptor (irq_sysfs_add(), kernel/irq/irqdesc.c);
+    without it (kernel < 4.9, !CONFIG_SPARSE_IRQ) /proc/irq lists them (register_irq_proc()).
+    Any other failure to list is raised (SourceError).
+    """
+    try:
+        return _numbered(list_dir(roots.sys("kernel", "irq")))
+    except MissingSource:
+        return _numbered(list_dir(roots.proc("irq")))
