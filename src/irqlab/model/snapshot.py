@@ -195,9 +195,6 @@ class IrqInfo:
     type: str | None = None  # "edge" or "level"
     wakeup: str | None = None
     per_cpu_count: tuple[int, ...] | None = None  # not read by the sampler (repeats /proc/interrupts)
-    # A kernel-managed IRQ (irq_set_affinity_managed(): multi-queue drivers spread their queues
-    # themselves), whose smp_affinity writes fail with EPERM/EIO; None = not known.
-    managed: bool | None = None
     # The kernel owns its affinity (IRQD_AFFINITY_MANAGED, or a chip that cannot move it): a write
     # gets EPERM. Read from smp_affinity_list's mode on a live machine (read-only then,
     # kernel/irq/proc.c); None in a capture. False only means the file is writable: kernels
