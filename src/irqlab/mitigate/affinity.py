@@ -15,8 +15,10 @@ import errno
 import os
 
 from irqlab.cpulist import format_cpulist, parse_cpulist
-from irqlab.errors import IrqlabError, ParseError
-from irqlab.sources.fs import Roots, read_optional, read_text
+from irqlab.errors import IrqlabError, MissingSource, ParseError
+from irqlab.sources.fs import Roots
+from irqlab.sources.host import read_cpus
+from irqlab.sources.irqinfo import affinity_list_path, read_affinity_list
 
 
 class MitigationError(IrqlabError):
@@ -34,22 +36,24 @@ AFFINITY_ERRORS: dict[int, str] = {
 
 
 def affinity_path(roots: Roots, irq: int) -> str:
-    return str(roots.proc("irq", str(irq), "smp_affinity_list"))
+    """The file an affinity is read from and written to (sources/irqinfo.py names it)."""
+    return affinity_list_path(roots, irq)
 
 
 def isolated_cpus(roots: Roots) -> tuple[int, ...]:
-    """CPUs isolated at boot (isolcpus=); empty when none or the file is absent (< 4.9)."""
-    text = read_optional(roots.sys("devices", "system", "cpu", "isolated"))
-    if not text:
-        return ()
+    """CPUs isolated at boot (isolcpus=); empty when none or the file is absent (< 4.9).
+
+    A garbled list also reads as none, as before; an unreadable one raises (PermissionDenied).
+    """
     try:
-        return parse_cpulist(text)
-    except ParseError:
+        return read_cpus(roots, "isolated")
+    except (MissingSource, ParseError):
         return ()
 
 
 def online_cpus(roots: Roots) -> tuple[int, ...]:
-    return parse_cpulist(read_text(roots.sys("devices", "system", "cpu", "online")))
+    """Online CPUs; MissingSource, PermissionDenied or ParseError when they cannot be had."""
+    return read_cpus(roots, "online")
 
 
 def validate_affinity(value: str, online: tuple[int, ...], isolated: tuple[int, ...], allow_isolated: bool = False) -> str:
@@ -69,7 +73,8 @@ def validate_affinity(value: str, online: tuple[int, ...], isolated: tuple[int, 
 
 
 def read_affinity(roots: Roots, irq: int) -> str:
-    return read_text(affinity_path(roots, irq)).strip()
+    """The IRQ's affinity as the kernel printed it (the original a journal saves)."""
+    return read_affinity_list(roots, irq)
 
 
 def write_affinity(roots: Roots, irq: int, value: str) -> None:

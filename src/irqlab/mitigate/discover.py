@@ -1,77 +1,40 @@
 """What mitigation must know before it plans: device IRQs, the root disk's IRQs, devices by netns.
 
-A device's interrupt lines are listed in its PCI function's msi_irqs/ directory
-(drivers/pci/msi/irqdomain.c, "msi_irqs" sysfs group, v6.18); a virtio device
-(/sys/class/net/eth0/device -> .../0000:00:03.0/virtio2) keeps them in its parent. So walk up
-from the device until a msi_irqs/ appears. Virtual devices (veth, lo) have no device link and
-no IRQs.
+Every fact comes from a reader in sources/ (devirqs.py: a device's and the root disk's
+msi_irqs; netdev.py: devices and their NAPI knobs); this module only gathers them per network
+namespace, entering a foreign one with netns.py's run_in_netns(). The coalescing probe is
+ethtool's (coalesce.py), not a file.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
-from pathlib import Path
 
 from irqlab.errors import IrqlabError
 from irqlab.mitigate.netns import list_netns, run_in_netns
+from irqlab.sources.devirqs import netdev_irqs, root_disk_irqs
 from irqlab.sources.fs import Roots
+from irqlab.sources.netdev import list_netdevs, read_netdev_ints
+
+__all__ = ["describe_devices", "netdev_irqs", "root_disk_irqs"]
 
 
-def _msi_irqs(start: Path, sysfs: Path) -> tuple[int, ...]:
-    p = start
-    for _ in range(4):
-        d = p / "msi_irqs"
-        if d.is_dir():
-            return tuple(sorted(int(n) for n in os.listdir(d) if n.isdigit()))
-        if p.parent == p or not str(p).startswith(str(sysfs)):
-            break
-        p = p.parent
-    return ()
+def _describe(name_pattern: str, procfs: str, sysfs: str) -> list[dict]:
+    """Inside one namespace: matching devices, their NAPI knobs, whether they coalesce.
 
-
-def netdev_irqs(roots: Roots, dev: str) -> tuple[int, ...]:
-    """IRQ numbers of a network device in irqlab's own namespace; () for virtual devices."""
-    link = roots.sys("class", "net", dev, "device")
-    if not link.exists():
-        return ()
-    return _msi_irqs(link.resolve(), roots.sysfs)
-
-
-def root_disk_irqs(roots: Roots, mount_point: str = "/") -> tuple[int, ...]:
-    """IRQs of the disk that holds `/`: its queue interrupts are never moved."""
-    try:
-        st = os.stat(mount_point)
-    except OSError:
-        return ()
-    link = roots.sys("dev", "block", f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
-    if not link.exists():
-        return ()  # tmpfs, overlay, NFS root: no local disk
-    block = link.resolve()
-    if (block / "partition").exists():
-        block = block.parent  # vda1 -> vda
-    device = block / "device"
-    return _msi_irqs(device.resolve(), roots.sysfs) if device.exists() else ()
-
-
-def _describe(name_pattern: str) -> list[dict]:
-    """Inside one namespace: matching devices, their NAPI knobs, whether they coalesce."""
+    A NAPI knob that is present but unreadable is left out of "napi" and named in "unreadable".
+    """
     import errno
 
     from irqlab.mitigate.coalesce import _get
     from irqlab.mitigate.napi import NAPI_ATTRS
 
+    roots = Roots.of(procfs, sysfs)
     out = []
-    for dev in sorted(os.listdir("/sys/class/net")):
+    for dev in list_netdevs(roots):
         if not fnmatch.fnmatchcase(dev, name_pattern):
             continue
-        napi = {}
-        for attr in NAPI_ATTRS:
-            try:
-                with open(f"/sys/class/net/{dev}/{attr}") as f:
-                    napi[attr] = f.read().strip()
-            except OSError:
-                pass
+        values, unreadable = read_netdev_ints(roots, dev, NAPI_ATTRS)
         try:
             _get(dev, "rx_coalesce_usecs")
             coalesce = True
@@ -79,23 +42,31 @@ def _describe(name_pattern: str) -> list[dict]:
             coalesce = False if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL) else None
         except Exception:  # noqa: BLE001 - a probe: unknown is an answer
             coalesce = None
-        out.append({"name": dev, "napi": napi, "coalesce": coalesce})
+        out.append({"name": dev, "napi": {k: str(v) for k, v in values.items()}, "coalesce": coalesce,
+                    "unreadable": [u.message for u in unreadable]})
     return out
 
 
-def describe_devices(name_pattern: str, netns_pattern: str) -> tuple[list[tuple[str | None, dict]], list[str]]:
-    """(netns, facts) of matching devices, and the namespaces that could not be read.
+def describe_devices(name_pattern: str, netns_pattern: str,
+                     roots: Roots | None = None) -> tuple[list[tuple[str | None, dict]], list[str]]:
+    """(netns, facts) of matching devices, and one line per namespace or file that could not be read.
 
-    netns_pattern "" is irqlab's own namespace, else fnmatch over `ip netns` names; one child
-    process per foreign namespace.
+    netns_pattern "" is irqlab's own namespace (its devices under roots, the live /sys by
+    default), else fnmatch over `ip netns` names; one child process per foreign namespace,
+    which reads its own private sysfs.
     """
+    roots = roots or Roots()
     namespaces: list[str | None] = [None] if not netns_pattern else [n for n in list_netns() if fnmatch.fnmatchcase(n, netns_pattern)]
     out, errors = [], []
     for ns in namespaces:
+        own = ns is None
+        procfs, sysfs = (str(roots.procfs), str(roots.sysfs)) if own else ("/proc", "/sys")
         try:
-            facts = run_in_netns(ns, _describe, name_pattern)
+            facts = run_in_netns(ns, _describe, name_pattern, procfs, sysfs)
         except (OSError, IrqlabError) as exc:
             errors.append(f"network namespace {ns or '(own)'}: {exc}")  # e.g. deleted since listing
             continue
+        for f in facts:
+            errors += [f"network namespace {ns or '(own)'}: {line}" for line in f.pop("unreadable")]
         out += [(ns, f) for f in facts]
     return out, errors

@@ -23,14 +23,20 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def _cpus(roots: Roots, name: str) -> tuple[int, ...] | None:
-    """CPU ids of /sys/devices/system/cpu/{possible,online} (drivers/base/cpu.c, "%*pbl")."""
+def read_cpus(roots: Roots, name: str) -> tuple[int, ...]:
+    """CPU ids of /sys/devices/system/cpu/NAME: possible, online, isolated (drivers/base/cpu.c, "%*pbl").
+
+    Strict, for a writer that must know: MissingSource, PermissionDenied or ParseError when the
+    list cannot be had ("isolated" is absent before 4.9; an empty one means none).
+    """
     path = roots.sys("devices", "system", "cpu", name)
-    text = _text(path)
-    if text is None:
-        return None
+    return parse_cpulist(read_text(path), str(path))
+
+
+def _cpus(roots: Roots, name: str) -> tuple[int, ...] | None:
+    """read_cpus(), or None when the list cannot be had (a header never stops a sample)."""
     try:
-        return parse_cpulist(text, str(path))
+        return read_cpus(roots, name)
     except SourceError:
         return None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -154,3 +154,24 @@ def read_netdevs(roots: Roots) -> NetDevices:
         except MissingSource:
             continue
     return NetDevices(tuple(devices), tuple(r.unreadable))
+
+
+def list_netdevs(roots: Roots) -> list[str]:
+    """Names of the devices in /sys/class/net under roots, sorted."""
+    return sorted(list_dir(roots.sys("class", "net")))
+
+
+def read_netdev_ints(roots: Roots, name: str, attrs: Iterable[str]) -> tuple[dict[str, int], tuple[Unreadable, ...]]:
+    """Some one-number attributes of a device (napi_defer_hard_irqs, gro_flush_timeout, ...).
+
+    The values of those present by name; an absent one (older kernel, EOPNOTSUPP) is left out,
+    and one present but unreadable or malformed is left out and reported as an Unreadable.
+    """
+    r = _Reader()
+    base = str(roots.sys("class", "net", name))
+    out: dict[str, int] = {}
+    for attr in attrs:
+        value = r.optional(f"{base}/{attr}", parse_int)
+        if value is not None:
+            out[attr] = value
+    return out, tuple(r.unreadable)
