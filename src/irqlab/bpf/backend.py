@@ -32,12 +32,13 @@ from irqlab.bpf import programs as P
 from irqlab.bpf import syscall
 from irqlab.bpf.asm import encode
 from irqlab.bpf.maps import ARRAY, HASH, PERCPU_ARRAY, Map
-from irqlab.errors import IrqlabError
+from irqlab.errors import IrqlabError, MissingSource
 from irqlab.model.events import VECTOR_NAMES
 from irqlab.model.histogram import Histogram
 from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name
 from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NAMES
-from irqlab.sources.fs import Roots, read_optional
+from irqlab.sources.fs import Roots
+from irqlab.sources.irqinfo import allocated_irqs, read_actions
 from irqlab.sources.tasks import ksoftirqd_pids
 from irqlab.tracing.formats import EventFormat, load_format
 from irqlab.tracing.instance import tracefs_for_setup
@@ -45,6 +46,7 @@ from irqlab.tracing.instance import tracefs_for_setup
 FLIP_SETTLE_S = 0.002  # a program that read the old generation finishes long before this
 MAX_VALUE_BYTES = 32 * 1024  # per-CPU element limit (PCPU_MIN_UNIT_SIZE, mm/percpu.c)
 NAME_PREFIX = "irqlab_"
+LIVE = Roots()  # the programs run on this machine: its /proc and /sys
 
 
 def _events_wanted() -> list[str]:
@@ -59,20 +61,22 @@ def load_formats(events_dir: Path) -> dict[str, EventFormat]:
     """Formats of every event the programs use that this kernel has (irq_vectors is x86 only)."""
     out = {}
     for q in _events_wanted():
-        system, _, name = q.partition(":")
-        if (events_dir / system / name / "format").is_file():
+        try:
             out[q] = load_format(events_dir, q)
+        except MissingSource:
+            continue  # not on this kernel or architecture; any other failure is raised
     if "irq:softirq_entry" not in out:
         raise syscall.BpfUnavailable(f"{events_dir}: no irq:softirq_entry event")
     return out
 
 
-def highest_irq(sysfs: Path = Path("/sys")) -> int:
-    """The highest IRQ number allocated now (/sys/kernel/irq/N), 0 when unreadable."""
-    try:
-        return max((int(n) for n in os.listdir(sysfs / "kernel" / "irq") if n.isdigit()), default=0)
-    except OSError:
-        return 0
+def highest_irq(roots: Roots = LIVE) -> int:
+    """The highest IRQ number allocated now (sources/irqinfo.py's allocated_irqs()), 0 when none.
+
+    A listing that fails for another reason than absence raises (SourceError): IRQ slots sized
+    from a guess would silently count most handlers as truncated.
+    """
+    return max(allocated_irqs(roots), default=0)
 
 
 def layout_for(layout: Layout, max_irq: int = 256) -> P.SeriesLayout:
@@ -110,13 +114,23 @@ class BpfTracer:
     def __enter__(self) -> BpfTracer:
         try:
             self.open()
-        except BaseException:
-            self.close()
+        except BaseException as exc:
+            self._close_after(exc)
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._close_after(exc)
+
+    def _close_after(self, exc: BaseException) -> None:
+        """close() while exc is on its way up: a failure to close is noted on exc, not raised over it."""
+        try:
+            self.close()
+        except IrqlabError as failed:
+            exc.add_note(str(failed))
 
     def open(self) -> None:
         # IRQ slots for the IRQs that exist now (+ room for a few more): the histogram map is
@@ -130,7 +144,7 @@ class BpfTracer:
         m["ctl"] = Map.create("irqlab_ctl", ARRAY, 4, 8, 1)
         m["kpids"] = Map.create("irqlab_kpids", HASH, 4, 4, 4096)
         if not self.ksoftirqd_pids:  # the programs compare the current pid with these
-            self.ksoftirqd_pids = ksoftirqd_pids(Roots())
+            self.ksoftirqd_pids = ksoftirqd_pids(LIVE)
         for pid in self.ksoftirqd_pids:
             m["kpids"].update_bytes(pid, b"\1\0\0\0")
         fds = P.Maps(m["state"].fd, m["hist"].fd, m["ctl"].fd, m["kpids"].fd)
@@ -149,16 +163,26 @@ class BpfTracer:
         self._t_flip = time.monotonic_ns()
 
     def close(self) -> None:
-        """Detach and free: closing the perf fds detaches, closing the last prog/map fd frees."""
+        """Detach and free: closing the perf fds detaches, closing the last prog/map fd frees.
+
+        Every descriptor is closed even when one fails; the failures are then raised together
+        as one IrqlabError (a descriptor that will not close was closed twice: a bug to see).
+        """
+        failed = []
         for fd in self.perf_fds + self.prog_fds:
             try:
                 os.close(fd)
-            except OSError:
-                pass
+            except OSError as exc:
+                failed.append(f"fd {fd}: {exc.strerror or exc}")
         self.perf_fds, self.prog_fds = [], []
-        for mp in self.maps.values():
-            mp.close()
+        for name, mp in self.maps.items():
+            try:
+                mp.close()
+            except OSError as exc:
+                failed.append(f"map {name}: {exc.strerror or exc}")
         self.maps = {}
+        if failed:
+            raise IrqlabError(f"BPF backend: closing failed ({'; '.join(failed)})")
 
     def prog_ids(self) -> list[int]:
         return [syscall.prog_info(fd)[0] for fd in self.prog_fds]
@@ -260,10 +284,9 @@ def _by_cpu(col: np.ndarray, cpus: Collection[int] | None) -> dict[int, int]:
     return {c: int(n) for c, n in enumerate(col) if n and (cpus is None or c in cpus)}
 
 
-def irq_name(irq: int, sysfs: Path = Path("/sys")) -> str:
-    """The handler names of an IRQ (/sys/kernel/irq/N/actions, kernel/irq/irqdesc.c), as irq_handler_entry shows them."""
-    text = read_optional(sysfs / "kernel" / "irq" / str(irq) / "actions")
-    return (text or "").strip()
+def irq_name(irq: int, roots: Roots = LIVE) -> str:
+    """The handler names of an IRQ (sources/irqinfo.py's read_actions()), as irq_handler_entry shows them; "" if unknown."""
+    return ",".join(read_actions(roots, irq) or ())
 
 
 def _softirqs(series, lay, layout, cpus, vectors) -> list[Handler]:

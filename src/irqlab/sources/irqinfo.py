@@ -343,3 +343,14 @@ def allocated_irqs(roots: Roots) -> set[int]:
         return _numbered(list_dir(roots.sys("kernel", "irq")))
     except MissingSource:
         return _numbered(list_dir(roots.proc("irq")))
+
+
+def read_actions(roots: Roots, irq: int) -> tuple[str, ...] | None:
+    """One IRQ's handler names (/sys/kernel/irq/N/actions); None when the file is absent.
+
+    Absent: the IRQ was freed, or the kernel has no /sys/kernel/irq (< 4.9, !CONFIG_SPARSE_IRQ).
+    Any other failure is raised (SourceError).
+    """
+    path = roots.sys("kernel", "irq", str(irq), "actions")
+    text = read_optional(path)
+    return None if text is None else parse_actions(text, str(path))
