@@ -11,7 +11,10 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "irqlab"
 BASE = {"errors", "units", "cpulist"}
-# Which irqlab packages each layer may import. cli/ (and later daemon/, tui/) wire them all.
+MITIGATE_READS = {"sources.fs", "sources.host", "sources.irqinfo", "sources.netdev", "sources.devirqs", "sources.netns"}
+# Which irqlab packages or modules each layer may import ("model": the package and all its
+# modules; "sources.fs": that module only). cli/, daemon/ wire them all. docs/ARCHITECTURE.md's
+# table says the same (test_the_architecture_table_names_the_allowed_modules).
 ALLOWED: dict[str, set[str]] = {
     "errors": {"units"},  # printable(): an error quotes a token from a foreign file
     "units": set(),
@@ -21,15 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "analysis": BASE | {"model", "analysis"},
     "outputs": BASE | {"model", "analysis", "outputs"},
     # tracefs reader: reads the OS like sources/, through sources.fs for error translation.
-    "tracing": BASE | {"model", "tracing", "sources"},
+    "tracing": BASE | {"model", "tracing", "sources.fs"},
     "sim": BASE | {"model", "sim"},  # a source of data like sources/: cli/ wires it to analysis
     "tui": BASE | {"model", "analysis", "outputs", "tui"},  # the cli hands it a sampler callable
     "cli": None,  # anything
-    "mitigate": BASE | {"model", "mitigate", "sources"},  # writes the OS; reads it only through sources.fs
+    # Writes the OS; reads it only through the sources/ readers of what it writes or must know
+    # first (never the sampler, captures or recordings), and enters namespaces with sources.netns.
+    "mitigate": BASE | {"model", "mitigate", *MITIGATE_READS},
     "daemon": None,  # wires everything, like cli
     "probe": BASE | {"model", "probe"},  # the latency probe reads the OS (clocks, scheduler) like sources/
-    # BPF backend: reads the OS like sources/ (bpf(2), tracefs formats); builds analysis.trace results.
-    "bpf": BASE | {"model", "bpf", "tracing", "sources"},
+    # BPF backend: loads programs through bpf(2); reads tracefs formats through tracing/, IRQ
+    # numbers and names through sources.irqinfo, ksoftirqd pids through sources.tasks.
+    "bpf": BASE | {"model", "bpf", "tracing", "sources.fs", "sources.irqinfo", "sources.tasks"},
     # One tracer lifecycle for both backends: joins tracing/ and bpf/ to analysis/trace.py's
     # aggregation, which neither may import; cli/ and daemon/ call it, it never parses args or prints.
     "tracer": BASE | {"model", "analysis", "tracing", "bpf", "sources", "tracer"},
@@ -47,22 +53,52 @@ def layer(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def imported_irqlab_parts(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
-    out = set()
-    for node in ast.walk(tree):
-        names = []
+def is_module(dotted: str) -> bool:
+    """Whether irqlab.a.b names a module or package of the source tree (not a name inside one)."""
+    here = SRC.parent.joinpath(*dotted.split("."))
+    return here.with_suffix(".py").is_file() or (here / "__init__.py").is_file()
+
+
+def _from_base(node: ast.ImportFrom, package: str) -> str | None:
+    """The absolute module of a `from X import ...` in package (relative imports resolved)."""
+    if node.level == 0:
+        return node.module
+    parts = package.split(".")
+    if node.level - 1 >= len(parts):
+        return None  # beyond the top: not an import of irqlab
+    base = parts[: len(parts) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports_in(source: str, package: str) -> set[str]:
+    """Every irqlab module a file of package imports, as a path below irqlab ("sources.fs").
+
+    `from irqlab.sources import fs` is sources.fs; a name defined in a package's __init__
+    counts as the package itself; `from irqlab import __version__` counts as nothing.
+    """
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-            if node.module == "irqlab":
-                # `from irqlab import __version__` is the package itself, allowed everywhere.
-                names = [f"irqlab.{a.name}" for a in node.names if not a.name.startswith("__")]
-        for name in names:
-            if name.startswith("irqlab."):
-                out.add(name.split(".")[1])
+        elif isinstance(node, ast.ImportFrom):
+            base = _from_base(node, package)
+            if base is None:
+                continue
+            subs = [f"{base}.{a.name}" for a in node.names if not a.name.startswith("__")]
+            names = [sub if is_module(sub) else base for sub in subs]
+        out |= {n.removeprefix("irqlab.") for n in names if n.startswith("irqlab.")}
     return out
+
+
+def imported_irqlab_modules(path: Path) -> set[str]:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    return imports_in(path.read_text(), ".".join(rel.parts[:-1]))
+
+
+def permitted(module: str, allowed: set[str]) -> bool:
+    """A module is allowed by its own name or by a package above it, never by a sibling."""
+    return any(module == a or module.startswith(a + ".") for a in allowed)
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(SRC)))
@@ -70,8 +106,39 @@ def test_imports_follow_the_data_flow(path: Path):
     allowed = ALLOWED[layer(path)]
     if allowed is None:
         return
-    bad = imported_irqlab_parts(path) - allowed - {layer(path)}
+    bad = {m for m in imported_irqlab_modules(path) if not permitted(m, allowed | {layer(path)})}
     assert not bad, f"{path.relative_to(SRC)} imports irqlab.{sorted(bad)}, against DESIGN.md's data flow"
+
+
+def test_imports_are_recorded_as_the_modules_they_name():
+    source = ("from irqlab.sources.fs import Roots\nfrom irqlab.bpf import syscall\nimport irqlab.model.trace\n"
+              "from irqlab import cli, __version__\nfrom . import netns\nfrom ..errors import IrqlabError\n"
+              "def f():\n    from irqlab.sources import sampler\n")
+    assert imports_in(source, "irqlab.mitigate") == {"sources.fs", "bpf.syscall", "model.trace", "cli", "mitigate.netns",
+                                                     "errors", "sources.sampler"}
+
+
+def test_a_module_allowed_by_name_allows_neither_its_package_nor_its_siblings():
+    assert permitted("sources.netdev", ALLOWED["mitigate"]) and permitted("model.trace", ALLOWED["mitigate"])
+    assert not permitted("sources.sampler", ALLOWED["mitigate"]) and not permitted("sources", ALLOWED["mitigate"])
+    assert not permitted("sources.tasks", ALLOWED["tracing"])
+
+
+def test_every_allowed_name_is_a_module_of_the_tree():
+    named = {m for allowed in ALLOWED.values() if allowed for m in allowed} | set(ALLOWED)
+    assert not {m for m in named if not is_module(f"irqlab.{m}")}
+
+
+# The rows of docs/ARCHITECTURE.md's package table that name modules, not only packages.
+DOC_ROWS = {"mitigate": "`mitigate/`", "bpf": "`bpf/`", "tracing": "`tracing/`"}
+
+
+def test_the_architecture_table_names_the_allowed_modules():
+    doc = (SRC.parent.parent / "docs" / "ARCHITECTURE.md").read_text()
+    for layer_name, cell in DOC_ROWS.items():
+        (row,) = [line for line in doc.splitlines() if line.startswith(f"| {cell} |")]
+        said = {m.strip().strip("`") for m in row.split("|")[2].split(",")}
+        assert said == ALLOWED[layer_name] - BASE - {layer_name}, f"docs/ARCHITECTURE.md's {cell} row"
 
 
 # Imports each irqlab module in a forked child of an interpreter that has loaded only the
