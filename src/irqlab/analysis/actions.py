@@ -14,6 +14,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from irqlab.cpulist import format_cpulist, format_cpumask
+from irqlab.model.net import NetNamespace
+
 SYSCTL_ROOT = "/proc/sys/"
 
 
@@ -77,3 +80,44 @@ class Action:
             inner = f"mount -t sysfs sysfs /sys && {write}"
             return f"{ns.enter} unshare -m sh -c {shlex.quote(inner)}"
         return f"{ns.enter} sh -c {shlex.quote(write)}"
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+def namespace_of(ns: NetNamespace | None) -> ActionNamespace | None:
+    """Where to write a file of a device in ns; None for the host's own namespace."""
+    if ns is None or ns.host:
+        return None
+    return ActionNamespace(ns.label, ns.names[0] if ns.names else None, ns.pid)
+
+
+def rps_action(ns: NetNamespace | None, device: str, queue: int, old: tuple[int, ...], new: tuple[int, ...], why: str, effect: str) -> Action:
+    """rps_cpus of one rx queue (a hex mask, net/core/net-sysfs.c store_rps_map())."""
+    width = max((*old, *new, 0)) + 1
+    return Action(
+        "rps",
+        f"/sys/class/net/{device}/queues/rx-{queue}/rps_cpus",
+        format_cpumask(old, width) if old else "0",
+        format_cpumask(new, width) if new else "0",
+        why,
+        effect,
+        namespace_of(ns),
+    )
+
+
+def irq_affinity_action(irq: str, old: tuple[int, ...], new: tuple[int, ...], why: str, effect: str) -> Action:
+    return Action("irq-affinity", f"/proc/irq/{irq}/smp_affinity_list", format_cpulist(old), format_cpulist(new), why, effect)
+
+
+def sysctl_action(key: str, old: int, new: int, why: str, effect: str) -> Action:
+    """A net.core.* sysctl: global (init_net's table, net/core/sysctl_net_core.c), written on the host."""
+    return Action("sysctl", SYSCTL_ROOT + key.replace(".", "/"), str(old), str(new), why, effect)
+
+
+def threaded_napi_action(ns: NetNamespace | None, device: str, old: int, why: str, effect: str) -> Action:
+    return Action("threaded-napi", f"/sys/class/net/{device}/threaded", str(old), "1", why, effect, namespace_of(ns))
+
+
+def task_affinity_action(pid: int, old: tuple[int, ...], new: tuple[int, ...], why: str, effect: str) -> Action:
+    return Action("task-affinity", f"pid {pid}", format_cpulist(old), format_cpulist(new), why, effect, pid=pid)

@@ -8,15 +8,19 @@ analysis/thresholds.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from irqlab.analysis.cause_findings import Cause, causes
+from irqlab.analysis.causes import causal_model
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity, rank
 from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
+from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.model.snapshot import IrqLine, Snapshot, Spurious
+from irqlab.model.trace import TraceResult
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
 
@@ -571,10 +575,58 @@ def summary(rates: Rates) -> Finding:
     )
 
 
-def diagnose(rates: Rates, thresholds: Thresholds | None = None, extra: list[Finding] | None = None) -> list[Finding]:
-    """Run every rule (plus findings from other analyses, e.g. a trace); ranked, with an all-clear."""
-    d = DoctorInput(rates, thresholds or Thresholds())
+def root_causes(rates: Rates, thresholds: Thresholds, trace: TraceResult | None = None) -> list[Cause] | None:
+    """The causal model's findings, or None when the snapshots carry neither network state nor threads."""
+    b, a = rates.before, rates.after
+    has_net = a.net is not None and b.net is not None
+    has_threads = bool(a.threads) and bool(b.threads)
+    if not (has_net or has_threads):
+        return None
+    net = net_rates(b.net, a.net, rates.interval_ns) if a.net is not None and b.net is not None else None
+    threads = thread_shares(b.threads, a.threads, rates.interval_ns) if has_threads else ()
+    model = causal_model(rates, net, threads, trace, thresholds, threads_known=has_threads)
+    return causes(model, rates, thresholds)
+
+
+def _explainer(f: Finding, found: list[Cause]) -> int | None:
+    """The first cause that explains a symptom finding: by its CPU and code, or a storm by its row."""
+    cpu = f.metrics.get("cpu")
+    for i, c in enumerate(found):
+        if f.code == "storm" and str(f.metrics.get("irq")) in c.irqs:
+            return i
+        if f.code in c.symptoms and isinstance(cpu, int) and cpu in c.cpus:
+            return i
+    return None
+
+
+def fold(symptoms: list[Finding], found: list[Cause]) -> list[Finding]:
+    """The cause findings, each carrying the symptoms it explains, then the symptoms nothing explains."""
+    folded: dict[int, list[Finding]] = {}
+    rest = []
+    for f in symptoms:
+        i = _explainer(f, found)
+        if i is None:
+            rest.append(f)
+        else:
+            folded.setdefault(i, []).append(f)
+    return [replace(c.finding, folded=tuple(folded.get(i, ()))) for i, c in enumerate(found)] + rest
+
+
+def diagnose(
+    rates: Rates, thresholds: Thresholds | None = None, extra: list[Finding] | None = None, trace: TraceResult | None = None
+) -> list[Finding]:
+    """Run every rule (plus findings from other analyses, e.g. a trace); ranked, with an all-clear.
+
+    When the snapshots carry network state or per-thread schedstat, the causal model's findings
+    lead (analysis/causes.py) and fold the symptom findings they explain; the trace, when
+    given, measures each CPU's time per vector. Without them the rules alone run, as before.
+    """
+    t = thresholds or Thresholds()
+    d = DoctorInput(rates, t)
     findings = [f for rule in RULES for f in rule(d)] + list(extra or ())
+    found = root_causes(rates, t, trace)
+    if found is not None:
+        findings = fold(findings, found)
     if not any(f.severity >= Severity.WARNING for f in findings):
         findings.append(summary(rates))
     return rank(findings)

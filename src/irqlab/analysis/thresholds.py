@@ -41,3 +41,29 @@ class Thresholds:
     spurious_crit_min_interrupts: int = 1000  # ...of at least this many interrupts in the sample
     spurious_crit_window_fill: float = 0.9  # share of the kernel's window counted, on course for the limit
     pressure_warn_avg10: float = 10.0  # /proc/pressure/irq full avg10, percent
+
+    # --- the causal model (analysis/causes.py); each limit's grounds are in docs/doctor.md ---
+    wait_warn_pct: float = 10.0  # % of the sample a task on an interrupt-busy CPU waited runnable
+    wait_crit_pct: float = 50.0
+    socket_drop_warn_rate: float = 1.0  # datagrams/segments dropped at sockets per second
+    nic_drop_warn_rate: float = 1.0  # rx_dropped + rx_missed_errors + rx_fifo_errors per second
+    rt_hog_pct: float = 80.0  # a SCHED_FIFO/RR task running this share of a CPU...
+    starved_wait_pct: float = 20.0  # ...while ksoftirqd of that CPU waited this share: starvation
+    source_min_share: float = 0.05  # a source is named when it carries this share of its vector
+    rmem_target_bytes: int = 4 << 20  # the socket receive buffer an rmem action asks for, at least
+    # Estimated cost of one run of each vector (ns) when there is no trace: only the split of a
+    # CPU's softirq time between vectors rests on it (scaled to /proc/stat's softirq share when
+    # that is known). Orders of magnitude measured on this project's 2-CPU VM (docs/doctor.md).
+    softirq_cost_ns: tuple[tuple[str, int], ...] = (
+        ("HI", 1_000),
+        ("TIMER", 2_000),
+        ("NET_TX", 1_000),
+        ("NET_RX", 1_000),
+        ("BLOCK", 5_000),
+        ("IRQ_POLL", 5_000),
+        ("TASKLET", 2_000),
+        ("SCHED", 2_000),
+        ("HRTIMER", 1_000),
+        ("RCU", 1_000),
+    )
+    hardirq_cost_ns: int = 1_000  # one hard interrupt, entry to exit

@@ -1,0 +1,529 @@
+"""The causal model: each CPU's interrupt time by vector, traced back to its sources and forward to its harm. Pure.
+
+DESIGN.md's chain: source (a device queue, RPS, a sender's backlog, a timer, an IPI) -> vector
+on a CPU -> time taken there -> harm (tasks that waited, ksoftirqd, drops at NIC / backlog /
+budget / socket, in whichever network namespace) -> fix. analysis/cause_findings.py turns a
+CausalModel into findings with actions; this module only measures and links.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from irqlab.analysis.delta import Rates
+from irqlab.analysis.netdelta import DeviceRates, NamespaceRates, NetRates, SocketDrops, ThreadShare
+from irqlab.analysis.thresholds import Thresholds
+from irqlab.cpulist import format_cpulist, format_cpumask
+from irqlab.model.net import NetNamespace
+from irqlab.model.trace import TraceResult
+from irqlab.units import NS_PER_S, format_rate
+
+# --- time per vector --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VectorTime:
+    """One vector's share of one CPU over the sample."""
+
+    vector: str  # a softirq name, "hardirq" (every hard handler), or "NAPI thread"
+    cpu: int
+    runs_per_s: float
+    pct: float  # of the CPU
+    measured: bool  # True: from the trace or schedstat; False: rates x per-vector cost
+
+
+def _traced_times(trace: TraceResult) -> dict[int, list[VectorTime]]:
+    """Gross handler time per CPU from a trace window: every softirq vector, hard IRQs summed."""
+    out: dict[int, list[VectorTime]] = {}
+    win_s = trace.window_ns / NS_PER_S
+    if win_s <= 0:
+        return out
+    for h in trace.softirqs:
+        for cpu, hist in h.gross.items():
+            if hist.count:
+                out.setdefault(cpu, []).append(VectorTime(h.name, cpu, hist.count / win_s, 100.0 * hist.sum_ns / trace.window_ns, True))
+    for cpu in trace.cpus:
+        hists = [h.gross[cpu] for h in trace.hardirqs if cpu in h.gross and h.gross[cpu].count]
+        if hists:
+            runs = sum(x.count for x in hists)
+            ns = sum(x.sum_ns for x in hists)
+            out.setdefault(cpu, []).append(VectorTime("hardirq", cpu, runs / win_s, 100.0 * ns / trace.window_ns, True))
+    return out
+
+
+def _stat_pct(rates: Rates, cpu: int, name: str) -> float | None:
+    c = rates.cpu
+    if c is None or cpu not in c.cpus:
+        return None
+    v = float(c.field(name)[c.cpus.index(cpu)])
+    return None if math.isnan(v) else v
+
+
+def _estimated_times(rates: Rates, t: Thresholds) -> dict[int, list[VectorTime]]:
+    """Per-vector rates x per-vector cost, scaled to /proc/stat's softirq (irq) share when it is known."""
+    out: dict[int, list[VectorTime]] = {}
+    cost = dict(t.softirq_cost_ns)
+    s = rates.softirqs
+    if s is not None:
+        for j, cpu in enumerate(s.cpus):
+            runs = {v: float(np.nan_to_num(s.rate[i, j])) for i, v in enumerate(s.vectors)}
+            raw = {v: r * cost.get(v, 1_000) / NS_PER_S * 100.0 for v, r in runs.items() if r > 0}
+            out[cpu] = _scaled(cpu, runs, raw, _stat_pct(rates, cpu, "softirq"))
+    irq = rates.interrupts
+    if irq is not None:
+        per_cpu = irq.cpu_rate()
+        for j, cpu in enumerate(irq.cpus):
+            r = float(per_cpu[j])
+            if r > 0:
+                raw_pct = r * t.hardirq_cost_ns / NS_PER_S * 100.0
+                stat = _stat_pct(rates, cpu, "irq")
+                out.setdefault(cpu, []).append(VectorTime("hardirq", cpu, r, stat if stat else raw_pct, False))
+    return out
+
+
+def _scaled(cpu: int, runs: dict[str, float], raw: dict[str, float], stat_pct: float | None) -> list[VectorTime]:
+    total = sum(raw.values())
+    k = stat_pct / total if stat_pct and total > 0 else 1.0
+    return [VectorTime(v, cpu, runs[v], p * k, False) for v, p in raw.items()]
+
+
+def _napi_threads(threads: tuple[ThreadShare, ...]) -> dict[int, list[VectorTime]]:
+    """Threaded NAPI (napi/DEV-N kthreads): receive work that runs as a thread, measured by schedstat."""
+    out: dict[int, list[VectorTime]] = {}
+    for th in threads:
+        if th.thread.kthread and th.thread.comm.startswith("napi/") and th.run_pct > 0:
+            out.setdefault(th.cpu, []).append(VectorTime(f"NAPI thread {th.thread.comm}", th.cpu, 0.0, th.run_pct, True))
+    return out
+
+
+def vector_times(rates: Rates, threads: tuple[ThreadShare, ...], trace: TraceResult | None, t: Thresholds) -> dict[int, list[VectorTime]]:
+    """Each CPU's interrupt-path time by vector, largest first: measured when a trace is given."""
+    base = _traced_times(trace) if trace is not None else _estimated_times(rates, t)
+    for cpu, extra in _napi_threads(threads).items():
+        base.setdefault(cpu, []).extend(extra)
+    return {cpu: sorted(v, key=lambda x: -x.pct) for cpu, v in sorted(base.items())}
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a vector's work on a CPU comes from."""
+
+    kind: str  # "nic-queue", "rps", "backlog", "disk-queue", "timer", "ipi", "napi-thread", "itself"
+    text: str  # one evidence line
+    weight: float  # its load on this CPU (events/s), to pick the main source
+    namespace: NetNamespace | None = None
+    device: str | None = None
+    queue: int | None = None
+    irq: str | None = None  # the /proc/interrupts row: "38", "CAL"
+    mask: tuple[int, ...] | None = None  # rps_cpus of an "rps" source, smp_affinity of a "nic-queue"
+    pid: int | None = None  # a "napi-thread" source's thread
+
+
+# rx-queue interrupt names: "eth0-TxRx-0" (ixgbe, i40e), "eth0-rx-0" (igb), "virtio2-input.0"
+# (virtio_net: virtio device, not netdev name), "mlx5_comp0" has no netdev name and is left out.
+_RX_QUEUE = re.compile(r"^(?P<dev>.+?)-(?:TxRx|rx|RX|Rx|txrx|fp)-(?P<q>\d+)$|^(?P<virtio>virtio\d+)-input\.(?P<vq>\d+)$")
+_DISK_QUEUE = re.compile(r"^(nvme\d+q\d+|ahci|ata_piix|virtio\d+-req\.\d+|mmc\d+|sdhci|megasas|mpt3sas|xhci_hcd|ata\d+)")
+
+
+def rx_queue_of(action: str, ns: NamespaceRates | None) -> tuple[str | None, int | None]:
+    """(device name, queue) of an rx-queue interrupt's action name; (None, None) when it is not one."""
+    m = _RX_QUEUE.match(action)
+    if m is None:
+        return None, None
+    if m.group("virtio"):
+        virtio = [d.device.name for d in (ns.devices if ns else ()) if d.device.driver == "virtio_net"]
+        return (virtio[0] if len(virtio) == 1 else m.group("virtio")), int(m.group("vq"))
+    return m.group("dev"), int(m.group("q"))
+
+
+@dataclass(frozen=True, slots=True)
+class CpuContext:
+    """Per-CPU rates the sources look up: rows of /proc/interrupts and softnet columns."""
+
+    irq_rate: dict[str, float]  # row -> rate on this CPU
+    actions: dict[str, tuple[str, ...]]
+    received_rps: float
+    processed: float
+
+
+def _cpu_context(rates: Rates, cpu: int) -> CpuContext:
+    irq_rate: dict[str, float] = {}
+    actions: dict[str, tuple[str, ...]] = {}
+    irq = rates.interrupts
+    if irq is not None and cpu in irq.cpus:
+        j = irq.cpus.index(cpu)
+        for k, line in enumerate(irq.lines):
+            r = float(np.nan_to_num(irq.rate[k, j]))
+            if r > 0:
+                irq_rate[line.irq] = r
+                actions[line.irq] = line.actions
+    rps = processed = 0.0
+    sn = rates.softnet
+    if sn is not None and cpu in sn.cpus:
+        i = sn.cpus.index(cpu)
+        rps = float(np.nan_to_num(sn.field("received_rps")[i]))
+        processed = float(np.nan_to_num(sn.field("processed")[i]))
+    return CpuContext(irq_rate, actions, rps, processed)
+
+
+def _affinity_text(rates: Rates, irq: str) -> tuple[str, tuple[int, ...] | None]:
+    info = rates.after.irqinfo.get(int(irq)) if irq.isdigit() else None
+    if info is None or info.affinity is None:
+        return "", None
+    eff = f", effective {format_cpulist(info.effective_affinity)}" if info.effective_affinity else ""
+    managed = ", managed by the kernel" if info.managed else ""
+    return f" (smp_affinity_list {format_cpulist(info.affinity)}{eff}{managed})", info.affinity
+
+
+def _nic_sources(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | None) -> list[Source]:
+    out = []
+    for irq, r in ctx.irq_rate.items():
+        for action in ctx.actions.get(irq, ()):
+            dev, q = rx_queue_of(action, host)
+            if dev is None:
+                continue
+            aff, mask = _affinity_text(rates, irq)
+            text = f"NIC queue: IRQ {irq} {action} {format_rate(r)}/s on CPU{cpu}{aff}"
+            ns = host.namespace if host else None
+            out.append(Source("nic-queue", text, r, ns, dev, q, irq, mask))
+    return out
+
+
+def _rps_sources(net: NetRates, ctx: CpuContext, cpu: int) -> list[Source]:
+    out = []
+    for ns in net.namespaces:
+        for d in ns.devices:
+            rx = d.of("rx_packets")
+            for q in d.device.rx_queues:
+                if not q.rps_cpus or cpu not in q.rps_cpus or rx <= 0:
+                    continue
+                mask = format_cpumask(q.rps_cpus)
+                share = 1.0 / len(q.rps_cpus)
+                ipis = ctx.irq_rate.get("CAL", 0.0)
+                text = (
+                    f"RPS: rps_cpus={mask} on {d.device.name} rx-{q.index} ({ns.namespace.label}) <- "
+                    f"{format_rate(rx)} packets/s; received_rps {format_rate(ctx.received_rps)}/s on CPU{cpu}"
+                    + (f", function-call IPIs (CAL) {format_rate(ipis)}/s" if ipis else "")
+                )
+                weight = ctx.received_rps if ctx.received_rps > 0 else rx * share
+                out.append(Source("rps", text, weight, ns.namespace, d.device.name, q.index, None, q.rps_cpus))
+    return out
+
+
+def _local_sender(d: DeviceRates) -> bool:
+    """veth and loopback hand packets to the backlog of the sending CPU (netif_rx()) unless RPS steers them."""
+    local = d.device.driver == "veth" or d.device.name == "lo"
+    steered = any(q.rps_cpus for q in d.device.rx_queues)
+    return local and not steered and d.of("rx_packets") > 0
+
+
+def _backlog_sources(net: NetRates, residual: float, cpu: int, senders: str) -> list[Source]:
+    out = []
+    for ns in net.namespaces:
+        for d in ns.devices:
+            if _local_sender(d):
+                text = (
+                    f"backlog: {format_rate(d.of('rx_packets'))} packets/s into {d.device.name} ({ns.namespace.label}) "
+                    f"from local senders (veth/loopback netif_rx() runs NET_RX on the sender's CPU){senders}"
+                )
+                out.append(Source("backlog", text, min(residual, d.of("rx_packets")), ns.namespace, d.device.name, 0))
+    return out
+
+
+def _busiest_tasks(threads: tuple[ThreadShare, ...], cpu: int) -> str:
+    users = sorted((th for th in threads if th.cpu == cpu and not th.thread.kthread and th.run_pct >= 1.0), key=lambda th: -th.run_pct)
+    if not users:
+        return ""
+    return "; busiest tasks on CPU" + f"{cpu}: " + ", ".join(f"{th.thread.comm} (pid {th.thread.pid}) ran {th.run_pct:.0f} %" for th in users[:2])
+
+
+def _net_rx_sources(rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], cpu: int, runs: float) -> list[Source]:
+    ctx = _cpu_context(rates, cpu)
+    host = net.namespaces[0] if net and net.namespaces else None
+    out = _nic_sources(rates, ctx, cpu, host)
+    if net is not None:
+        out += _rps_sources(net, ctx, cpu)
+        explained = sum(s.weight for s in out)
+        residual = max(runs, ctx.processed) - explained
+        if residual > 0.25 * max(runs, 1.0):
+            out += _backlog_sources(net, residual, cpu, _busiest_tasks(threads, cpu))
+    return out
+
+
+def _row_sources(kind: str, ctx: CpuContext, rows: tuple[str, ...], cpu: int, what: str) -> list[Source]:
+    return [
+        Source(kind, f"{what}: {row} {format_rate(ctx.irq_rate[row])}/s on CPU{cpu}", ctx.irq_rate[row], irq=row)
+        for row in rows
+        if ctx.irq_rate.get(row, 0.0) > 0
+    ]
+
+
+def _disk_sources(ctx: CpuContext, cpu: int) -> list[Source]:
+    out = []
+    for irq, r in ctx.irq_rate.items():
+        names = [a for a in ctx.actions.get(irq, ()) if _DISK_QUEUE.match(a)]
+        if names:
+            out.append(Source("disk-queue", f"disk queue: IRQ {irq} {', '.join(names)} {format_rate(r)}/s on CPU{cpu}", r, irq=irq))
+    return out
+
+
+def _hardirq_sources(ctx: CpuContext, cpu: int) -> list[Source]:
+    top = sorted(ctx.irq_rate.items(), key=lambda kv: -kv[1])[:3]
+    return [
+        Source("ipi" if not irq.isdigit() else "nic-queue" if any(_RX_QUEUE.match(a) for a in ctx.actions.get(irq, ())) else "irq",
+               f"IRQ {irq} {', '.join(ctx.actions.get(irq, ())) or ''} {format_rate(r)}/s on CPU{cpu}".replace("  ", " "), r, irq=irq)
+        for irq, r in top
+    ]
+
+
+def _napi_thread_source(vt: VectorTime, threads: tuple[ThreadShare, ...], net: NetRates | None) -> list[Source]:
+    comm = vt.vector.removeprefix("NAPI thread ")
+    th = next((x for x in threads if x.thread.comm == comm and x.cpu == vt.cpu), None)
+    dev = comm.removeprefix("napi/").rsplit("-", 1)[0]
+    ns = next((n.namespace for n in (net.namespaces if net else ()) if any(d.device.name == dev for d in n.devices)), None)
+    where = f" ({ns.label})" if ns else ""
+    text = f"threaded NAPI: {comm} (pid {th.thread.pid if th else '?'}) polls {dev}{where}, {vt.pct:.0f} % of CPU{vt.cpu}"
+    return [Source("napi-thread", text, vt.pct, ns, dev, None, None, None, th.thread.pid if th else None)]
+
+
+def sources_of(vt: VectorTime, rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...]) -> list[Source]:
+    """The sources of one vector's work on one CPU, main one first."""
+    ctx = _cpu_context(rates, vt.cpu)
+    if vt.vector == "NET_RX":
+        out = _net_rx_sources(rates, net, threads, vt.cpu, vt.runs_per_s)
+    elif vt.vector == "BLOCK":
+        out = _disk_sources(ctx, vt.cpu)
+    elif vt.vector in ("TIMER", "HRTIMER"):
+        out = _row_sources("timer", ctx, ("LOC",), vt.cpu, "local timer")
+    elif vt.vector == "SCHED":
+        out = _row_sources("ipi", ctx, ("RES",), vt.cpu, "rescheduling IPIs")
+    elif vt.vector == "hardirq":
+        out = _hardirq_sources(ctx, vt.cpu)
+    elif vt.vector.startswith("NAPI thread "):
+        out = _napi_thread_source(vt, threads, net)
+    else:
+        out = []
+    if not out:
+        out = [Source("itself", f"{vt.vector} raised on CPU{vt.cpu} by its own users", vt.runs_per_s)]
+    return sorted(out, key=lambda s: -s.weight)
+
+
+# --- harm -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Packets lost (or, for "budget", passes cut short) at one layer, per second."""
+
+    layer: str  # "nic", "backlog", "budget", "socket"
+    rate_per_s: float
+    text: str
+    namespace: NetNamespace | None = None
+    socket: SocketDrops | None = None
+
+    @property
+    def lost(self) -> float:
+        """Packets lost per second (a squeeze loses none: the rest waits for the next pass)."""
+        return 0.0 if self.layer == "budget" else self.rate_per_s
+
+
+NIC_DROP_STATS: tuple[str, ...] = ("rx_dropped", "rx_missed_errors", "rx_fifo_errors")
+# Per-section counters of packets a socket dropped. InErrors includes RcvbufErrors (both are
+# counted for one drop in __udp_queue_rcv_skb(), net/ipv4/udp.c): only InErrors is summed.
+SOCKET_DROP_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("Udp", "InErrors"),
+    ("Udp6", "InErrors"),
+    ("TcpExt", "TCPBacklogDrop"),
+    ("TcpExt", "ListenDrops"),
+    ("TcpExt", "TCPRcvQDrop"),
+)
+SOCKET_DETAIL_COUNTERS: tuple[tuple[str, str], ...] = (("Udp", "RcvbufErrors"), ("Udp6", "RcvbufErrors"))
+
+
+def nic_drops(d: DeviceRates, ns: NetNamespace) -> Drop | None:
+    rate = sum(d.of(s) for s in NIC_DROP_STATS)
+    if rate <= 0:
+        return None
+    parts = ", ".join(f"{s} {format_rate(d.of(s))}/s" for s in NIC_DROP_STATS if d.of(s) > 0)
+    return Drop("nic", rate, f"NIC drops on {d.device.name} ({ns.label}): {parts}", ns)
+
+
+def socket_drops(ns: NamespaceRates) -> list[Drop]:
+    """The socket layer of one namespace: its MIB counters, and each UDP socket that dropped."""
+    out = []
+    for sec, name in SOCKET_DROP_COUNTERS:
+        r = ns.counter(sec, name)
+        if r > 0:
+            detail = [f"{s} {n} {format_rate(ns.counter(s, n))}/s" for s, n in SOCKET_DETAIL_COUNTERS if s == sec and ns.counter(s, n) > 0]
+            extra = f" ({', '.join(detail)})" if detail else ""
+            out.append(Drop("socket", r, f"socket drops {format_rate(r)}/s: {sec} {name}{extra} ({ns.namespace.label})", ns.namespace))
+    for s in ns.sockets:
+        port = f"UDP{'' if s.socket.family == 4 else '6'} port {s.socket.local_port}"
+        out.append(Drop("socket", 0.0, f"{port} ({s.owner}) dropped {format_rate(s.drops_per_s)}/s ({ns.namespace.label})", ns.namespace, s))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Harm:
+    """What one CPU's interrupt time cost: who waited, ksoftirqd, and drops at every layer."""
+
+    cpu: int
+    ksoftirqd_pct: float | None
+    waited: tuple[ThreadShare, ...]  # tasks on this CPU that waited >= wait_warn_pct, most first
+    drops: tuple[Drop, ...]
+    threads_known: bool
+
+    @property
+    def lost_per_s(self) -> float:
+        return sum(d.lost for d in self.drops)
+
+    @property
+    def max_wait_pct(self) -> float:
+        return max((th.wait_pct for th in self.waited), default=0.0)
+
+    def any(self, t: Thresholds) -> bool:
+        squeezed = any(d.layer == "budget" and d.rate_per_s >= t.squeeze_warn_rate for d in self.drops)
+        return bool(self.waited) or self.lost_per_s > 0 or squeezed
+
+
+def _softnet_drops(rates: Rates, cpu: int) -> list[Drop]:
+    sn = rates.softnet
+    if sn is None or cpu not in sn.cpus:
+        return []
+    i = sn.cpus.index(cpu)
+    out = []
+    backlog = float(np.nan_to_num(sn.field("dropped")[i]))
+    flow = float(np.nan_to_num(sn.field("flow_limit_count")[i]))
+    if backlog + flow > 0:
+        lim = rates.after.sysctl.get("net.core.netdev_max_backlog")
+        out.append(Drop("backlog", backlog + flow, f"backlog drops on CPU{cpu}: dropped {format_rate(backlog)}/s, flow_limit_count "
+                        f"{format_rate(flow)}/s" + (f" (netdev_max_backlog={lim})" if lim is not None else "")))
+    squeeze = float(np.nan_to_num(sn.field("time_squeeze")[i]))
+    if squeeze > 0:
+        ctl = rates.after.sysctl
+        knobs = ", ".join(f"{k.rsplit('.', 1)[1]}={ctl[k]}" for k in ("net.core.netdev_budget", "net.core.netdev_budget_usecs") if k in ctl)
+        out.append(Drop("budget", squeeze, f"budget: net_rx_action ran out {format_rate(squeeze)} times/s on CPU{cpu} (time_squeeze)"
+                        + (f" ({knobs})" if knobs else "")))
+    return out
+
+
+def harm_on(cpu: int, rates: Rates, threads: tuple[ThreadShare, ...], threads_known: bool, net_drops: list[Drop], t: Thresholds) -> Harm:
+    """The harm on one CPU: its waiting tasks, ksoftirqd, softnet drops, and the network drops given."""
+    waited = tuple(sorted((th for th in threads if th.cpu == cpu and th.wait_pct >= t.wait_warn_pct), key=lambda th: -th.wait_pct))
+    ks = rates.ksoftirqd_pct().get(cpu)
+    return Harm(cpu, ks, waited, tuple(_softnet_drops(rates, cpu) + net_drops), threads_known)
+
+
+def harm_score(taken_pct: float, harm: Harm) -> float:
+    """One number to rank causes by: CPU taken from tasks that waited, their wait, packets lost (log), squeezes (log).
+
+    taken_pct counts only when a task waited (CPU nobody wanted was taken from no one); the log
+    keeps a million drops from hiding a task that lost most of its CPU (docs/doctor.md).
+    """
+    squeeze = sum(d.rate_per_s for d in harm.drops if d.layer == "budget")
+    taken = taken_pct if harm.waited else 0.0
+    return round(taken + harm.max_wait_pct + 10 * math.log10(1 + harm.lost_per_s) + 10 * math.log10(1 + squeeze), 1)
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CpuCause:
+    """One CPU's interrupt path: its time by vector, the main vector's sources, and its harm."""
+
+    cpu: int
+    times: tuple[VectorTime, ...]
+    sources: tuple[Source, ...]  # of times[0]
+    harm: Harm
+
+    @property
+    def irq_pct(self) -> float:
+        return sum(v.pct for v in self.times)
+
+    @property
+    def main(self) -> VectorTime:
+        return self.times[0]
+
+    @property
+    def measured(self) -> bool:
+        return all(v.measured for v in self.times)
+
+
+@dataclass(frozen=True, slots=True)
+class CausalModel:
+    """Every CPU's interrupt path, the network's drops by namespace, and the tasks' shares."""
+
+    cpus: tuple[CpuCause, ...]
+    net: NetRates | None
+    threads: tuple[ThreadShare, ...]
+    threads_known: bool
+    online: tuple[int, ...]
+    unattached: tuple[Drop, ...] = field(default=())  # network drops no CPU's NET_RX chain reached
+
+    def cpu(self, cpu: int) -> CpuCause | None:
+        return next((c for c in self.cpus if c.cpu == cpu), None)
+
+
+def _namespaces_of(sources: list[Source]) -> set[int]:
+    return {s.namespace.inode for s in sources if s.namespace is not None}
+
+
+def _network_drops(net: NetRates | None) -> dict[int, list[Drop]]:
+    """Socket and NIC drops by namespace inode."""
+    out: dict[int, list[Drop]] = {}
+    for ns in net.namespaces if net else ():
+        drops = socket_drops(ns) + [x for d in ns.devices if (x := nic_drops(d, ns.namespace)) is not None]
+        if drops:
+            out[ns.namespace.inode] = drops
+    return out
+
+
+def _online(rates: Rates) -> tuple[int, ...]:
+    host = rates.after.host
+    if host.online_cpus:
+        return host.online_cpus
+    for part in (rates.interrupts, rates.softirqs, rates.cpu):
+        if part is not None:
+            return part.cpus
+    return ()
+
+
+def causal_model(
+    rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], trace: TraceResult | None, t: Thresholds, threads_known: bool = True
+) -> CausalModel:
+    """Link every CPU's interrupt time to its sources and its harm."""
+    times = vector_times(rates, threads, trace, t)
+    drops_by_ns = _network_drops(net)
+    host_inode = net.namespaces[0].namespace.inode if net and net.namespaces else None
+    linked: dict[int, list[Source]] = {}
+    for cpu, vts in times.items():
+        if vts and vts[0].vector == "NET_RX":
+            linked[cpu] = sources_of(vts[0], rates, net, threads)
+    reached = set().union(*(_namespaces_of(s) for s in linked.values())) if linked else set()
+    if host_inode in reached:  # a host NIC feeds every namespace behind it
+        reached |= set(drops_by_ns)
+    unattached = [d for ns, ds in drops_by_ns.items() if ns not in reached for d in ds]
+    cpus = []
+    for cpu, vts in times.items():
+        if not vts:
+            continue
+        srcs = linked.get(cpu) or sources_of(vts[0], rates, net, threads)
+        mine = _namespaces_of(srcs) if cpu in linked else set()
+        if host_inode in mine:
+            mine |= set(drops_by_ns)
+        if cpu in linked and not reached:  # nothing traced to a namespace: every NET_RX CPU shares them
+            net_drops = [d for ds in drops_by_ns.values() for d in ds]
+        else:
+            net_drops = [d for ns in mine for d in drops_by_ns.get(ns, [])]
+        cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t)))
+    if linked and not reached:
+        unattached = []
+    return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates), tuple(unattached))
