@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import shutil
 import subprocess
@@ -29,7 +28,6 @@ from irqlab.outputs.prometheus import (
     device_of,
 )
 from irqlab.sources.fs import Roots
-from irqlab.sources.sampler import capture_time
 from servers import missing_tool
 
 UDP = Path(__file__).resolve().parents[1] / "fixtures" / "captures" / "vm-udpflood"
@@ -51,17 +49,14 @@ def fixed_clock():
 def sequence_scrape(*roots: Roots):
     """scrape() that reads each capture in turn (then stays on the last), with a fixed clock.
 
-    The reader stamps the live clock; a capture carries its own time, which is restored so
-    that the interval between the two captures is the real one.
+    The Sampler stamps a capture with its own time, so the interval between the two captures
+    is the real one, and durations come from the fixed clock.
     """
     readers = [SourceReader(r, clock=fixed_clock()) for r in roots]
     calls = count()
 
     def scrape():
-        reader = readers[min(next(calls), len(readers) - 1)]
-        result = reader()
-        taken_ns, wall = capture_time(reader.roots)
-        return ScrapeResult(dataclasses.replace(result.snapshot, taken_ns=taken_ns, wall_time=wall), result.statuses)
+        return readers[min(next(calls), len(readers) - 1)]()
 
     return scrape
 

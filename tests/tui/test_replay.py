@@ -71,12 +71,18 @@ def test_broken_interrupts_file_in_a_replay_names_file_and_line(capsys, tmp_path
     assert code == EXIT_ERROR and "line 3" in err and "12x4" in err
 
 
-def test_live_sampler_rereads_irq_directories_only_every_ten_seconds():
-    from irqlab.cli.top import LiveSampler
+def test_the_sampler_rereads_irq_directories_only_when_their_refresh_period_passed():
     from irqlab.sources.fs import Roots
-    from irqlab.sources.sampler import SampleSpec
+    from irqlab.sources.sampler import Sampler, SampleSpec
 
-    sampler = LiveSampler(Roots.capture(SYNTH96[0]), SampleSpec(), interval_s=5.0)  # every 2nd call
-    first, second, third = sampler(), sampler(), sampler()
+    now = [0]
+    sampler = Sampler(Roots.capture(SYNTH96[0]), SampleSpec(refresh={"irqinfo": 10.0}), clock=lambda: now[0])
+    first = sampler.take()
+    now[0] = 4_000_000_000
+    second = sampler.take()
     assert first.irqinfo and second.irqinfo is first.irqinfo
+    assert [s.reused for s in second.statuses if s.source == "irqinfo"] == [True]
+    now[0] = 10_000_000_000
+    third = sampler.take()
     assert third.irqinfo is not first.irqinfo and third.irqinfo.keys() == first.irqinfo.keys()
+    assert [s.reused for s in third.statuses if s.source == "irqinfo"] == [False]

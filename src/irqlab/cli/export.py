@@ -100,84 +100,33 @@ def _regex(text: str | None, option: str):
         raise UsageError(f"{option} {text!r}: not a regular expression ({exc})") from None
 
 
-def _tasks_or_raise(read_tasks):
-    """read_tasks reports problems in a list; no task at all and a problem is a failed source."""
-    from irqlab.errors import SourceError
-
-    def read(roots):
-        tasks, problems = read_tasks(roots)
-        if not tasks and problems:
-            raise SourceError(problems[0].path, problems[0].message.removeprefix(problems[0].path + ": "))
-        return tasks
-
-    return read
+# The sources the exporter reports a success and duration series for (irqlab_source_*).
+EXPORTED_SOURCES = ("interrupts", "softirqs", "stat", "softnet", "tasks")
 
 
-class SourceReader:
-    """Read each source on its own, timed, so one failing file never fails the scrape."""
+def _say_status(status, recovered: bool) -> None:
+    """Say once on stderr when a source starts failing (and when it recovers), not per scrape."""
+    if status.success:
+        print(f"irqlab export: {status.source} is readable again", file=sys.stderr, flush=True)
+    else:
+        print(f"irqlab export: {status.error} (serving the other sources)", file=sys.stderr, flush=True)
 
-    def __init__(self, roots, tasks: bool = True, clock: Callable[[], int] = time.perf_counter_ns) -> None:
-        self.roots = roots
-        self.tasks = tasks
-        self.clock = clock  # injected so that golden tests get fixed durations
-        self._failing: dict[str, str] = {}  # source -> error last logged
-        self._host = None
 
-    def _log_changes(self, statuses) -> None:
-        """Say once on stderr when a source starts failing (and when it recovers), not per scrape."""
-        for st in statuses:
-            was = self._failing.get(st.source)
-            if not st.success and was != st.error:
-                print(f"irqlab export: {st.error} (serving the other sources)", file=sys.stderr, flush=True)
-                self._failing[st.source] = st.error
-            elif st.success and was is not None:
-                print(f"irqlab export: {st.source} is readable again", file=sys.stderr, flush=True)
-                del self._failing[st.source]
+def SourceReader(roots, tasks: bool = True, clock: Callable[[], int] = time.monotonic_ns):  # noqa: N802 - reads as the scrape source it makes
+    """scrape(): one Sampler sample per scrape, each source on its own, so one failing file never fails the scrape."""
+    from irqlab.outputs.prometheus import ScrapeResult
+    from irqlab.sources.sampler import Sampler, SampleSpec
 
-    def _readers(self):
-        from irqlab.sources.interrupts import read_interrupts
-        from irqlab.sources.softirqs import read_softirqs
-        from irqlab.sources.softnet import read_softnet
-        from irqlab.sources.stat import read_stat
-        from irqlab.sources.tasks import read_tasks
+    # Nothing is required and nothing is strict: a failure is a series of its own. Host and
+    # sysctls do not change while the exporter runs; /proc/irq/N is not exported.
+    spec = SampleSpec(irqinfo=False, tasks=tasks, strict=False, required=(), refresh={"host": float("inf"), "sysctl": float("inf")})
+    sampler = Sampler(roots, spec, clock=clock, on_status=_say_status)
 
-        out = {"interrupts": read_interrupts, "softirqs": read_softirqs, "stat": read_stat, "softnet": read_softnet}
-        if self.tasks:
-            out["tasks"] = _tasks_or_raise(read_tasks)
-        return out
+    def scrape():
+        snap = sampler.take()
+        return ScrapeResult(snap, tuple(s for s in snap.statuses if s.source in EXPORTED_SOURCES))
 
-    def __call__(self):
-        from irqlab.errors import SourceError
-        from irqlab.model.snapshot import HostInfo, Snapshot
-        from irqlab.outputs.prometheus import ScrapeResult, SourceStatus
-        from irqlab.sources.host import read_host
-
-        parts, statuses = {}, []
-        mono0 = time.monotonic_ns()
-        for name, reader in self._readers().items():
-            t0 = self.clock()
-            try:
-                parts[name] = reader(self.roots)
-                statuses.append(SourceStatus(name, (self.clock() - t0) / 1e9, True))
-            except SourceError as exc:
-                statuses.append(SourceStatus(name, (self.clock() - t0) / 1e9, False, str(exc)))
-        self._log_changes(statuses)
-        if self._host is None:  # hostname and kernel do not change while we run
-            try:
-                self._host = read_host(self.roots)
-            except SourceError:
-                self._host = HostInfo()
-        snap = Snapshot(
-            taken_ns=(mono0 + time.monotonic_ns()) // 2,
-            wall_time=time.time(),
-            host=self._host,
-            interrupts=parts.get("interrupts"),
-            softirqs=parts.get("softirqs"),
-            stat=parts.get("stat"),
-            softnet=parts.get("softnet"),
-            tasks=parts.get("tasks", ()),
-        )
-        return ScrapeResult(snap, tuple(statuses))
+    return scrape
 
 
 def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()):

@@ -105,13 +105,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+IRQINFO_EVERY_S = 10.0
+
+
 def _run_tui(args: argparse.Namespace, roots, only: tuple[int, ...] | None, count: int | None) -> int:
     """Wire a sampler (live host or a Replayer) into the Textual app and run it."""
     from irqlab.sources.sampler import SampleSpec
     from irqlab.tui.app import TopApp
     from irqlab.tui.model import ViewState
 
-    spec = SampleSpec(irqinfo=True, tasks=True)
+    # /proc/irq/N (affinity, chip, spurious) changes rarely and costs about 10 opens per IRQ:
+    # the live view re-reads it every IRQINFO_EVERY_S, the counters every refresh.
+    spec = SampleSpec(irqinfo=True, tasks=True, refresh={"irqinfo": IRQINFO_EVERY_S, "host": float("inf")})
     state = ViewState(cpus=only, hide_idle=not args.all, max_rows=max(args.top, 40))
     if args.replay:
         from irqlab.sources.replay import Replayer, check_captures
@@ -119,41 +124,8 @@ def _run_tui(args: argparse.Namespace, roots, only: tuple[int, ...] | None, coun
         check_captures(args.replay)  # one clear line before the screen switches
         app = TopApp(Replayer(args.replay, spec), args.interval, count, source="replay", replay=True, state=state)
     else:
-        app = TopApp(LiveSampler(roots, spec, args.interval), args.interval, count, source="live", state=state)
+        from irqlab.sources.sampler import Sampler
+
+        app = TopApp(Sampler(roots, spec).take, args.interval, count, source="live", state=state)
     app.run()
     return 0
-
-
-class LiveSampler:
-    """take_snapshot() for the live view, re-reading /proc/irq/N only every IRQINFO_EVERY_S.
-
-    Affinity, chip and spurious counts change rarely, while reading them costs one open per
-    file per IRQ (about 10 per IRQ: 10,000 opens a second on a 1000-IRQ machine). The counters
-    are read on every call.
-    """
-
-    IRQINFO_EVERY_S = 10.0
-
-    def __init__(self, roots, spec, interval_s: float) -> None:
-        import dataclasses
-
-        self.roots, self.spec = roots, spec
-        self.light = dataclasses.replace(spec, irqinfo=False)
-        self.every = max(1, round(self.IRQINFO_EVERY_S / interval_s))
-        self.calls = 0
-        self.irqinfo: dict = {}
-        self.unreadable: tuple = ()  # irqinfo problems, carried over so findings do not flicker
-
-    def __call__(self):
-        import dataclasses
-
-        from irqlab.sources.sampler import take_snapshot
-
-        full = self.calls % self.every == 0
-        self.calls += 1
-        snap = take_snapshot(self.roots, self.spec if full else self.light)
-        if full:
-            self.irqinfo = snap.irqinfo
-            self.unreadable = tuple(u for u in snap.unreadable if u.source == "irqinfo")
-            return snap
-        return dataclasses.replace(snap, irqinfo=self.irqinfo, unreadable=snap.unreadable + self.unreadable)

@@ -277,6 +277,17 @@ class Unreadable:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How one source fared in one sample (node_exporter's per-collector success and duration)."""
+
+    source: str  # "interrupts", "softirqs", "stat", "softnet", "irqinfo", "tasks", "net", ...
+    duration_s: float
+    success: bool
+    error: str = ""
+    reused: bool = False  # not re-read this sample: its refresh period had not passed
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class Snapshot:
     """Every counter irqlab reads, taken at taken_ns (time.monotonic_ns() or a capture's)."""
@@ -297,3 +308,4 @@ class Snapshot:
     # Read only when a command asks (SampleSpec.net / .threads): the doctor's causal chain.
     net: NetState | None = None  # every network namespace's devices, MIB counters, UDP sockets
     threads: tuple[ThreadSched, ...] = ()  # every thread's run and wait time, where it last ran
+    statuses: tuple[SourceStatus, ...] = ()  # each source's success and read time (sources/sampler.py)

@@ -26,20 +26,10 @@ from irqlab.analysis.storm_levels import storm_levels
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
-from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot
+from irqlab.model.snapshot import Interrupts, IrqLine, Snapshot, SourceStatus
 from irqlab.units import NS_PER_S, printable
 
 # --- inputs -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SourceStatus:
-    """How one source fared in one scrape."""
-
-    source: str  # "interrupts", "softirqs", "stat", "softnet", "tasks"
-    duration_s: float
-    success: bool
-    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

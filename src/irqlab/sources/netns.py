@@ -21,11 +21,13 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import pickle
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError, UnsafeSource
 from irqlab.model.net import NetNamespace
@@ -39,6 +41,7 @@ MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
 _NS_LINK = re.compile(r"net:\[([0-9]+)\]\Z")
+T = TypeVar("T")
 _FRAME = struct.Struct("!BI")  # kind, payload length
 
 
@@ -183,19 +186,24 @@ def _read_one(path: str) -> bytes:
     return _frame(_OK, read_bytes(path))
 
 
+def _enter(ns_path: str, expect_inode: int | None, sysfs: bool) -> None:
+    """In a forked child: join the namespace (and mount its own sysfs on a private /sys)."""
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if expect_inode is not None and os.fstat(fd).st_ino != expect_inode:
+            # The PID exited and was reused by a process of another namespace.
+            raise OSError(errno.ESRCH, "namespace gone")
+        setns_net(fd)
+    finally:
+        os.close(fd)
+    if sysfs:
+        private_sysfs()
+
+
 def _child(ns_path: str, paths: Sequence[str], expect_inode: int | None) -> bytes:
     """Enter the namespace and read paths; every outcome framed (the enter frame first)."""
     try:
-        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if expect_inode is not None and os.fstat(fd).st_ino != expect_inode:
-                # The PID exited and was reused by a process of another namespace.
-                raise OSError(errno.ESRCH, "namespace gone")
-            setns_net(fd)
-        finally:
-            os.close(fd)
-        if any(p == "/sys" or p.startswith("/sys/") for p in paths):
-            private_sysfs()
+        _enter(ns_path, expect_inode, any(p == "/sys" or p.startswith("/sys/") for p in paths))
     except OSError as exc:
         return _error_frame(_enter_error(exc, ns_path))
     out = [_frame(_OK, b"")]
@@ -218,13 +226,18 @@ def _unframe(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def _run_child(ns_path: str, paths: Sequence[str], expect_inode: int | None) -> bytes:
+    return _forked(lambda: _child(ns_path, paths, expect_inode))
+
+
+def _forked(work: Callable[[], bytes]) -> bytes:
+    """work() run in a forked child; its bytes come back over a pipe."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         status = 0
         try:
             os.close(r)
-            data = _child(ns_path, paths, expect_inode)
+            data = work()
             view = memoryview(data)
             while view:
                 view = view[os.write(w, view) :]
@@ -273,3 +286,33 @@ def read_each_netns(namespaces: Iterable[NetNamespace], paths: Sequence[str]) ->
         except SourceError as exc:
             not_entered.append((space, exc))
     return NetnsReads(files, tuple(not_entered))
+
+
+def _call_child(ns_path: str, expect_inode: int | None, fn: Callable[[], object]) -> bytes:
+    try:
+        _enter(ns_path, expect_inode, sysfs=True)
+    except OSError as exc:
+        return _error_frame(_enter_error(exc, ns_path))
+    try:
+        return _frame(_OK, pickle.dumps(fn()))
+    except SourceError as exc:
+        return _error_frame(exc)
+
+
+def call_in_netns(ns: NetNamespace, fn: Callable[[], T]) -> T:
+    """fn() run inside namespace `ns` (with that namespace's sysfs on /sys), in a forked child.
+
+    fn reads through sources/ as if this process lived there (Roots() sees the namespace's
+    /proc/net and /sys/class/net); its value comes back pickled (the child is this very
+    program, so the bytes are as trusted as the value). A SourceError fn raises is raised
+    here; PermissionDenied when this process may not enter (setns needs CAP_SYS_ADMIN),
+    MissingSource when the namespace is gone.
+    """
+    frames = _unframe(_forked(lambda: _call_child(ns.ns_path, ns.inode, fn)))
+    if not frames:
+        raise SourceError(ns.ns_path, "the reader in this network namespace died before answering")
+    kind, payload = frames[0]
+    if kind != _OK:
+        raise _ERROR_OF.get(kind, SourceError)(ns.ns_path, payload.decode("utf-8", "replace"))
+    value: T = pickle.loads(payload)
+    return value
