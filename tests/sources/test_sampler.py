@@ -112,9 +112,10 @@ def namespaces():
         pytest.skip("creating network namespaces needs root")
     name = f"irqlabt{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"], check=True)
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    holder = None
     try:
+        subprocess.run(["ip", "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"], check=True)
+        holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
         # The child has entered its namespace once its link differs from ours.
         deadline = time.monotonic() + 5
         while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
@@ -122,8 +123,9 @@ def namespaces():
             time.sleep(0.01)
         yield name, holder.pid
     finally:
-        holder.kill()
-        holder.wait()
+        if holder is not None:
+            holder.kill()
+            holder.wait()
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
@@ -163,3 +165,25 @@ def test_unprivileged_the_namespaces_it_could_not_enter_are_named(namespaces):
     not_entered, nviews = as_nobody(read)
     assert nviews == 1
     assert any(name in names and "CAP_SYS_ADMIN" in reason for names, reason in not_entered)
+
+
+def test_a_net_capture_reads_back_like_the_live_machine(namespaces, tmp_path):
+    from irqlab.outputs.capture import write_capture
+    from irqlab.sources.capture import collect
+
+    name, pid = namespaces
+    write_capture(collect(Roots(), net=True), tmp_path / "cap")
+    spec = SampleSpec(irqinfo=False, tasks=False, net=True, threads=True)
+    live = Sampler(Roots(), spec).take()
+    cap = Sampler(Roots.capture(tmp_path / "cap"), spec).take()
+    assert cap.net is not None and live.net is not None
+    label = {v.namespace.inode: v.namespace.label for v in cap.net.views}
+    assert label == {v.namespace.inode: v.namespace.label for v in live.net.views}
+    assert f"netns {name}" in label.values() and any("sleep" in x for x in label.values())
+    for got in cap.net.views:
+        want = live.net.view(got.namespace.inode)
+        assert want is not None
+        assert [(d.name, d.driver, sorted(d.statistics), len(d.rx_queues)) for d in got.devices] == [
+            (d.name, d.driver, sorted(d.statistics), len(d.rx_queues)) for d in want.devices]
+        assert got.counters.keys() == want.counters.keys()
+    assert {t.tid for t in cap.threads} >= {t.tid for t in live.threads if t.kthread and t.comm.startswith("ksoftirqd/")}

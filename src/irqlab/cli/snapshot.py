@@ -17,6 +17,9 @@ examples:
   irqlab snapshot -o /tmp/before; sleep 10; irqlab snapshot -o /tmp/after
   irqlab diff /tmp/before /tmp/after
   irqlab top --once --procfs /tmp/before/proc --sysfs /tmp/before/sys
+  irqlab snapshot --net -o /tmp/a; sleep 3; irqlab snapshot --net -o /tmp/b
+  irqlab doctor --procfs /tmp/a/proc --sysfs /tmp/a/sys --then /tmp/b
+                                       explain two captures, network causes included
 """,
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )
@@ -24,6 +27,13 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="new or empty directory to write")
+    p.add_argument(
+        "--net",
+        action="store_true",
+        help="also every network namespace's devices, /proc/net MIB counters and UDP sockets "
+        "(DIR/netns/INODE/ for the others; entering them needs root), every thread's schedstat, "
+        "and the fd links of sockets that dropped: what the doctor's causal chain reads",
+    )
     common.add_roots(p)
     common.add_json(p)
 
@@ -34,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.sources.host import read_host
 
     roots = common.roots_of(args)
-    capture = collect(roots)
+    capture = collect(roots, net=args.net)
     host = read_host(roots)
     out = write_capture(capture, args.output, host.hostname)
     if args.json:

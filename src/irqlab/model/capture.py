@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Written beside proc/ and sys/ in a capture directory; read back for the capture's time.
 CAPTURE_META = "irqlab-capture.json"
@@ -16,3 +16,6 @@ class RawCapture:
     monotonic_ns: int
     wall_time: float
     skipped: tuple[str, ...]  # paths that could not be read (permission, vanished)
+    # Symbolic links kept as the kernel shows them, by path: their text, never followed
+    # ("socket:[4026]" for a process's fd, a device's driver link).
+    links: dict[str, str] = field(default_factory=dict)

@@ -22,6 +22,10 @@ def write_capture(capture: RawCapture, directory: str | Path, hostname: str = ""
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+        for rel, text in capture.links.items():
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(text, target)  # the text only: it may point nowhere in the capture
         meta = {
             "irqlab_version": __version__,
             "format": 1,

@@ -6,6 +6,7 @@ A capture is the kernel's own text, byte for byte, under the same relative paths
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -49,8 +50,98 @@ def _irq_dirs(roots: Roots) -> list[str]:
         return []
 
 
-def collect(roots: Roots) -> RawCapture:
-    """Read every file of a capture; missing ones are skipped, the rest recorded as skipped."""
+NET_PROC_FILES = ("proc/net/snmp", "proc/net/snmp6", "proc/net/netstat", "proc/net/udp", "proc/net/udp6")
+NETDEV_FILES = ("threaded", "napi_defer_hard_irqs", "gro_flush_timeout", "device/numa_node")
+
+
+def _net_files(roots: Roots) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """The files sources/netstate.py reads, as this process's network namespace shows them."""
+    files: dict[str, bytes] = {}
+    links: dict[str, str] = {}
+    skipped: list[str] = []
+
+    def grab(rel: str) -> None:
+        try:
+            files[rel] = read_bytes(_path(roots, rel))
+        except MissingSource:
+            pass
+        except SourceError:
+            skipped.append(rel)
+
+    def listing(rel: str) -> list[str]:
+        try:
+            return sorted(list_dir(_path(roots, rel)))
+        except SourceError:
+            return []
+
+    for rel in NET_PROC_FILES:
+        grab(rel)
+    for dev in listing("sys/class/net"):
+        base = f"sys/class/net/{dev}"
+        for name in listing(f"{base}/statistics"):
+            grab(f"{base}/statistics/{name}")
+        for queue in listing(f"{base}/queues"):
+            for name in ("rps_cpus", "rps_flow_cnt", "xps_cpus"):
+                grab(f"{base}/queues/{queue}/{name}")
+        for name in NETDEV_FILES:
+            grab(f"{base}/{name}")
+        if "driver" in listing(f"{base}/device"):
+            try:
+                links[f"{base}/device/driver"] = "drivers/" + os.path.basename(os.readlink(_path(roots, f"{base}/device/driver")))
+            except OSError:
+                pass
+    return files, links, skipped
+
+
+def _namespace_files() -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """Run inside another namespace's child: its net files, as the live machine shows them."""
+    return _net_files(Roots())
+
+
+def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], skipped: list[str]) -> None:
+    """Every namespace's net files (the host's in place, the others under netns/INODE/), the
+    threads' schedstat, and the fd links of the sockets that dropped."""
+    from irqlab.sources.netns import call_in_netns
+    from irqlab.sources.netstate import NAMESPACE_META, namespace_meta, read_net_state
+    from irqlab.sources.threads import read_threads
+
+    more, more_links, more_skipped = _net_files(roots)
+    files.update(more)
+    links.update(more_links)
+    skipped.extend(more_skipped)
+    state = read_net_state(roots)
+    files[NAMESPACE_META] = namespace_meta(state.views[0].namespace).encode()
+    for view in state.views[1:]:
+        ns = view.namespace
+        top = f"netns/{ns.inode}"
+        files[f"{top}/{NAMESPACE_META}"] = namespace_meta(ns).encode()
+        try:
+            got, got_links, got_skipped = call_in_netns(ns, _namespace_files)
+        except SourceError:
+            skipped.append(top)
+            continue
+        files.update({f"{top}/{rel}": data for rel, data in got.items()})
+        links.update({f"{top}/{rel}": text for rel, text in got_links.items()})
+        skipped.extend(f"{top}/{rel}" for rel in got_skipped)
+    for inode, pids in state.socket_pids.items():
+        for pid in pids:
+            links[f"proc/{pid}/fd/socket-{inode}"] = f"socket:[{inode}]"
+            files.setdefault(f"proc/{pid}/comm", (state.comms.get(pid, "?") + "\n").encode())
+    for thread in read_threads(roots):
+        for name in ("stat", "schedstat"):
+            rel = f"proc/{thread.pid}/task/{thread.tid}/{name}"
+            try:
+                files[rel] = read_bytes(_path(roots, rel))
+            except SourceError:
+                continue  # exited since the scan
+
+
+def collect(roots: Roots, net: bool = False) -> RawCapture:
+    """Read every file of a capture; missing ones are skipped, the rest recorded as skipped.
+
+    net: also every network namespace's devices, MIB counters and UDP sockets, every thread's
+    schedstat and the owners of sockets that dropped (what the doctor's causal chain reads).
+    """
     from irqlab.sources.tasks import read_tasks
 
     files: dict[str, bytes] = {}
@@ -80,6 +171,9 @@ def collect(roots: Roots) -> RawCapture:
     for task in tasks:
         for name in TASK_FILES:
             grab(f"proc/{task.pid}/{name}")
+    links: dict[str, str] = {}
+    if net:
+        _collect_net(roots, files, links, skipped)
     if "proc/interrupts" not in files:
         raise MissingSource(str(roots.proc("interrupts")), "no /proc/interrupts to capture")
-    return RawCapture(files, (t0 + t1) // 2, wall, tuple(skipped))
+    return RawCapture(files, (t0 + t1) // 2, wall, tuple(skipped), links)
