@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from irqlab.outputs.proctext import render_interrupts, render_softirqs, render_softnet
 from irqlab.sim.machine import Machine
-from irqlab.sim.procfs import render_interrupts, render_softirqs, render_softnet
 from irqlab.sim.scenario import parse_scenario
 from irqlab.sim.summary import render_summary, summarize
 

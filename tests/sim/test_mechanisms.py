@@ -20,7 +20,7 @@ def test_a_tasklet_scheduled_twice_before_it_runs_runs_once(machine):
     cpu.stack.clear()
     assert len(m.tasklets[False][0]) == 1
     cpu.need_resched = True
-    cpu._advance()  # ksoftirqd (runnable since boot) runs the pending TASKLET softirq
+    cpu.advance()  # ksoftirqd (runnable since boot) runs the pending TASKLET softirq
     m.engine.run(5_000_000)
     assert t.runs == 1 and not t.sched and not t.run
 
@@ -39,7 +39,7 @@ def test_a_disabled_tasklet_re_raises_until_the_restart_limit_hands_it_to_ksofti
     cpu.stack.clear()
     # run handle_softirqs() from irq_exit by hand, nothing else on the CPU
     cpu.stack.append(Frame(SOFTIRQ, handle_softirqs(m, cpu, None)))
-    cpu._advance()
+    cpu.advance()
     # 10 passes (1 + 9 restarts), each re-queueing the disabled tasklet, then wakeup_softirqd()
     assert st.counts[TASKLET] == 10
     assert st.restarts == 9 and st.handoffs == 1

@@ -10,9 +10,9 @@ import pytest
 
 from irqlab.cli.main import main
 from irqlab.daemon.simwatch import from_spec
+from irqlab.outputs.proctext import render_interrupts
 from irqlab.sim.machine import Machine
 from irqlab.sim.policy import Action, InvalidWrite, Knobs, NotModelled
-from irqlab.sim.procfs import render_interrupts
 from irqlab.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from irqlab.sources.interrupts import parse_interrupts
 

@@ -76,25 +76,32 @@ class Sample(NamedTuple):
     traced: Traced = Traced()
 
 
+# What the doctor reads: every counter, /proc/irq/N, the interrupt threads, and for the causal
+# chain every network namespace (entered when root) and every thread's wait time.
+SPEC_FIELDS = dict(irqinfo=True, tasks=True, net=True, netns=True, threads=True)
+
+
 def _two_snapshots(args: argparse.Namespace) -> Sample:
     from irqlab.errors import UsageError
     from irqlab.sources.fs import Roots
-    from irqlab.sources.sampler import take_snapshot
+    from irqlab.sources.sampler import Sampler, SampleSpec
 
     roots = common.roots_of(args)
+    spec = SampleSpec(**SPEC_FIELDS)  # type: ignore[arg-type]
     if args.sim:
         return _simulated(args)
     if args.then:
         if roots.is_live:
             raise UsageError("--then needs --procfs/--sysfs of the first capture")
-        return Sample(take_snapshot(roots), take_snapshot(Roots.capture(args.then)), args.interval)
+        return Sample(Sampler(roots, spec).take(), Sampler(Roots.capture(args.then), spec).take(), args.interval)
     if not args.duration > 0 or args.duration > 3600:
         raise UsageError(f"--duration {args.duration:g}: must be more than 0 and at most 3600 seconds")
     if not roots.is_live:
         raise UsageError("a capture is one instant: give the later capture with --then DIR")
     import time
 
-    first = take_snapshot(roots)
+    sampler = Sampler(roots, spec)
+    first = sampler.take()
     if sys.stderr.isatty() and not args.json:
         print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
     # The trace (loading BPF programs takes a second or two) runs beside the sample, so that
@@ -105,7 +112,7 @@ def _two_snapshots(args: argparse.Namespace) -> Sample:
     with ThreadPoolExecutor(max_workers=1) as pool:
         traced = pool.submit(_trace, args, roots)
         time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
-        second = take_snapshot(roots)
+        second = sampler.take()
         return Sample(first, second, None, traced.result())
 
 

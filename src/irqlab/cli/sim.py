@@ -116,7 +116,7 @@ def _write_captures(m, directory: str) -> None:
 
     from irqlab.errors import CaptureError
     from irqlab.outputs.capture import write_capture
-    from irqlab.sim.procfs import capture
+    from irqlab.outputs.proctext import capture
 
     out = Path(directory)
     if out.exists() and any(out.iterdir()):

@@ -1,6 +1,12 @@
-"""Print a Snapshot the way the kernel prints its files, for simulated capture directories."""
+"""Print a Snapshot the way the kernel prints its files, for simulated capture directories.
+
+The simulator (sim/emit.py) produces Snapshots; cli/sim.py writes them as a capture through
+capture() here, so that irqlab's own parsers read a simulated machine back like a live one.
+"""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from irqlab.cpulist import format_cpulist
 from irqlab.model.capture import RawCapture
@@ -8,10 +14,19 @@ from irqlab.model.snapshot import Snapshot, TaskInfo
 
 POLICY_NR = {"other": 0, "fifo": 1, "rr": 2}
 
+T = TypeVar("T")
+
+
+def _part(value: T | None, name: str) -> T:
+    """A part of the snapshot that the file is printed from (the simulator fills them all)."""
+    if value is None:
+        raise ValueError(f"the snapshot has no {name} to print")
+    return value
+
 
 def render_interrupts(snap: Snapshot) -> str:
     """show_interrupts() (kernel/irq/proc.c, v6.18) and x86 arch_show_interrupts()."""
-    it = snap.interrupts
+    it = _part(snap.interrupts, "/proc/interrupts")
     numbered = [int(ln.irq) for ln in it.lines if ln.numbered]
     nr_irqs = max(numbered + [0]) + 1
     prec = 3
@@ -35,7 +50,7 @@ def render_interrupts(snap: Snapshot) -> str:
 
 def render_softirqs(snap: Snapshot) -> str:
     """fs/proc/softirqs.c show_softirqs()."""
-    s = snap.softirqs
+    s = _part(snap.softirqs, "/proc/softirqs")
     out = [" " * 20 + "".join(f"CPU{c:<8d}" for c in s.cpus)]
     for i, name in enumerate(s.vectors):
         out.append(f"{name:>12}:" + "".join(f" {int(c):>10}" for c in s.counts[i]))
@@ -44,21 +59,21 @@ def render_softirqs(snap: Snapshot) -> str:
 
 def render_stat(snap: Snapshot) -> str:
     """fs/proc/stat.c show_stat()."""
-    st = snap.stat
+    st = _part(snap.stat, "/proc/stat")
     out = ["cpu  " + " ".join(str(int(v)) for v in st.total_times)]
     for i, cpu in enumerate(st.cpus):
         out.append(f"cpu{cpu} " + " ".join(str(int(v)) for v in st.times[i]))
-    out.append(f"intr {st.intr_total}" + "".join(f" {int(v)}" for v in st.intr))
+    out.append(f"intr {st.intr_total}" + "".join(f" {int(v)}" for v in _part(st.intr, "intr line")))
     out += [f"ctxt {st.ctxt}", f"btime {st.btime}", f"processes {st.processes}",
             f"procs_running {st.procs_running}", f"procs_blocked {st.procs_blocked}"]
-    out.append(f"softirq {st.softirq_total}" + "".join(f" {v}" for v in st.softirq))
+    out.append(f"softirq {st.softirq_total}" + "".join(f" {v}" for v in _part(st.softirq, "softirq line")))
     return "\n".join(out) + "\n"
 
 
 def render_softnet(snap: Snapshot) -> str:
     """net/core/net-procfs.c softnet_seq_show() (v6.18: 15 columns)."""
     lines = []
-    for r in snap.softnet.rows:
+    for r in _part(snap.softnet, "softnet_stat").rows:
         cols = [r.processed, r.dropped, r.time_squeeze, 0, 0, 0, 0, 0, 0, r.received_rps or 0,
                 r.flow_limit_count or 0, r.backlog_len or 0, r.cpu, r.input_qlen or 0, r.process_qlen or 0]
         lines.append(" ".join(f"{c:08x}" for c in cols))

@@ -20,75 +20,58 @@ picks differently at fine grain but shares CPU the same way, which is what this 
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from irqlab.sim.machine import Machine, SoftirqState
+from irqlab.sim.engine import Engine
+from irqlab.sim.scenario import Scenario
+from irqlab.sim.state import (  # (ACCOUNTS .. nice_weight: here too, where the contexts are run)
+    ACCOUNTS,
+    BLOCK,
+    IDLE,
+    IRQ,
+    NICE_0_WEIGHT,
+    RESCHED,
+    SOFTIRQ,
+    SYSTEM,
+    USER,
+    Frame,
+    SoftirqState,
+    Softnet,
+    Task,
+    nice_weight,
+)
 
-BLOCK = "block"  # a task sleeps until woken
-RESCHED = "resched"  # cond_resched(): switch if need_resched
+__all__ = ["ACCOUNTS", "BLOCK", "CPU", "IDLE", "IRQ", "RESCHED", "SOFTIRQ", "SYSTEM", "USER", "CpuHost", "Frame",
+           "Task", "nice_weight"]
 
-IRQ, SOFTIRQ, USER, SYSTEM, IDLE = "irq", "softirq", "user", "system", "idle"
-ACCOUNTS = (IRQ, SOFTIRQ, USER, SYSTEM, IDLE)
-
-# kernel/sched/core.c sched_prio_to_weight[]: nice 0 is 1024, each step about 1.25x.
-NICE_0_WEIGHT = 1024
 RR_TIMESLICE_NS = 100_000_000  # include/linux/sched/rt.h RR_TIMESLICE (100 ms)
 
 
-def nice_weight(nice: int) -> float:
-    return NICE_0_WEIGHT / (1.25**nice)
+class CpuHost(Protocol):
+    """What a CPU asks of the machine it is part of (sim/machine.py provides it)."""
 
+    sc: Scenario
+    engine: Engine
+    seq: int  # hrtimer sequence numbers, machine-wide so timer order is the order they were set
+    cur_cpu: CPU | None  # the CPU whose step is running (a wake-up IPI from it nests another's)
+    loc: Any  # the LOC line: hrtimer expiry is delivered as its interrupt
+    sched_latency_ns: int
+    min_gran_ns: int
+    wakeup_gran_ns: int
 
-class Frame:
-    """An interrupt context on a CPU's stack: a hardirq handler or an irq_exit softirq run."""
+    def hardirq_enter(self, cpu: CPU, line: Any) -> int: ...
 
-    __slots__ = ("kind", "gen", "remaining", "acct", "line")
+    def hardirq_exit(self, cpu: CPU, line: Any) -> None: ...
 
-    def __init__(self, kind: str, gen: Any, line: Any = None) -> None:
-        self.kind = kind  # IRQ or SOFTIRQ
-        self.gen = gen
-        self.remaining: int | None = None
-        self.acct = kind
-        self.line = line
+    def irq_exit(self, cpu: CPU) -> None: ...
 
-
-class Task:
-    """A schedulable thread: its generator body and its scheduling state."""
-
-    __slots__ = ("name", "pid", "cpu", "policy", "prio", "weight", "vruntime", "running", "gen",
-                 "remaining", "acct", "run_ns", "wake_ns", "bh", "kthread", "slice_start_ns",
-                 "latency", "switches", "kind", "nice", "data", "pi_saved")
-
-    def __init__(self, name: str, pid: int, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> None:
-        self.name, self.pid, self.cpu = name, pid, cpu
-        self.policy, self.prio, self.nice = policy, prio, nice
-        self.weight = nice_weight(nice)
-        self.vruntime = 0.0
-        self.running = False  # TASK_RUNNING (on a run queue or current)
-        self.gen: Any = None
-        self.remaining: int | None = None
-        self.acct = SYSTEM if kthread else USER
-        self.run_ns = 0  # /proc/PID/schedstat field 1
-        self.wake_ns: int | None = None  # when it became runnable (scheduling latency)
-        self.bh = 0  # softirq count held (local_bh_disable / serving softirq)
-        self.kthread = kthread
-        self.slice_start_ns = 0
-        self.latency: Any = None  # Histogram of timer expiry -> clock read (periodic tasks)
-        self.switches = 0
-        self.kind = "task"
-        self.data: Any = None
-        self.pi_saved: tuple[str, int] | None = None  # (policy, prio) before a priority-inheritance boost
-
-    @property
-    def rt(self) -> bool:
-        return self.policy in ("fifo", "rr")
+    def trace_switch(self, cpu: CPU, prev: Task | None, nxt: Task | None) -> None: ...
 
 
 class CPU:
     """Execution state of one CPU."""
 
-    def __init__(self, machine: Machine, cpu: int) -> None:
+    def __init__(self, machine: CpuHost, cpu: int) -> None:
         self.m = machine
         self.id = cpu
         self.stack: list[Frame] = []
@@ -107,7 +90,10 @@ class CPU:
         # The irq_exit() softirq frame, reused: invoke_softirq() runs only when !in_interrupt(),
         # so at most one is on the stack.
         self.softirq_frame = Frame(SOFTIRQ, None)
-        self.sirq: SoftirqState = None  # type: ignore[assignment]  # this CPU's softirq state (set by Machine)
+        # This CPU's share of the mechanisms' per-CPU state (set by Machine): softirq.py's
+        # pending mask and counters, napi.py's softnet_data.
+        self.sirq: SoftirqState = None  # type: ignore[assignment]
+        self.softnet: Softnet = None  # type: ignore[assignment]
         # PREEMPT_RT: a task holding the BH lock (serving softirqs) stays preemptible; the
         # softirq count is per task there, not part of preempt_count (kernel/softirq.c).
         self.rt = machine.sc.preempt_rt
@@ -121,6 +107,15 @@ class CPU:
 
     def irqs_off(self) -> bool:
         return bool(self.stack) and self.stack[-1].kind == IRQ
+
+    def in_step(self) -> bool:
+        """True while this CPU's generators are being run (advance() is on the Python stack)."""
+        return self._advancing
+
+    def is_quiet(self) -> bool:
+        """Idle with nothing to do: no context, no task current or runnable, nothing pending, not mid-step."""
+        return not (self.stack or self.curr is not None or self.need_resched or self.irr or self._advancing
+                    or self.rt_rq or self.cfs_rq)
 
     # --- running segments ----------------------------------------------------------------
 
@@ -149,9 +144,18 @@ class CPU:
         if version != self.version:
             return  # preempted since: a stale completion
         self._stop()
-        self._advance()
+        self.advance()
 
-    def _advance(self) -> None:
+    def sync(self) -> None:
+        """Charge the running segment's time up to now (for a sample) and let it go on."""
+        if self._advancing:
+            return
+        r = self.running
+        self._stop()
+        if r is not None:
+            self.advance()
+
+    def advance(self) -> None:
         """Run generators until one yields CPU work, then schedule its completion."""
         if self._advancing:
             return
@@ -165,7 +169,7 @@ class CPU:
             self._advancing = False
             m.cur_cpu = outer
 
-    def _advance_loop(self, m: Machine) -> None:
+    def _advance_loop(self, m: CpuHost) -> None:
         engine = m.engine
         heap = engine._heap
         times, stack, irr = self.times, self.stack, self.irr  # lists mutated in place, never rebound
@@ -279,7 +283,7 @@ class CPU:
         frame = line.frames[self.id]  # _push_irq(), inlined
         stack.append(frame)
         frame.remaining = self.m.hardirq_enter(self, line)
-        self._advance()
+        self.advance()
 
     def _deliver_pending(self) -> None:
         if self.irr and not self.irqs_off():
@@ -320,7 +324,7 @@ class CPU:
         prev = self.curr
         self.need_resched = False
         if prev is not None and prev.running:
-            self._enqueue(prev, head=prev.rt and prev.policy == "fifo")
+            self.enqueue(prev, head=prev.rt and prev.policy == "fifo")
         nxt = self._pick()
         self.curr = nxt
         if nxt is prev:
@@ -332,7 +336,7 @@ class CPU:
             nxt.wake_ns = None  # (a periodic task measures its own latency: Machine._periodic())
         self.m.trace_switch(self, prev, nxt)
 
-    def _enqueue(self, t: Task, head: bool = False) -> None:
+    def enqueue(self, t: Task, head: bool = False) -> None:
         if t.rt:
             pos = 0
             while pos < len(self.rt_rq) and (self.rt_rq[pos].prio > t.prio or (not head and self.rt_rq[pos].prio == t.prio)):
@@ -360,7 +364,7 @@ class CPU:
         if not t.rt:
             # place_entity(): a sleeper gets at most half a latency period of credit.
             t.vruntime = max(t.vruntime, self.min_vruntime - self.m.sched_latency_ns / 2)
-        self._enqueue(t)
+        self.enqueue(t)
         if self._preempts(t):
             self.need_resched = True
 
@@ -382,7 +386,7 @@ class CPU:
             (self.rt_rq if t.rt else self.cfs_rq).remove(t)
         t.policy, t.prio = policy, prio
         if queued:
-            self._enqueue(t)
+            self.enqueue(t)
             if self._preempts(t):
                 self.need_resched = True
         elif t is self.curr and self.rt_rq and (not t.rt or self.rt_rq[0].prio > t.prio):

@@ -8,7 +8,7 @@ fs/proc/array.c), so a simulated capture directory reads back through irqlab's o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,9 +27,10 @@ from irqlab.model.snapshot import (
     TaskInfo,
 )
 from irqlab.model.vectors import ARCH_ROWS, NR_SOFTIRQS, SOFTIRQ_NAMES
-
-if TYPE_CHECKING:
-    from irqlab.sim.machine import Machine
+from irqlab.sim import state
+from irqlab.sim.cpu import CPU, Task
+from irqlab.sim.engine import Engine
+from irqlab.sim.scenario import Scenario
 
 USER_HZ = 100
 NS_PER_TICK = 1_000_000_000 // USER_HZ
@@ -41,7 +42,24 @@ BOOT_NS = 10_000_000_000
 SIM_ARCH_ROWS = ("NMI", "LOC", "RES", "CAL")
 
 
-def _interrupts(m: Machine) -> Interrupts:
+class Counters(Protocol):
+    """What snapshot() and event_batch() read of the machine (sim/machine.py, which calls them)."""
+
+    sc: Scenario
+    engine: Engine
+    cpus: list[CPU]
+    tasks: list[Task]
+    lines: list[Any]  # line.DeviceLine: the numbered rows
+    loc: Any  # the LOC and RES rows (line.Line)
+    res: Any
+    softirq_state: list[state.SoftirqState]
+    softnet: list[state.Softnet]  # (softnet_data; model.snapshot.Softnet is the /proc view of it)
+    events: list[tuple]
+    tasklet_symbols: dict[int, str]
+    napi_names: list[str]
+
+
+def _interrupts(m: Counters) -> Interrupts:
     lines, rows = [], []
     for ln in sorted(m.lines, key=lambda x: int(x.irq)):
         lines.append(IrqLine(ln.irq, ln.irq, ln.chip, str(ln.dev.irq % 64), "edge", (ln.name,)))
@@ -58,7 +76,7 @@ def _interrupts(m: Machine) -> Interrupts:
     return Interrupts(tuple(range(m.sc.cpus)), tuple(lines), counts, totals)
 
 
-def _stat(m: Machine, softirqs: np.ndarray, intr: Interrupts) -> Stat:
+def _stat(m: Counters, softirqs: np.ndarray, intr: Interrupts) -> Stat:
     fields = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
     times = np.zeros((m.sc.cpus, 10), dtype=np.int64)
     for cpu in m.cpus:
@@ -77,7 +95,7 @@ def _stat(m: Machine, softirqs: np.ndarray, intr: Interrupts) -> Stat:
     )
 
 
-def _softnet(m: Machine) -> Softnet:
+def _softnet(m: Counters) -> Softnet:
     rows = []
     for c, sd in enumerate(m.softnet):
         rows.append(SoftnetRow(cpu=c, cpu_from_column=True, processed=sd.processed & U32, dropped=sd.dropped & U32,
@@ -86,7 +104,7 @@ def _softnet(m: Machine) -> Softnet:
     return Softnet(tuple(rows))
 
 
-def _tasks(m: Machine) -> tuple[TaskInfo, ...]:
+def _tasks(m: Counters) -> tuple[TaskInfo, ...]:
     out = []
     for t in m.tasks:
         if t.kind not in ("ksoftirqd", "irq"):
@@ -99,7 +117,7 @@ def _tasks(m: Machine) -> tuple[TaskInfo, ...]:
     return tuple(out)
 
 
-def _irqinfo(m: Machine) -> dict[int, IrqInfo]:
+def _irqinfo(m: Counters) -> dict[int, IrqInfo]:
     out = {}
     for ln in m.lines:
         irq = int(ln.irq)
@@ -109,7 +127,7 @@ def _irqinfo(m: Machine) -> dict[int, IrqInfo]:
     return out
 
 
-def snapshot(m: Machine) -> Snapshot:
+def snapshot(m: Counters) -> Snapshot:
     """The machine's counters now, as a Snapshot (origin "sim")."""
     sc = m.sc
     softirqs = np.array([[st.counts[v] for st in m.softirq_state] for v in range(NR_SOFTIRQS)], dtype=np.int64) & U32
@@ -125,7 +143,7 @@ def snapshot(m: Machine) -> Snapshot:
     )
 
 
-def event_batch(m: Machine) -> EventBatch:
+def event_batch(m: Counters) -> EventBatch:
     """Every traced event of the run (machine.trace = true) as one EventBatch."""
     if m.events:
         arr = list(zip(*m.events))

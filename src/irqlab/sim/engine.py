@@ -45,6 +45,15 @@ class Engine:
         heap = self._heap
         return t_ns < self.until and (not heap or heap[0][0] > t_ns)
 
+    def horizon_ns(self) -> int:
+        """The first instant at which something may happen: the next queued event, or the end of the run.
+
+        quiet_until(t) is t < horizon_ns(); a caller that checks several instants in a row,
+        queueing nothing in between, asks once.
+        """
+        heap = self._heap
+        return heap[0][0] if heap and heap[0][0] < self.until else self.until
+
     def at(self, t_ns: int, fn: Callable[[Any], None], arg: Any = None, prio: int = PRIO_KERNEL) -> None:
         """Call fn(arg) at t_ns (never before now)."""
         self._seq += 1

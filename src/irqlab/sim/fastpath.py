@@ -21,24 +21,48 @@ identical results.
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from irqlab.sim.cpu import IDLE, IRQ, SOFTIRQ
-from irqlab.sim.softirq import NET_RX
+from irqlab.sim.cpu import CPU, IDLE, IRQ, SOFTIRQ
+from irqlab.sim.softirq import NET_RX, SoftirqHost
 from irqlab.sim.spurious import WINDOW
-
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.napi import NapiNic
+from irqlab.sim.state import Napi
+from irqlab.sim.workload import ArrivalStream, CostSampler
 
 
-def eligible(line: NapiNic) -> bool:
+class QuietNic(Protocol):
+    """The state of a NAPI NIC's line (sim/napi.py NapiNic) that a quiet cycle reads and leaves."""
+
+    m: SoftirqHost
+    dev: Any  # scenario.Device: deliver, unhandled, defer_hard_irqs
+    napi: Napi
+    stream: ArrivalStream
+    hard_cost: CostSampler
+    work_cost: CostSampler
+    counts: list[int]
+    capacity: int
+    queued: int
+    arrived: int
+    missed: int
+    irq_count: int
+    handled_seq: int
+    masked: bool
+    disabled: bool
+    oneshot_held: bool
+    armed: bool
+
+    def sync(self, t_ns: int | None = None) -> None: ...
+
+    def arm(self) -> None: ...
+
+
+def eligible(line: QuietNic) -> bool:
     """The static conditions, fixed for a run: checked once per line."""
     m = line.m
     return not m.tracing and not m.threadirqs and line.dev.deliver == "forward" and not line.dev.unhandled
 
 
-def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
+def idle_cycles(line: QuietNic, cpu: CPU) -> bool:
     """Run NAPI cycles of `line` on idle `cpu` from now, while each is quiet; False: none run.
 
     Called by DeviceLine._arrive() at an arrival with the ring non-empty, instead of
@@ -47,11 +71,10 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
     """
     m = line.m
     engine = m.engine
-    if (cpu.stack or cpu.curr is not None or cpu.need_resched or cpu.irr or cpu._advancing
-            or m.cur_cpu is not None or not engine.inline or cpu.rt_rq or cpu.cfs_rq):
+    if m.cur_cpu is not None or not engine.inline or not cpu.is_quiet():
         return False
     st = cpu.sirq
-    sd = m.softnet[cpu.id]
+    sd = cpu.softnet
     napi = line.napi
     if st.pending or sd.poll_list or napi.scheduled or line.masked or line.disabled or line.oneshot_held:
         return False
@@ -59,9 +82,11 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
         return False  # napi_complete_done() would arm the gro_flush_timeout hrtimer (a policy may set it)
     if m.defer_to_ksoftirqd and st.ksoftirqd.running:
         return False
-    heap, until = engine._heap, engine.until
+    # Nothing is queued while the cycles are decided and committed (line.arm() comes last), so
+    # the engine's horizon holds for all of them: a cycle is quiet when it ends before it.
+    horizon = engine.horizon_ns()
     stream, hard, work = line.stream, line.hard_cost, line.work_cost
-    buf = stream._buf
+    buf = stream.buf
     weight, capacity, tick = napi.weight, line.capacity, m.tick_ns
     budget = m.netdev_budget
     cycles = 0
@@ -72,15 +97,15 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
             break  # note_interrupt() would complete its window: the general path
         if hard.const is not None:
             h = hard.const
-        elif hard._i < len(hard._buf):
-            h = hard._buf[hard._i]
+        elif hard.pos < len(hard.buf):
+            h = hard.buf[hard.pos]
         else:
             break  # the next draw would refill from the shared generator
         t1 = a + h
-        if not (t1 < until and (not heap or heap[0][0] > t1)):
+        if t1 >= horizon:
             break
-        i, queued, arrived, missed = stream._i, line.queued, line.arrived, line.missed
-        wi = work._i
+        i, queued, arrived, missed = stream.pos, line.queued, line.arrived, line.missed
+        wi = work.pos
         t, k, cost = t1, 0, 0
         ok = True
         while k < weight:
@@ -106,8 +131,8 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
             k += take
             if work.const is not None:
                 c = work.const * take
-            elif wi + take <= len(work._buf):
-                c = sum(work._buf[wi:wi + take])
+            elif wi + take <= len(work.buf):
+                c = sum(work.buf[wi:wi + take])
                 wi += take
             else:
                 ok = False
@@ -115,7 +140,7 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
             cost += c
             t += c
         end = t1 + cost
-        if (not ok or k >= weight or k >= budget or not (end < until and (not heap or heap[0][0] > end))
+        if (not ok or k >= weight or k >= budget or end >= horizon
                 or end // tick >= t1 // tick + m.rx_time_jiffies):
             break
         # --- commit: what _arrive/deliver/hardirq/irq_exit/handle_softirqs/net_rx_action/
@@ -125,20 +150,18 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
         cpu.version += 1
         line.counts[cpu.id] += 1  # kstat_irqs
         if hard.const is None:
-            hard._i += 1
+            hard.skip(1)
         times[IRQ] += h
-        line._fired = False
         line.handled_seq += 1
         line.irq_count += 1  # note_interrupt(), IRQ_HANDLED
         st.raised_ns[NET_RX] = t1
         st.irq_exit_runs += 1
         st.counts[NET_RX] += 1
         m.raise_latency[NET_RX].pending.append(0)  # raised at the hardirq's end, entered at once
-        stream._i = i
-        stream.next_t = buf[i]
+        stream.advance_to(i)
         line.queued, line.arrived, line.missed = queued, arrived, missed
         if work.const is None:
-            work._i = wi
+            work.skip(wi - work.pos)
         times[SOFTIRQ] += cost
         sd.processed += k
         m.forwarded += k
@@ -149,12 +172,12 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
         # unmask(): sync(end), then arm() for the next arrival (or now, with work waiting)
         nt = stream.next_t
         if end >= nt:
-            j = bisect.bisect_right(buf, end, stream._i)
+            j = bisect.bisect_right(buf, end, stream.pos)
             if j >= len(buf):
                 line.sync(end)  # the general sync (it may refill: the general path would too)
             else:
-                n = j - stream._i
-                stream._i, stream.next_t = j, buf[j]
+                n = j - stream.pos
+                stream.advance_to(j)
                 line.arrived += n
                 take = n if n <= capacity - line.queued else capacity - line.queued
                 line.queued += take
@@ -162,7 +185,7 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
         a = end if line.queued else stream.next_t
         if a < 0:
             a = stream.peek()
-        if not (a < until and (not heap or heap[0][0] > a)):
+        if a >= horizon:
             line.armed = False
             line.arm()  # queue the next arrival as the general path does
             return True
@@ -174,7 +197,6 @@ def idle_cycles(line: NapiNic, cpu: CPU) -> bool:
         if not line.queued:
             line.arm()
             return True
-        line._fired = True
     if cycles:
         # the next cycle did not qualify: the arrival at `a` goes the general way
         cpu.deliver(line)

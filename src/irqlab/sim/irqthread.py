@@ -10,15 +10,11 @@ runs under local_bh_disable(), so softirqs it raised run at its local_bh_enable(
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Any
 
-from irqlab.sim.cpu import BLOCK
+from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.line import IRQ_WAKE_THREAD, DeviceLine
-from irqlab.sim.softirq import local_bh_disable, local_bh_enable
-
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU, Task
-    from irqlab.sim.machine import Machine
+from irqlab.sim.softirq import SoftirqHost, local_bh_disable, local_bh_enable
 
 IRQ_THREAD_PRIO = 50  # MAX_RT_PRIO / 2
 
@@ -26,7 +22,9 @@ IRQ_THREAD_PRIO = 50  # MAX_RT_PRIO / 2
 class ThreadedDevice(DeviceLine):
     """A device with a threaded handler: hardirq wakes irq/N-name, which does the work."""
 
-    def __init__(self, m: Machine, dev) -> None:
+    m: SoftirqHost  # (its thread runs the softirqs its bottom half raised)
+
+    def __init__(self, m: SoftirqHost, dev: Any) -> None:
         super().__init__(m, dev)
         self.oneshot = dev.oneshot or m.sc.threadirqs
         self.runthread = False  # IRQTF_RUNTHREAD
@@ -47,7 +45,7 @@ class ThreadedDevice(DeviceLine):
         return IRQ_WAKE_THREAD
 
 
-def irq_thread(m: Machine, line: ThreadedDevice, task: Task) -> Generator:
+def irq_thread(m: SoftirqHost, line: ThreadedDevice, task: Task) -> Generator:
     """irq_thread(): wait for RUNTHREAD, run the thread function, finalize the oneshot mask."""
     while True:
         if not line.runthread:
@@ -89,7 +87,7 @@ def forced_threaded(cls: type) -> type:
     class Forced(cls):  # type: ignore[misc, valid-type]
         forced = True
 
-        def __init__(self, m: Machine, dev, *args) -> None:
+        def __init__(self, m: SoftirqHost, dev: Any, *args: Any) -> None:
             super().__init__(m, dev, *args)
             self.runthread = False
             self.oneshot_held = False
@@ -114,7 +112,7 @@ def forced_threaded(cls: type) -> type:
     return Forced
 
 
-def _forced_thread(m: Machine, line, task: Task, cls: type) -> Generator:
+def _forced_thread(m: SoftirqHost, line: Any, task: Task, cls: type) -> Generator:
     """irq_thread() with irq_forced_thread_fn(): the driver's handler, in the thread."""
     cpu = m.cpus[task.cpu]
     while True:

@@ -9,14 +9,14 @@ masked or disabled line does not fire; on unmask, work that arrived meanwhile fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from irqlab.sim.cpu import IRQ, Frame
+from irqlab.sim.cpu import CPU, IRQ, Frame
+from irqlab.sim.ports import Kernel
 from irqlab.sim.workload import NEVER, ArrivalStream, CostSampler
 
 if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.machine import Machine
     from irqlab.sim.scenario import Device
 
 IRQ_NONE, IRQ_HANDLED, IRQ_WAKE_THREAD = 0, 1, 2  # include/linux/irqreturn.h
@@ -25,7 +25,7 @@ IRQ_NONE, IRQ_HANDLED, IRQ_WAKE_THREAD = 0, 1, 2  # include/linux/irqreturn.h
 class Line:
     """A /proc/interrupts row: numbered device line or arch row (LOC, RES)."""
 
-    def __init__(self, m: Machine, irq: str, name: str, cpu: int, description: str = "") -> None:
+    def __init__(self, m: Kernel, irq: str, name: str, cpu: int, description: str = "") -> None:
         self.m = m
         self.irq = irq
         self.numbered = irq.isdigit()
@@ -59,7 +59,7 @@ class DeviceLine(Line):
 
     chip = "PCI-MSIX-0000:00:04.0"
 
-    def __init__(self, m: Machine, dev: Device) -> None:
+    def __init__(self, m: Kernel, dev: Device) -> None:
         super().__init__(m, str(dev.irq), dev.name, dev.cpu)
         self.dev = dev
         self.stream = ArrivalStream(dev.arrival, m.sc.duration_ns + m.sc.warmup_ns + 1, m.rng)
@@ -70,8 +70,8 @@ class DeviceLine(Line):
         self.missed = 0  # arrivals dropped because the ring was full
         self.oneshot_held = False  # forced threading: IRQF_ONESHOT mask held until the thread ends
         self.arrived = 0
-        self._fired = False
-        self.fast_cycles = None  # a NapiNic may set sim/fastpath.py's idle_cycles
+        # A NapiNic may set sim/fastpath.py's idle_cycles: called at an arrival instead of deliver()
+        self.fast_cycles: Callable[[DeviceLine, CPU], bool] | None = None
 
     def sync(self, t_ns: int | None = None) -> None:
         """Count arrivals up to now (or t_ns) into the ring; what does not fit is missed."""
@@ -118,7 +118,6 @@ class DeviceLine(Line):
         if not self.queued:
             self.arm()
             return
-        self._fired = True
         cpu = m.cpus[self.cpu]
         if self.fast_cycles is not None and self.fast_cycles(self, cpu):
             return  # sim/fastpath.py ran the quiet cycles from here
@@ -127,7 +126,7 @@ class DeviceLine(Line):
     def deliver_up(self, cpu: CPU, k: int) -> None:
         """Hand k received packets up the stack: a socket's queue or the forwarding output."""
         m = self.m
-        m.softnet[cpu.id].processed += k  # __netif_receive_skb_core(): sd->processed++ of the polling CPU
+        cpu.softnet.processed += k  # __netif_receive_skb_core(): sd->processed++ of the polling CPU
         if self.dev.deliver == "forward":
             m.forwarded += k
         else:
@@ -137,7 +136,6 @@ class DeviceLine(Line):
         now = self.m.engine.now
         if now >= self.stream.next_t:
             self.sync(now)
-        self._fired = False
         cost = self.hard_cost
         return cost.const if cost.const is not None else cost.draw()
 

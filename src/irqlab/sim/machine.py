@@ -15,7 +15,10 @@ from irqlab.sim.engine import PRIO_SAMPLE, Engine
 from irqlab.sim.irqthread import ThreadedDevice, forced_threaded
 from irqlab.sim.line import IRQ_HANDLED, IRQ_NONE, DeviceLine, Line
 from irqlab.sim.scenario import Scenario
+from irqlab.sim.state import SoftirqState
 from irqlab.sim.workload import CostSampler
+
+__all__ = ["BufferedHistogram", "Machine", "SoftirqState"]
 
 KSOFTIRQD_PID0 = 14  # what a small x86 box shows; ids are only labels
 IRQ_THREAD_PID0 = 100
@@ -42,30 +45,6 @@ class BufferedHistogram(Histogram):
         if self.pending:
             super().add_many(np.array(self.pending, dtype=np.int64))
             self.pending = []
-
-
-class SoftirqState:
-    """Per-CPU softirq state: the pending mask, raise times, /proc/softirqs counts, statistics."""
-
-    def __init__(self, ksoftirqd: Task) -> None:
-        self.pending = 0
-        self.raised_ns = [0] * NR_SOFTIRQS
-        self.counts = [0] * NR_SOFTIRQS
-        self.ksoftirqd = ksoftirqd
-        self.ksoftirqd_vectors = [0] * NR_SOFTIRQS  # vector runs inside ksoftirqd
-        self.restarts = 0  # handle_softirqs() "goto restart"
-        self.handoffs = 0  # handle_softirqs() ended with work left: wakeup_softirqd()
-        self.wakeups = 0  # every wakeup_softirqd()
-        self.deferred_irq_exit = 0  # 4.9..6.4: irq_exit left the work to a running ksoftirqd
-        self.irq_exit_runs = 0
-        self.bh_enable_runs = 0
-        self.ksoftirqd_runs = 0
-        self.task_vectors = [0] * NR_SOFTIRQS  # vector runs in other tasks' local_bh_enable() (IRQ threads, ...)
-        # PREEMPT_RT struct softirq_ctrl: the per-CPU BH local_lock (an rtmutex) and who waits for it
-        self.bh_owner: Task | None = None
-        self.bh_waiters: list[Task] = []
-        self.bh_lock_waits = 0  # local_bh_disable() calls that had to block
-        self.pi_boosts = 0  # owners that inherited a waiter's priority
 
 
 class LocLine(Line):
@@ -100,7 +79,11 @@ class PlainDevice(DeviceLine):
 
 
 class Machine:
-    """Everything the kernel model keeps, and the run loop."""
+    """Everything the kernel model keeps, and the run loop.
+
+    It is the one implementation of the ports its parts declare (cpu.CpuHost, ports.Kernel
+    and the per-mechanism Protocols that extend it) and hands each CPU its per-CPU state.
+    """
 
     def __init__(self, sc: Scenario, progress: Callable[[float], None] | None = None, controller=None) -> None:
         self.sc = sc
@@ -128,9 +111,9 @@ class Machine:
         self._pids: dict[str, int] = {}
         self.cpus = [CPU(self, c) for c in range(sc.cpus)]
         self.softirq_state = [SoftirqState(self._ksoftirqd(c)) for c in range(sc.cpus)]
-        for cpu, st in zip(self.cpus, self.softirq_state):
-            cpu.sirq = st
-        self.softnet = [napi.Softnet(self, c) for c in range(sc.cpus)]
+        self.softnet = [napi.new_softnet(sc.dev_weight, c) for c in range(sc.cpus)]
+        for cpu, st, sd in zip(self.cpus, self.softirq_state, self.softnet):
+            cpu.sirq, cpu.softnet = st, sd
         self.rcu = [rcu.RcuData(CostSampler(sc.rcu_callback, self.rng)) for _ in range(sc.cpus)]
         self.rcu_gp_ns = int(sc.rcu_gp_ms * 1e6)
         self.tasklets = {False: [[] for _ in range(sc.cpus)], True: [[] for _ in range(sc.cpus)]}
@@ -194,7 +177,7 @@ class Machine:
         t.kind = "ksoftirqd"
         t.gen = softirq.ksoftirqd_body(self, self.cpus[c], t)
         t.running = True  # runs once at boot and sleeps: it blocks on its first step
-        self.cpus[c]._enqueue(t)
+        self.cpus[c].enqueue(t)
         return t
 
     def _device(self, d) -> DeviceLine:
@@ -221,7 +204,7 @@ class Machine:
         else:
             t.gen = self._hog()
         t.running = True
-        self.cpus[spec.cpu]._enqueue(t)
+        self.cpus[spec.cpu].enqueue(t)
         return t
 
     # --- task bodies ---------------------------------------------------------------------
@@ -237,7 +220,7 @@ class Machine:
         expiry = self.engine.now + period_ns
         t.data = {"overruns": 0, "runs": 0}
         while True:
-            cpu.add_timer(expiry, self._timer_wake, (t, expiry))
+            cpu.add_timer(expiry, self.timer_wake, (t, expiry))
             yield BLOCK
             c = wakeup.draw()
             if c:
@@ -250,7 +233,8 @@ class Machine:
                 expiry += period_ns
                 t.data["overruns"] += 1
 
-    def _timer_wake(self, cpu: CPU, arg: tuple) -> None:
+    def timer_wake(self, cpu: CPU, arg: tuple) -> None:
+        """An hrtimer that wakes a sleeping task (a periodic task's period, a sender's pacing)."""
         t, expiry = arg
         self.wake(t, cpu)
         t.wake_ns = expiry  # latency counts from the timer's expiry, as cyclictest does
@@ -345,7 +329,7 @@ class Machine:
         instants = [start + (end - start) * i // (sc.samples - 1) for i in range(sc.samples)]
         for cpu in self.cpus:
             cpu.need_resched = bool(cpu.rt_rq or cpu.cfs_rq)  # boot: the idle task yields to runnable threads
-            cpu._advance()
+            cpu.advance()
         if self.controller is not None:
             self.engine.at(0, self._control, None, PRIO_SAMPLE)
         steps = 50
@@ -387,11 +371,7 @@ class Machine:
     def _sync_all(self) -> None:
         """Bring lazily counted state up to now: CPU time of running segments, ring arrivals."""
         for cpu in self.cpus:
-            if not cpu._advancing:
-                r = cpu.running
-                cpu._stop()
-                if r is not None:
-                    cpu._advance()
+            cpu.sync()
         for line in self.lines:
             if isinstance(line, DeviceLine) and (line.masked or line.disabled):
                 line.sync()

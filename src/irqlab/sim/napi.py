@@ -2,55 +2,43 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from irqlab.model.events import EventKind
+from irqlab.sim import fastpath
+from irqlab.sim.cpu import CPU
 from irqlab.sim.line import IRQ_HANDLED, DeviceLine
+from irqlab.sim.ports import Kernel
 from irqlab.sim.softirq import NET_RX, raise_softirq
+from irqlab.sim.state import Napi, Softnet
 
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.machine import Machine
-
-
-class Napi:
-    """struct napi_struct: SCHED state, weight, the poll function, defer_hard_irqs count."""
-
-    __slots__ = ("name", "weight", "scheduled", "poll", "defer_count", "index", "owner")
-
-    def __init__(self, name: str, weight: int, poll, owner, index: int) -> None:
-        self.name, self.weight, self.poll, self.owner, self.index = name, weight, poll, owner, index
-        self.scheduled = False  # NAPI_STATE_SCHED
-        self.defer_count = 0
+__all__ = ["Napi", "NapiNic", "NetifRxNic", "Socket", "Softnet", "napi_schedule", "net_rx_action", "new_softnet"]
 
 
-class Softnet:
-    """struct softnet_data of one CPU: poll_list, backlog, and the softnet_stat counters."""
+class NapiHost(Kernel, Protocol):
+    """What NAPI drivers ask of the machine beyond `Kernel`: their index in the trace's device table."""
 
-    def __init__(self, m: Machine, cpu: int) -> None:
-        self.poll_list: list[Napi] = []
-        self.processed = 0
-        self.dropped = 0
-        self.time_squeeze = 0
-        self.backlog_q: deque[list] = deque()  # [line, packets] runs in input_pkt_queue
-        self.backlog_len = 0
-        self.backlog = Napi(f"backlog{cpu}", m.sc.dev_weight, process_backlog, None, -1)
+    napi_names: list[str]
 
 
-def napi_schedule(m: Machine, cpu: CPU, n: Napi) -> None:
+def new_softnet(dev_weight: int, cpu: int) -> Softnet:
+    """softnet_data of one CPU, its backlog NAPI polled by process_backlog()."""
+    return Softnet(Napi(f"backlog{cpu}", dev_weight, process_backlog, None, -1))
+
+
+def napi_schedule(m: Kernel, cpu: CPU, n: Napi) -> None:
     """napi_schedule(): test-and-set SCHED, add to this CPU's poll_list, raise NET_RX."""
     if n.scheduled:
         return
     n.scheduled = True
-    m.softnet[cpu.id].poll_list.append(n)
+    cpu.softnet.poll_list.append(n)
     raise_softirq(m, cpu, NET_RX)
 
 
-def net_rx_action(m: Machine, cpu: CPU) -> Generator:
+def net_rx_action(m: Kernel, cpu: CPU) -> Generator:
     """net_rx_action(): poll until the list is empty, netdev_budget is spent or 2 jiffies pass."""
-    sd = m.softnet[cpu.id]
+    sd = cpu.softnet
     engine = m.engine
     tick = m.tick_ns
     time_limit = engine.now // tick + m.rx_time_jiffies  # jiffies + usecs_to_jiffies(netdev_budget_usecs)
@@ -102,7 +90,7 @@ def net_rx_action(m: Machine, cpu: CPU) -> Generator:
         raise_softirq(m, cpu, NET_RX)
 
 
-def napi_complete_done(m: Machine, cpu: CPU, n: Napi, work: int) -> None:
+def napi_complete_done(m: Kernel, cpu: CPU, n: Napi, work: int) -> None:
     """napi_complete_done(): clear SCHED; with defer_hard_irqs, poll again from a timer instead."""
     n.scheduled = False
     line = n.owner
@@ -124,18 +112,18 @@ def napi_complete_done(m: Machine, cpu: CPU, n: Napi, work: int) -> None:
 
 
 def _napi_watchdog(cpu: CPU, n: Napi) -> None:
-    napi_schedule(cpu.m, cpu, n)
+    napi_schedule(n.owner.m, cpu, n)  # (the owner: the driver's line, on the machine it belongs to)
 
 
 class NapiNic(DeviceLine):
     """A NAPI driver: the hardirq masks the device and schedules NAPI; poll drains the ring."""
 
-    def __init__(self, m: Machine, dev) -> None:
+    m: NapiHost
+
+    def __init__(self, m: NapiHost, dev: Any) -> None:
         super().__init__(m, dev)
         self.napi = Napi(dev.name, dev.weight, self._poll, self, len(m.napi_names))
         m.napi_names.append(dev.name)
-        from irqlab.sim import fastpath  # (imports napi's neighbours; here to keep imports one-way)
-
         if type(self) is NapiNic and fastpath.eligible(self):
             self.fast_cycles = fastpath.idle_cycles
 
@@ -144,7 +132,7 @@ class NapiNic(DeviceLine):
         napi_schedule(self.m, cpu, self.napi)
         return IRQ_HANDLED
 
-    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
+    def _poll(self, m: Kernel, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
         """The driver's poll: clean descriptors one after another, up to the weight.
 
         Packets that land in the ring while the poll runs are seen by it, as a driver's loop
@@ -178,7 +166,7 @@ class NetifRxNic(DeviceLine):
 
     def end(self, cpu: CPU) -> int:
         m = self.m
-        sd = m.softnet[cpu.id]
+        sd = cpu.softnet
         # enqueue_to_backlog(): accepted while qlen <= netdev_max_backlog, else sd->dropped++
         room = max(m.sc.netdev_max_backlog + 1 - sd.backlog_len, 0)
         take = min(self._k, room)
@@ -191,9 +179,9 @@ class NetifRxNic(DeviceLine):
         return IRQ_HANDLED
 
 
-def process_backlog(m: Machine, cpu: CPU, n: Napi, quota: int | None = None) -> tuple[int, int, list]:
+def process_backlog(m: Kernel, cpu: CPU, n: Napi, quota: int | None = None) -> tuple[int, int, list]:
     """process_backlog(): up to the quota (dev_weight) packets from input_pkt_queue."""
-    sd = m.softnet[cpu.id]
+    sd = cpu.softnet
     work, cost, runs = 0, 0, []
     quota = n.weight if quota is None else quota
     while work < quota and sd.backlog_q:
@@ -212,7 +200,7 @@ def process_backlog(m: Machine, cpu: CPU, n: Napi, quota: int | None = None) -> 
 class Socket:
     """A receiving socket: a queue bounded by rcvbuf, read by one task."""
 
-    def __init__(self, m: Machine, limit: int) -> None:
+    def __init__(self, m: Kernel, limit: int) -> None:
         self.m = m
         self.limit = limit
         self.qlen = 0

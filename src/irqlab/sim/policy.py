@@ -37,7 +37,7 @@ from irqlab.sim.napi import NapiNic, NetifRxNic
 
 if TYPE_CHECKING:
     from irqlab.model.snapshot import Snapshot
-    from irqlab.sim.machine import Machine
+    from irqlab.sim.ports import Controlled as Machine  # (the ports it writes, not the class: sim/ imports one way)
 
 KINDS = ("affinity", "napi", "coalesce")
 NAPI_ATTRS = {"napi_defer_hard_irqs": ("defer_hard_irqs", 2**31 - 1), "gro_flush_timeout": ("gro_flush_timeout_ns", 10**10)}

@@ -20,17 +20,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from irqlab.sim.cpu import CPU
+from irqlab.sim.ports import Kernel
 from irqlab.sim.softirq import RCU, raise_softirq
 from irqlab.sim.workload import CostSampler
 
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.machine import Machine
-
 RCU_DIVISOR = 7  # kernel/rcu/tree.c rcu_divisor
 QHIMARK = 10_000  # kernel/rcu/tree.c qhimark: more queued than this lifts the batch limit
+
+
+class RcuHost(Kernel, Protocol):
+    """What RCU asks of the machine beyond `Kernel`: each CPU's callbacks and the grace period."""
+
+    rcu: list[RcuData]  # per CPU
+    rcu_gp_ns: int
 
 
 class RcuData:
@@ -47,7 +52,7 @@ class RcuData:
         self.cost = cost
 
 
-def call_rcu(m: Machine, cpu_id: int, n: int = 1) -> None:
+def call_rcu(m: RcuHost, cpu_id: int, n: int = 1) -> None:
     """call_rcu() on cpu_id: n callbacks, ready after the grace period."""
     rd = m.rcu[cpu_id]
     ready_ns = m.engine.now + m.rcu_gp_ns
@@ -58,7 +63,7 @@ def call_rcu(m: Machine, cpu_id: int, n: int = 1) -> None:
     rd.queued += n
 
 
-def rcu_sched_clock_irq(m: Machine, cpu: CPU) -> None:
+def rcu_sched_clock_irq(m: RcuHost, cpu: CPU) -> None:
     """From the tick: callbacks whose grace period ended become ready; raise RCU_SOFTIRQ if any."""
     rd = m.rcu[cpu.id]
     now = m.engine.now
@@ -68,7 +73,7 @@ def rcu_sched_clock_irq(m: Machine, cpu: CPU) -> None:
         raise_softirq(m, cpu, RCU)  # rcu_pending() -> invoke_rcu_core()
 
 
-def rcu_core(m: Machine, cpu: CPU) -> Generator:
+def rcu_core(m: RcuHost, cpu: CPU) -> Generator:
     """The RCU_SOFTIRQ action: rcu_core() -> rcu_do_batch() with its batch limit."""
     rd = m.rcu[cpu.id]
     if not rd.ready:

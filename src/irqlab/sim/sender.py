@@ -15,19 +15,25 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from irqlab.sim import rcu, softirq
-from irqlab.sim.cpu import BLOCK
+from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.line import IRQ_HANDLED, Line
-from irqlab.sim.napi import Napi
+from irqlab.sim.ports import Kernel
+from irqlab.sim.state import Napi
 from irqlab.sim.workload import CostSampler
 
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU, Task
-    from irqlab.sim.machine import Machine
-
 CAL_COST_NS = 1_500  # the CAL handler: irqlab trace measured 1.5 us on average (docs/trace.md)
+
+
+class SenderHost(softirq.SoftirqHost, rcu.RcuHost, Protocol):
+    """What a sender asks of the machine beyond `Kernel`: the CAL IPI, the backlogs, its pacing timer."""
+
+    cal: CalLine
+    tx_backlogs: dict[int, TxBacklog]  # by CPU, made on first use
+
+    def timer_wake(self, cpu: CPU, arg: tuple[Task, int]) -> None: ...
 
 
 class _NoDefer:
@@ -40,7 +46,7 @@ class _NoDefer:
 class Port:
     """One sender's packets as the backlog sees them: NET_RX cost per packet, where they go."""
 
-    def __init__(self, m: Machine, spec) -> None:
+    def __init__(self, m: Kernel, spec: Any) -> None:
         self.rx = CostSampler(spec.rx, m.rng)
         self.fragments = spec.fragments
         self.deliver = spec.deliver
@@ -58,7 +64,7 @@ class TxBacklog:
     within its budget, as the kernel's loop does.
     """
 
-    def __init__(self, m: Machine, cpu: int) -> None:
+    def __init__(self, m: SenderHost, cpu: int) -> None:
         self.m, self.cpu = m, cpu
         self.queue: deque[Port] = deque()
         self.napi = Napi(f"backlog{cpu}", m.sc.dev_weight, self._poll, self, -1)
@@ -68,7 +74,8 @@ class TxBacklog:
     def enqueue(self, here: CPU, port: Port, ipi_wake_ns: int) -> None:
         """enqueue_to_backlog(): queue one packet; schedule the NAPI when the queue was empty."""
         m = self.m
-        sd = m.softnet[self.cpu]
+        target = m.cpus[self.cpu]
+        sd = target.softnet
         if len(self.queue) > m.sc.netdev_max_backlog:
             sd.dropped += 1
             return
@@ -77,7 +84,6 @@ class TxBacklog:
         if not was_empty or self.napi.scheduled:
             return
         self.napi.scheduled = True  # __test_and_set_bit(NAPI_STATE_SCHED, &sd->backlog.state)
-        target = m.cpus[self.cpu]
         if target is here:
             sd.poll_list.append(self.napi)  # napi_schedule_rps() -> __napi_schedule_irqoff()
             softirq.raise_softirq(m, here, softirq.NET_RX)
@@ -89,9 +95,9 @@ class TxBacklog:
     def unmask(self) -> None:
         if self.queue and not self.napi.scheduled:
             self.napi.scheduled = True
-            self.m.softnet[self.cpu].poll_list.append(self.napi)
+            self.m.cpus[self.cpu].softnet.poll_list.append(self.napi)
 
-    def _poll(self, m: Machine, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
+    def _poll(self, m: Kernel, cpu: CPU, n: Napi) -> tuple[int, int, tuple]:
         """process_backlog(): up to the quota, each packet at its sender's NET_RX cost."""
         take = min(n.weight, len(self.queue))
         ports = [self.queue.popleft() for _ in range(take)]
@@ -101,7 +107,7 @@ class TxBacklog:
     def deliver_up(self, cpu: CPU, ports: list[Port]) -> None:
         """Once net_rx_action() has paid the poll: fragments up the stack, reassembled."""
         m = self.m
-        m.softnet[self.cpu].processed += len(ports)  # __netif_receive_skb_core(): sd->processed++
+        m.cpus[self.cpu].softnet.processed += len(ports)  # __netif_receive_skb_core(): sd->processed++
         for p in ports:
             p.partial += 1
             if p.partial == p.fragments:  # ip_defrag(): the last fragment completes the datagram
@@ -117,7 +123,7 @@ class TxBacklog:
 class CalLine(Line):
     """The function-call IPI (CAL): rps_trigger_softirq() schedules the backlog and raises NET_RX."""
 
-    def __init__(self, m: Machine) -> None:
+    def __init__(self, m: Kernel) -> None:
         super().__init__(m, "CAL", "", 0, "Function call interrupts")
         self.todo: list[list[Napi]] = [[] for _ in range(m.sc.cpus)]
 
@@ -127,7 +133,7 @@ class CalLine(Line):
     def end(self, cpu: CPU) -> int:
         todo, self.todo[cpu.id] = self.todo[cpu.id], []
         for n in todo:
-            self.m.softnet[cpu.id].poll_list.append(n)  # ____napi_schedule()
+            cpu.softnet.poll_list.append(n)  # ____napi_schedule()
             softirq.raise_softirq(self.m, cpu, softirq.NET_RX)
         return IRQ_HANDLED
 
@@ -138,14 +144,14 @@ def _send_ipi(arg: tuple) -> None:
     target.deliver(m.cal)
 
 
-def tx_backlog(m: Machine, cpu: int) -> TxBacklog:
+def tx_backlog(m: SenderHost, cpu: int) -> TxBacklog:
     """The transmit-side backlog of a CPU, made on first use."""
     if cpu not in m.tx_backlogs:
         m.tx_backlogs[cpu] = TxBacklog(m, cpu)
     return m.tx_backlogs[cpu]
 
 
-def sender_body(m: Machine, t: Task, spec, send: CostSampler) -> Generator:
+def sender_body(m: SenderHost, t: Task, spec: Any, send: CostSampler) -> Generator:
     """iperf3 -u: send a datagram (its fragments one after another), paced to rate_pps.
 
     iperf_check_throttle() (iperf3 3.x) lets a sender run while its average rate since the
@@ -163,7 +169,7 @@ def sender_body(m: Machine, t: Task, spec, send: CostSampler) -> Generator:
         if spec.rate_pps and sent >= (m.engine.now - start) * spec.rate_pps / 1e9:
             t.data["throttled"] += 1
             wake = m.engine.now + pacing_ns
-            cpu.add_timer(wake, m._timer_wake, (t, wake))
+            cpu.add_timer(wake, m.timer_wake, (t, wake))
             yield BLOCK
             continue
         yield send.draw()  # the syscall: udp_sendmsg(), the copy, ip_append_data()

@@ -8,15 +8,13 @@ run each set vector in bit order, then restart while more is pending, jiffies ar
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
 
 from irqlab.model.events import EventKind
 from irqlab.model.vectors import SOFTIRQ_NR
-from irqlab.sim.cpu import BLOCK, CPU, RESCHED, SOFTIRQ
-
-if TYPE_CHECKING:
-    from irqlab.sim.machine import Machine
+from irqlab.sim.cpu import BLOCK, CPU, RESCHED, SOFTIRQ, Task
+from irqlab.sim.ports import Kernel
 
 HI, TIMER, NET_TX, NET_RX, BLOCK_VEC, IRQ_POLL, TASKLET, SCHED, HRTIMER, RCU = range(10)
 # include/linux/interrupt.h (4.15 .. 6.4): SOFTIRQ_NOW_MASK = (1 << HI_SOFTIRQ) | (1 << TASKLET_SOFTIRQ)
@@ -24,12 +22,21 @@ SOFTIRQ_NOW_MASK = (1 << HI) | (1 << TASKLET)
 assert SOFTIRQ_NR["NET_RX"] == NET_RX and SOFTIRQ_NR["TASKLET"] == TASKLET
 
 
+class SoftirqHost(Kernel, Protocol):
+    """What handle_softirqs() needs beyond `Kernel`: the vector table and the restart limits."""
+
+    actions: list[Callable[[Any, CPU], Generator]]  # softirq_vec[]: the action of each vector
+    raise_latency: list[Any]  # per vector, a BufferedHistogram of raise -> entry (its .pending list)
+    softirq_time_jiffies: int  # MAX_SOFTIRQ_TIME
+    max_softirq_restart: int  # MAX_SOFTIRQ_RESTART
+
+
 def msecs_to_jiffies(ms: int, hz: int) -> int:
     """include/linux/jiffies.h: rounds up, so 2 ms is 1 jiffy at HZ=100 or 250."""
     return -(-ms * hz // 1000)
 
 
-def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
+def raise_softirq(m: Kernel, cpu: CPU, nr: int) -> None:
     """raise_softirq_irqoff(): set the bit; outside interrupt context, wake ksoftirqd."""
     bit = 1 << nr
     st = cpu.sirq
@@ -44,23 +51,23 @@ def raise_softirq(m: Machine, cpu: CPU, nr: int) -> None:
         wakeup_softirqd(m, cpu)
 
 
-def wakeup_softirqd(m: Machine, cpu: CPU) -> None:
-    st = m.softirq_state[cpu.id]
+def wakeup_softirqd(m: Kernel, cpu: CPU) -> None:
+    st = cpu.sirq
     st.wakeups += 1
     m.wake(st.ksoftirqd, cpu)
 
 
-def ksoftirqd_running(m: Machine, cpu: CPU, pending: int) -> bool:
+def ksoftirqd_running(m: Kernel, cpu: CPU, pending: int) -> bool:
     """The 4.9..6.4 rule: leave pending work to a runnable ksoftirqd (HI/TASKLET exempt from 4.15)."""
     era = m.sc.era
     if era in ("pre-4.9", "6.5"):
         return False
     if era == "4.15" and pending & SOFTIRQ_NOW_MASK:
         return False
-    return m.softirq_state[cpu.id].ksoftirqd.running
+    return cpu.sirq.ksoftirqd.running
 
 
-def invoke_softirq(m: Machine, cpu: CPU) -> None:
+def invoke_softirq(m: SoftirqHost, cpu: CPU) -> None:
     """irq_exit_rcu() -> invoke_softirq(): run pending softirqs on this interrupt's way out."""
     st = cpu.sirq
     if m.defer_to_ksoftirqd and ksoftirqd_running(m, cpu, st.pending):
@@ -84,7 +91,7 @@ def invoke_softirq(m: Machine, cpu: CPU) -> None:
     cpu.stack.append(frame)
 
 
-def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
+def handle_softirqs(m: SoftirqHost, cpu: CPU, task: Task | None) -> Generator:
     """handle_softirqs(ksirqd): one run of the pending vectors with the restart rules."""
     st = cpu.sirq
     engine = m.engine
@@ -129,7 +136,7 @@ def handle_softirqs(m: Machine, cpu: CPU, task) -> Generator:
         task.acct = saved
 
 
-def local_bh_disable(m: Machine, cpu: CPU, task) -> Generator:
+def local_bh_disable(m: Kernel, cpu: CPU, task: Task) -> Generator:
     """local_bh_disable() in task context: bump the task's softirq count.
 
     On PREEMPT_RT the first level also takes softirq_ctrl.lock, a per-CPU local_lock that is an
@@ -137,7 +144,7 @@ def local_bh_disable(m: Machine, cpu: CPU, task) -> Generator:
     this task blocks and the holder inherits its priority until it releases the lock.
     """
     if m.sc.preempt_rt and task.bh == 0:
-        st = m.softirq_state[cpu.id]
+        st = cpu.sirq
         while st.bh_owner is not None and st.bh_owner is not task:
             st.bh_lock_waits += 1
             st.bh_waiters.append(task)
@@ -147,19 +154,20 @@ def local_bh_disable(m: Machine, cpu: CPU, task) -> Generator:
     task.bh += 1
 
 
-def _pi_boost(m: Machine, owner, waiter) -> None:
+def _pi_boost(m: Kernel, owner: Task, waiter: Task) -> None:
     """rt_mutex_adjust_prio(): the owner runs at the top waiter's priority if that is higher."""
     if not waiter.rt or (owner.rt and owner.prio >= waiter.prio):
         return
     if owner.pi_saved is None:
         owner.pi_saved = (owner.policy, owner.prio)
-    m.softirq_state[owner.cpu].pi_boosts += 1
-    m.cpus[owner.cpu].set_prio(owner, "fifo", waiter.prio)
+    owner_cpu = m.cpus[owner.cpu]
+    owner_cpu.sirq.pi_boosts += 1
+    owner_cpu.set_prio(owner, "fifo", waiter.prio)
 
 
-def _bh_unlock(m: Machine, cpu: CPU, task) -> None:
+def _bh_unlock(m: Kernel, cpu: CPU, task: Task) -> None:
     """PREEMPT_RT __local_bh_enable() at count 0: drop the lock, undo a boost, wake the waiters."""
-    st = m.softirq_state[cpu.id]
+    st = cpu.sirq
     if st.bh_owner is not task:
         return
     st.bh_owner = None
@@ -172,14 +180,14 @@ def _bh_unlock(m: Machine, cpu: CPU, task) -> None:
         m.wake(w, cpu)
 
 
-def local_bh_enable(m: Machine, cpu: CPU, task) -> Generator:
+def local_bh_enable(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
     """local_bh_enable() -> do_softirq() in task context when something is pending.
 
     Called with the task's count already back at the caller's level. On PREEMPT_RT
     (__local_bh_enable_ip()) the pending softirqs run with the BH lock still held, preemptibly,
     and the lock is released after them.
     """
-    st = m.softirq_state[cpu.id]
+    st = cpu.sirq
     if st.pending and not cpu.stack and task.bh == 0 and not ksoftirqd_running(m, cpu, st.pending):
         st.bh_enable_runs += 1
         yield from handle_softirqs(m, cpu, task)
@@ -187,9 +195,9 @@ def local_bh_enable(m: Machine, cpu: CPU, task) -> Generator:
         _bh_unlock(m, cpu, task)
 
 
-def ksoftirqd_body(m: Machine, cpu: CPU, task) -> Generator:
+def ksoftirqd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
     """smpboot thread loop: ksoftirqd_should_run() = local_softirq_pending(); run_ksoftirqd()."""
-    st = m.softirq_state[cpu.id]
+    st = cpu.sirq
     rt = m.sc.preempt_rt
     while True:
         if not st.pending:

@@ -9,20 +9,25 @@ closes: more than 99,900 unhandled prints "irq N: nobody cared", disables the li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from irqlab.sim.line import IRQ_HANDLED, IRQ_WAKE_THREAD, DeviceLine
-
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.machine import Machine
+from irqlab.sim.cpu import CPU
+from irqlab.sim.line import IRQ_HANDLED, IRQ_WAKE_THREAD, DeviceLine, Line
+from irqlab.sim.ports import Kernel
 
 WINDOW = 100_000
 LIMIT = 99_900
 POLL_INTERVAL_MS = 100
 
 
-def note_interrupt(m: Machine, line, ret: int) -> None:
+class SpuriousHost(Kernel, Protocol):
+    """What the detector asks of the machine beyond `Kernel`: every line, and a count of its polls."""
+
+    lines: list[Line]
+    spurious_polls: int
+
+
+def note_interrupt(m: SpuriousHost, line: Line, ret: int) -> None:
     """Count one interrupt of line; disable the line when the window says nobody cared."""
     if ret != IRQ_HANDLED and ret != IRQ_WAKE_THREAD:
         jiffies = m.engine.now // m.tick_ns
@@ -40,13 +45,12 @@ def note_interrupt(m: Machine, line, ret: int) -> None:
         line.disabled = True
         m.log(f"irq {line.irq}: nobody cared (try booting with the \"irqpoll\" option)")
         m.log(f"Disabling IRQ #{line.irq}")
-        m.cpus[0].add_timer(m.engine.now + POLL_INTERVAL_MS * 1_000_000, poll_spurious_irqs, None)
+        m.cpus[0].add_timer(m.engine.now + POLL_INTERVAL_MS * 1_000_000, poll_spurious_irqs, m)
     line.irqs_unhandled = 0
 
 
-def poll_spurious_irqs(cpu: CPU, _: object) -> None:
-    """poll_spurious_irqs(): try each disabled line's handlers, then re-arm the timer."""
-    m = cpu.m
+def poll_spurious_irqs(cpu: CPU, m: SpuriousHost) -> None:
+    """poll_spurious_irqs(): try each disabled line's handlers, then re-arm the timer (which carries m)."""
     disabled = [ln for ln in m.lines if ln.disabled]
     for ln in disabled:
         m.spurious_polls += 1
@@ -54,10 +58,10 @@ def poll_spurious_irqs(cpu: CPU, _: object) -> None:
             ln.sync()
             ln.queued = 0
     if disabled:
-        cpu.add_timer(m.engine.now + POLL_INTERVAL_MS * 1_000_000, poll_spurious_irqs, None)
+        cpu.add_timer(m.engine.now + POLL_INTERVAL_MS * 1_000_000, poll_spurious_irqs, m)
 
 
-def unhandled_now(line, n: int, share: float) -> bool:
+def unhandled_now(line: Line, n: int, share: float) -> bool:
     """Deterministic IRQ_NONE pattern: interrupt n is unhandled when floor(n*share) steps."""
     if share >= 1.0:
         return True

@@ -8,16 +8,21 @@ handle_softirqs() restarting until the restart or time limit hands it to ksoftir
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
 
 from irqlab.model.events import EventKind
+from irqlab.sim.cpu import CPU
 from irqlab.sim.line import IRQ_HANDLED, DeviceLine
+from irqlab.sim.ports import Kernel
 from irqlab.sim.softirq import HI, TASKLET, raise_softirq
 
-if TYPE_CHECKING:
-    from irqlab.sim.cpu import CPU
-    from irqlab.sim.machine import Machine
+
+class TaskletHost(Kernel, Protocol):
+    """What tasklets ask of the machine beyond `Kernel`: the per-CPU lists and the trace's symbols."""
+
+    tasklets: dict[bool, list[list[Tasklet]]]  # [hi][cpu]: tasklet_vec / tasklet_hi_vec
+    tasklet_symbols: dict[int, str]
 
 
 class Tasklet:
@@ -25,7 +30,7 @@ class Tasklet:
 
     __slots__ = ("name", "sched", "run", "count", "cost", "runs", "requeues", "address")
 
-    def __init__(self, name: str, cost, address: int) -> None:
+    def __init__(self, name: str, cost: Any, address: int) -> None:
         self.name = name
         self.sched = False  # TASKLET_STATE_SCHED
         self.run = False  # TASKLET_STATE_RUN
@@ -36,7 +41,7 @@ class Tasklet:
         self.address = address
 
 
-def tasklet_schedule(m: Machine, cpu: CPU, t: Tasklet, hi: bool = False) -> bool:
+def tasklet_schedule(m: TaskletHost, cpu: CPU, t: Tasklet, hi: bool = False) -> bool:
     """__tasklet_schedule_common(): queue once (SCHED bit) and raise; False if already queued."""
     if t.sched:
         return False
@@ -46,10 +51,10 @@ def tasklet_schedule(m: Machine, cpu: CPU, t: Tasklet, hi: bool = False) -> bool
     return True
 
 
-def tasklet_action(hi: bool):
+def tasklet_action(hi: bool) -> Callable[[TaskletHost, CPU], Generator]:
     """The action of TASKLET_SOFTIRQ (hi=False) or HI_SOFTIRQ (hi=True)."""
 
-    def action(m: Machine, cpu: CPU) -> Generator:
+    def action(m: TaskletHost, cpu: CPU) -> Generator:
         queue = m.tasklets[hi][cpu.id]
         batch = queue[:]
         queue.clear()
@@ -77,7 +82,9 @@ def tasklet_action(hi: bool):
 class TaskletDevice(DeviceLine):
     """A device whose hardirq handler defers its work to a tasklet."""
 
-    def __init__(self, m: Machine, dev, hi: bool = False) -> None:
+    m: TaskletHost
+
+    def __init__(self, m: TaskletHost, dev: Any, hi: bool = False) -> None:
         super().__init__(m, dev)
         self.hi = hi
         self.tasklet = Tasklet(f"{dev.name}_tasklet", self.work_cost, 0xFFFFFFFF81000000 + dev.irq * 0x100)

@@ -51,9 +51,13 @@ def rate_segments(a: Arrival, horizon_ns: int) -> Iterator[tuple[int, int, float
 
 
 class ArrivalStream:
-    """Sorted arrival instants of one device, consumed from the front."""
+    """Sorted arrival instants of one device, consumed from the front.
 
-    __slots__ = ("_rng", "_segments", "_seg", "_t", "_periodic", "_buf", "_i", "_done", "next_t")
+    `buf[pos:]` are the instants drawn and not yet consumed: sim/fastpath.py reads ahead in
+    them and consumes what it used with advance_to(). Only this class changes them.
+    """
+
+    __slots__ = ("_rng", "_segments", "_seg", "_t", "_periodic", "buf", "pos", "_done", "next_t")
 
     def __init__(self, arrival: Arrival, horizon_ns: int, rng: np.random.Generator) -> None:
         self._rng = rng
@@ -61,8 +65,8 @@ class ArrivalStream:
         self._seg: tuple[int, int, float] | None = None
         self._t = 0
         self._periodic = arrival.process == "periodic"
-        self._buf: list[int] = []
-        self._i = 0
+        self.buf: list[int] = []
+        self.pos = 0
         self._done = False
         # The next unconsumed instant, so callers can skip take_until() when nothing is due;
         # -1 when the buffer is exhausted and the next chunk not drawn yet.
@@ -70,8 +74,8 @@ class ArrivalStream:
 
     def _refill(self) -> None:
         """Draw the next chunk of instants (memoryless across segment edges, so exact)."""
-        self._buf, self._i = self._buf[self._i :], 0
-        while len(self._buf) < CHUNK and not self._done:
+        self.buf, self.pos = self.buf[self.pos :], 0
+        while len(self.buf) < CHUNK and not self._done:
             if self._seg is None or self._t >= self._seg[1]:
                 self._seg = next(self._segments, None)
                 if self._seg is None:
@@ -92,64 +96,77 @@ class ArrivalStream:
                 self._t = end
             else:
                 self._t = float(times[-1])
-            self._buf.extend(times.astype(np.int64).tolist())
+            self.buf.extend(times.astype(np.int64).tolist())
 
     def peek(self) -> int:
         """The next unconsumed arrival instant (NEVER when the stream has ended)."""
-        if self._i >= len(self._buf):
+        if self.pos >= len(self.buf):
             self._refill()
-            if self._i >= len(self._buf):
+            if self.pos >= len(self.buf):
                 self.next_t = NEVER
                 return NEVER
-        self.next_t = self._buf[self._i]
+        self.next_t = self.buf[self.pos]
         return self.next_t
+
+    def advance_to(self, j: int) -> None:
+        """Consume buf[pos:j] (counted by the caller); j must be inside the buffer."""
+        self.pos = j
+        self.next_t = self.buf[j]
 
     def take_until(self, t_ns: int) -> int:
         """Consume and count every arrival at or before t_ns."""
-        buf, i = self._buf, self._i
+        buf, i = self.buf, self.pos
         if i + 1 < len(buf):
             if buf[i] > t_ns:
                 self.next_t = buf[i]
                 return 0  # the common case: nothing new since the last look
             if buf[i + 1] > t_ns:
-                self._i = i + 1  # the next common one: exactly one new arrival
+                self.pos = i + 1  # the next common one: exactly one new arrival
                 self.next_t = buf[i + 1]
                 return 1
         n = 0
         while True:
             if i >= len(buf):
                 self._refill()
-                buf, i = self._buf, self._i
+                buf, i = self.buf, self.pos
                 if i >= len(buf):
                     self.next_t = NEVER
                     return n
             j = bisect.bisect_right(buf, t_ns, i)
             n += j - i
-            self._i = i = j
+            self.pos = i = j
             if j < len(buf):
                 self.next_t = buf[j]
                 return n
 
 
 class CostSampler:
-    """Integer ns costs drawn from a Cost, in chunks."""
+    """Integer ns costs drawn from a Cost, in chunks.
 
-    __slots__ = ("cost", "_rng", "_buf", "_i", "const")
+    `buf[pos:]` are the costs drawn and not yet used (sim/fastpath.py reads ahead in them and
+    takes what it used with skip()); `const` is the cost when it does not vary.
+    """
+
+    __slots__ = ("cost", "_rng", "buf", "pos", "const")
 
     def __init__(self, cost: Cost, rng: np.random.Generator) -> None:
         self.cost = cost
         self._rng = rng
-        self._buf: list[int] = []
-        self._i = 0
+        self.buf: list[int] = []
+        self.pos = 0
         self.const = cost.mean_ns if cost.dist == "const" else None
 
     def draw(self) -> int:
         if self.const is not None:
             return self.const
-        if self._i >= len(self._buf):
-            self._buf, self._i = self._chunk(), 0
-        self._i += 1
-        return self._buf[self._i - 1]
+        if self.pos >= len(self.buf):
+            self.buf, self.pos = self._chunk(), 0
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
+    def skip(self, n: int) -> None:
+        """Take the next n buffered costs as drawn (the caller read them from buf[pos:])."""
+        self.pos += n
 
     def total(self, n: int) -> int:
         """The cost of n independent draws (a NAPI poll of n packets)."""
