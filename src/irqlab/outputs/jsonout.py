@@ -132,27 +132,17 @@ def rates_json(rates: Rates, only: tuple[int, ...] | None = None, include_idle: 
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
-    return {
-        "severity": f.severity.label,
-        "code": f.code,
-        "subject": f.subject,
-        "title": f.title,
-        "evidence": list(f.evidence),
-        "recommendation": f.recommendation or None,
-        "metrics": {k: (num(v) if not isinstance(v, str) else v) for k, v in f.metrics.items()},
-    }
+    """One doctor finding (outputs/doctor_json.py renders the doctor's report)."""
+    from irqlab.outputs.doctor_json import finding_json as render
+
+    return render(f)
 
 
 def doctor_json(findings: list[Finding], rates: Rates, exit_code: int) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_VERSION,
-        "irqlab_version": __version__,
-        "status": max(findings, key=lambda f: f.severity).severity.label if findings else "ok",
-        "exit_code": exit_code,
-        "interval_s": num(rates.interval_s),
-        "host": {"hostname": rates.after.host.hostname or None, "kernel": rates.after.host.kernel or None},
-        "findings": [finding_json(f) for f in findings],
-    }
+    """The doctor's report; kept here for callers of this module (outputs/doctor_json.py renders it)."""
+    from irqlab.outputs.doctor_json import doctor_json as render
+
+    return render(findings, rates, exit_code)
 
 
 def dumps(obj: Any, pretty: bool = True) -> str:

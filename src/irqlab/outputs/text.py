@@ -173,23 +173,17 @@ SEVERITY_MARK = {
 
 
 def render_finding(f: Finding) -> list[str]:
-    out = [f"{SEVERITY_MARK[f.severity]} {f.title}  [{f.code}: {f.subject}]"]
-    out += [f"         - {e}" for e in f.evidence]
-    if f.recommendation:
-        out.append(f"         > {f.recommendation}")
-    return out
+    """One doctor finding's lines (outputs/doctor_text.py renders the doctor's report)."""
+    from irqlab.outputs.doctor_text import render_finding as render
+
+    return render(f)
 
 
 def render_doctor(findings: list[Finding], rates: Rates) -> str:
-    parts = [header_line(rates.after, rates.interval_s, "irqlab doctor"), ""]
-    counts = {s: sum(1 for f in findings if f.severity == s) for s in Severity}
-    for f in findings:
-        parts += render_finding(f) + [""]
-    parts.append(
-        f"{counts[Severity.CRITICAL]} critical, {counts[Severity.WARNING]} warning, "
-        f"{counts[Severity.INFO]} info (sampled {rates.interval_s:.1f} s)"
-    )
-    return _lines(parts)
+    """The doctor's report; kept here for callers of this module (outputs/doctor_text.py renders it)."""
+    from irqlab.outputs.doctor_text import render_doctor as render
+
+    return render(findings, rates)
 
 
 def _lines(parts: list[str]) -> str:

@@ -1,0 +1,284 @@
+"""The causal model: each fault class gets one finding that names its source, vector, CPU and harm, with its fix."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from netbuilders import HOST, Machine, device, net, netns, thread, udp, view
+
+from irqlab.analysis.delta import compute_rates
+from irqlab.analysis.doctor import diagnose
+from irqlab.analysis.findings import Severity
+from irqlab.analysis.thresholds import Thresholds
+from irqlab.model.histogram import Histogram
+from irqlab.model.snapshot import IrqInfo
+from irqlab.model.trace import Handler, TraceResult
+
+SRV = netns("srv", 4026532300, 812)
+X = netns(None, 4026532400, 900, comm="iperf3")
+
+
+def run(m: Machine, t: Thresholds | None = None, trace: TraceResult | None = None, extra=None):
+    a, b = m.pair()
+    return diagnose(compute_rates(a, b), t, extra=extra, trace=trace)
+
+
+def codes(findings):
+    return [f.code for f in findings]
+
+
+def udp_flood(**over) -> Machine:
+    """load.sh -m udp -l 16 -n 2: senders and receivers through veth; the socket overflows."""
+    srv = view(SRV, {("Udp", "InDatagrams"): 470_000, ("Udp", "InErrors"): 530_000, ("Udp", "RcvbufErrors"): 530_000},
+               devices=[device("veth1", rx_packets=1_000_000)], sockets=[udp(5201, 777, 530_000)])
+    m = Machine(
+        softirq={"NET_RX": [20_000, 755_000], "TIMER": [250, 250]},
+        times=[[20, 0, 10, 70, 0, 0, 0, 0], [50, 0, 10, 7, 0, 0, 33, 0]],
+        softnet={1: {"processed": 1_000_000}},
+        net=net(view(HOST), srv, owners={777: (812, "iperf3")}),
+        threads=[thread(812, "iperf3", 1, 55, 5), thread(813, "iperf3", 1, 5, 2)],
+    )
+    return dataclasses.replace(m, **over)
+
+
+def rps_onto_cpu0(hog_wait: float = 0.0, drops: int = 0) -> Machine:
+    """--rps 1 --pin cpu1: rps_cpus=1 on the receiving veth sends every packet to CPU0."""
+    x = view(X, {("Udp", "InErrors"): drops, ("Udp", "RcvbufErrors"): drops}, devices=[device("veth1", rps=(0,), rx_packets=780_000)],
+             sockets=[udp(5201, 888, drops)] if drops else [])
+    threads = [thread(901, "iperf3", 1, 60, 3)]
+    if hog_wait:
+        threads.append(thread(950, "stress-ng-cpu", 0, 100 - hog_wait - 2, hog_wait))
+    return Machine(
+        softirq={"NET_RX": [720_000, 30_000]},
+        irqs=[("CAL", "Function call interrupts", [150_000, 0])],
+        times=[[19, 0, 0, 0, 0, 0, 81, 0], [60, 0, 10, 30, 0, 0, 0, 0]],
+        softnet={0: {"processed": 780_000, "received_rps": 700_000}},
+        net=net(view(HOST), x, owners={888: (901, "iperf3")}),
+        threads=threads,
+    )
+
+
+# --- the fault classes --------------------------------------------------------------------------
+
+
+def test_udp_flood_names_the_socket_drops_among_the_top_two_with_port_process_and_namespace():
+    findings = run(udp_flood())
+    top2 = findings[:2]
+    sock = next(f for f in top2 if f.code == "socket-drops")
+    assert "UDP port 5201" in sock.title and "iperf3 (pid 812)" in sock.title and "netns srv" in sock.title
+    assert any("RcvbufErrors 530.0k/s" in e for e in sock.evidence)
+    assert sock.severity is Severity.CRITICAL
+    rmem = {a.path: a for a in sock.actions}
+    assert rmem["/proc/sys/net/core/rmem_max"].command == "sysctl -w net.core.rmem_max=4194304"
+    assert rmem["/proc/sys/net/core/rmem_max"].undo == "sysctl -w net.core.rmem_max=212992"
+
+
+def test_udp_flood_top_finding_is_net_rx_on_cpu1_from_the_senders_backlog_and_carries_the_drops():
+    top = run(udp_flood())[0]
+    assert top.code == "cause-backlog" and top.subject == "NET_RX on CPU1"
+    assert "veth1" in top.title and "530.0k packets/s lost" in top.title
+    assert any(e.startswith("<- backlog: 1.00M packets/s into veth1 (netns srv)") for e in top.evidence)
+    assert any("UDP port 5201 (iperf3 (pid 812))" in e for e in top.evidence)
+    assert "estimated" in top.evidence[0]
+    rps = top.actions[0]
+    assert (rps.path, rps.old, rps.new) == ("/sys/class/net/veth1/queues/rx-0/rps_cpus", "0", "1")
+    assert rps.command == "ip netns exec srv sh -c 'echo 1 > /sys/class/net/veth1/queues/rx-0/rps_cpus'"
+
+
+def test_rps_onto_one_cpu_names_rps_the_queue_its_rps_cpus_and_the_cpu():
+    top = run(rps_onto_cpu0(drops=2_000))[0]
+    assert top.code == "cause-rps" and top.subject == "NET_RX on CPU0"
+    assert "RPS on veth1 rx-0" in top.title and "CPU0" in top.title
+    chain = [e for e in top.evidence if e.startswith("<- RPS")][0]
+    assert "rps_cpus=1 on veth1 rx-0 (netns of iperf3 (pid 900))" in chain and "780.0k packets/s" in chain
+    assert "received_rps 700.0k/s on CPU0" in chain and "CAL) 150.0k/s" in chain
+    action = top.actions[0]
+    assert (action.kind, action.old, action.new) == ("rps", "1", "2")  # spread to the other CPU
+    assert action.namespace is not None and action.namespace.enter == "nsenter -t 900 -n"
+    assert action.undo.startswith("nsenter -t 900 -n unshare -m sh -c 'mount -t sysfs sysfs /sys && echo 1 > ")
+
+
+def test_hog_plus_rps_flood_names_the_hogs_wait_and_ranks_first():
+    findings = run(rps_onto_cpu0(hog_wait=79.0))
+    top = findings[0]
+    assert top.code == "cause-rps" and top.severity is Severity.CRITICAL
+    assert "stress-ng-cpu waited 79 %" in top.title
+    assert any("stress-ng-cpu (pid 950, OTHER) waited 79 % of the sample, ran 19 %" in e for e in top.evidence)
+    assert top.metrics["harm"] > 150  # 81 % taken + 79 % waited
+
+
+def test_rps_onto_one_cpu_with_nothing_harmed_is_busy_but_keeping_up_and_still_names_rps():
+    findings = run(rps_onto_cpu0())
+    busy = next(f for f in findings if f.code == "busy-keeping-up")
+    assert busy.severity is Severity.INFO and busy.subject == "CPU0"
+    assert "rps_cpus=1 on veth1" in busy.evidence[0]
+    assert not [f for f in findings if f.code.startswith("cause-")]
+    assert "irq-time" in [g.code for g in busy.folded] and "irq-time" not in codes(findings)
+
+
+def test_tcp_gro_with_a_tiny_budget_names_the_budget_in_the_top_finding_with_its_sysctl():
+    x = view(X, devices=[device("veth1", rx_packets=90_000)])
+    m = Machine(
+        softirq={"NET_RX": [2_000, 90_000]},
+        times=[[20, 0, 10, 70, 0, 0, 0, 0], [30, 0, 10, 20, 0, 0, 40, 0]],
+        softnet={1: {"processed": 90_000, "time_squeeze": 45_000}},
+        sysctl={"net.core.netdev_budget": 2, "net.core.netdev_budget_usecs": 2000, "net.core.netdev_max_backlog": 1000},
+        net=net(view(HOST), x),
+        threads=[thread(901, "iperf3", 1, 30, 30)],
+    )
+    findings = run(m)
+    top = findings[0]
+    assert top.subject == "NET_RX on CPU1" and "budget exhausted 45.0k/s" in top.title
+    assert any("time_squeeze" in e and "netdev_budget=2" in e for e in top.evidence)
+    budget = next(a for a in top.actions if a.path.endswith("netdev_budget"))
+    assert (budget.old, budget.new, budget.command) == ("2", "300", "sysctl -w net.core.netdev_budget=300")
+    assert "time-squeeze" in [g.code for g in top.folded] and "time-squeeze" not in codes(findings)
+
+
+def test_a_squeeze_on_a_cpu_with_little_interrupt_time_is_its_own_budget_finding():
+    m = Machine(softirq={"NET_RX": [0, 9_000]}, softnet={1: {"time_squeeze": 50}}, sysctl={"net.core.netdev_budget": 300},
+                threads=[thread(901, "iperf3", 1, 30, 0)])
+    findings = run(m)
+    budget = next(f for f in findings if f.code == "net-budget")
+    assert budget.subject == "CPU1" and [a.new for a in budget.actions] == ["600"]
+    assert [g.code for g in budget.folded] == ["time-squeeze"]
+
+
+def test_threaded_napi_names_the_napi_thread_and_who_waited_behind_it():
+    x = view(X, devices=[device("veth1", threaded=1, rx_packets=400_000)])
+    m = Machine(
+        softirq={"NET_RX": [100, 100]},
+        net=net(view(HOST), x),
+        threads=[thread(300, "napi/veth1-66", 1, 70, 5, kthread=True), thread(901, "iperf3", 1, 28, 60)],
+    )
+    top = run(m)[0]
+    assert top.code == "cause-napi-thread" and top.subject == "NAPI thread napi/veth1-66 on CPU1"
+    assert any("threaded NAPI: napi/veth1-66 (pid 300) polls veth1" in e for e in top.evidence)
+    assert "iperf3 waited 60 %" in top.title
+    move = top.actions[0]
+    assert (move.kind, move.command) == ("task-affinity", "taskset -pc 0 300")
+
+
+def test_an_rt_hog_starving_ksoftirqd_is_the_cause_with_move_and_threaded_napi_actions():
+    x = view(X, devices=[device("veth1", rx_packets=100_000)])
+    m = Machine(
+        softirq={"NET_RX": [60_000, 1_000]},
+        times=[[95, 0, 0, 0, 0, 0, 5, 0], [10, 0, 5, 85, 0, 0, 0, 0]],
+        softnet={0: {"processed": 60_000, "dropped": 40_000}},
+        net=net(view(HOST), x),
+        threads=[thread(950, "hog", 0, 95, 0, policy="fifo", prio=10), thread(10, "ksoftirqd/0", 0, 3, 90, kthread=True)],
+    )
+    findings = run(m)
+    top = findings[0]
+    assert top.code == "cause-rt-starvation" and top.severity is Severity.CRITICAL
+    assert top.title.startswith("hog (FIFO 10) starves ksoftirqd/0")
+    assert any("backlog drops on CPU0: dropped 40.0k/s" in e for e in top.evidence)
+    kinds = {a.kind: a for a in top.actions}
+    assert kinds["task-affinity"].command == "taskset -pc 1 950" and kinds["task-affinity"].undo == "taskset -pc 0-1 950"
+    assert kinds["threaded-napi"].path == "/sys/class/net/veth1/threaded" and kinds["threaded-napi"].new == "1"
+    assert "softnet-drops" in [g.code for g in top.folded] and "softnet-drops" not in codes(findings)
+
+
+@pytest.mark.parametrize(("run_pct", "wait_pct", "starved"), [(79.0, 90.0, False), (81.0, 90.0, True), (90.0, 19.0, False), (90.0, 21.0, True)])
+def test_rt_starvation_thresholds(run_pct, wait_pct, starved):
+    m = Machine(softirq={"NET_RX": [1_000, 0]}, softnet={0: {"dropped": 10}},
+                threads=[thread(950, "hog", 0, run_pct, 0, policy="fifo", prio=10), thread(10, "ksoftirqd/0", 0, 1, wait_pct, kthread=True)])
+    assert ("cause-rt-starvation" in codes(run(m))) is starved
+
+
+# --- NIC queues: managed IRQs never get an affinity write --------------------------------------------
+
+
+def nic_on_cpu0(managed: bool | None) -> Machine:
+    host = view(HOST, devices=[device("eth0", driver="virtio_net", rx_packets=300_000)])
+    return Machine(
+        softirq={"NET_RX": [300_000, 0]},
+        irqs=[("38", "virtio2-input.0", [300_000, 0])],
+        times=[[30, 0, 0, 0, 0, 0, 70, 0], [5, 0, 5, 90, 0, 0, 0, 0]],
+        irqinfo={38: IrqInfo(38, affinity=(0,), effective_affinity=(0,), managed=managed)},
+        net=net(host),
+        threads=[thread(700, "nginx", 0, 30, 60)],
+    )
+
+
+def test_an_unmanaged_nic_queue_gets_an_affinity_action_to_the_other_cpu():
+    top = run(nic_on_cpu0(False))[0]
+    assert top.code == "cause-nic-queue" and "IRQ 38 (eth0 rx-0)" in top.title
+    action = top.actions[0]
+    assert (action.command, action.undo) == ("echo 1 > /proc/irq/38/smp_affinity_list", "echo 0 > /proc/irq/38/smp_affinity_list")
+
+
+def test_a_managed_irq_never_gets_an_affinity_action_but_rps_instead():
+    top = run(nic_on_cpu0(True))[0]
+    assert top.code == "cause-nic-queue"
+    assert not [a for a in top.actions if a.kind == "irq-affinity"]
+    assert [(a.kind, a.path, a.new) for a in top.actions] == [("rps", "/sys/class/net/eth0/queues/rx-0/rps_cpus", "2")]
+    assert top.actions[0].command == "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus"
+    assert any("managed by the kernel" in e and "EPERM" in e for e in top.evidence)
+
+
+# --- thresholds at both sides -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("wait", "code", "severity"), [(9.9, "busy-keeping-up", Severity.INFO), (10.1, "cause-nic-queue", Severity.WARNING),
+                                                         (49.9, "cause-nic-queue", Severity.WARNING), (50.1, "cause-nic-queue", Severity.CRITICAL)])
+def test_task_wait_thresholds(wait, code, severity):
+    m = dataclasses.replace(nic_on_cpu0(False), threads=[thread(700, "nginx", 0, 30, wait)])
+    found = [(f.code, f.severity) for f in run(m) if f.code in ("busy-keeping-up", "cause-nic-queue")]
+    assert found == [(code, severity)]
+
+
+@pytest.mark.parametrize(("softirq_pct", "cause"), [(24, False), (26, True)])
+def test_interrupt_time_threshold_for_a_cause(softirq_pct, cause):
+    # 1,000 hard interrupts/s x 1 us: 0.1 % of hardirq time beside the softirq share /proc/stat gives.
+    m = dataclasses.replace(nic_on_cpu0(False), irqs=[("38", "virtio2-input.0", [1_000, 0])], times=[[30, 0, 0, 100 - 30 - softirq_pct, 0, 0, softirq_pct, 0], [5, 0, 5, 90, 0, 0, 0, 0]])
+    assert ("cause-nic-queue" in codes(run(m))) is cause
+
+
+@pytest.mark.parametrize(("drops", "severity"), [(0, None), (1, Severity.WARNING), (999, Severity.WARNING), (1000, Severity.CRITICAL)])
+def test_socket_drop_thresholds(drops, severity):
+    x = view(X, {("Udp", "InErrors"): drops, ("Udp", "RcvbufErrors"): drops})
+    findings = run(Machine(net=net(view(HOST), x), threads=[thread(1, "a", 0, 1, 0)]))
+    sock = [f.severity for f in findings if f.code == "socket-drops"]
+    assert sock == ([severity] if severity else [])
+
+
+@pytest.mark.parametrize(("dropped", "severity"), [(0, None), (1, Severity.WARNING), (1000, Severity.CRITICAL)])
+def test_nic_drop_thresholds(dropped, severity):
+    host = view(HOST, devices=[device("eth0", driver="e1000e", rx_packets=10, rx_missed_errors=dropped)])
+    findings = run(Machine(net=net(host), threads=[thread(1, "a", 0, 1, 0)]))
+    assert [f.severity for f in findings if f.code == "nic-drops"] == ([severity] if severity else [])
+
+
+def test_tcp_drops_count_at_the_socket_layer_but_get_no_rmem_action():
+    x = view(X, {("TcpExt", "TCPBacklogDrop"): 5_000})
+    sock = next(f for f in run(Machine(net=net(view(HOST), x), threads=[thread(1, "a", 0, 1, 0)])) if f.code == "socket-drops")
+    assert "TcpExt TCPBacklogDrop" in sock.evidence[0] and sock.actions == ()
+
+
+# --- folding and the trace -------------------------------------------------------------------------
+
+
+def test_symptoms_a_cause_explains_are_folded_not_listed_again():
+    m = dataclasses.replace(rps_onto_cpu0(hog_wait=79.0), ksoftirqd_pct=[40.0, 0.0])
+    findings = run(m)
+    top = findings[0]
+    folded = {g.code for g in top.folded}
+    assert {"irq-time", "ksoftirqd-pressure", "storm", "softirq-concentration"} <= folded
+    assert not folded & set(codes(findings))
+
+
+def test_a_trace_measures_the_vector_time_instead_of_the_estimate():
+    hist = Histogram(1_000, 1_000_000)
+    for _ in range(1000):
+        hist.add(810)  # 1000 runs of 810 ns in a 1 ms window: 81 % of CPU0
+    trace = TraceResult(1_000_000, (0, 1), {}, {}, (), (Handler("softirq", 3, "NET_RX", {0: hist}, {0: hist}),), (), {}, {}, {})
+    top = run(rps_onto_cpu0(hog_wait=79.0), trace=trace)[0]
+    assert top.evidence[0] == "NET_RX 1.00M runs/s on CPU0: 81 % of the CPU (measured by the trace)"
+
+
+def test_without_threads_nothing_is_called_busy_but_keeping_up():
+    m = dataclasses.replace(rps_onto_cpu0(), threads=[])
+    findings = run(m)
+    assert "busy-keeping-up" not in codes(findings) and "irq-time" in codes(findings)
