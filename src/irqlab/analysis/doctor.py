@@ -16,9 +16,9 @@ from irqlab.analysis.cause_findings import Cause, causes
 from irqlab.analysis.causes import causal_model
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity, rank
+from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
-from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.model.snapshot import IrqLine, Snapshot, Spurious
 from irqlab.model.trace import TraceResult
 from irqlab.model.vectors import arch_meaning
