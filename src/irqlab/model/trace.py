@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from irqlab.model.events import VECTOR_BY_ID, VECTOR_NAMES
 from irqlab.model.histogram import Histogram
@@ -93,6 +94,62 @@ class TraceResult:
     def complete(self) -> bool:
         """False when the kernel dropped events: never present this result as whole."""
         return not any(self.lost.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A lossless JSON form (histograms as Histogram.to_dict()), read back by from_dict()."""
+
+        def hists(d: dict[int, Histogram]) -> dict[str, Any]:
+            return {str(c): h.to_dict() for c, h in sorted(d.items())}
+
+        def ints(d: dict[int, int]) -> dict[str, int]:
+            return {str(c): int(n) for c, n in sorted(d.items())}
+
+        def handler(h: Handler) -> dict[str, Any]:
+            return {
+                "kind": h.kind, "key": h.key, "name": h.name, "gross": hists(h.gross), "net": hists(h.net),
+                "latency": hists(h.latency),
+                "runs_by_context": {str(c): dict(v) for c, v in sorted(h.runs_by_context.items())},
+                "ns_by_context": {str(c): dict(v) for c, v in sorted(h.ns_by_context.items())},
+            }
+
+        return {
+            "format": 1, "window_ns": self.window_ns, "cpus": list(self.cpus), "events": ints(self.events),
+            "lost": ints(self.lost), "hardirqs": [handler(h) for h in self.hardirqs],
+            "softirqs": [handler(h) for h in self.softirqs], "tasklets": [handler(h) for h in self.tasklets],
+            "passes": ints(self.passes), "restarts": ints(self.restarts),
+            "truncated": {k: ints(v) for k, v in sorted(self.truncated.items())},
+            "ksoftirqd_pids": list(self.ksoftirqd_pids), "source": self.source,
+            "layout": {"bucket_ns": self.layout.bucket_ns, "limit_ns": self.layout.limit_ns},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TraceResult:
+        """The result to_dict() wrote (parsed JSON; a missing key or a bad value raises KeyError/ValueError/TypeError)."""
+
+        def hists(x: dict[str, Any]) -> dict[int, Histogram]:
+            return {int(c): Histogram.from_dict(h) for c, h in x.items()}
+
+        def ints(x: dict[str, Any]) -> dict[int, int]:
+            return {int(c): int(n) for c, n in x.items()}
+
+        def ctx(x: dict[str, Any]) -> dict[int, dict[str, int]]:
+            return {int(c): {str(k): int(n) for k, n in v.items()} for c, v in x.items()}
+
+        def handler(h: dict[str, Any]) -> Handler:
+            return Handler(str(h["kind"]), int(h["key"]), str(h["name"]), hists(h["gross"]), hists(h["net"]),
+                           hists(h["latency"]), ctx(h["runs_by_context"]), ctx(h["ns_by_context"]))
+
+        if d.get("format") != 1:
+            raise ValueError(f"trace format {d.get('format')!r}, expected 1")
+        return cls(
+            window_ns=int(d["window_ns"]), cpus=tuple(int(c) for c in d["cpus"]), events=ints(d["events"]),
+            lost=ints(d["lost"]), hardirqs=tuple(handler(h) for h in d["hardirqs"]),
+            softirqs=tuple(handler(h) for h in d["softirqs"]), tasklets=tuple(handler(h) for h in d["tasklets"]),
+            passes=ints(d["passes"]), restarts=ints(d["restarts"]),
+            truncated={str(k): ints(v) for k, v in d["truncated"].items()},
+            ksoftirqd_pids=tuple(int(p) for p in d["ksoftirqd_pids"]), source=str(d["source"]),
+            layout=Layout(int(d["layout"]["bucket_ns"]), int(d["layout"]["limit_ns"])),
+        )
 
 
 def vector_name(vector: int, vector_id: int = -1) -> str:
