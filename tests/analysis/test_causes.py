@@ -72,6 +72,8 @@ def test_udp_flood_names_the_socket_drops_among_the_top_two_with_port_process_an
     rmem = {a.path: a for a in sock.actions}
     assert rmem["/proc/sys/net/core/rmem_max"].command == "sysctl -w net.core.rmem_max=4194304"
     assert rmem["/proc/sys/net/core/rmem_max"].undo == "sysctl -w net.core.rmem_max=212992"
+    # The MIB counter and the socket's drops column count the same datagrams once.
+    assert "overflowed its receive buffer 530.0k times/s" in rmem["/proc/sys/net/core/rmem_default"].why
 
 
 def test_udp_flood_top_finding_is_net_rx_on_cpu1_from_the_senders_backlog_and_carries_the_drops():
@@ -95,6 +97,7 @@ def test_rps_onto_one_cpu_names_rps_the_queue_its_rps_cpus_and_the_cpu():
     assert "received_rps 700.0k/s on CPU0" in chain and "CAL) 150.0k/s" in chain
     action = top.actions[0]
     assert (action.kind, action.old, action.new) == ("rps", "1", "2")  # spread to the other CPU
+    assert action.why == "rps_cpus=1 steers every packet of veth1 rx-0 to CPU0"
     assert action.namespace is not None and action.namespace.enter == "nsenter -t 900 -n"
     assert action.undo.startswith("nsenter -t 900 -n unshare -m sh -c 'mount -t sysfs sysfs /sys && echo 1 > ")
 

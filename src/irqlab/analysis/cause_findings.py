@@ -22,7 +22,7 @@ from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity
 from irqlab.analysis.netdelta import NamespaceRates, ThreadShare
 from irqlab.analysis.thresholds import Thresholds
-from irqlab.cpulist import format_cpulist
+from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.units import format_rate
 
 # Symptom codes of today's rules (and the trace's) that a CPU's cause explains.
@@ -57,6 +57,10 @@ def _others(online: tuple[int, ...], busy: set[int]) -> tuple[int, ...]:
     return rest or online
 
 
+def _cpus(cpus: tuple[int, ...]) -> str:
+    return f"CPU{cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(cpus)}"
+
+
 def _severity(harm: Harm, t: Thresholds) -> Severity:
     return Severity.CRITICAL if harm.lost_per_s >= t.drop_crit_rate or harm.max_wait_pct >= t.wait_crit_pct else Severity.WARNING
 
@@ -70,12 +74,12 @@ def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates)
     gain = f"CPU{cpu} gets back up to {pct:.0f} % of its time"
     if src.kind == "rps" and src.device is not None and src.queue is not None and src.mask is not None:
         new = _others(model.online, {cpu})
-        why = f"rps_cpus={format_cpulist(src.mask)} steers every packet of {src.device} rx-{src.queue} to CPU{cpu}"
-        return [rps_action(src.namespace, src.device, src.queue, src.mask, new, why, f"its NET_RX runs on CPUs {format_cpulist(new)}; {gain}")], []
+        why = f"rps_cpus={format_cpumask(src.mask)} steers every packet of {src.device} rx-{src.queue} to {_cpus(src.mask)}"
+        return [rps_action(src.namespace, src.device, src.queue, src.mask, new, why, f"its NET_RX runs on {_cpus(new)}; {gain}")], []
     if src.kind == "backlog" and src.device is not None:
         new = _others(model.online, {cpu})
         why = f"{src.device} receives through the sender's backlog, so its NET_RX runs where the sender runs (CPU{cpu})"
-        return [rps_action(src.namespace, src.device, 0, (), new, why, f"its packets are processed on CPUs {format_cpulist(new)}; {gain}")], []
+        return [rps_action(src.namespace, src.device, 0, (), new, why, f"its packets are processed on {_cpus(new)}; {gain}")], []
     if src.kind == "nic-queue" and src.irq is not None:
         return _nic_actions(src, cc, model, rates, gain)
     if src.kind == "napi-thread" and src.pid is not None:
@@ -99,12 +103,12 @@ def _nic_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates, ga
         new = _others(model.online, eff | {cc.cpu})
         why = f"IRQ {irq} ({src.device} rx-{src.queue}) is kernel-managed and runs on CPU{cc.cpu}"
         old = q.rps_cpus if q is not None and q.rps_cpus else ()
-        return [rps_action(src.namespace, dev.device.name, src.queue, old, new, why, f"packets are processed on CPUs {format_cpulist(new)}; {gain}")], notes
+        return [rps_action(src.namespace, dev.device.name, src.queue, old, new, why, f"packets are processed on {_cpus(new)}; {gain}")], notes
     if info is None or info.affinity is None:
         return [], []
     new = _others(model.online, {cc.cpu})
     why = f"IRQ {irq} ({src.device} rx-{src.queue}) interrupts CPU{cc.cpu}, and NAPI polls its queue there"
-    return [irq_affinity_action(irq, info.affinity, new, why, f"the queue's interrupts and NET_RX move to CPUs {format_cpulist(new)}; {gain}")], []
+    return [irq_affinity_action(irq, info.affinity, new, why, f"the queue's interrupts and NET_RX move to {_cpus(new)}; {gain}")], []
 
 
 def _limit_actions(harm: Harm, rates: Rates, t: Thresholds) -> list[Action]:
@@ -296,7 +300,8 @@ def _socket_cause(ns: NamespaceRates, rates: Rates, t: Thresholds) -> Cause | No
     where = f"UDP port {top.socket.local_port} ({top.owner})" if top else "sockets"
     ctl = rates.after.sysctl
     actions = []
-    udp = ns.counter("Udp", "RcvbufErrors") + ns.counter("Udp6", "RcvbufErrors") + sum(s.drops_per_s for s in sockets)
+    # The MIB counters and the sockets' drops count the same datagrams: the larger of the two.
+    udp = max(ns.counter("Udp", "RcvbufErrors") + ns.counter("Udp6", "RcvbufErrors"), sum(s.drops_per_s for s in sockets))
     for key in ("net.core.rmem_max", "net.core.rmem_default"):
         old = ctl.get(key)
         if udp > 0 and old is not None and old < t.rmem_target_bytes:
