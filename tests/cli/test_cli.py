@@ -41,7 +41,7 @@ def test_diff_text_golden(capsys, golden):
 
 
 def test_diff_json_golden_has_the_documented_keys(capsys, golden):
-    code, out, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json")
+    code, out, _ = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--json", "--json-schema", "1")
     assert code == 0
     doc = json.loads(out)
     loc = next(r for r in doc["irqs"] if r["irq"] == "LOC")

@@ -38,6 +38,17 @@ def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (documented in docs/json.md)")
 
 
+def add_json_schema(parser: argparse.ArgumentParser) -> None:
+    """--json-schema for the rates of diff and top (docs/json.md)."""
+    # Literal choices, not imported from outputs/jsonout.py: that module loads numpy, and
+    # building the parser (`--help`) must not.
+    parser.add_argument(
+        "--json-schema", type=int, choices=(1, 2), default=2, metavar="N",
+        help="with --json: 2 (default) keys each row's per-CPU deltas and rates by CPU id and "
+        "leaves zero deltas out; 1 lists every CPU of every row, zeros included (44 MB at 1152 CPUs)",
+    )
+
+
 def roots_of(args: argparse.Namespace):
     from irqlab.sources.fs import Roots
 

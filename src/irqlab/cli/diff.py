@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from irqlab.cli import common
+
+# numpy loads OpenBLAS, which starts a thread per CPU at load time; diff does no linear
+# algebra, and on a small machine that start-up costs more CPU than the diff (the user's own
+# setting wins). Set here, before the first numpy import of the process.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 PARSER_KW = dict(
     description="Difference two captures made by `irqlab snapshot` (directories laid out "
@@ -15,6 +21,10 @@ PARSER_KW = dict(
 examples:
   irqlab diff /tmp/before /tmp/after
   irqlab diff /tmp/before /tmp/after --interval 10 --json
+  irqlab diff /tmp/before /tmp/after --json --json-schema 1   every CPU of every row
+
+--json prints schema 2 (docs/json.md): per-CPU deltas and rates keyed by CPU id, zero deltas
+left out, one row per line; --json-schema 1 gives the full form, zeros included.
 """,
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )
@@ -28,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="show idle rows and CPUs too")
     common.add_cpus(p)
     common.add_json(p)
+    common.add_json_schema(p)
 
 
 def _load(directory: str):
@@ -54,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("the captures carry no time (no irqlab-capture.json or proc/uptime): pass --interval SECONDS")
     rates = compute_rates(a, b, interval_ns)
     if args.json:
-        from irqlab.outputs.jsonout import dumps, rates_json
+        from irqlab.outputs.jsonout import render_rates
 
-        sys.stdout.write(dumps(rates_json(rates, only)))
+        sys.stdout.write(render_rates(rates, only, schema=args.json_schema))
     else:
         from irqlab.outputs.text import TableOptions, render_top
 

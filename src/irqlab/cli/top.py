@@ -19,7 +19,8 @@ examples:
   irqlab top --once            one 1-second report
   irqlab top 2 5               five reports, 2 s apart
   irqlab top -C 0-3 --top 10   CPUs 0-3 only, ten busiest IRQs
-  irqlab top 1 3 --json        one JSON object per report, one per line
+  irqlab top 1 3 --json        one JSON object per report, one per line (schema 2: zero
+                               deltas left out; --json-schema 1 lists every CPU)
   irqlab top --replay /tmp/t0 /tmp/t1 /tmp/t2
   irqlab top --replay history.db       replay a recording made by `irqlab record`
                                review captures (irqlab snapshot -o DIR) in order
@@ -38,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_roots(p)
     p.add_argument("--replay", nargs="+", metavar="PATH", help="replay capture directories (in order) or one `irqlab record` database instead of sampling")
     common.add_json(p)
+    common.add_json_schema(p)
 
 
 def _since_boot(args: argparse.Namespace, roots, only) -> int:
@@ -48,9 +50,9 @@ def _since_boot(args: argparse.Namespace, roots, only) -> int:
 
     rates = since_boot(take_snapshot(roots))
     if args.json:
-        from irqlab.outputs.jsonout import dumps, rates_json
+        from irqlab.outputs.jsonout import render_rates
 
-        sys.stdout.write(dumps(rates_json(rates, only, include_idle=args.all), pretty=False))
+        sys.stdout.write(render_rates(rates, only, include_idle=args.all, schema=args.json_schema, pretty=False))
     else:
         opts = TableOptions(only_cpus=only, top=args.top, max_columns=args.columns, hide_idle=not args.all)
         text = render_top(rates, opts)
@@ -92,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         if prev is not None:
             rates = compute_rates(prev, snap)
             if args.json:
-                from irqlab.outputs.jsonout import dumps, rates_json
+                from irqlab.outputs.jsonout import render_rates
 
-                sys.stdout.write(dumps(rates_json(rates, only, include_idle=args.all), pretty=False))
+                sys.stdout.write(render_rates(rates, only, include_idle=args.all, schema=args.json_schema, pretty=False))
             else:
                 sys.stdout.write(render_top(rates, opts) + "\n")
             sys.stdout.flush()

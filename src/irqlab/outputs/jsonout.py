@@ -1,4 +1,9 @@
-"""JSON renderings (schemas in docs/json.md): numbers are numbers, NaN is null, CPU keys are strings."""
+"""JSON renderings (schemas in docs/json.md): numbers are numbers, NaN is null, CPU keys are strings.
+
+`diff` and `top` print the rates in one of two schemas: 1 keys every CPU of every row (on a
+1152-CPU machine 44 MB, nearly all of it zeros), 2 (the default) leaves zero deltas out and
+prints one row per line with the standard library's C encoder.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from irqlab.analysis.findings import Finding
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # doctor
+RATES_SCHEMAS = (1, 2)  # diff and top: 1 every cell, 2 sparse (zero deltas left out)
+RATES_SCHEMA_DEFAULT = 2
 
 
 def num(value: Any) -> float | int | None:
@@ -29,8 +36,51 @@ def num(value: Any) -> float | int | None:
     return int(v) if v.is_integer() and abs(v) < 2**53 else round(v, 3)
 
 
+def nums(values: np.ndarray) -> list[float | int | None]:
+    """num() of every value of an array, the same results, without a Python call per value."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    with np.errstate(invalid="ignore"):
+        whole = finite & (np.floor(v) == v) & (np.abs(v) < 2**53)
+    return [
+        int(x) if w else (round(x, 3) if f else None)
+        for x, w, f in zip(v.tolist(), whole.tolist(), finite.tolist())
+    ]
+
+
 def by_cpu(cpus: tuple[int, ...], values: np.ndarray, only: tuple[int, ...] | None = None) -> dict[str, Any]:
-    return {str(c): num(values[i]) for i, c in enumerate(cpus) if only is None or c in only}
+    cols = _columns(cpus, only)
+    return dict(zip([str(cpus[i]) for i in cols.tolist()], nums(values[cols])))
+
+
+def _columns(cpus: tuple[int, ...], only: tuple[int, ...] | None) -> np.ndarray:
+    """Column indices of the CPUs kept by -C (all of them without it)."""
+    if only is None:
+        return np.arange(len(cpus))
+    keep = set(only)
+    return np.array([i for i, c in enumerate(cpus) if c in keep], dtype=np.intp)
+
+
+def sparse_by_cpu(
+    cpus: tuple[int, ...], delta: np.ndarray, rate: np.ndarray, only: tuple[int, ...] | None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Per row, (delta, rate) keyed by CPU id with the zero cells left out (schema 2).
+
+    A cell that was not differenced (NaN: a reset) is not zero: it stays, as null. Only the
+    nonzero cells are visited, so the cost follows the activity, not rows x CPUs.
+    """
+    cols = _columns(cpus, only)
+    d = delta[:, cols] if only is not None else delta
+    rows, at = np.nonzero(d != 0)  # NaN != 0: kept
+    bounds = np.searchsorted(rows, np.arange(d.shape[0] + 1)).tolist()
+    keys = [str(cpus[i]) for i in cols.tolist()]
+    names = [keys[j] for j in at.tolist()]
+    dv = nums(d[rows, at])
+    rv = nums(rate[rows, cols[at]])
+    return [
+        (dict(zip(names[lo:hi], dv[lo:hi])), dict(zip(names[lo:hi], rv[lo:hi])))
+        for lo, hi in zip(bounds, bounds[1:])
+    ]
 
 
 def snapshot_meta(snap: Snapshot) -> dict[str, Any]:
@@ -44,15 +94,25 @@ def snapshot_meta(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def irqs_json(rates: Rates, only: tuple[int, ...] | None, include_idle: bool = True) -> list[dict[str, Any]]:
+def irqs_json(
+    rates: Rates, only: tuple[int, ...] | None, include_idle: bool = True, schema: int = 1
+) -> list[dict[str, Any]]:
     irq = rates.interrupts
     if irq is None:
         return []
     info = rates.after.irqinfo
+    sparse = sparse_by_cpu(irq.cpus, irq.delta, irq.rate, only) if schema >= 2 else None
+    busy = (np.nan_to_num(irq.total_rate) > 0).tolist()
+    total_delta, total_rate = nums(irq.total_delta), nums(irq.total_rate)
     out = []
     for k, line in enumerate(irq.lines):
-        if not include_idle and not (np.nan_to_num(irq.total_rate[k]) > 0):
+        if not include_idle and not busy[k]:
             continue
+        if sparse is not None:
+            delta, rate = sparse[k] if line.per_cpu else ({}, {})
+        else:
+            delta = by_cpu(irq.cpus, irq.delta[k], only) if line.per_cpu else {}
+            rate = by_cpu(irq.cpus, irq.rate[k], only) if line.per_cpu else {}
         entry: dict[str, Any] = {
             "irq": line.irq,
             "name": line.name,
@@ -61,10 +121,10 @@ def irqs_json(rates: Rates, only: tuple[int, ...] | None, include_idle: bool = T
             "trigger": line.trigger or None,
             "actions": list(line.actions),
             "per_cpu": line.per_cpu,
-            "delta": by_cpu(irq.cpus, irq.delta[k], only) if line.per_cpu else {},
-            "rate": by_cpu(irq.cpus, irq.rate[k], only) if line.per_cpu else {},
-            "total_delta": num(irq.total_delta[k]),
-            "total_rate": num(irq.total_rate[k]),
+            "delta": delta,
+            "rate": rate,
+            "total_delta": total_delta[k],
+            "total_rate": total_rate[k],
         }
         if line.numbered and int(line.irq) in info:
             i = info[int(line.irq)]
@@ -74,15 +134,19 @@ def irqs_json(rates: Rates, only: tuple[int, ...] | None, include_idle: bool = T
     return out
 
 
-def softirqs_json(rates: Rates, only: tuple[int, ...] | None) -> list[dict[str, Any]]:
+def softirqs_json(rates: Rates, only: tuple[int, ...] | None, schema: int = 1) -> list[dict[str, Any]]:
     s = rates.softirqs
     if s is None:
         return []
+    if schema >= 2:
+        cells = sparse_by_cpu(s.cpus, s.delta, s.rate, only)
+    else:
+        cells = [(by_cpu(s.cpus, s.delta[i], only), by_cpu(s.cpus, s.rate[i], only)) for i in range(len(s.vectors))]
     return [
         {
             "vector": v,
-            "delta": by_cpu(s.cpus, s.delta[i], only),
-            "rate": by_cpu(s.cpus, s.rate[i], only),
+            "delta": cells[i][0],
+            "rate": cells[i][1],
             "total_delta": num(np.nansum(s.delta[i])),
             "total_rate": num(np.nansum(s.rate[i])),
         }
@@ -110,17 +174,21 @@ def cpus_json(rates: Rates, only: tuple[int, ...] | None) -> dict[str, Any]:
     return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
-def rates_json(rates: Rates, only: tuple[int, ...] | None = None, include_idle: bool = True) -> dict[str, Any]:
-    """Everything differenced between two snapshots."""
+def rates_json(
+    rates: Rates, only: tuple[int, ...] | None = None, include_idle: bool = True, schema: int = 1
+) -> dict[str, Any]:
+    """Everything differenced between two snapshots, in schema 1 (every cell) or 2 (sparse)."""
+    if schema not in RATES_SCHEMAS:
+        raise ValueError(f"rates JSON schema {schema}: not one of {RATES_SCHEMAS}")
     return {
-        "schema": SCHEMA_VERSION,
+        "schema": schema,
         "irqlab_version": __version__,
         "interval_s": num(rates.interval_s),
         "before": snapshot_meta(rates.before),
         "after": snapshot_meta(rates.after),
         "cpus": [c for c in (rates.interrupts.cpus if rates.interrupts else ()) if only is None or c in only],
-        "irqs": irqs_json(rates, only, include_idle),
-        "softirqs": softirqs_json(rates, only),
+        "irqs": irqs_json(rates, only, include_idle, schema),
+        "softirqs": softirqs_json(rates, only, schema),
         "per_cpu": cpus_json(rates, only),
         "threads": [
             {"pid": r.task.pid, "comm": r.task.comm, "kind": r.task.kind, "cpu_pct": num(r.cpu_pct),
@@ -147,3 +215,39 @@ def doctor_json(findings: list[Finding], rates: Rates, exit_code: int) -> dict[s
 
 def dumps(obj: Any, pretty: bool = True) -> str:
     return json.dumps(obj, indent=2 if pretty else None, sort_keys=False) + "\n"
+
+
+def dumps_lines(obj: dict[str, Any], pretty: bool = True) -> str:
+    """A document with one key per line and one list item (or dict entry) per line below it.
+
+    For rates in schema 2: as readable as indent=2 for a row-per-line table, and every line is
+    written by json's C encoder (json.dumps with indent falls back to the pure-Python one,
+    about 2 us per value). Not pretty: one line, as `top --json` prints a report.
+    """
+    if not pretty:
+        return json.dumps(obj) + "\n"
+    enc = json.JSONEncoder().encode
+    parts = []
+    for key, value in obj.items():
+        head = f"  {enc(key)}: "
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            body = ",\n".join("    " + enc(v) for v in value)
+            parts.append(f"{head}[\n{body}\n  ]")
+        elif isinstance(value, dict) and value and key in LINE_PER_ENTRY:
+            body = ",\n".join(f"    {enc(k)}: {enc(v)}" for k, v in value.items())
+            parts.append(f"{head}{{\n{body}\n  }}")
+        else:
+            parts.append(head + enc(value))
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+LINE_PER_ENTRY = frozenset({"per_cpu"})  # dicts whose entries go one per line in dumps_lines()
+
+
+def render_rates(
+    rates: Rates, only: tuple[int, ...] | None = None, include_idle: bool = True, schema: int = RATES_SCHEMA_DEFAULT,
+    pretty: bool = True,
+) -> str:
+    """The text of `diff --json` / `top --json`: schema 1 as indent=2 JSON, schema 2 a row per line."""
+    doc = rates_json(rates, only, include_idle, schema)
+    return dumps(doc, pretty) if schema == 1 else dumps_lines(doc, pretty)
