@@ -40,3 +40,10 @@ def test_irq_and_task_affinity():
     assert (irq.command, irq.undo) == ("echo 1-3 > /proc/irq/38/smp_affinity_list", "echo 0 > /proc/irq/38/smp_affinity_list")
     task = task_affinity_action(950, (0, 1), (1,), "why", "effect")
     assert (task.command, task.undo) == ("taskset -pc 1 950", "taskset -pc 0-1 950")
+
+
+def test_a_device_name_with_shell_characters_is_quoted_not_run():
+    a = rps_action(HOST, "a;reboot", 0, (), (1,), "why", "effect")
+    assert a.command == "echo 2 > '/sys/class/net/a;reboot/queues/rx-0/rps_cpus'"
+    named = rps_action(netns("x", 1, 2), "$(reboot)", 0, (), (1,), "why", "effect")
+    assert named.command == "ip netns exec x sh -c 'echo 2 > '\"'\"'/sys/class/net/$(reboot)/queues/rx-0/rps_cpus'\"'\"''"

@@ -69,7 +69,9 @@ class Action:
         if self.path.startswith(SYSCTL_ROOT) and self.namespace is None:
             key = self.path[len(SYSCTL_ROOT):].replace("/", ".")
             return f"sysctl -w {key}={value}"
-        write = f"echo {shlex.quote(value)} > {self.path}"
+        # A device name may hold shell characters (dev_valid_name() refuses only "/", ":" and
+        # whitespace): the path is quoted like the value.
+        write = f"echo {shlex.quote(value)} > {shlex.quote(self.path)}"
         ns = self.namespace
         if ns is None:
             return write
