@@ -132,13 +132,17 @@ ZERO_FIELD = b"         0"  # "%10u" of 0: most counts on a big machine (IRQs si
 
 
 def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> list[bool]:
-    """Fill counts for the rows whose count region is well formed; say which rows those are."""
+    """Fill counts for the rows whose count region is well formed; say which rows those are.
+
+    counts comes zeroed: a row of zeros is recognised by one comparison and not written.
+    """
     width = FIELD * ncpu
     padded = width + (-width % 8)  # each region padded with blanks to whole 8-byte words
-    out = _scratch(len(rows) * padded)
+    zeros, zeros_shifted = _zero_regions(ncpu)
+    fast = [False] * len(rows)
     src, pad = memoryview(raw), b" " * (padded - width)
     picked: list[int] = []
-    pos = 0
+    regions: list[tuple[int, bool]] = []
     for k, (_, _, colon, end, irq) in enumerate(rows):
         stop = colon + 1 + width
         if stop > end or irq in SINGLE_TOTAL_IDS:
@@ -146,20 +150,36 @@ def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> 
         shifted = raw[stop - 1] == 0x20  # "%10u " fields: shift by one to " %10u"
         if (_COUNT_NEXT if shifted else _COUNT_NEXT_OR_GLUED).match(raw, stop, end):
             continue  # wider than the header (ARM IPIs), or text glued to a count: slow path
+        if raw.startswith(zeros_shifted if shifted else zeros, colon + 1):
+            # Every count 0 (944 of the 1056 rows of the 1152-CPU capture): one memcmp, and
+            # neither a copy nor a check in numpy.
+            fast[k] = True
+            continue
+        picked.append(k)
+        regions.append((colon, shifted))
+    if not picked:
+        return fast
+    out = _scratch(len(picked) * padded)
+    pos = 0
+    for (colon, shifted) in regions:
+        stop = colon + 1 + width
         if shifted:
             out[pos] = 0x20
             out[pos + 1 : pos + width] = src[colon + 1 : stop - 1]
         else:
             out[pos : pos + width] = src[colon + 1 : stop]
         out[pos + width : pos + padded] = pad
-        picked.append(k)
         pos += padded
-    fast = [False] * len(rows)
-    if picked:
-        ok = _fast_block(out[:pos], np.asarray(picked), ncpu, counts)
-        for i in np.flatnonzero(ok).tolist():
-            fast[picked[i]] = True
+    ok = _fast_block(out[:pos], np.asarray(picked), ncpu, counts)
+    for i in np.flatnonzero(ok).tolist():
+        fast[picked[i]] = True
     return fast
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_regions(ncpu: int) -> tuple[bytes, bytes]:
+    """The count region of a row of zeros, as " %10u" fields and as "%10u " fields."""
+    return (b" " + ZERO_FIELD) * ncpu, (ZERO_FIELD + b" ") * ncpu
 
 
 _SCRATCH = threading.local()
