@@ -52,12 +52,20 @@ def wrap_delta(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     old = np.asarray(old).astype(np.int64, copy=False)
     new = np.asarray(new).astype(np.int64, copy=False)
     # Two's complement makes `& (2^32 - 1)` the same as `mod 2^32`, at a quarter of the cost.
-    out: np.ndarray = (new - old) & (WRAP - 1)
+    # In place: at 1152 CPUs a second 9.7 MB array is ~2,400 page faults more.
+    out: np.ndarray = np.subtract(new, old)
+    out &= WRAP - 1
     return out
 
 
 def counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Deltas of 32-bit counters modulo 2^32 as float64, and a mask of implausible cells."""
+    out, bad, _ = _counter_delta(old, new, dt_s)
+    return out, bad
+
+
+def _counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """counter_delta(), and the int64 deltas it no longer needs (a buffer for the rates)."""
     delta = wrap_delta(old, new)
     # For u32 counters the modular delta is >= 2^31 exactly when the counter went back by up
     # to 2^31 (a reset) or forward by more than 2^31 (impossible within any sane interval);
@@ -69,7 +77,7 @@ def counter_delta(old: np.ndarray, new: np.ndarray, dt_s: float) -> tuple[np.nda
     out = delta.astype(np.float64)
     if bad.any():
         out[bad] = np.nan
-    return out, bad
+    return out, bad, delta
 
 
 def _cpu_match(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
@@ -175,7 +183,7 @@ def interrupt_rates(a: Interrupts, b: Interrupts, dt_ns: int) -> IrqRates:
             warnings.append(DeltaWarning("interrupts", line.irq, "vanished", f"IRQ {line.irq} ({line.name}) vanished"))
     ra = np.array(rows_a, dtype=np.intp)
     rb = np.array(rows_b, dtype=np.intp)
-    delta, bad = counter_delta(_take(a.counts, ra, ia), _take(b.counts, rb, ib), dt_s)
+    delta, bad, spare = _counter_delta(_take(a.counts, ra, ia), _take(b.counts, rb, ib), dt_s)
     per_cpu = np.array([line.per_cpu for line in lines], dtype=bool)
     # Totals: per-CPU rows sum their cells (so hotplugged CPUs do not distort them; a reset cell
     # makes the row's total NaN, as it should); rows with one value (ERR, MIS: atomic_t, also
@@ -197,7 +205,8 @@ def interrupt_rates(a: Interrupts, b: Interrupts, dt_ns: int) -> IrqRates:
         cpus=cpus,
         lines=tuple(lines),
         delta=delta,
-        rate=delta / dt_s,
+        # Into the int64 deltas' own memory, already mapped: a fresh array would fault again.
+        rate=np.divide(delta, dt_s, out=spare.view(np.float64)),
         total_delta=total_delta,
         total_rate=total_delta / dt_s,
         warnings=tuple(warnings),

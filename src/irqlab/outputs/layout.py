@@ -37,11 +37,14 @@ def plan_columns(
     hide_idle: bool = True,
 ) -> ColumnPlan:
     """Keep the selected CPUs, drop idle ones, then group neighbours into ranges if too many."""
-    keep = [(i, c) for i, c in enumerate(cpus) if only is None or c in only]
+    chosen = None if only is None else frozenset(only)
+    keep = [(i, c) for i, c in enumerate(cpus) if chosen is None or c in chosen]
     hidden: list[int] = []
     if hide_idle and activity is not None and len(keep) > 1:
-        busy = [(i, c) for i, c in keep if activity[i] > 0]
-        hidden = [c for i, c in keep if activity[i] <= 0]
+        a = np.asarray(activity)  # whole-array comparisons, not one numpy scalar per CPU
+        moved, idle = (a > 0).tolist(), (a <= 0).tolist()  # NaN is neither
+        busy = [(i, c) for i, c in keep if moved[i]]
+        hidden = [c for i, c in keep if idle[i]]
         keep = busy or keep[:1]
         if not busy:
             hidden = hidden[1:]

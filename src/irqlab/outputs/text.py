@@ -58,6 +58,13 @@ def header_line(snap: Snapshot, interval_s: float, title: str = "irqlab") -> str
     return f"{title} - {host}{kernel}, {ncpu} CPUs online, interval {interval_s:.2f} s, {when}"
 
 
+def _activity(rate: np.ndarray) -> np.ndarray:
+    """Events per second per CPU over all rows; a cell not differenced (NaN) counts as 0."""
+    # fmax(NaN, 0) is 0: one pass, where nansum(nan_to_num(...)) made two copies first.
+    out: np.ndarray = np.fmax(rate, 0.0).sum(axis=0)
+    return out
+
+
 def _plan(rates: Rates, cpus: tuple[int, ...], activity: np.ndarray, opts: TableOptions) -> ColumnPlan:
     return plan_columns(cpus, activity, opts.only_cpus, opts.max_columns, opts.hide_idle)
 
@@ -70,18 +77,19 @@ def irq_table(rates: Rates, opts: TableOptions) -> list[str]:
     irq = rates.interrupts
     if irq is None:
         return ["hard IRQs: /proc/interrupts not available"]
-    plan = _plan(rates, irq.cpus, np.nansum(np.nan_to_num(irq.rate), axis=0), opts)
-    per_col = plan.apply(irq.rate)
+    plan = _plan(rates, irq.cpus, _activity(irq.rate), opts)
     totals = np.nan_to_num(irq.total_rate, nan=-1.0)
     order = [int(k) for k in np.argsort(-totals, kind="stable") if not (opts.hide_idle and totals[k] <= 0)]
     shown = order[: opts.top]
+    # Only the shown rows are summed into columns: at 1152 CPUs the whole matrix is 1.2 M cells.
+    per_col = plan.apply(irq.rate[shown])
     info = rates.after.irqinfo
     rows = []
-    for k in shown:
+    for n, k in enumerate(shown):
         line = irq.lines[k]
         name = line.name
         eff = info.get(int(line.irq)).effective_affinity if line.numbered and int(line.irq) in info else None
-        cells = [_cell(v) for v in per_col[k]] if line.per_cpu else ["-"] * len(plan.columns)
+        cells = [_cell(v) for v in per_col[n]] if line.per_cpu else ["-"] * len(plan.columns)
         rows.append(
             [line.irq, _cell(irq.total_rate[k])]
             + cells
@@ -101,7 +109,7 @@ def softirq_table(rates: Rates, opts: TableOptions) -> list[str]:
     s = rates.softirqs
     if s is None:
         return ["softirqs: /proc/softirqs not available"]
-    plan = _plan(rates, s.cpus, np.nansum(np.nan_to_num(s.rate), axis=0), opts)
+    plan = _plan(rates, s.cpus, _activity(s.rate), opts)
     per_col = plan.apply(s.rate)
     total = np.nansum(s.rate, axis=1)
     rows = [
@@ -122,16 +130,16 @@ def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
     ks = rates.ksoftirqd_pct()
     sn = rates.softnet.rate if rates.softnet else None
     sn_cpu = {c: i for i, c in enumerate(rates.softnet.cpus)} if rates.softnet else {}
+    busy = _busy_cpus(rates, cpus, ks, sn_cpu)
+    hide = opts.hide_idle and len(cpus) > opts.max_columns
+    only = None if opts.only_cpus is None else frozenset(opts.only_cpus)
     rows = []
     for i, c in enumerate(cpus):
-        if opts.only_cpus is not None and c not in opts.only_cpus:
+        if (only is not None and c not in only) or (hide and not busy[i]):
             continue
         pct = rates.cpu.pct[i] if rates.cpu else None
         j = sn_cpu.get(c)
         snv = sn[j] if sn is not None and j is not None else np.full(5, np.nan)
-        busy = (pct is not None and (np.nan_to_num(pct[5]) + np.nan_to_num(pct[6])) > 0) or ks.get(c, 0) > 0 or np.nansum(snv) > 0
-        if opts.hide_idle and not busy and len(cpus) > opts.max_columns:
-            continue
         rows.append(
             [
                 f"{c}",
@@ -149,6 +157,25 @@ def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
     out = ["per CPU (%irq/%soft/%idle from /proc/stat; softnet_stat packets/s)"] + _table(head, rows)
     if rates.softnet is not None and not rates.softnet.cpu_ids_known:
         out.append("  softnet_stat has no CPU column before Linux 5.14: CPU ids of its rows are guesses")
+    return out
+
+
+def _busy_cpus(rates: Rates, cpus: tuple[int, ...], ks: dict[int, float], sn_cpu: dict[int, int]) -> list[bool]:
+    """Per CPU: any irq or softirq time, ksoftirqd time or softnet events (arrays, not a loop of numpy calls)."""
+    busy = np.zeros(len(cpus), bool)
+    if rates.cpu:
+        pct = rates.cpu.pct
+        busy |= (np.nan_to_num(pct[:, 5]) + np.nan_to_num(pct[:, 6])) > 0
+    position = {c: i for i, c in enumerate(cpus)}
+    for c, v in ks.items():
+        if c in position and v > 0:
+            busy[position[c]] = True
+    if rates.softnet is not None and sn_cpu:
+        moved = np.nansum(rates.softnet.rate, axis=1) > 0
+        for c, j in sn_cpu.items():
+            if c in position and moved[j]:
+                busy[position[c]] = True
+    out: list[bool] = busy.tolist()
     return out
 
 
