@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install everything the whole test suite needs, then run it (extra args go to pytest).
 # As root on Debian it installs the packages the live tests drive: iperf3 and stress-ng
-# (the load generator ../shared/tools/load.sh), iproute2, tmux (the TUI test), prometheus
+# (the load generator ../shared/tools/load.sh, with ethtool for its --gro/--threaded), iproute2, tmux (the TUI test), prometheus
 # and promtool (the exporter and alert-rule tests), chromium (the HTML report test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for pair in iperf3:iperf3 stress-ng:stress-ng ip:iproute2 tmux:tmux setpriv:util-linux \
             prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver \
-            openssl:openssl systemd-analyze:systemd; do
+            openssl:openssl systemd-analyze:systemd ethtool:ethtool; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
