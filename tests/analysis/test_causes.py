@@ -247,7 +247,8 @@ def test_socket_drop_thresholds(drops, severity):
     assert sock == ([severity] if severity else [])
 
 
-@pytest.mark.parametrize(("dropped", "severity"), [(0, None), (1, Severity.WARNING), (1000, Severity.CRITICAL)])
+# rx_dropped also counts frames no protocol took (LLDP, unknown ethertypes): a few per second are not loss.
+@pytest.mark.parametrize(("dropped", "severity"), [(0, None), (9, None), (10, Severity.WARNING), (1000, Severity.CRITICAL)])
 def test_nic_drop_thresholds(dropped, severity):
     host = view(HOST, devices=[device("eth0", driver="e1000e", rx_packets=10, rx_missed_errors=dropped)])
     findings = run(Machine(net=net(host), threads=[thread(1, "a", 0, 1, 0)]))

@@ -46,7 +46,7 @@ class Thresholds:
     wait_warn_pct: float = 10.0  # % of the sample a task on an interrupt-busy CPU waited runnable
     wait_crit_pct: float = 50.0
     socket_drop_warn_rate: float = 1.0  # datagrams/segments dropped at sockets per second
-    nic_drop_warn_rate: float = 1.0  # rx_dropped + rx_missed_errors + rx_fifo_errors per second
+    nic_drop_warn_rate: float = 10.0  # rx_dropped + rx_missed_errors + rx_fifo_errors per second
     rt_hog_pct: float = 80.0  # a SCHED_FIFO/RR task running this share of a CPU...
     starved_wait_pct: float = 20.0  # ...while ksoftirqd of that CPU waited this share: starvation
     source_min_share: float = 0.05  # a source is named when it carries this share of its vector
