@@ -286,3 +286,13 @@ def test_without_threads_nothing_is_called_busy_but_keeping_up():
     m = dataclasses.replace(rps_onto_cpu0(), threads=[])
     findings = run(m)
     assert "busy-keeping-up" not in codes(findings) and "irq-time" in codes(findings)
+
+
+def test_socket_drops_are_harm_of_the_chain_that_reaches_their_namespace_only():
+    m = rps_onto_cpu0(hog_wait=79.0)
+    other = view(SRV, {("Udp", "InErrors"): 5_000, ("Udp", "RcvbufErrors"): 5_000})
+    m = dataclasses.replace(m, net=net(view(HOST), view(X, devices=[device("veth1", rps=(0,), rx_packets=780_000)]), other))
+    findings = run(m)
+    top = findings[0]
+    assert top.code == "cause-rps" and not any("netns srv" in e for e in top.evidence)
+    assert any(f.code == "socket-drops" and "netns srv" in f.title for f in findings)

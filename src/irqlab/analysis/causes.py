@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -466,7 +466,6 @@ class CausalModel:
     threads: tuple[ThreadShare, ...]
     threads_known: bool
     online: tuple[int, ...]
-    unattached: tuple[Drop, ...] = field(default=())  # network drops no CPU's NET_RX chain reached
 
     def cpu(self, cpu: int) -> CpuCause | None:
         return next((c for c in self.cpus if c.cpu == cpu), None)
@@ -499,31 +498,27 @@ def _online(rates: Rates) -> tuple[int, ...]:
 def causal_model(
     rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], trace: TraceResult | None, t: Thresholds, threads_known: bool = True
 ) -> CausalModel:
-    """Link every CPU's interrupt time to its sources and its harm."""
+    """Link every CPU's interrupt time to its sources and its harm.
+
+    A namespace's socket and NIC drops are harm of the NET_RX chains that reach it (a host NIC
+    reaches every namespace behind it); when no chain reaches any namespace, every NET_RX CPU
+    shares them. Each drop also gets its own finding (analysis/cause_findings.py).
+    """
     times = vector_times(rates, threads, trace, t)
     drops_by_ns = _network_drops(net)
     host_inode = net.namespaces[0].namespace.inode if net and net.namespaces else None
-    linked: dict[int, list[Source]] = {}
-    for cpu, vts in times.items():
-        if vts and vts[0].vector == "NET_RX":
-            linked[cpu] = sources_of(vts[0], rates, net, threads)
+    linked = {cpu: sources_of(vts[0], rates, net, threads) for cpu, vts in times.items() if vts and vts[0].vector == "NET_RX"}
     reached = set().union(*(_namespaces_of(s) for s in linked.values())) if linked else set()
-    if host_inode in reached:  # a host NIC feeds every namespace behind it
-        reached |= set(drops_by_ns)
-    unattached = [d for ns, ds in drops_by_ns.items() if ns not in reached for d in ds]
     cpus = []
     for cpu, vts in times.items():
         if not vts:
             continue
         srcs = linked.get(cpu) or sources_of(vts[0], rates, net, threads)
         mine = _namespaces_of(srcs) if cpu in linked else set()
-        if host_inode in mine:
+        if host_inode in mine:  # a host NIC feeds every namespace behind it
             mine |= set(drops_by_ns)
-        if cpu in linked and not reached:  # nothing traced to a namespace: every NET_RX CPU shares them
-            net_drops = [d for ds in drops_by_ns.values() for d in ds]
-        else:
-            net_drops = [d for ns in mine for d in drops_by_ns.get(ns, [])]
+        if cpu in linked and not reached:
+            mine = set(drops_by_ns)
+        net_drops = [d for ns in sorted(mine) for d in drops_by_ns.get(ns, [])]
         cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t)))
-    if linked and not reached:
-        unattached = []
-    return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates), tuple(unattached))
+    return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates))
