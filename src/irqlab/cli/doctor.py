@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from irqlab.analysis.thresholds import STORM_CRIT_RATE, STORM_WARN_RATE
@@ -24,6 +25,8 @@ examples:
   irqlab doctor --storm-warn 50000     lower the storm warning threshold
   irqlab doctor --procfs A/proc --sysfs A/sys --then B
                                        explain two captures made with `irqlab snapshot`
+  irqlab doctor --save /tmp/case      keep the captures and trace it explained
+  irqlab doctor --evidence /tmp/case  explain them again, anywhere, without root
   irqlab doctor --sim examples/scenarios/dumazet-udp.toml
                                        explain a simulated machine, trace findings included
 
@@ -37,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--duration", type=float, default=3.0, metavar="SECONDS", help="sampling time (default 3)")
     p.add_argument("--then", metavar="DIR", help="with --procfs/--sysfs of a capture A: the later capture B to compare")
     p.add_argument("--sim", metavar="SCENARIO", help="explain a simulated machine (irqlab sim's TOML scenario) instead of this one")
+    p.add_argument("--save", metavar="DIR", help="also keep what was explained in a new directory: DIR/before and DIR/after "
+                   "(`irqlab snapshot --net` captures), DIR/trace.json; replay it with --evidence DIR")
+    p.add_argument("--evidence", metavar="DIR", help="explain what an earlier `irqlab doctor --save DIR` kept, trace included")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="with --then: override the captures' time difference")
     p.add_argument("--storm-warn", type=float, default=STORM_WARN_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that warn (default {STORM_WARN_RATE:.0f})")
     p.add_argument("--storm-crit", type=float, default=STORM_CRIT_RATE, metavar="RATE", help=f"interrupts/s of one IRQ that are critical (default {STORM_CRIT_RATE:.0f})")
@@ -90,6 +96,8 @@ def _two_snapshots(args: argparse.Namespace) -> Sample:
     spec = SampleSpec(**SPEC_FIELDS)  # type: ignore[arg-type]
     if args.sim:
         return _simulated(args)
+    if args.evidence:
+        return _evidence(args.evidence, spec)
     if args.then:
         if roots.is_live:
             raise UsageError("--then needs --procfs/--sysfs of the first capture")
@@ -100,8 +108,11 @@ def _two_snapshots(args: argparse.Namespace) -> Sample:
         raise UsageError("a capture is one instant: give the later capture with --then DIR")
     import time
 
+    if args.save:
+        _check_save_dir(args.save)
     sampler = Sampler(roots, spec)
-    first = sampler.take()
+    take = (lambda name: _saved_take(roots, spec, Path(args.save) / name)) if args.save else (lambda name: sampler.take())
+    first = take("before")
     if sys.stderr.isatty() and not args.json:
         print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
     # The trace (loading BPF programs takes a second or two) runs beside the sample, so that
@@ -112,8 +123,70 @@ def _two_snapshots(args: argparse.Namespace) -> Sample:
     with ThreadPoolExecutor(max_workers=1) as pool:
         traced = pool.submit(_trace, args, roots)
         time.sleep(max(0.0, args.duration - (time.monotonic() - started)))
-        second = sampler.take()
-        return Sample(first, second, None, traced.result())
+        second = take("after")
+        sample = Sample(first, second, None, traced.result())
+    if args.save:
+        _save_trace(Path(args.save), sample.traced, args)
+    return sample
+
+
+EVIDENCE_META = "doctor.json"
+
+
+def _check_save_dir(directory: str) -> None:
+    from irqlab.errors import UsageError
+
+    out = Path(directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--save {directory}: exists and is not an empty directory; choose a new one")
+
+
+def _saved_take(roots, spec, directory: Path):
+    """Capture the machine into directory (`irqlab snapshot --net`), then read the capture: the
+    doctor explains exactly the files it saved."""
+    from irqlab.outputs.capture import write_capture
+    from irqlab.sources.capture import collect
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.sampler import Sampler
+
+    write_capture(collect(roots, net=spec.net), directory)
+    return Sampler(Roots.capture(directory), spec).take()
+
+
+def _save_trace(directory: Path, traced: Traced, args: argparse.Namespace) -> None:
+    import json
+
+    from irqlab import __version__
+
+    meta = {"irqlab_version": __version__, "duration_s": args.duration, "trace_problem": traced.problem,
+            "trace": "trace.json" if traced.result is not None else None}
+    if traced.result is not None:
+        (directory / "trace.json").write_text(json.dumps(traced.result.to_dict(), sort_keys=True) + "\n")
+    (directory / EVIDENCE_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def _evidence(directory: str, spec) -> Sample:
+    """What `doctor --save DIR` kept: DIR/before, DIR/after, DIR/trace.json, DIR/doctor.json."""
+    import json
+
+    from irqlab.errors import CaptureError, ParseError
+    from irqlab.model.trace import TraceResult
+    from irqlab.sources.fs import Roots, read_text
+    from irqlab.sources.sampler import Sampler
+
+    top = Path(directory)
+    meta_path = top / EVIDENCE_META
+    try:
+        meta = json.loads(read_text(meta_path))
+        traced = Traced(problem=meta.get("trace_problem"))
+        if meta.get("trace"):
+            traced = Traced(TraceResult.from_dict(json.loads(read_text(top / "trace.json"))))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ParseError(str(meta_path), 1, "", f"not the doctor's saved evidence: {exc}") from None
+    for name in ("before", "after"):
+        if not (top / name / "proc" / "interrupts").is_file():
+            raise CaptureError(f"{top / name}: no capture here (expected `irqlab doctor --save {directory}`'s before/ and after/)")
+    return Sample(Sampler(Roots.capture(top / "before"), spec).take(), Sampler(Roots.capture(top / "after"), spec).take(), None, traced)
 
 
 def _simulated(args: argparse.Namespace) -> Sample:
