@@ -284,7 +284,7 @@ def test_without_a_syslog_socket_alert_lines_go_to_stderr(tmp_path):
 
 def test_a_value_that_cannot_be_put_back_is_an_error_and_stays_in_the_journal(tmp_path, monkeypatch):
     from irqlab.mitigate.journal import Journal
-    from irqlab.mitigate.knobs import Knobs
+    from irqlab.mitigate.knobs import KnobFiles
 
     w, out, roots = watch(tmp_path, apply=True)
     feed(w, series([2e6] * 3))
@@ -292,7 +292,7 @@ def test_a_value_that_cannot_be_put_back_is_an_error_and_stays_in_the_journal(tm
     def refuse(self, knob, value):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(Knobs, "write", refuse)
+    monkeypatch.setattr(KnobFiles, "write", refuse)
     w.close()
     assert w.restore_failed
     assert [e["event"] for e in events(out)][-1] == "error"

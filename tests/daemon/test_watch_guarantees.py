@@ -36,7 +36,7 @@ def test_shutdown_restores_every_knob_when_the_journal_disk_is_full(tmp_path, mo
     roots.proc("irq", "43", "smp_affinity_list").write_text("0-3\n")
     for k, v in [(affinity_knob(roots, 41), "1"), (affinity_knob(roots, 42), "1"), (affinity_knob(roots, 43), "1"),
                  (napi_knob("eth0", "napi_defer_hard_irqs", None), "2"), (napi_knob("eth0", "gro_flush_timeout", None), "200000")]:
-        w.mitigator.apply(k, v, "storm")
+        w.knobs.mitigator.apply(k, v, "storm")
     monkeypatch.setattr(journal_mod, "os", os_with_write(disk_full_after(0)))
     w.close()  # what SIGTERM runs
     assert [read(roots.proc("irq", n, "smp_affinity_list")) for n in ("41", "42", "43")] == ["0-3"] * 3
@@ -172,7 +172,7 @@ CHILD = textwrap.dedent(
 
     def open_and_mitigate(self):
         opened(self)
-        self.mitigator.apply(affinity_knob(roots, 24), "1", "test")
+        self.knobs.mitigator.apply(affinity_knob(roots, 24), "1", "test")
         print("ready", flush=True)
 
     Watch.open_journal = open_and_mitigate

@@ -13,7 +13,7 @@ import pytest
 
 from irqlab.errors import IrqlabError
 from irqlab.mitigate.journal import Journal, JournalError
-from irqlab.mitigate.knobs import Knob, Knobs, Mitigator, affinity_knob, napi_knob
+from irqlab.mitigate.knobs import Knob, KnobFiles, Mitigator, affinity_knob, napi_knob
 from irqlab.sources.fs import Roots
 
 
@@ -41,7 +41,7 @@ def read(path: Path) -> str:
 def test_apply_saves_the_original_before_writing_and_restore_writes_it_back(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
-        m = Mitigator(Knobs(roots), j, wall_time=lambda: 1.0)
+        m = Mitigator(KnobFiles(roots), j, wall_time=lambda: 1.0)
         saved = m.apply(affinity_knob(roots, 41), "3", "test storm")
         assert (saved.original, saved.new) == ("0-3", "3")
         assert read(roots.proc("irq", "41", "smp_affinity_list")) == "3"
@@ -56,7 +56,7 @@ def test_apply_saves_the_original_before_writing_and_restore_writes_it_back(tmp_
 def test_restore_goes_newest_first_and_a_knob_is_saved_once(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
-        m = Mitigator(Knobs(roots), j)
+        m = Mitigator(KnobFiles(roots), j)
         m.apply(napi_knob("eth0", "napi_defer_hard_irqs", None), "2", "a")
         m.apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "a")
         # A second storm wanting the same knob must not overwrite the saved original.
@@ -74,7 +74,7 @@ def test_an_affinity_value_is_validated_before_anything_is_saved(tmp_path, value
     roots = fake_root(tmp_path, isolated="1")
     with Journal(tmp_path / "j") as j:
         with pytest.raises(IrqlabError, match=message):
-            Mitigator(Knobs(roots), j).apply(affinity_knob(roots, 41), value, "x")
+            Mitigator(KnobFiles(roots), j).apply(affinity_knob(roots, 41), value, "x")
         assert j.pending() == []
 
 
@@ -82,14 +82,14 @@ def test_an_affinity_value_is_validated_before_anything_is_saved(tmp_path, value
 def test_napi_values_outside_what_the_kernel_accepts_are_refused(tmp_path, attr, value):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j, pytest.raises(IrqlabError):
-        Mitigator(Knobs(roots), j).apply(napi_knob("eth0", attr, None), value, "x")
+        Mitigator(KnobFiles(roots), j).apply(napi_knob("eth0", attr, None), value, "x")
 
 
 def test_a_tampered_original_in_the_journal_is_validated_and_not_written(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
         j.save("napi", "/sys/class/net/eth0/gro_flush_timeout", None, "; rm -rf /", "2", 0.0, "x")
-        results = Mitigator(Knobs(roots), j).restore()
+        results = Mitigator(KnobFiles(roots), j).restore()
         assert [r.outcome for r in results] == ["failed"] and len(j.pending()) == 1
     assert read(roots.sys("class", "net", "eth0", "gro_flush_timeout")) == "0"
 
@@ -97,7 +97,7 @@ def test_a_tampered_original_in_the_journal_is_validated_and_not_written(tmp_pat
 def test_an_irq_that_vanished_is_restored_as_gone(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
-        m = Mitigator(Knobs(roots), j)
+        m = Mitigator(KnobFiles(roots), j)
         m.apply(affinity_knob(roots, 42), "2", "x")
         for f in roots.proc("irq", "42").iterdir():
             f.unlink()
@@ -115,7 +115,7 @@ def test_a_second_watch_on_the_same_journal_is_refused(tmp_path):
 def test_a_torn_last_line_from_a_kill_mid_append_is_ignored(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
-        Mitigator(Knobs(roots), j).apply(affinity_knob(roots, 41), "2", "x")
+        Mitigator(KnobFiles(roots), j).apply(affinity_knob(roots, 41), "2", "x")
     with open(tmp_path / "j", "a") as f:
         f.write('{"op": "save", "id": 2, "kind": "affin')
     with Journal(tmp_path / "j") as j:
@@ -126,10 +126,10 @@ CRASHER = textwrap.dedent(
     """
     import os, signal, sys
     from irqlab.mitigate.journal import Journal
-    from irqlab.mitigate.knobs import Knobs, Mitigator, affinity_knob, napi_knob
+    from irqlab.mitigate.knobs import KnobFiles, Mitigator, affinity_knob, napi_knob
     from irqlab.sources.fs import Roots
     roots = Roots.of(sys.argv[1], sys.argv[2])
-    m = Mitigator(Knobs(roots), Journal(sys.argv[3]))
+    m = Mitigator(KnobFiles(roots), Journal(sys.argv[3]))
     m.apply(affinity_knob(roots, 41), "1", "storm")
     m.apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
     os.kill(os.getpid(), signal.SIGKILL)
@@ -143,7 +143,7 @@ def test_after_a_sigkill_mid_mitigation_the_next_start_restores_every_original(t
     assert proc.returncode == -signal.SIGKILL
     assert read(roots.proc("irq", "41", "smp_affinity_list")) == "1"  # left changed by the killed run
     with Journal(tmp_path / "j") as j:  # the kernel dropped the dead process's flock
-        results = Mitigator(Knobs(roots), j).restore()
+        results = Mitigator(KnobFiles(roots), j).restore()
     assert sorted(r.outcome for r in results) == ["restored", "restored"]
     assert read(roots.proc("irq", "41", "smp_affinity_list")) == "0-3"
     assert read(roots.sys("class", "net", "eth0", "gro_flush_timeout")) == "0"
@@ -155,8 +155,8 @@ def test_a_write_that_fails_is_marked_not_applied_and_needs_no_restore(tmp_path,
     def refuse(self, knob, value):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(Knobs, "write", refuse)
+    monkeypatch.setattr(KnobFiles, "write", refuse)
     with Journal(tmp_path / "j") as j:
         with pytest.raises(OSError):
-            Mitigator(Knobs(roots), j).apply(Knob("napi", "/sys/class/net/eth0/gro_flush_timeout"), "5", "x")
+            Mitigator(KnobFiles(roots), j).apply(Knob("napi", "/sys/class/net/eth0/gro_flush_timeout"), "5", "x")
         assert j.pending() == []

@@ -20,7 +20,7 @@ import pytest
 from irqlab.errors import IrqlabError
 from irqlab.mitigate import journal as journal_mod
 from irqlab.mitigate.journal import Journal, JournalError
-from irqlab.mitigate.knobs import Knobs, Mitigator, affinity_knob, napi_knob
+from irqlab.mitigate.knobs import KnobFiles, Mitigator, affinity_knob, napi_knob
 from mitigate.test_journal import CRASHER, fake_root, read
 
 GRO = "/sys/class/net/eth0/gro_flush_timeout"
@@ -69,7 +69,7 @@ def test_short_journal_writes_are_completed_before_the_knob_is_written(tmp_path,
     roots = fake_root(tmp_path)
     monkeypatch.setattr(journal_mod, "os", os_with_write(short_writes(7)))
     with Journal(tmp_path / "j") as j:
-        Mitigator(Knobs(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
+        Mitigator(KnobFiles(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
     monkeypatch.undo()
     with Journal(tmp_path / "j") as j:  # the whole record is there: the change can be undone
         assert [(s.target, s.original, s.new) for s in j.pending()] == [(GRO, "0", "200000")]
@@ -81,7 +81,7 @@ def test_on_a_full_disk_the_record_is_undone_and_the_knob_is_not_written(tmp_pat
     monkeypatch.setattr(journal_mod, "os", os_with_write(disk_full_after(40)))
     with Journal(tmp_path / "j") as j:
         with pytest.raises(JournalError, match="cannot write journal: No space left"):
-            Mitigator(Knobs(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
+            Mitigator(KnobFiles(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
         assert j.pending() == []
     assert read(roots.sys("class", "net", "eth0", "gro_flush_timeout")) == "0"  # refused, not written
     assert (tmp_path / "j").read_text() == ""  # the cut record was truncated away
@@ -115,7 +115,7 @@ def test_on_a_real_full_tmpfs_the_knob_is_not_written(tmp_path):
             os.close(fd)
         with Journal(journal) as j:
             with pytest.raises(JournalError, match="No space left"):
-                Mitigator(Knobs(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
+                Mitigator(KnobFiles(roots), j).apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "storm")
         assert read(roots.sys("class", "net", "eth0", "gro_flush_timeout")) == "0"
         assert journal.stat().st_size == 4036  # back to its length before the cut record
     finally:
@@ -132,7 +132,7 @@ def test_restore_puts_every_knob_back_when_the_journal_cannot_record_it(tmp_path
     knobs = [affinity_knob(roots, 41), affinity_knob(roots, 42), affinity_knob(roots, 43),
              napi_knob("eth0", "napi_defer_hard_irqs", None), napi_knob("eth0", "gro_flush_timeout", None)]
     with Journal(tmp_path / "j") as j:
-        m = Mitigator(Knobs(roots), j)
+        m = Mitigator(KnobFiles(roots), j)
         for k, v in zip(knobs, ["2", "2", "2", "2", "200000"]):
             m.apply(k, v, "storm")
         monkeypatch.setattr(journal_mod, "os", os_with_write(disk_full_after(0)))
@@ -150,7 +150,7 @@ def test_a_second_journal_cannot_take_a_knob_the_first_one_changed(tmp_path):
     roots = fake_root(tmp_path)
     knob = napi_knob("eth0", "gro_flush_timeout", None)
     with Journal(tmp_path / "a") as a, Journal(tmp_path / "b") as b:
-        first, second = Mitigator(Knobs(roots), a), Mitigator(Knobs(roots), b)
+        first, second = Mitigator(KnobFiles(roots), a), Mitigator(KnobFiles(roots), b)
         first.apply(knob, "200000", "storm")
         with pytest.raises(IrqlabError, match=r"owned by journal .*/a .*running"):
             second.apply(knob, "300000", "storm")
@@ -170,20 +170,20 @@ def test_a_dead_writers_pending_knob_is_refused_until_its_journal_is_replayed(tm
     knob = napi_knob("eth0", "gro_flush_timeout", None)
     with Journal(tmp_path / "b") as b:
         with pytest.raises(IrqlabError, match=r"stopped irqlab still holds its original; run `irqlab watch --restore --journal .*/a`"):
-            Mitigator(Knobs(roots), b).apply(knob, "300000", "storm")
+            Mitigator(KnobFiles(roots), b).apply(knob, "300000", "storm")
         with Journal(tmp_path / "a") as a:  # the replay puts the original back and frees the knob
-            Mitigator(Knobs(roots), a).restore()
-        assert Mitigator(Knobs(roots), b).apply(knob, "300000", "storm").original == "0"
+            Mitigator(KnobFiles(roots), a).restore()
+        assert Mitigator(KnobFiles(roots), b).apply(knob, "300000", "storm").original == "0"
 
 
 def test_a_stale_owner_whose_journal_is_gone_does_not_block(tmp_path):
     roots = fake_root(tmp_path)
     knob = napi_knob("eth0", "gro_flush_timeout", None)
     with Journal(tmp_path / "a") as a:
-        Mitigator(Knobs(roots), a).apply(knob, "200000", "storm")
+        Mitigator(KnobFiles(roots), a).apply(knob, "200000", "storm")
     (tmp_path / "a").unlink()  # its holder is gone, and so is anything it could restore
     with Journal(tmp_path / "b") as b:
-        assert Mitigator(Knobs(roots), b).apply(knob, "300000", "storm") is not None
+        assert Mitigator(KnobFiles(roots), b).apply(knob, "300000", "storm") is not None
 
 
 # --- 5. a journal only root could have written ------------------------------------------
@@ -201,7 +201,7 @@ def test_a_journal_others_could_write_is_not_replayed(tmp_path, how):
         os.chown(path, 65534, 65534)
     with pytest.raises(JournalError, match="owned by uid 65534|writable by group or others"):
         with Journal(path) as j:
-            Mitigator(Knobs(roots), j).restore()
+            Mitigator(KnobFiles(roots), j).restore()
     assert read(roots.sys("class", "net", "eth0", "gro_flush_timeout")) == "0"
 
 
@@ -239,7 +239,7 @@ def test_a_replayed_record_is_held_to_the_rules_of_a_fresh_write(tmp_path, recor
     path = tmp_path / "j"
     path.write_text(record)
     os.chmod(path, 0o600)
-    with Mitigator.open(Knobs(roots), str(path)).journal as j:
+    with Mitigator.open(KnobFiles(roots), str(path)).journal as j:
         assert j.pending() == [] and j.kept_aside is not None
         assert "refused" in j.problems[0]
     assert j.kept_aside.read_text() == record
@@ -270,7 +270,7 @@ def corrupt_journal(tmp_path, middle):
 def test_a_corrupt_record_in_the_middle_keeps_the_journal_aside_and_restores_the_rest(tmp_path, middle):
     roots, text = corrupt_journal(tmp_path, middle)
     with Journal(tmp_path / "j") as j:
-        results = Mitigator(Knobs(roots), j).restore()
+        results = Mitigator(KnobFiles(roots), j).restore()
     aside = list(tmp_path.glob("j.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == text  # the evidence, never truncated
     assert [r.outcome for r in results] == ["restored", "restored"]
@@ -282,10 +282,10 @@ def test_a_corrupt_record_in_the_middle_keeps_the_journal_aside_and_restores_the
 def test_a_torn_last_line_is_not_corruption_and_the_next_record_starts_on_its_own_line(tmp_path):
     roots = fake_root(tmp_path)
     with Journal(tmp_path / "j") as j:
-        Mitigator(Knobs(roots), j).apply(affinity_knob(roots, 41), "2", "x")
+        Mitigator(KnobFiles(roots), j).apply(affinity_knob(roots, 41), "2", "x")
     with open(tmp_path / "j", "a") as f:
         f.write('{"op": "save", "id": 2, "kind": "affin')
-    with Mitigator.open(Knobs(roots), str(tmp_path / "j")) as m:
+    with Mitigator.open(KnobFiles(roots), str(tmp_path / "j")) as m:
         assert m.journal.problems == [] and [s.id for s in m.journal.pending()] == [1]
         m.apply(napi_knob("eth0", "gro_flush_timeout", None), "200000", "y")
     with Journal(tmp_path / "j") as j:
@@ -299,9 +299,9 @@ def test_the_same_journal_reached_by_another_path_is_still_the_knobs_owner(tmp_p
     (tmp_path / "link").symlink_to(tmp_path / "real")
     knob = napi_knob("eth0", "gro_flush_timeout", None)
     with Journal(tmp_path / "real" / "j") as j:
-        Mitigator(Knobs(roots), j).apply(knob, "200000", "storm")
+        Mitigator(KnobFiles(roots), j).apply(knob, "200000", "storm")
     with Journal(tmp_path / "link" / "j") as j:  # the next start, spelled differently
-        m = Mitigator(Knobs(roots), j)
+        m = Mitigator(KnobFiles(roots), j)
         m.restore()
         assert m.apply(knob, "300000", "storm").original == "0"
         m.restore()

@@ -10,9 +10,10 @@ import pytest
 
 from irqlab.cli.main import main
 from irqlab.daemon.simwatch import from_spec
+from irqlab.model.knob import PlannedWrite
 from irqlab.outputs.proctext import render_interrupts
 from irqlab.sim.machine import Machine
-from irqlab.sim.policy import Action, InvalidWrite, Knobs, NotModelled
+from irqlab.sim.policy import InvalidWrite, ModelKnobs, NotModelled
 from irqlab.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from irqlab.sources.interrupts import parse_interrupts
 
@@ -107,8 +108,8 @@ def test_after_the_storm_and_the_hold_down_the_original_affinity_comes_back(watc
     assert len(end) == 1 and end[0]["time_s"] > STORM_END_S
     assert len(restore) == 1 and restore[0]["value"] == "0" and restore[0]["outcome"] == "restored"
     assert restore[0]["time_s"] >= end[0]["time_s"] + HOLD_DOWN_S - 1e-9
-    assert m.lines[0].cpu == 0 and c.journal == []
-    writes = [(a.action.value, a.original, a.restore) for a in m.policy_log]
+    assert m.lines[0].cpu == 0 and c.knobs.pending() == []
+    writes = [(a.write.value, a.original, a.restore) for a in m.policy_log]
     assert writes == [("1", "0", False), ("0", "1", True)]
     assert m.policy_log[-1].time_ns == round(restore[0]["time_s"] * 1e9)
 
@@ -155,21 +156,23 @@ def test_knobs_refuse_what_the_kernel_refuses_and_what_the_model_lacks(machine):
     m = machine({"machine": {"cpus": 2, "duration_s": 0.01},
                  "device": [{"name": "eth0", "irq": 41, "kind": "napi"}, {"name": "spi0", "irq": 9, "kind": "threaded"},
                             {"name": "old0", "irq": 12, "kind": "netif_rx"}]})
-    k = Knobs(m)
+    k = ModelKnobs(m)
+    affinity = lambda value, irq: PlannedWrite("affinity", f"IRQ {irq}", value, "test", irq=irq)  # noqa: E731
+    napi = lambda value, dev: PlannedWrite("napi", f"{dev}/napi_defer_hard_irqs", value, "test", dev=dev, attr="napi_defer_hard_irqs")  # noqa: E731
     with pytest.raises(InvalidWrite, match="CPU 2 does not exist"):
-        k.apply(Action("affinity", "0-2", irq=41))
+        k.apply(affinity("0-2", 41))
     with pytest.raises(InvalidWrite, match="not a CPU list"):
-        k.apply(Action("affinity", "1:2", irq=41))
+        k.apply(affinity("1:2", 41))
     with pytest.raises(NotModelled, match="task migration"):
-        k.apply(Action("affinity", "1", irq=9))
+        k.apply(affinity("1", 9))
     with pytest.raises(NotModelled, match="coalescing"):
-        k.apply(Action("coalesce", "50", dev="eth0", attr="rx_coalesce_usecs"))
+        k.apply(PlannedWrite("coalesce", "eth0 rx_coalesce_usecs", "50", "test", dev="eth0", attr="rx_coalesce_usecs"))
     with pytest.raises(NotModelled, match="no NAPI"):
-        k.apply(Action("napi", "2", dev="old0", attr="napi_defer_hard_irqs"))
+        k.apply(napi("2", "old0"))
     with pytest.raises(InvalidWrite, match="not an integer"):
-        k.apply(Action("napi", "-1", dev="eth0", attr="napi_defer_hard_irqs"))
-    assert m.policy_log == [] and m.lines[0].cpu == 0
-    assert k.apply(Action("affinity", "1", irq=41)) == "0" and m.lines[0].cpu == 1
+        k.apply(napi("-1", "eth0"))
+    assert m.policy_log == [] and m.lines[0].cpu == 0 and k.pending() == []
+    assert k.apply(affinity("1", 41)) == "0" and m.lines[0].cpu == 1
 
 
 @pytest.mark.parametrize(("watch", "key"), [

@@ -4,7 +4,9 @@ Pure. The ladder is configured per storm class: at `warn` a storm usually only a
 `act` it may also move IRQs (affinity), switch network devices to polling (napi) and
 coalesce their interrupts (coalesce). A protected IRQ (the timer, the console, the root
 disk's queue, a user list) is never touched; everything refused is listed with the reason,
-so the dry run shows exactly what would and would not be written.
+so the dry run shows exactly what would and would not be written. The writes are
+model/knob.py's PlannedWrite, which the host (mitigate/) and the simulator (sim/policy.py)
+carry out through one protocol, `Knobs`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 from irqlab.analysis.storm import CLASSES, Level, Storm
 from irqlab.cpulist import format_cpulist
+from irqlab.model.knob import PlannedWrite  # the one description of a knob write (host and model)
 from irqlab.model.vectors import NET_VECTORS
 
 ACTIONS: tuple[str, ...] = ("alert", "affinity", "napi", "coalesce")
@@ -73,20 +76,6 @@ class PlanConfig:
     napi_defer_hard_irqs: int = 2
     gro_flush_timeout_ns: int = 200_000
     rx_coalesce_usecs: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedWrite:
-    """One write the mitigator would make; `target` is what a person reads."""
-
-    kind: str  # "affinity", "napi", "coalesce"
-    target: str  # "IRQ 41", "irqlab123v0/gro_flush_timeout", "eth0 rx_coalesce_usecs"
-    value: str
-    reason: str
-    irq: int | None = None
-    dev: str | None = None
-    attr: str | None = None
-    netns: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,11 @@ restore after `hold_down` (the seed's re-enable timer). SIGTERM/SIGINT stop the 
 restore everything at once (the wait between samples wakes on them: systemd's stop timeout
 is 30 s, an interval may be an hour); SIGHUP reloads the config, keeping detector state and
 the journal. At start, whatever a killed earlier run left in the journal is restored first.
+
+The detector, the plan, storm ownership of knobs and the hold-down are daemon/watchcore.py's
+WatchCore, the same core `[watch]` runs on the simulated machine (daemon/simwatch.py); this
+module gives it the host: the sampler's snapshots, mitigate/'s HostKnobs (the journal), the
+event stream on stdout, the alerts, signals and config reloads.
 """
 
 from __future__ import annotations
@@ -17,27 +22,19 @@ import select
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
-from irqlab.analysis.delta import compute_rates
-from irqlab.analysis.plan import DeviceView, IrqView, MachineView, Plan, PlannedWrite, plan
-from irqlab.analysis.storm import Storm, StormDetector, StormEvent
+from irqlab.analysis.plan import DeviceView, IrqView, MachineView
+from irqlab.analysis.storm import StormDetector
 from irqlab.daemon.alerts import Alerter
 from irqlab.daemon.config import ConfigError, WatchConfig, load_config
+from irqlab.daemon.watchcore import WatchCore
 from irqlab.errors import IrqlabError
+from irqlab.mitigate.knobs import HostKnobs
 from irqlab.model.snapshot import Snapshot
 from irqlab.sources.fs import Roots
 from irqlab.sources.sampler import SampleSpec, sample
-from irqlab.units import NS_PER_S, format_rate, printable
-
-
-def storm_json(s: Storm) -> dict:
-    return {
-        "key": s.key, "class": s.cls, "subject": s.subject, "name": s.name, "level": s.level.name.lower(),
-        "reason": s.reason, "value": round(s.value, 1), "threshold": s.threshold, "peak": round(s.peak, 1),
-        "unit": s.unit, "cpu": s.cpu, "per_cpu": {str(c): round(v, 1) for c, v in s.per_cpu},
-    }
+from irqlab.units import format_rate, printable
 
 
 class EventSink:
@@ -83,35 +80,45 @@ class EventSink:
         return f"{stamp} {ev.upper():<11} {b.get('message', '')}"
 
 
-@dataclass
-class WatchState:
-    """What survives a SIGHUP: detector tracks, knob owners, pending restores."""
-
-    owners: dict = field(default_factory=dict)  # (kind, target, netns) -> set of storm keys
-    restore_at: dict = field(default_factory=dict)  # storm key -> monotonic ns
-
-
 class Watch:
-    """The daemon. `apply=False` (the default) plans and prints, never writes."""
+    """The daemon: WatchCore on this host. `apply=False` (the default) plans and prints, never writes."""
 
     def __init__(self, cfg: WatchConfig, sink: EventSink, roots: Roots | None = None, apply: bool = False, config_path: str | None = None) -> None:
-        self.cfg = cfg
         self.sink = sink
         self.roots = roots or Roots()
         self.apply = apply
         self.config_path = config_path
-        self.detector = StormDetector(cfg.detect)
-        self.state = WatchState()
         self.alerter = Alerter(cfg.alert, on_error=lambda m: self.sink.emit("error", message=m))
-        self.mitigator = None
-        self.intervals = 0  # intervals sampled so far; storm events carry it
+        # Without --apply no journal is opened: the knobs only name what would be written.
+        self.knobs = HostKnobs(self.roots)
+        self.core = WatchCore(cfg, sink, self.knobs, self.view, self.alerter, apply)
         if cfg.devices:
             import pyroute2.ethtool  # noqa: F401 - once here, not in every forked netns child (~1 s)
         self._stop = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # self-pipe: a signal ends the wait
         self._reload = False
         self._sampled = False
-        self.restore_failed = False  # a value that could not be put back: exit 3, journal keeps it
+
+    @property
+    def cfg(self) -> WatchConfig:
+        return self.core.cfg
+
+    @property
+    def detector(self) -> StormDetector:
+        return self.core.detector
+
+    @property
+    def intervals(self) -> int:
+        """Intervals sampled so far; storm events carry it."""
+        return self.core.intervals
+
+    @property
+    def restore_failed(self) -> bool:
+        """A value that could not be put back or recorded, or a corrupt journal: exit 3."""
+        return self.core.restore_failed
+
+    def tick(self, prev: Snapshot, snap: Snapshot) -> None:
+        self.core.tick(prev, snap)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -139,37 +146,19 @@ class Watch:
 
     def open_journal(self) -> None:
         """With --apply: lock the journal and restore what a killed run left behind."""
-        from irqlab.mitigate.knobs import Knobs, Mitigator
-
-        self.mitigator = Mitigator.open(Knobs(self.roots), self.cfg.journal)
-        for msg in self.mitigator.journal.problems:
-            self.restore_failed = True
+        self.knobs = HostKnobs.open(self.roots, self.cfg.journal)
+        self.core.knobs = self.knobs
+        for msg in self.knobs.problems:
+            self.core.restore_failed = True
             self.sink.emit("error", message=msg)
-        self.restore_all("journal replay at start (previous run did not restore)")
-
-    def restore_all(self, why: str, only=None) -> None:
-        if self.mitigator is None:
-            return
-        for r in self.mitigator.restore(only):
-            s = r.setting
-            fields = dict(kind=s.kind, target=s.target, netns=s.netns, value=s.original, changed_to=s.new, outcome=r.outcome, why=why)
-            if r.outcome == "failed":
-                self.restore_failed = True
-                self.sink.emit("error", message=f"restore {s.where} to {s.original!r} failed: {r.message}", **fields)
-            else:
-                self.sink.emit("restore", **fields)
-            if r.unrecorded:
-                self.restore_failed = True
-                self.sink.emit("error", message=f"restored {s.where} to {s.original!r} but could not record it: {r.unrecorded}; "
-                               "the next replay writes it again", **fields)
+        self.core.restore_all("journal replay at start (previous run did not restore)")
 
     def close(self) -> None:
         try:
-            self.restore_all("shutdown")
+            self.core.restore_all("shutdown")
         finally:
             self.alerter.close()
-            if self.mitigator is not None:
-                self.mitigator.journal.close()
+            self.knobs.close()
             for fd in (self._wake_r, self._wake_w):
                 if fd >= 0:
                     os.close(fd)
@@ -177,7 +166,7 @@ class Watch:
 
     def run(self, count: int | None = None) -> int:
         """Sample until stopped (or count intervals); always restore on the way out."""
-        if self.apply and self.mitigator is None:
+        if self.apply and self.knobs.mitigator is None:
             self.open_journal()
         else:
             self._warn_pending_journal()
@@ -240,101 +229,9 @@ class Watch:
         if cfg.journal != self.cfg.journal:
             self.sink.emit("error", message="reload: journal path changes take effect at the next start")
             cfg = WatchConfig(cfg.interval_s, cfg.hold_down_s, self.cfg.journal, cfg.detect, cfg.plan, cfg.devices, cfg.alert, cfg.source)
-        self.cfg = cfg
-        self.detector.config = cfg.detect
+        self.core.reconfigure(cfg)
         self.alerter.cfg = cfg.alert
         self.sink.emit("reload", message=f"config {self.config_path} reloaded; {len(self.detector.active)} storm(s) still tracked")
-
-    # --- one interval -----------------------------------------------------------------
-
-    def tick(self, prev: Snapshot, snap: Snapshot) -> None:
-        self.intervals += 1
-        try:
-            rates = compute_rates(prev, snap)
-        except IrqlabError as exc:
-            self.sink.emit("error", message=str(exc))
-            return
-        for ev in self.detector.update(rates):
-            self.on_event(ev, snap)
-        self.due_restores(snap.taken_ns)
-
-    def on_event(self, ev: StormEvent, snap: Snapshot) -> None:
-        s = ev.storm
-        extra = {}
-        if ev.event == "storm_end":
-            extra["duration_s"] = round((ev.at_ns - s.started_ns) / NS_PER_S, 1)
-            extra["restore_in_s"] = self.cfg.hold_down_s
-            self.state.restore_at[s.key] = ev.at_ns + int(self.cfg.hold_down_s * NS_PER_S)
-        else:
-            self.state.restore_at.pop(s.key, None)  # back before its hold-down ran out
-        body = self.sink.emit(ev.event, interval=self.intervals, storm=storm_json(s), **extra)
-        if ev.event != "storm_end":
-            rung = "act" if s.level.name == "ACT" else "warn"
-            writes_any = set(self.cfg.plan.ladder.get(s.cls, {}).get(rung, ())) - {"alert"}
-            # Looking at the machine forks into namespaces: only when something may be written.
-            view = self.view(snap) if writes_any else MachineView(())
-            self.carry_out(plan(s, view, self.cfg.plan), s)
-        self.alerter.alert(body)  # one per start, escalation and end: the detector emits no others
-
-    def carry_out(self, p: Plan, s: Storm) -> None:
-        for msg in p.skipped:
-            self.sink.emit("skip", storm=s.key, message=msg)
-        for w in p.writes:
-            self.write(w, s)
-
-    def write(self, w: PlannedWrite, s: Storm) -> None:
-        from irqlab.mitigate.knobs import Knob, affinity_knob, coalesce_knob, napi_knob
-
-        if w.kind == "affinity":
-            knob: Knob = affinity_knob(self.roots, w.irq)
-        elif w.kind == "napi":
-            knob = napi_knob(w.dev, w.attr, w.netns)
-        else:
-            knob = coalesce_knob(w.dev, w.attr, w.netns)
-        fields = dict(storm=s.key, kind=w.kind, target=knob.target, netns=w.netns, value=w.value, reason=w.reason)
-        self.state.owners.setdefault((knob.kind, knob.target, knob.netns), set()).add(s.key)
-        if not self.apply:
-            self.sink.emit("action", applied=False, original=None, **fields)
-            return
-        from irqlab.mitigate.coalesce import CoalesceUnsupported
-        from irqlab.mitigate.journal import JournalError, KnobOwned
-
-        try:
-            saved = self.mitigator.apply(knob, w.value, w.reason)
-        except CoalesceUnsupported as exc:
-            self.sink.emit("skip", storm=s.key, message=str(exc))
-            return
-        except KnobOwned as exc:
-            self.sink.emit("error", message=f"{w.kind} {exc}", **fields)
-            return
-        except JournalError as exc:
-            self.sink.emit("error", message=f"{w.kind} {knob.where}: not written, the journal cannot record it: {exc}", **fields)
-            return
-        except (OSError, IrqlabError) as exc:
-            self.sink.emit("error", message=f"{w.kind} {knob.where}: {exc}", **fields)
-            return
-        if saved is None:
-            self.sink.emit("skip", storm=s.key, message=f"{knob.where}: already {w.value} (or changed by an earlier storm)")
-            return
-        self.sink.emit("action", applied=True, original=saved.original, **fields)
-
-    def due_restores(self, now_ns: int) -> None:
-        """Restore the knobs of storms whose hold-down ran out and no live storm still needs."""
-        due = [k for k, t in self.state.restore_at.items() if now_ns >= t]
-        if not due:
-            return
-        for key in due:
-            del self.state.restore_at[key]
-        active = set(self.detector.active) | set(self.state.restore_at)
-        free = set()
-        for knob, owners in list(self.state.owners.items()):
-            owners.difference_update(due)
-            if not owners & active:
-                free.add(knob)
-                del self.state.owners[knob]
-        if free:
-            self.restore_all(f"storm {', '.join(sorted(due))} ended + hold-down {self.cfg.hold_down_s:g} s",
-                             only=lambda st: (st.kind, st.target, st.netns) in free)
 
     # --- the machine as the planner sees it -------------------------------------------
 
@@ -374,32 +271,27 @@ def restore_only(journal: str, sink: EventSink, roots: Roots | None = None) -> i
     Needs nothing but the journal (no config): 3 when anything could not be restored or
     recorded, or the journal was corrupt (it is kept aside, and named).
     """
-    import os
-
-    from irqlab.mitigate.knobs import Knobs, Mitigator
-
     if not os.path.lexists(journal):
         # Nothing was ever journaled there: say so, and create neither the file nor its directory.
         sink.emit("restore", kind=None, target=None, netns=None, value=None, outcome="nothing", why=f"{journal} does not exist")
         return 0
-    m = Mitigator.open(Knobs(roots or Roots()), journal)
     failed = 0
-    with m.journal:
-        for msg in m.journal.problems:
+    with HostKnobs.open(roots or Roots(), journal) as knobs:
+        for msg in knobs.problems:
             failed += 1
             sink.emit("error", message=msg)
-        results = m.restore()
+        results = knobs.restore()
         for r in results:
-            s = r.setting
-            fields = dict(kind=s.kind, target=s.target, netns=s.netns, value=s.original, changed_to=s.new, outcome=r.outcome, why="irqlab watch --restore")
+            k = r.knob
+            fields = dict(kind=k.kind, target=k.target, netns=k.netns, value=r.original, changed_to=r.changed_to, outcome=r.outcome, why="irqlab watch --restore")
             if r.outcome == "failed":
                 failed += 1
-                sink.emit("error", message=f"restore {s.where} failed: {r.message}", **fields)
+                sink.emit("error", message=f"restore {k.where} failed: {r.message}", **fields)
             else:
                 sink.emit("restore", **fields)
             if r.unrecorded:
                 failed += 1
-                sink.emit("error", message=f"restored {s.where} but could not record it: {r.unrecorded}", **fields)
+                sink.emit("error", message=f"restored {k.where} but could not record it: {r.unrecorded}", **fields)
         if not results and not failed:
             sink.emit("restore", kind=None, target=None, netns=None, value=None, outcome="nothing", why=f"{journal} has nothing pending")
     return 3 if failed else 0

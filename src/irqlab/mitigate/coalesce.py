@@ -12,6 +12,7 @@ import errno
 
 from irqlab.errors import IrqlabError
 from irqlab.mitigate.netns import run_in_netns
+from irqlab.model.knob import KnobUnsupported
 
 COALESCE_FIELDS: dict[str, tuple[int, int]] = {
     "rx_coalesce_usecs": (0, 100_000),
@@ -19,8 +20,8 @@ COALESCE_FIELDS: dict[str, tuple[int, int]] = {
 }
 
 
-class CoalesceUnsupported(IrqlabError):
-    """The device has no coalescing control."""
+class CoalesceUnsupported(KnobUnsupported):
+    """The device has no coalescing control (a skip for the watch core, not a failure)."""
 
 
 def validate_coalesce(field: str, value: str) -> str:

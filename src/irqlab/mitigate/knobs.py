@@ -6,9 +6,13 @@ A knob is (kind, target, netns):
   coalesce  ethtool:DEV:rx_coalesce_usecs | rx_max_coalesced_frames
 Every change is saved in the journal (fsync'ed) before it is written, and every value,
 including an original read back from the journal, is validated before it is written:
-Knobs.check() holds a replayed record to the rules of a fresh write (the target is exactly a
-path irqlab writes, the values pass the same range and CPU-list checks), and a journal opened
+KnobFiles.check() holds a replayed record to the rules of a fresh write (the target is exactly
+a path irqlab writes, the values pass the same range and CPU-list checks), and a journal opened
 with it refuses records that fail.
+
+Three layers, each with one job: KnobFiles reads, validates and writes the files (and ethtool
+fields); Mitigator journals every change made through KnobFiles; HostKnobs is the `Knobs`
+protocol of model/knob.py on top of them, turning a plan's PlannedWrite into the knob it names.
 """
 
 from __future__ import annotations
@@ -16,29 +20,19 @@ from __future__ import annotations
 import errno
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
 
 from irqlab.errors import IrqlabError, MissingSource
 from irqlab.mitigate import affinity, coalesce, napi
-from irqlab.mitigate.journal import KINDS, Journal, JournalError, RestoreResult, SavedSetting, restore_pending  # noqa: F401 - KINDS re-exported
+from irqlab.mitigate.journal import KINDS, Journal, JournalError, KnobOwned, RestoreResult, SavedSetting, restore_pending  # noqa: F401 - KINDS re-exported
 from irqlab.mitigate.netns import _NAME as _NETNS_NAME
 from irqlab.mitigate.netns import NetnsError
+from irqlab.model.knob import Knob, KnobRefused, KnobUnsupported, PlannedWrite, Restored
 from irqlab.sources.fs import Roots
 
 _AFFINITY = re.compile(r".*/irq/([0-9]{1,7})/smp_affinity_list")
 _NAPI = re.compile(r"/sys/class/net/([^/\s]{1,15})/([a-z_]+)")
 _COALESCE = re.compile(r"ethtool:([^/:\s]{1,15}):([a-z_]+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Knob:
-    kind: str
-    target: str
-    netns: str | None = None
-
-    @property
-    def where(self) -> str:
-        return self.target + (f" (netns {self.netns})" if self.netns else "")
 
 
 def napi_knob(dev: str, attr: str, netns: str | None) -> Knob:
@@ -67,8 +61,8 @@ def _parts(knob: Knob, roots: Roots) -> tuple[str, ...]:
     return m.groups()
 
 
-class Knobs:
-    """Reads and writes knobs on one machine (roots) with the CPU facts affinity needs."""
+class KnobFiles:
+    """Reads, validates and writes knobs on one machine (roots) with the CPU facts affinity needs."""
 
     def __init__(self, roots: Roots) -> None:
         self.roots = roots
@@ -128,13 +122,13 @@ def _gone(exc: Exception) -> bool:
 class Mitigator:
     """Journaled changes: apply() saves then writes; restore() writes the originals back."""
 
-    def __init__(self, knobs: Knobs, journal: Journal, wall_time=time.time) -> None:
+    def __init__(self, knobs: KnobFiles, journal: Journal, wall_time=time.time) -> None:
         self.knobs = knobs
         self.journal = journal
         self.wall_time = wall_time
 
     @classmethod
-    def open(cls, knobs: Knobs, path: str, wall_time=time.time) -> Mitigator:
+    def open(cls, knobs: KnobFiles, path: str, wall_time=time.time) -> Mitigator:
         """Lock the journal at `path`, refusing (and setting aside) records knobs.check refuses."""
         return cls(knobs, Journal(path, check=knobs.check), wall_time)
 
@@ -182,3 +176,78 @@ class Mitigator:
     def restore(self, only=None) -> list[RestoreResult]:
         """Every pending original back (or only those `only(setting)` selects), newest first."""
         return restore_pending(self.journal, self._restore_one, self.wall_time, only)
+
+
+class HostKnobs:
+    """The `Knobs` protocol (model/knob.py) on this machine: every write through the journal.
+
+    The watch core (daemon/watchcore.py) acts on the host through this class, and the model
+    through sim/policy.py's ModelKnobs. It is also the whole of what an `irqlab apply PLAN`
+    command needs: `HostKnobs.open(roots, journal)` (which restores nothing by itself: call
+    restore() first to undo what a killed run left), apply() for each PlannedWrite of the plan,
+    restore() for `--undo`. The journal's guarantees hold for every caller: a record is complete
+    and fsync'ed before its knob is written, one owner per knob host-wide, originals back on
+    restore. Without a journal (`HostKnobs(roots)`, a dry run) it names and reads knobs and
+    refuses to write them.
+    """
+
+    def __init__(self, roots: Roots, mitigator: Mitigator | None = None) -> None:
+        self.roots = roots
+        self.mitigator = mitigator
+        self._files = mitigator.knobs if mitigator is not None else None
+
+    @classmethod
+    def open(cls, roots: Roots, journal: str, wall_time=time.time) -> HostKnobs:
+        """Lock the journal at `journal` (JournalError if it cannot be); its records stay pending."""
+        return cls(roots, Mitigator.open(KnobFiles(roots), journal, wall_time))
+
+    @property
+    def problems(self) -> list[str]:
+        """The journal's corrupt records, set aside when it was opened (one line each)."""
+        return list(self.mitigator.journal.problems) if self.mitigator is not None else []
+
+    def close(self) -> None:
+        if self.mitigator is not None:
+            self.mitigator.journal.close()
+
+    def __enter__(self) -> HostKnobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def knob(self, write: PlannedWrite) -> Knob:
+        if write.kind == "affinity":
+            return affinity_knob(self.roots, write.irq if write.irq is not None else -1)
+        if write.kind == "napi":
+            return napi_knob(write.dev or "", write.attr or "", write.netns)
+        return coalesce_knob(write.dev or "", write.attr or "", write.netns)
+
+    def read(self, write: PlannedWrite) -> str:
+        if self._files is None:
+            self._files = KnobFiles(self.roots)
+        return self._files.read(self.knob(write))
+
+    def apply(self, write: PlannedWrite) -> str | None:
+        """Save, then write; the value replaced, or None (already so, or already changed by us)."""
+        knob = self.knob(write)
+        if self.mitigator is None:
+            raise KnobRefused(f"{knob.where}: not written, no journal is open")
+        try:
+            saved = self.mitigator.apply(knob, write.value, write.reason)
+        except KnobUnsupported:
+            raise
+        except KnobOwned as exc:  # names the knob and its owner
+            raise KnobRefused(str(exc)) from exc
+        except JournalError as exc:
+            raise KnobRefused(f"{knob.where}: not written, the journal cannot record it: {exc}") from exc
+        return None if saved is None else saved.original
+
+    def restore(self, knobs: Collection[Knob] | None = None) -> list[Restored]:
+        """Every pending original of these knobs back (all when None), newest first."""
+        if self.mitigator is None:
+            return []
+        keys = None if knobs is None else set(knobs)
+        only = None if keys is None else (lambda s: Knob(s.kind, s.target, s.netns) in keys)
+        return [Restored(Knob(r.setting.kind, r.setting.target, r.setting.netns), r.setting.original, r.setting.new,
+                         r.outcome, r.message, r.unrecorded) for r in self.mitigator.restore(only)]

@@ -352,9 +352,9 @@ class Machine:
     def _control(self, knobs) -> None:
         """The policy's periodic sample: a snapshot of now, then whatever it writes."""
         from irqlab.sim.emit import snapshot
-        from irqlab.sim.policy import Knobs
+        from irqlab.sim.policy import ModelKnobs
 
-        knobs = knobs or Knobs(self)
+        knobs = knobs or ModelKnobs(self)
         self._sync_all()
         self.controller.step(snapshot(self), knobs)
         self.engine.at(self.engine.now + max(self.controller.interval_ns, 1), self._control, knobs, PRIO_SAMPLE)

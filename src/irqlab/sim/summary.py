@@ -95,10 +95,10 @@ def _watch(m: Machine, first, last) -> dict | None:
     if report is None:
         return None
     out = dict(report())
-    out["writes"] = [{"time_ns": a.time_ns, "kind": a.action.kind, "target": a.action.target, "value": a.action.value,
+    out["writes"] = [{"time_ns": a.time_ns, "kind": a.write.kind, "target": a.target, "value": a.write.value,
                       "original": a.original, "restore": a.restore} for a in m.policy_log]
     rows = {ln.irq: k for k, ln in enumerate(last.interrupts.lines)}
-    moved = sorted({a.action.irq for a in m.policy_log if a.action.kind == "affinity"})
+    moved = sorted({a.write.irq for a in m.policy_log if a.write.kind == "affinity"})
     out["irq_cpu_counts"] = {  # over the window, as `irqlab diff` of the first and last capture
         str(irq): {str(c): int((last.interrupts.counts[rows[str(irq)], j] - first.interrupts.counts[rows[str(irq)], j]) % 2**32)
                    for j, c in enumerate(last.interrupts.cpus)} for irq in moved if str(irq) in rows}
