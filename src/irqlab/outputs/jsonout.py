@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from irqlab import __version__
 from irqlab.analysis.delta import Rates
-from irqlab.analysis.findings import Finding
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
+
+if TYPE_CHECKING:  # doctor_json.py renders findings; diff and top never load them
+    from irqlab.analysis.findings import Finding
 
 SCHEMA_VERSION = 1  # doctor
 RATES_SCHEMAS = (1, 2)  # diff and top: 1 every cell, 2 sparse (zero deltas left out)

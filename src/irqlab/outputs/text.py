@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from irqlab.analysis.delta import Rates
-from irqlab.analysis.findings import Finding, Severity
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs.layout import ColumnPlan, plan_columns
 from irqlab.units import format_pct, format_rate, printable
+
+if TYPE_CHECKING:  # the doctor's renderers live in doctor_text.py; diff and top never load findings
+    from irqlab.analysis.findings import Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +192,6 @@ def render_top(rates: Rates, opts: TableOptions) -> str:
     parts += irq_table(rates, opts) + [""] + softirq_table(rates, opts) + [""] + cpu_table(rates, opts)
     parts += warnings_block(rates)
     return _lines(parts)
-
-
-SEVERITY_MARK = {
-    Severity.CRITICAL: "CRITICAL",
-    Severity.WARNING: "WARNING ",
-    Severity.INFO: "info    ",
-    Severity.OK: "ok      ",
-}
 
 
 def render_finding(f: Finding) -> list[str]:
