@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(
         storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit, ksoftirqd_warn_pct=args.ksoftirqd_warn
     )
-    findings = diagnose(rates, thresholds, extra=_trace_findings(sample.traced, rates))
+    findings = diagnose(rates, thresholds, extra=_trace_findings(sample.traced, rates), trace=sample.traced.result)
     code = exit_code(findings)
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]

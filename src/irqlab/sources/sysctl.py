@@ -12,6 +12,8 @@ KNOBS: tuple[str, ...] = (
     "net.core.netdev_max_backlog",  # per-CPU backlog queue length (1000); drops beyond it
     "net.core.dev_weight",  # per-backlog NAPI weight (64)
     "net.core.rps_sock_flow_entries",
+    "net.core.rmem_default",  # a socket's receive buffer unless it sets SO_RCVBUF (bytes)
+    "net.core.rmem_max",  # the most SO_RCVBUF may ask for (bytes)
 )
 
 
