@@ -112,7 +112,6 @@ def irqlab_sample(data: bytes, path: str, rates: Callable, cold: bool) -> Sample
     c0 = time.process_time()
     w0 = time.perf_counter()
     a = irq_source.parse_interrupts(data, path)
-    w1 = time.perf_counter()
     b = irq_source.parse_interrupts(data, path)
     w2 = time.perf_counter()
     rates(a, b, 1_000_000_000)
