@@ -152,6 +152,12 @@ def private_sysfs() -> None:
     _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
     # Keep our mounts from propagating back to the host, then put this namespace's sysfs on /sys.
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make / rslave")
+    remount_sysfs(libc)
+
+
+def remount_sysfs(libc: ctypes.CDLL | None = None) -> None:
+    """In a private mount namespace: put a sysfs of the current network namespace on /sys."""
+    libc = libc or _libc()
     libc.umount2(b"/sys", MNT_DETACH)
     _check(libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None), "mount sysfs")
 
@@ -316,3 +322,44 @@ def call_in_netns(ns: NetNamespace, fn: Callable[[], T]) -> T:
         raise _ERROR_OF.get(kind, SourceError)(ns.ns_path, payload.decode("utf-8", "replace"))
     value: T = pickle.loads(payload)
     return value
+
+
+def _each_child(spaces: Sequence[NetNamespace], fn: Callable[[], object]) -> bytes:
+    """One child visits every namespace in turn: setns, a fresh sysfs, fn(); a frame each."""
+    out: list[bytes] = []
+    libc = _libc()
+    try:
+        _check(libc.unshare(CLONE_NEWNS), "unshare mount namespace")
+        _check(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make / rslave")
+    except OSError as exc:
+        return b"".join(_error_frame(_enter_error(exc, ns.ns_path)) for ns in spaces)
+    for ns in spaces:
+        try:
+            _enter(ns.ns_path, ns.inode, sysfs=False)
+            remount_sysfs(libc)
+        except OSError as exc:
+            out.append(_error_frame(_enter_error(exc, ns.ns_path)))
+            continue
+        try:
+            out.append(_frame(_OK, pickle.dumps(fn())))
+        except SourceError as exc:
+            out.append(_error_frame(exc))
+    return b"".join(out)
+
+
+def call_in_each_netns(spaces: Sequence[NetNamespace], fn: Callable[[], T]) -> list[T | SourceError]:
+    """call_in_netns() for many namespaces with one forked child (one fork, one mount namespace,
+    a setns and a sysfs mount per namespace): fn()'s value, or the SourceError that entering or
+    fn raised, for each namespace in order."""
+    if not spaces:
+        return []
+    frames = _unframe(_forked(lambda: _each_child(spaces, fn)))
+    out: list[T | SourceError] = []
+    for ns, (kind, payload) in zip(spaces, frames):
+        if kind == _OK:
+            out.append(pickle.loads(payload))
+        else:
+            out.append(_ERROR_OF.get(kind, SourceError)(ns.ns_path, payload.decode("utf-8", "replace")))
+    for ns in spaces[len(frames):]:
+        out.append(SourceError(ns.ns_path, "the reader of network namespaces died before reaching this one"))
+    return out
