@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from irqlab.errors import MissingSource, SourceError
@@ -54,11 +55,8 @@ NET_PROC_FILES = ("proc/net/snmp", "proc/net/snmp6", "proc/net/netstat", "proc/n
 NETDEV_FILES = ("threaded", "napi_defer_hard_irqs", "gro_flush_timeout", "device/numa_node")
 
 
-def _net_files(roots: Roots) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
-    """The files sources/netstate.py reads, as this process's network namespace shows them."""
-    files: dict[str, bytes] = {}
-    links: dict[str, str] = {}
-    skipped: list[str] = []
+def _grabber(roots: Roots, files: dict[str, bytes], skipped: list[str]) -> Callable[[str], None]:
+    """grab(rel): read one file into files; a missing one is left out, an unreadable one skipped."""
 
     def grab(rel: str) -> None:
         try:
@@ -67,6 +65,17 @@ def _net_files(roots: Roots) -> tuple[dict[str, bytes], dict[str, str], list[str
             pass
         except SourceError:
             skipped.append(rel)
+
+    return grab
+
+
+def _net_files(roots: Roots) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """The files sources/netstate.py reads, as this process's network namespace shows them."""
+    files: dict[str, bytes] = {}
+    links: dict[str, str] = {}
+    skipped: list[str] = []
+
+    grab = _grabber(roots, files, skipped)
 
     def listing(rel: str) -> list[str]:
         try:
@@ -147,13 +156,7 @@ def collect(roots: Roots, net: bool = False) -> RawCapture:
     files: dict[str, bytes] = {}
     skipped: list[str] = []
 
-    def grab(rel: str) -> None:
-        try:
-            files[rel] = read_bytes(_path(roots, rel))
-        except MissingSource:
-            pass
-        except SourceError:
-            skipped.append(rel)
+    grab = _grabber(roots, files, skipped)
 
     t0 = time.monotonic_ns()
     for rel in COUNTER_FILES:
