@@ -65,3 +65,15 @@ def test_thread_shares_of_the_interval_and_a_reused_tid_is_not_differenced():
 def test_an_rt_thread_is_named_with_its_priority():
     s = thread_shares(*[(t,) for t in thread(7, "hog", 1, 90, 0, policy="fifo", prio=10)], NS)[0]
     assert s.who == "hog (pid 7, FIFO 10)"
+
+
+def test_thread_shares_never_exceed_the_time_between_the_thread_reads():
+    # Captured under a flood: the after capture's namespace walk took 2.5 s longer than the
+    # before capture's, so the thread reads span 2.5x the counters' interval. A thread runs or
+    # waits at most the whole span: its shares are of the span, not of the counters' interval.
+    busy = thread(31926, "iperf3", 1, 123.4, 128.6)
+    sleepy = thread(31734, "python", 0, 20.2, 30.0)
+    shares = {s.thread.tid: s for s in thread_shares((busy[0], sleepy[0]), (busy[1], sleepy[1]), NS)}
+    assert round(shares[31926].run_pct + shares[31926].wait_pct, 6) == 100.0
+    assert round(shares[31734].run_pct, 1) == round(100 * 20.2 / 252.0, 1)
+    assert all(s.run_pct + s.wait_pct <= 100.0 + 1e-9 for s in shares.values())

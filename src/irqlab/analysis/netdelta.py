@@ -143,13 +143,36 @@ class ThreadShare:
         return f"{t.comm} (pid {t.pid}{'' if t.tid == t.pid else f', tid {t.tid}'}, {policy})"
 
 
+def thread_span_ns(a: tuple[ThreadSched, ...], b: tuple[ThreadSched, ...], interval_ns: int) -> int:
+    """The time between the two thread reads, at least: the counters' interval, or longer when a thread says so.
+
+    A capture reads every thread's schedstat after its counters and after entering every network
+    namespace, and that walk can take seconds longer in one capture than in the other under load,
+    so the thread reads may span more than the counters' interval. A thread is either on a CPU,
+    runnable and waiting, or asleep: its run time plus its run delay (schedstat fields 1 and 2,
+    kernel/sched/stats.c) cannot exceed the time between two reads, so the largest sum is a lower
+    bound of that time, and the exact time when some thread was runnable throughout (a busy CPU).
+    """
+    old = {(t.tid, t.comm): t for t in a}
+    span = interval_ns
+    for t in b:
+        prev = old.get((t.tid, t.comm))
+        if prev is not None and t.run_ns >= prev.run_ns and t.wait_ns >= prev.wait_ns:
+            span = max(span, (t.run_ns - prev.run_ns) + (t.wait_ns - prev.wait_ns))
+    return span
+
+
 def thread_shares(a: tuple[ThreadSched, ...], b: tuple[ThreadSched, ...], interval_ns: int) -> tuple[ThreadShare, ...]:
-    """Run and wait shares of every thread present in both lists (matched by tid and comm)."""
+    """Run and wait shares of every thread present in both lists (matched by tid and comm), of the time between the reads.
+
+    That time is thread_span_ns(): never less than interval_ns, so no share exceeds 100 %.
+    """
+    span = thread_span_ns(a, b, interval_ns)
     old = {(t.tid, t.comm): t for t in a}
     out = []
     for t in b:
         prev = old.get((t.tid, t.comm))
         if prev is None or t.run_ns < prev.run_ns or t.wait_ns < prev.wait_ns:
             continue
-        out.append(ThreadShare(t, 100.0 * (t.run_ns - prev.run_ns) / interval_ns, 100.0 * (t.wait_ns - prev.wait_ns) / interval_ns))
+        out.append(ThreadShare(t, 100.0 * (t.run_ns - prev.run_ns) / span, 100.0 * (t.wait_ns - prev.wait_ns) / span))
     return tuple(out)
