@@ -34,7 +34,7 @@ def test_fractional_microseconds_and_cpu_lists_are_accepted():
 
 
 BAD = [
-    ("[[class]]\nname = 'a'\nmax_us = -5\n", "max_us"),
+    ("[[class]]\nname = 'a'\nmax_us = -5\n", "class[0].max_us: must be a duration above 0"),
     ("[[class]]\nname = 'a'\nmax_us = true\n", "max_us"),
     ("[[class]]\nname = 'a'\nmax_us = 'ten'\n", "max_us"),
     ("[[class]]\nname = 'a'\nmax_us = nan\n", "max_us"),
@@ -45,9 +45,9 @@ BAD = [
     ("[[class]]\nname = 'a'\nmax_us = 5\ncpus = [1]\n", "cpus"),
     ("[[class]]\nname = 'a'\nmax_us = 5\npriority = 100\n", "priority"),
     ("[[class]]\nname = 'a'\nmax_us = 5\nduration_s = 0\n", "duration_s"),
-    ("[[class]]\nname = 'a'\nmax_us = 5\n[[class]]\nname = 'a'\nmax_us = 6\n", "name: used twice"),
-    ("[defaults]\nname = 'x'\n[[class]]\nname = 'a'\nmax_us = 5\n", "[defaults]: name"),
-    ("[budget]\nx = 1\n", "unknown table 'budget'"),
+    ("[[class]]\nname = 'a'\nmax_us = 5\n[[class]]\nname = 'a'\nmax_us = 6\n", "class[1].name: used twice"),
+    ("[defaults]\nname = 'x'\n[[class]]\nname = 'a'\nmax_us = 5\n", "defaults.name: unknown key"),
+    ("[budget]\nx = 1\n", "b.toml: budget: unknown key"),
     ("", "no [[class]]"),
     ("[[class]\n", "not valid TOML"),
 ]
@@ -98,3 +98,20 @@ def test_any_typed_values_give_a_valid_class_or_a_budget_error(classes):
         return
     for c in parsed:
         assert c.name and c.limits() and all(v > 0 for _, v in c.limits())
+
+
+def test_an_unknown_class_key_is_reported_with_a_suggestion():
+    with pytest.raises(BudgetError) as err:
+        parse_budgets("[[class]]\nname = 'a'\nmax_us = 5\np99_usec = 3\n", "b.toml")
+    assert str(err.value) == "b.toml: class[0].p99_usec: unknown key (did you mean 'p99_us'?)"
+
+
+def test_limits_take_a_unit_and_defaults_fill_what_a_class_leaves_out():
+    (c,) = parse_budgets({"defaults": {"interval_us": "1ms", "duration_s": "500ms"},
+                          "class": [{"name": "x", "max_us": "50us", "p99_us": "0.02 ms"}]})
+    assert (c.max_ns, c.p99_ns, c.interval_ns, c.duration_s) == (50_000, 20_000, 1_000_000, 0.5)
+
+
+def test_a_bad_default_is_named_where_it_is_written():
+    with pytest.raises(BudgetError, match=r"^b\.toml: defaults\.max_us: must be a duration"):
+        parse_budgets("[defaults]\nmax_us = -1\n[[class]]\nname = 'a'\n", "b.toml")

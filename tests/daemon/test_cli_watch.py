@@ -29,7 +29,7 @@ def test_a_bad_config_is_one_line_on_stderr_and_exit_3(tmp_path):
     os.chmod(p, 0o644)
     r = irqlab("watch", "--check", "-c", str(p))
     assert r.returncode == 3
-    assert r.stderr.count("\n") == 1 and "key detect.start_intervlas: unknown key" in r.stderr
+    assert r.stderr.count("\n") == 1 and "w.toml: detect.start_intervlas: unknown key (did you mean 'start_intervals'?)" in r.stderr
 
 
 def test_apply_on_a_capture_is_a_usage_error():

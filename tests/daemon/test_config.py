@@ -32,21 +32,21 @@ def test_defaults_follow_the_seed_thresholds():
 @pytest.mark.parametrize(
     "data, key",
     [
-        ({"interval": 0}, "key interval"),
-        ({"interval": "1"}, "key interval"),
-        ({"intreval": 1}, "key intreval: unknown key"),
-        ({"detect": {"irq": [{"match": "*", "warn": 10, "act": 5}]}}, "key detect.irq[0].act"),
-        ({"detect": {"irq": {"match": "*"}}}, "key detect.irq"),
-        ({"detect": {"baseline": {"k": -1}}}, "key detect.baseline.k"),
-        ({"detect": {"start_intervals": 1.5}}, "key detect.start_intervals"),
-        ({"ladder": {"softirq": {"act": ["reboot"]}}}, "key ladder.softirq.act: unknown action 'reboot'"),
-        ({"ladder": {"disk": {}}}, "key ladder.disk: unknown storm class"),
-        ({"mitigate": {"sacrificial_cpus": "1-"}}, "key mitigate.sacrificial_cpus"),
-        ({"mitigate": {"napi_defer_hard_irqs": 2**31}}, "key mitigate.napi_defer_hard_irqs"),
-        ({"mitigate": {"device": [{"netns": "x"}]}}, "key mitigate.device[0].match"),
-        ({"alert": {"webhook": "ftp://x"}}, "key alert.webhook"),
-        ({"alert": {"exec": ["page-oncall"]}}, "key alert.exec: the program must be an absolute path"),
-        ({"alert": {"syslog": 1}}, "key alert.syslog"),
+        ({"interval": 0}, "interval"),
+        ({"interval": "1"}, "interval"),
+        ({"intreval": 1}, "intreval: unknown key (did you mean 'interval'?)"),
+        ({"detect": {"irq": [{"match": "*", "warn": 10, "act": 5}]}}, "detect.irq[0].act"),
+        ({"detect": {"irq": {"match": "*"}}}, "detect.irq"),
+        ({"detect": {"baseline": {"k": -1}}}, "detect.baseline.k"),
+        ({"detect": {"start_intervals": 1.5}}, "detect.start_intervals"),
+        ({"ladder": {"softirq": {"act": ["reboot"]}}}, "ladder.softirq.act: 'reboot' is not one of"),
+        ({"ladder": {"disk": {}}}, "ladder.disk: unknown storm class"),
+        ({"mitigate": {"sacrificial_cpus": "1-"}}, "mitigate.sacrificial_cpus"),
+        ({"mitigate": {"napi_defer_hard_irqs": 2**31}}, "mitigate.napi_defer_hard_irqs"),
+        ({"mitigate": {"device": [{"netns": "x"}]}}, "mitigate.device[0].match"),
+        ({"alert": {"webhook": "ftp://x"}}, "alert.webhook"),
+        ({"alert": {"exec": ["page-oncall"]}}, "alert.exec: the program must be an absolute path"),
+        ({"alert": {"syslog": 1}}, "alert.syslog"),
     ],
 )
 def test_a_bad_value_is_one_error_naming_the_key(data, key):
@@ -157,7 +157,7 @@ def test_any_file_text_gives_a_config_or_one_config_error(tmp_path_factory, text
 def test_a_webhook_url_that_could_never_be_sent_is_refused_at_load(url, why):
     with pytest.raises(ConfigError) as err:
         parse_config({"alert": {"webhook": url}}, "w.toml")
-    assert "key alert.webhook" in str(err.value) and why in str(err.value)
+    assert "w.toml: alert.webhook: " in str(err.value) and why in str(err.value)
     assert "\x1b" not in str(err.value) and "\n" not in str(err.value)
 
 
@@ -230,3 +230,23 @@ def test_as_root_an_interpreter_without_a_checked_script_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="interpreter"):
             load_config(config_with_exec(tmp_path, argv))
     assert load_config(config_with_exec(tmp_path, ["/bin/true", "--x"])).alert.exec == ("/bin/true", "--x")
+
+
+def test_an_unknown_key_is_reported_with_a_suggestion():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"alert": {"webhok": "http://x/"}}, "w.toml")
+    assert str(err.value) == "w.toml: alert.webhok: unknown key (did you mean 'webhook'?)"
+
+
+def test_times_take_a_unit_or_seconds():
+    cfg = parse_config({"interval": "250ms", "hold_down": "2 min", "alert": {"webhook_timeout": 0.5}})
+    assert cfg.interval_s == 0.25 and cfg.hold_down_s == 120.0 and cfg.alert.webhook_timeout_s == 0.5
+    with pytest.raises(ConfigError, match=r"w\.toml: interval: must be a duration from 0\.05 to 3600 s"):
+        parse_config({"interval": "10ms"}, "w.toml")
+
+
+def test_a_config_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    p = tmp_path / "w.toml"
+    os.mkfifo(p, 0o644)
+    with pytest.raises(ConfigError, match=r"w\.toml: cannot read config file: not a regular file"):
+        load_config(p)

@@ -151,7 +151,7 @@ def test_a_bad_config_on_reload_is_logged_and_the_old_one_kept(tmp_path):
     w.close()
     assert w.cfg is old
     err = events(out)[-1]
-    assert err["event"] == "error" and "key interval" in err["message"]
+    assert err["event"] == "error" and ": interval: must be a duration" in err["message"]
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -324,19 +324,11 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
 
 def load_budget(path: str):
     """Read and validate a budget file; as root, refuse one that others may write."""
-    import stat
-
     from irqlab.analysis.latency_budget import BudgetError, parse_budgets
+    from irqlab.schema import load_toml
+    from irqlab.sources.trust import root_refusal
 
-    try:
-        st = os.stat(path)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BudgetError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if os.geteuid() == 0 and (st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
-        raise BudgetError(f"{path}: refusing a budget file that a non-root user can write (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})")
-    return parse_budgets(text, path)
+    return parse_budgets(load_toml(path, BudgetError, what="budget file", check=root_refusal), path)
 
 
 def _budget(args, cpus) -> int:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import os
 import re
 import ssl
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from irqlab.errors import IrqlabError
+from irqlab.sources.trust import check_root_owned
 
 
 class WebConfigError(IrqlabError):
@@ -194,14 +194,7 @@ def parse_web_config(data: Any, origin: str, base: Path) -> WebConfig:
 
 def check_not_writable_by_others(path: Path, what: str) -> None:
     """As root, refuse a file that a user other than root could have written."""
-    if os.geteuid() != 0:
-        return
-    st = os.stat(path)
-    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise WebConfigError(
-            f"{path}: {what} is writable by a user other than root (owner uid {st.st_uid}, mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); refusing it while running as root (chown root, chmod go-w)"
-        )
+    check_root_owned(path, what, WebConfigError)
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebConfig:

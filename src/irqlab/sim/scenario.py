@@ -1,22 +1,40 @@
 """Scenarios: a machine, its devices, tasks and knobs, loaded from TOML and checked.
 
-Every key is validated against the tables below; a bad key or value raises one
-ScenarioError that names the key path (`device[0].arrival.rate: must be >= 0`), with a
-"did you mean" for misspelt keys. The loader never lets a Python exception through.
+Every key is validated against the schema tables below (irqlab/schema.py); a bad key or value
+raises one ScenarioError that names the key path (`device[0].arrival.rate: must be a number
+from 0 to 1000000000, not -1`), with a "did you mean" for misspelt keys. Keys of time take
+units too (`duration_s = "500ms"`). The loader never lets a Python exception through.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irqlab.errors import IrqlabError
+from irqlab.model.vectors import SOFTIRQ_NR
+from irqlab.schema import (
+    Array,
+    At,
+    Bool,
+    Duration,
+    Field,
+    Float,
+    Int,
+    Map,
+    Numbers,
+    SchemaError,
+    Str,
+    Table,
+    Values,
+    check_range,
+    load_toml,
+    read,
+)
 
 # Kernel eras of the softirq deferral rule (kernel/softirq.c):
 #  pre-4.9: irq_exit() always runs pending softirqs (invoke_softirq()).
@@ -34,7 +52,7 @@ PROCESSES = ("poisson", "periodic", "ramp", "bursts", "storm", "replay")
 DISTS = ("const", "exp", "uniform", "lognormal")
 
 
-class ScenarioError(IrqlabError):
+class ScenarioError(SchemaError):
     """A scenario file or override that is not a valid scenario; names the key."""
 
 
@@ -45,9 +63,9 @@ def era_of(text: str) -> str:
     try:
         parts = tuple(int(p) for p in text.split("-")[0].split(".")[:2])
     except ValueError:
-        raise ScenarioError(f"machine.kernel: {text!r} is neither an era {ERAS} nor a version like 6.18") from None
+        raise ScenarioError(f"{text!r} is neither an era {ERAS} nor a version like 6.18", key="machine.kernel") from None
     if len(parts) < 2:
-        raise ScenarioError(f"machine.kernel: {text!r}: give major.minor, like 6.18")
+        raise ScenarioError(f"{text!r}: give major.minor, like 6.18", key="machine.kernel")
     if parts < (4, 9):
         return "pre-4.9"
     if parts < (4, 15):
@@ -181,286 +199,161 @@ class Scenario:
         return self.netdev_budget_usecs or 2 * 1_000_000 // self.hz
 
 
-# --- the schema: key -> (type check, default) per table ------------------------------------
+# --- the schema: every key with its type, default and range, as data (irqlab/schema.py) -------
 
-_MACHINE = {"name": str, "cpus": int, "hz": int, "kernel": str, "duration_s": float, "warmup_s": float,
-            "seed": int, "samples": int, "threadirqs": bool, "preempt_rt": bool, "primary_handler_ns": int,
-            "rcu_gp_ms": float, "rcu_blimit": int, "rcu_callback_ns": "cost",
-            "max_softirq_restart": int,
-            "max_softirq_time_ms": int, "tick_cost_ns": "cost", "trace": bool, "tick_raise": dict}
-_NET = {"netdev_budget": int, "netdev_budget_usecs": int, "netdev_max_backlog": int, "dev_weight": int}
-_DEVICE = {"name": str, "irq": int, "cpu": int, "kind": str, "arrival": dict, "hardirq_ns": "cost",
-           "work_ns": "cost", "weight": int, "ring": int, "deliver": str, "oneshot": bool,
-           "unhandled": float, "defer_hard_irqs": int, "gro_flush_timeout_ns": int}
-_ARRIVAL = {"process": str, "rate": float, "rate_to": float, "on_ms": float, "off_ms": float,
-            "start_s": float, "end_s": float, "times_s": list, "rates": list,
-            "recording": object, "irq": str, "scale": float}
+
+def _cost(v: Values) -> Cost:
+    if v["dist"] == "uniform" and v["spread"] > v["mean"]:
+        raise v.fail("spread", "must not exceed mean for a uniform cost")
+    return Cost(int(v["mean"]), v["dist"], int(v["spread"]))
+
+
+_COST = {"mean": Float(lo=0, hi=1e10, required=True), "dist": Str("const", choices=DISTS), "spread": Float(0.0, 0, 1e10)}
+
+
+def cost(default_ns: int) -> Table:
+    """A handler cost key: a number of ns, or a table {mean, dist, spread}."""
+    return Table(_COST, default=Cost(default_ns), shorthand="mean", build=_cost)
+
+
+def _arrival(v: Values) -> Arrival:
+    if "recording" in v.given:
+        raise v.fail("recording", "only `irqlab sim` and `irqlab doctor --sim` read recordings")
+    times, rates = v["times_s"], v["rates"]
+    if v["process"] == "replay" and (not times or len(times) != len(rates) or list(times) != sorted(times)):
+        raise v.fail("times_s", "replay needs ascending times_s and as many rates")
+    return Arrival(v["process"], v["rate"], v["rate_to"], v["on_ms"] / 1e6, v["off_ms"] / 1e6,
+                   v["start_s"] / 1e9, v["end_s"] / 1e9, times, rates)
+
+
+# machine.tick_raise: {VECTOR = chance} or {VECTOR = {chance, work_ns}}. run_local_timers(),
+# rcu_sched_clock_irq() and trigger_load_balance() raise TIMER, RCU and SCHED from the tick.
+TICK_VECTORS = tuple(n for n in SOFTIRQ_NR if n not in ("NET_RX", "NET_TX", "TASKLET", "HI"))
+_TICK_RAISE = {"chance": Float(lo=0.0, hi=1.0, required=True), "work_ns": cost(0)}
+
+_MACHINE = {
+    "name": Str(None), "cpus": Int(2, 1, 64), "hz": Int(1000, choices=(100, 250, 300, 1000)), "kernel": Str("6.18"),
+    "duration_s": Duration(1.0, "s", 0.001, 3600), "warmup_s": Duration(0.0, "s", 0), "seed": Int(1, 0, 2**63 - 1),
+    "samples": Int(2, 2, 10_000), "threadirqs": Bool(None), "preempt_rt": Bool(False),
+    "primary_handler_ns": Int(500, 0, 10**9), "rcu_gp_ms": Duration(12.0, "ms", 0, 10_000), "rcu_blimit": Int(10, 1, 1 << 30),
+    "rcu_callback_ns": cost(500), "max_softirq_restart": Int(10, 1, 1_000_000), "max_softirq_time_ms": Int(2, 1, 10_000),
+    "tick_cost_ns": cost(1_000), "trace": Bool(False),
+    "tick_raise": Map(Table(_TICK_RAISE, shorthand="chance", build=lambda v: (v["chance"], v["work_ns"])),
+                      keys=TICK_VECTORS, what="tick-raised softirq vector"),
+}
+_NET = {"netdev_budget": Int(300, 1, 1 << 20), "netdev_budget_usecs": Int(0, 0, 10**7),
+        "netdev_max_backlog": Int(1000, 1, 1 << 24), "dev_weight": Int(64, 1, 1 << 16)}
+_ARRIVAL = {
+    "process": Str("poisson", choices=PROCESSES), "rate": Float(0.0, 0, 1e9), "rate_to": Float(0.0, 0, 1e9),
+    "on_ms": Duration(1.0, "ms", 1e-3, 1e6), "off_ms": Duration(1.0, "ms", 1e-3, 1e6),
+    "start_s": Duration(0.0, "s"), "end_s": Duration(0.0, "s"), "times_s": Numbers(()), "rates": Numbers((), 0, 1e9),
+    "recording": Field(), "irq": Str(None), "scale": Float(None),
+}
 # A replay from irqlab's own records: `recording` (an `irqlab record` database, or a list of
 # capture directories) and `irq` are turned into times_s/rates by the loader's `resolve` hook
 # (cli/ wires sources/ and analysis/rate_series.py into it); `scale` multiplies the rates.
 RECORDING_KEYS = ("recording", "irq", "scale")
-_TASK = {"name": str, "cpu": int, "kind": str, "policy": str, "priority": int, "nice": int,
-         "period_us": float, "work_ns": "cost", "rcvbuf": int, "wakeup_ns": "cost"}
-_SENDER = {"rate_pps": float, "pacing_us": float, "fragments": int, "fragment_ns": "cost", "rx_ns": "cost",
-           "rps_cpu": int, "ipi_wake_ns": int, "deliver": str}
-_COST = {"mean": float, "dist": str, "spread": float}
+_DEVICE = {
+    "name": Str(None), "irq": Int(None, 0, 65_535), "cpu": Int(0, 0), "kind": Str("napi", choices=DEVICE_KINDS),
+    "arrival": Table(_ARRIVAL, build=_arrival), "hardirq_ns": cost(1_000), "work_ns": cost(500),
+    "weight": Int(64, 1, 65_536), "ring": Int(1024, 1, 1 << 20), "deliver": Str("forward"), "oneshot": Bool(True),
+    "unhandled": Float(0.0, 0.0, 1.0), "defer_hard_irqs": Int(0, 0, 1 << 31), "gro_flush_timeout_ns": Int(0, 0, 10**10),
+}
+_TASK = {
+    "name": Str(None), "cpu": Int(0, 0), "kind": Str("periodic", choices=TASK_KINDS), "policy": Str("other", choices=POLICIES),
+    "priority": Int(0), "nice": Int(0, -20, 19), "period_us": Duration(1000.0, "us", 1, 10**7), "work_ns": cost(10_000),
+    "rcvbuf": Int(256, 1, 1 << 20), "wakeup_ns": cost(1_000),
+}
+_SENDER = {
+    "rate_pps": Float(0.0, 0, 1e9), "pacing_us": Float(1000.0, 1, 1e6), "fragments": Int(1, 1, 64),
+    "fragment_ns": cost(0), "rx_ns": cost(1_000), "rps_cpu": Int(-1, -1), "ipi_wake_ns": Int(0, 0, 10**9),
+    "deliver": Str("forward"),
+}
 _STRING_KEYS = {"name", "kernel", "kind", "process", "deliver", "policy", "dist"}
-_WATCH = {"config": str, "interval_ms": float, "hold_down_ms": float, "apply": bool}
-_TOP = {"machine": dict, "net": dict, "device": list, "task": list, "watch": dict}
 
 
-def _check_keys(table: dict, schema: dict, where: str) -> None:
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: must be a table")
-    for key in table:
-        if key not in schema:
-            near = difflib.get_close_matches(str(key), list(schema), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(schema)})"
-            raise ScenarioError(f"{where + '.' if where else ''}{key}: unknown key{hint}")
+def _watch(v: Values) -> WatchSpec:
+    return WatchSpec(v["config"], v["interval_ms"], v["hold_down_ms"], v["apply"])
 
 
-def _get(table: dict, schema: dict, key: str, where: str, default: Any) -> Any:
-    """table[key] checked against schema[key]; default when absent."""
-    if key not in table:
-        return default
-    value, kind, path = table[key], schema[key], f"{where}.{key}" if where else key
-    if kind == "cost":
-        return _cost(value, path)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ScenarioError(f"{path}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
-    if kind is float and not (value == value and abs(value) != float("inf")):
-        raise ScenarioError(f"{path}: must be a finite number")
-    return value
+_WATCH = {"config": Str(""), "interval_ms": Duration(None, "ms", 1, 60_000),
+          "hold_down_ms": Duration(None, "ms", 0, 86_400_000), "apply": Bool(True)}
+_TOP = {"machine": Table(_MACHINE), "net": Table(_NET), "device": Array(_DEVICE), "task": Array(_TASK | _SENDER),
+        "watch": Table(_WATCH, default=None, build=_watch)}
 
 
-def _cost(value: Any, path: str) -> Cost:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        table = {"mean": value}
-    elif isinstance(value, dict):
-        _check_keys(value, _COST, path)
-        table = value
-    else:
-        raise ScenarioError(f"{path}: expected a number of ns or a table {{mean, dist, spread}}")
-    mean = _get(table, _COST, "mean", path, None)
-    if mean is None:
-        raise ScenarioError(f"{path}.mean: missing")
-    dist = _choice(_get(table, _COST, "dist", path, "const"), DISTS, f"{path}.dist")
-    spread = _get(table, _COST, "spread", path, 0.0)
-    _range(mean, 0, 1e10, f"{path}.mean")
-    _range(spread, 0, 1e10, f"{path}.spread")
-    if dist == "uniform" and spread > mean:
-        raise ScenarioError(f"{path}.spread: must not exceed mean for a uniform cost")
-    return Cost(int(mean), dist, int(spread))
-
-
-def _range(value: float, lo: float, hi: float, path: str) -> None:
-    if not lo <= value <= hi:
-        raise ScenarioError(f"{path}: {value!r} is out of range {lo:g}..{hi:g}")
-
-
-def _choice(value: str, choices: tuple[str, ...], path: str) -> str:
-    if value not in choices:
-        raise ScenarioError(f"{path}: {value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _arrival(table: dict, where: str) -> Arrival:
-    _check_keys(table, _ARRIVAL, where)
-    if "recording" in table:
-        raise ScenarioError(f"{where}.recording: only `irqlab sim` and `irqlab doctor --sim` read recordings")
-    g = lambda k, d: _get(table, _ARRIVAL, k, where, d)  # noqa: E731
-    process = _choice(g("process", "poisson"), PROCESSES, f"{where}.process")
-    times = tuple(_num_list(g("times_s", []), f"{where}.times_s"))
-    rates = tuple(_num_list(g("rates", []), f"{where}.rates"))
-    if process == "replay" and (not times or len(times) != len(rates) or list(times) != sorted(times)):
-        raise ScenarioError(f"{where}.times_s: replay needs ascending times_s and as many rates")
-    out = Arrival(process, g("rate", 0.0), g("rate_to", 0.0), g("on_ms", 1.0), g("off_ms", 1.0),
-                  g("start_s", 0.0), g("end_s", 0.0), times, rates)
-    for key in ("rate", "rate_to"):
-        _range(getattr(out, key), 0, 1e9, f"{where}.{key}")
-    for key in ("on_ms", "off_ms"):
-        _range(getattr(out, key), 1e-3, 1e6, f"{where}.{key}")
-    for r in rates:
-        _range(r, 0, 1e9, f"{where}.rates")
-    return out
-
-
-def _num_list(value: list, where: str) -> list[float]:
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf") for v in value):
-        raise ScenarioError(f"{where}: must be a list of numbers")
-    return [float(v) for v in value]
-
-
-def _device(table: dict, i: int, cpus: int) -> Device:
-    where = f"device[{i}]"
-    _check_keys(table, _DEVICE, where)
-    g = lambda k, d: _get(table, _DEVICE, k, where, d)  # noqa: E731
-    name = g("name", f"dev{i}")
-    dev = Device(
-        name=name, irq=g("irq", 40 + i), cpu=g("cpu", 0), kind=_choice(g("kind", "napi"), DEVICE_KINDS, f"{where}.kind"),
-        arrival=_arrival(g("arrival", {}), f"{where}.arrival"), hardirq=g("hardirq_ns", Cost(1_000)),
-        work=g("work_ns", Cost(500)), weight=g("weight", 64), ring=g("ring", 1024), deliver=g("deliver", "forward"),
-        oneshot=g("oneshot", True), unhandled=g("unhandled", 0.0), defer_hard_irqs=g("defer_hard_irqs", 0),
-        gro_flush_timeout_ns=g("gro_flush_timeout_ns", 0),
+def _device(d: Values, i: int, cpus: int) -> Device:
+    check_range(d["cpu"], 0, cpus - 1, d.at.child("cpu"))
+    return Device(
+        name=f"dev{i}" if d["name"] is None else d["name"], irq=40 + i if d["irq"] is None else d["irq"], cpu=d["cpu"],
+        kind=d["kind"], arrival=d["arrival"], hardirq=d["hardirq_ns"], work=d["work_ns"], weight=d["weight"],
+        ring=d["ring"], deliver=d["deliver"], oneshot=d["oneshot"], unhandled=d["unhandled"],
+        defer_hard_irqs=d["defer_hard_irqs"], gro_flush_timeout_ns=d["gro_flush_timeout_ns"],
     )
-    _range(dev.irq, 0, 65_535, f"{where}.irq")
-    _range(dev.cpu, 0, cpus - 1, f"{where}.cpu")
-    _range(dev.weight, 1, 65_536, f"{where}.weight")
-    _range(dev.ring, 1, 1 << 20, f"{where}.ring")
-    _range(dev.unhandled, 0.0, 1.0, f"{where}.unhandled")
-    _range(dev.defer_hard_irqs, 0, 1 << 31, f"{where}.defer_hard_irqs")
-    _range(dev.gro_flush_timeout_ns, 0, 10**10, f"{where}.gro_flush_timeout_ns")
-    return dev
 
 
-def _task(table: dict, i: int, cpus: int) -> Task:
-    where = f"task[{i}]"
-    schema = _TASK | _SENDER
-    _check_keys(table, schema, where)
-    g = lambda k, d: _get(table, schema, k, where, d)  # noqa: E731
-    kind = _choice(g("kind", "periodic"), TASK_KINDS, f"{where}.kind")
-    if kind != "sender":
-        for key in table:
-            if key in _SENDER:
-                raise ScenarioError(f"{where}.{key}: only for kind = \"sender\" (this task is {kind!r})")
-    task = Task(
-        name=g("name", f"task{i}"), cpu=g("cpu", 0), kind=kind,
-        policy=_choice(g("policy", "other"), POLICIES, f"{where}.policy"), priority=g("priority", 0),
-        nice=g("nice", 0), period_ns=int(g("period_us", 1000.0) * 1000), work=g("work_ns", Cost(10_000)),
-        rcvbuf=g("rcvbuf", 256), wakeup=g("wakeup_ns", Cost(1_000)), rate_pps=g("rate_pps", 0.0),
-        pacing_us=g("pacing_us", 1000.0),
-        fragments=g("fragments", 1), fragment=g("fragment_ns", Cost(0)), rx=g("rx_ns", Cost(1_000)),
-        rps_cpu=g("rps_cpu", -1), ipi_wake_ns=g("ipi_wake_ns", 0), deliver=g("deliver", "forward"),
+def _task(t: Values, i: int, cpus: int) -> Task:
+    if t["kind"] != "sender":
+        for key in (k for k in _SENDER if k in t.given):
+            raise t.fail(key, f"only for kind = \"sender\" (this task is {t['kind']!r})")
+    check_range(t["cpu"], 0, cpus - 1, t.at.child("cpu"))
+    check_range(t["rps_cpu"], -1, cpus - 1, t.at.child("rps_cpu"))
+    rt = t["policy"] != "other"
+    check_range(t["priority"], 1 if rt else 0, 99 if rt else 0, t.at.child("priority"))
+    return Task(
+        name=f"task{i}" if t["name"] is None else t["name"], cpu=t["cpu"], kind=t["kind"], policy=t["policy"],
+        priority=t["priority"], nice=t["nice"], period_ns=t["period_us"], work=t["work_ns"], rcvbuf=t["rcvbuf"],
+        wakeup=t["wakeup_ns"], rate_pps=t["rate_pps"], pacing_us=t["pacing_us"], fragments=t["fragments"],
+        fragment=t["fragment_ns"], rx=t["rx_ns"], rps_cpu=t["rps_cpu"], ipi_wake_ns=t["ipi_wake_ns"], deliver=t["deliver"],
     )
-    _range(task.rate_pps, 0, 1e9, f"{where}.rate_pps")
-    _range(task.pacing_us, 1, 1e6, f"{where}.pacing_us")
-    _range(task.fragments, 1, 64, f"{where}.fragments")
-    _range(task.rps_cpu, -1, cpus - 1, f"{where}.rps_cpu")
-    _range(task.ipi_wake_ns, 0, 10**9, f"{where}.ipi_wake_ns")
-    _range(task.cpu, 0, cpus - 1, f"{where}.cpu")
-    _range(task.priority, 0 if task.policy == "other" else 1, 0 if task.policy == "other" else 99, f"{where}.priority")
-    _range(task.nice, -20, 19, f"{where}.nice")
-    _range(task.period_ns, 1_000, 10**10, f"{where}.period_us")
-    _range(task.rcvbuf, 1, 1 << 20, f"{where}.rcvbuf")
-    return task
 
 
 def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
     """A Scenario from a TOML-shaped dict; ScenarioError naming the key on any problem."""
-    _check_keys(raw, _TOP, "")
-    m = raw.get("machine", {})
-    _check_keys(m, _MACHINE, "machine")
-    g = lambda k, d: _get(m, _MACHINE, k, "machine", d)  # noqa: E731
-    cpus = g("cpus", 2)
-    _range(cpus, 1, 64, "machine.cpus")
-    if g("preempt_rt", False) and m.get("threadirqs") is False:
-        raise ScenarioError("machine.threadirqs: cannot be false with preempt_rt = true (PREEMPT_RT always threads handlers)")
-    hz = g("hz", 1000)
-    if hz not in (100, 250, 300, 1000):
-        raise ScenarioError(f"machine.hz: {hz} is not a kernel HZ choice (100, 250, 300, 1000)")
-    net = raw.get("net", {})
-    _check_keys(net, _NET, "net")
-    n = lambda k, d: _get(net, _NET, k, "net", d)  # noqa: E731
-    devices, tasks = raw.get("device", []), raw.get("task", [])
-    for key, value in (("device", devices), ("task", tasks)):
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise ScenarioError(f"{key}: must be an array of tables ([[{key}]])")
+    v = read(raw, _TOP, At(ScenarioError))
+    m, net = v["machine"], v["net"]
+    if m["preempt_rt"] and m["threadirqs"] is False:
+        raise m.fail("threadirqs", "cannot be false with preempt_rt = true (PREEMPT_RT always threads handlers)")
+    if m["warmup_s"] >= m["duration_s"]:
+        raise m.fail("warmup_s", f"must be shorter than machine.duration_s ({m['duration_s'] / 1e9:g} s)")
+    cpus = m["cpus"]
     sc = Scenario(
-        name=g("name", name), cpus=cpus, hz=hz, era=era_of(g("kernel", "6.18")),
-        duration_ns=int(g("duration_s", 1.0) * 1e9), warmup_ns=int(g("warmup_s", 0.0) * 1e9), seed=g("seed", 1),
-        samples=g("samples", 2), threadirqs=g("threadirqs", False) or g("preempt_rt", False),  # RT forces threading
-        preempt_rt=g("preempt_rt", False), primary_handler_ns=g("primary_handler_ns", 500),
-        rcu_gp_ms=g("rcu_gp_ms", 12.0), rcu_blimit=g("rcu_blimit", 10), rcu_callback=g("rcu_callback_ns", Cost(500)),
-        max_softirq_restart=g("max_softirq_restart", 10),
-        max_softirq_time_ms=g("max_softirq_time_ms", 2), tick_cost=g("tick_cost_ns", Cost(1_000)),
-        netdev_budget=n("netdev_budget", 300), netdev_budget_usecs=n("netdev_budget_usecs", 0),
-        netdev_max_backlog=n("netdev_max_backlog", 1000), dev_weight=n("dev_weight", 64),
-        devices=tuple(_device(d, i, cpus) for i, d in enumerate(devices)),
-        tasks=tuple(_task(t, i, cpus) for i, t in enumerate(tasks)), trace=g("trace", False),
-        tick_raise=_tick_raise(g("tick_raise", {})),
-        watch=_watch(raw["watch"]) if "watch" in raw else None,
+        name=name if m["name"] is None else m["name"], cpus=cpus, hz=m["hz"], era=era_of(m["kernel"]),
+        duration_ns=m["duration_s"], warmup_ns=m["warmup_s"], seed=m["seed"], samples=m["samples"],
+        threadirqs=bool(m["threadirqs"]) or m["preempt_rt"],  # RT forces threading
+        preempt_rt=m["preempt_rt"], primary_handler_ns=m["primary_handler_ns"], rcu_gp_ms=m["rcu_gp_ms"] / 1e6,
+        rcu_blimit=m["rcu_blimit"], rcu_callback=m["rcu_callback_ns"], max_softirq_restart=m["max_softirq_restart"],
+        max_softirq_time_ms=m["max_softirq_time_ms"], tick_cost=m["tick_cost_ns"],
+        tick_raise=tuple((vector, chance, work) for vector, (chance, work) in m["tick_raise"].items()),
+        netdev_budget=net["netdev_budget"], netdev_budget_usecs=net["netdev_budget_usecs"],
+        netdev_max_backlog=net["netdev_max_backlog"], dev_weight=net["dev_weight"],
+        devices=tuple(_device(d, i, cpus) for i, d in enumerate(v["device"])),
+        tasks=tuple(_task(t, i, cpus) for i, t in enumerate(v["task"])), trace=m["trace"], watch=v["watch"],
     )
-    _check_machine(sc)
+    _check_links(sc)
     return sc
 
 
-_TICK_RAISE = {"chance": float, "work_ns": "cost"}
-
-
-def _tick_raise(table: dict) -> tuple[tuple[str, float, Cost], ...]:
-    """machine.tick_raise: {VECTOR = chance} or {VECTOR = {chance, work_ns}}."""
-    from irqlab.model.vectors import SOFTIRQ_NR
-
-    out = []
-    for name, value in table.items():
-        where = f"machine.tick_raise.{name}"
-        if name not in SOFTIRQ_NR or name in ("NET_RX", "NET_TX", "TASKLET", "HI"):
-            raise ScenarioError(f"{where}: not a tick-raised softirq vector (TIMER, RCU, SCHED, HRTIMER, ...)")
-        spec = value if isinstance(value, dict) else {"chance": value}
-        _check_keys(spec, _TICK_RAISE, where)
-        chance = _get(spec, _TICK_RAISE, "chance", where, None)
-        if chance is None:
-            raise ScenarioError(f"{where}.chance: missing")
-        _range(chance, 0.0, 1.0, f"{where}.chance")
-        out.append((name, chance, _get(spec, _TICK_RAISE, "work_ns", where, Cost(0))))
-    return tuple(out)
-
-
-def _watch(table: dict) -> WatchSpec:
-    _check_keys(table, _WATCH, "watch")
-    g = lambda k, d: _get(table, _WATCH, k, "watch", d)  # noqa: E731
-    interval, hold = g("interval_ms", None), g("hold_down_ms", None)
-    if interval is not None:
-        _range(interval, 1, 60_000, "watch.interval_ms")
-    if hold is not None:
-        _range(hold, 0, 86_400_000, "watch.hold_down_ms")
-    config = g("config", "")
-    if "\x00" in config:
-        raise ScenarioError("watch.config: not a file path")
-    return WatchSpec(config, None if interval is None else int(interval * 1e6),
-                     None if hold is None else int(hold * 1e6), g("apply", True))
-
-
-def _check_machine(sc: Scenario) -> None:
-    _range(sc.duration_ns, 1_000_000, 3600 * 10**9, "machine.duration_s")
-    _range(sc.warmup_ns, 0, sc.duration_ns - 1, "machine.warmup_s")
-    _range(sc.seed, 0, 2**63 - 1, "machine.seed")
-    _range(sc.samples, 2, 10_000, "machine.samples")
-    _range(sc.max_softirq_restart, 1, 1_000_000, "machine.max_softirq_restart")
-    _range(sc.primary_handler_ns, 0, 10**9, "machine.primary_handler_ns")
-    _range(sc.rcu_gp_ms, 0, 10_000, "machine.rcu_gp_ms")
-    _range(sc.rcu_blimit, 1, 1 << 30, "machine.rcu_blimit")
-    _range(sc.max_softirq_time_ms, 1, 10_000, "machine.max_softirq_time_ms")
-    _range(sc.netdev_budget, 1, 1 << 20, "net.netdev_budget")
-    _range(sc.netdev_budget_usecs, 0, 10**7, "net.netdev_budget_usecs")
-    _range(sc.netdev_max_backlog, 1, 1 << 24, "net.netdev_max_backlog")
-    _range(sc.dev_weight, 1, 1 << 16, "net.dev_weight")
+def _check_links(sc: Scenario) -> None:
+    """What one table's keys say about another's: unique IRQs and names, receivers that exist."""
     irqs = [d.irq for d in sc.devices]
     if len(set(irqs)) != len(irqs):
-        raise ScenarioError("device[].irq: two devices share an IRQ number")
+        raise ScenarioError("two devices share an IRQ number", key="device[].irq")
     names = [t.name for t in sc.tasks]
     if len(set(names)) != len(names):
-        raise ScenarioError("task[].name: two tasks share a name")
+        raise ScenarioError("two tasks share a name", key="task[].name")
     receivers = {t.name for t in sc.tasks if t.kind == "receiver"}
     for i, d in enumerate(sc.devices):
         if d.deliver != "forward" and d.deliver not in receivers:
-            raise ScenarioError(f"device[{i}].deliver: {d.deliver!r} is neither 'forward' nor a receiver task")
+            raise ScenarioError(f"{d.deliver!r} is neither 'forward' nor a receiver task", key=f"device[{i}].deliver")
     for i, t in enumerate(sc.tasks):
         if t.kind == "sender" and t.deliver != "forward" and t.deliver not in receivers:
-            raise ScenarioError(f"task[{i}].deliver: {t.deliver!r} is neither 'forward' nor a receiver task")
+            raise ScenarioError(f"{t.deliver!r} is neither 'forward' nor a receiver task", key=f"task[{i}].deliver")
 
 
 def load_raw(path: str | Path) -> dict:
     """The TOML of a scenario file; ScenarioError for a missing or malformed file."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return load_toml(path, ScenarioError, what="scenario")
 
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = (), resolve=None) -> Scenario:
@@ -477,12 +370,12 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = (), resolve=Non
     try:
         sc = parse_scenario(raw, Path(path).stem)
     except ScenarioError as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+        raise exc.in_file(str(path)) from None
     if sc.watch is not None and sc.watch.config:
         # Relative to the scenario file, so a scenario and its watch config travel together.
         config = os.path.normpath(Path(path).parent / sc.watch.config)
         if not os.path.isfile(config):
-            raise ScenarioError(f"{path}: watch.config: {config!r} is not a readable file")
+            raise ScenarioError(f"{config!r} is not a readable file", key="watch.config", origin=str(path))
         sc = dataclasses.replace(sc, watch=dataclasses.replace(sc.watch, config=config))
     return sc
 
@@ -499,7 +392,7 @@ def _resolve_recordings(raw: dict, resolve, base: Path, path: str) -> dict:
             try:
                 d["arrival"] = resolve(arrival, where, base)
             except ScenarioError as exc:
-                raise ScenarioError(f"{path}: {exc}") from None
+                raise exc.in_file(path) from None
     return out
 
 
