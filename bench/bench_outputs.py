@@ -1,6 +1,7 @@
 """Whole processes side by side on the 1152-CPU capture: `irqlab diff` (text, JSON) vs one lsirq run.
 
-    sudo .venv/bin/python bench/bench_outputs.py [-n 15] [--json]
+    sudo .venv/bin/python bench/bench_outputs.py [-n 15] [--json] [--only diff]
+    .venv/bin/python bench/bench_outputs.py --write-captures DIR    # DIR/a, DIR/b to time by hand
 
 What a user waits for is the whole process: interpreter start-up, imports, reading and
 parsing both captures, the rates, rendering and writing the output. So each command is
@@ -10,8 +11,9 @@ and the per-round ratios to lsirq are reported.
 
 The input: the pcp-qa 1152-CPU /proc/interrupts (../shared/fixtures, never copied into the
 project) as capture A, and the same text with counters raised as capture B (every CPU's
-LOC +250, 32 lpfc queues on 32 CPUs, one smartpqi vector storming on CPU 100): what two
-captures a second apart on that machine could look like. lsirq reads the same A text as
+LOC +250, 32 lpfc queues on 32 CPUs, one smartpqi vector storming on CPU 100), with that
+machine's /proc/softirqs beside it (TIMER +250 on every CPU in B): what two captures a second
+apart on that machine could look like. lsirq reads the same A text as
 /proc/interrupts through a bind mount in a private mount namespace (`unshare -m`; the
 host's /proc is not touched), so it parses the same 13 MB once where `irqlab diff` parses
 two files of it.
@@ -44,7 +46,9 @@ INSIDE = "IRQLAB_BENCH_INSIDE_NAMESPACE"
 
 def commands(a: Path, b: Path, lsirq: str) -> dict[str, list[str]]:
     """The processes compared, by name: argv lists, no shell."""
-    irqlab = [sys.executable, "-m", "irqlab"]
+    # The `irqlab` script installed beside this Python, as a user runs it (else python -m irqlab).
+    script = Path(sys.executable).with_name("irqlab")
+    irqlab = [str(script)] if script.is_file() else [sys.executable, "-m", "irqlab"]
     return {
         "lsirq": [lsirq],
         "diff (text)": irqlab + ["diff", str(a), str(b)],
@@ -59,7 +63,7 @@ def commands(a: Path, b: Path, lsirq: str) -> dict[str, list[str]]:
 
 
 def _raise_counts(text: str) -> str:
-    """The text one second later: LOC +250 everywhere, lpfc queues and one storming vector."""
+    """The text one second later: LOC and TIMER +250 everywhere, lpfc queues, one storming vector."""
     lines = text.splitlines(keepends=True)
     ncpu = len(lines[0].split())
     out = [lines[0]]
@@ -67,7 +71,7 @@ def _raise_counts(text: str) -> str:
         label, colon, rest = line.partition(":")
         key = label.strip()
         bump = [0] * ncpu
-        if key == "LOC":
+        if key in ("LOC", "TIMER"):
             bump = [250] * ncpu
         elif key.isdigit() and 107 <= int(key) <= 138:  # lpfc:0..31, one queue per CPU
             q = int(key) - 107
@@ -85,13 +89,20 @@ def _raise_counts(text: str) -> str:
 
 
 def write_captures(source: Path, tmp: Path) -> tuple[Path, Path, Path]:
-    """Captures A and B (laid out as `irqlab snapshot -o` writes them) and the plain A text."""
+    """Captures A and B (laid out as `irqlab snapshot -o` writes them) and the plain A text.
+
+    Beside /proc/interrupts each holds the same machine's /proc/softirqs when it is there.
+    """
     text = bz2.decompress(source.read_bytes()).decode() if source.suffix == ".bz2" else source.read_text()
+    soft_file = source.parent / "softirqs-1152cpu-x86_64"
+    soft = soft_file.read_text() if source == DEFAULT_FILE and soft_file.is_file() else None
     made = []
     for name, body, t_s in (("a", text, 1000), ("b", _raise_counts(text), 1001)):
         base = tmp / name
         (base / "proc").mkdir(parents=True)
         (base / "proc" / "interrupts").write_text(body)
+        if soft is not None:
+            (base / "proc" / "softirqs").write_text(soft if name == "a" else _raise_counts(soft))
         meta = {"irqlab_version": "bench", "format": 1, "monotonic_ns": t_s * 10**9, "wall_time": 0.0, "hostname": "pcp-qa-1152cpu"}
         (base / "irqlab-capture.json").write_text(json.dumps(meta))
         made.append(base)
@@ -185,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lsirq", default=shutil.which("lsirq") or "/usr/bin/lsirq")
     parser.add_argument("--only", action="append", help="only the irqlab commands whose name holds this (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--write-captures", metavar="DIR", help="only write captures DIR/a and DIR/b, to time by hand")
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if os.environ.get(INSIDE):
         return inside(args)
+    if args.write_captures:
+        print(*write_captures(Path(args.file), Path(args.write_captures)), sep="\n")
+        return 0
     if os.geteuid() != 0:
         print("bench_outputs: needs root (unshare -m and mount --bind)", file=sys.stderr)
         return 2
