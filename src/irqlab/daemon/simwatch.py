@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import tomllib
-from pathlib import Path
 
 from irqlab.analysis.plan import DeviceView, IrqView, MachineView
 from irqlab.daemon.config import ConfigError, WatchConfig, parse_config
 from irqlab.daemon.watch import EventSink
 from irqlab.daemon.watchcore import WatchCore
 from irqlab.model.snapshot import Snapshot
+from irqlab.schema import SchemaError, load_toml
 from irqlab.sim.emit import BOOT_NS
 from irqlab.sim.policy import ModelKnobs
 from irqlab.sim.scenario import ScenarioError, WatchSpec
@@ -128,15 +127,9 @@ def from_spec(spec: WatchSpec) -> SimWatch:
     cfg = WatchConfig()
     if spec.config:
         try:
-            data = tomllib.loads(Path(spec.config).read_bytes().decode("utf-8"))
+            data = load_toml(spec.config, what="config")
             cfg = parse_config(data, spec.config)
-        except OSError as exc:
-            raise ScenarioError(f"watch.config: {spec.config}: cannot read config: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ScenarioError(f"watch.config: {spec.config}: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError(f"watch.config: {spec.config}: not valid TOML: {exc}") from None
-        except ConfigError as exc:
+        except (SchemaError, ConfigError) as exc:
             raise ScenarioError(f"watch.config: {exc}") from None
     # [watch] keys win; then what the config file sets; then the simulator's defaults.
     interval_ns = spec.interval_ns or (int(cfg.interval_s * 1e9) if "interval" in data else DEFAULT_INTERVAL_NS)
