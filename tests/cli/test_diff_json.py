@@ -100,16 +100,13 @@ def _bump_loc(text: str) -> str:
     return "".join(out)
 
 
-@pytest.fixture(scope="module")
-def big_pair(tmp_path_factory) -> tuple[Path, Path]:
-    from conftest import SHARED_FIXTURES
-
-    source = SHARED_FIXTURES / "public" / "pcp-qa" / "interrupts-1152cpu-x86_64.bz2"
+@pytest.fixture
+def big_pair(shared_fixtures, tmp_path) -> tuple[Path, Path]:
+    source = shared_fixtures / "public" / "pcp-qa" / "interrupts-1152cpu-x86_64.bz2"
     if not source.is_file():
         pytest.skip(f"{source} not present")
     text = bz2.decompress(source.read_bytes()).decode()
-    base = tmp_path_factory.mktemp("big1152")
-    return _capture(base / "a", text, 1000 * 10**9), _capture(base / "b", _bump_loc(text), 1001 * 10**9)
+    return _capture(tmp_path / "a", text, 1000 * 10**9), _capture(tmp_path / "b", _bump_loc(text), 1001 * 10**9)
 
 
 def test_diff_json_of_the_1152_cpu_capture_stays_under_5_mb(capsys, big_pair):
