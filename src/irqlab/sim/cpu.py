@@ -327,9 +327,12 @@ class CPU:
             self.enqueue(prev, head=prev.rt and prev.policy == "fifo")
         nxt = self._pick()
         self.curr = nxt
+        now = self.m.engine.now
+        if nxt is not None and nxt.queued_ns is not None:  # sched_info_arrive(): its wait on the run queue ends
+            nxt.wait_ns += now - nxt.queued_ns
+            nxt.queued_ns = None
         if nxt is prev:
             return
-        now = self.m.engine.now
         if nxt is not None:
             nxt.slice_start_ns = now
             nxt.switches += 1
@@ -337,6 +340,8 @@ class CPU:
         self.m.trace_switch(self, prev, nxt)
 
     def enqueue(self, t: Task, head: bool = False) -> None:
+        if t.queued_ns is None:  # sched_info_enqueue() (a requeue by set_prio() keeps the wait's start)
+            t.queued_ns = self.m.engine.now
         if t.rt:
             pos = 0
             while pos < len(self.rt_rq) and (self.rt_rq[pos].prio > t.prio or (not head and self.rt_rq[pos].prio == t.prio)):

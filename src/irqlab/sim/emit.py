@@ -8,11 +8,13 @@ fs/proc/array.c), so a simulated capture directory reads back through irqlab's o
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 import numpy as np
 
 from irqlab.model.events import COLUMNS, DTYPES, EventBatch
+from irqlab.model.net import NetDevice, NetNamespace, NetState, NetView, RxQueue, ThreadSched, UdpSocket
 from irqlab.model.snapshot import (
     HostInfo,
     Interrupts,
@@ -57,6 +59,7 @@ class Counters(Protocol):
     events: list[tuple]
     tasklet_symbols: dict[int, str]
     napi_names: list[str]
+    sockets: dict[str, Any]  # napi.Socket by receiver task name
 
 
 def _interrupts(m: Counters) -> Interrupts:
@@ -123,8 +126,88 @@ def _irqinfo(m: Counters) -> dict[int, IrqInfo]:
         irq = int(ln.irq)
         spur = Spurious(ln.irq_count, ln.irqs_unhandled, ln.last_unhandled * 1000 // m.sc.hz)
         out[irq] = IrqInfo(irq, affinity=(ln.cpu,), effective_affinity=(ln.cpu,), node=0, spurious=spur,
-                           actions=(ln.name,), chip_name="PCI-MSIX", hwirq=str(irq % 64), name="edge", type="edge")
+                           actions=(ln.name,), chip_name="PCI-MSIX", hwirq=str(irq % 64), name="edge", type="edge",
+                           managed=ln.managed)
     return out
+
+
+def _threads(m: Counters) -> tuple[ThreadSched, ...]:
+    """Every thread's schedstat: run time, and time runnable on a run queue (including a wait still going on).
+
+    The kernel adds a wait to run_delay when it ends (sched_info_arrive()); here a task still
+    waiting at the snapshot counts up to now, so a thread that never gets the CPU shows it.
+    Tasks are pinned in the model: last_cpu is their CPU. NAPI threads are not modelled.
+    """
+    now = m.engine.now
+    return tuple(
+        ThreadSched(tid=t.pid, pid=t.pid, comm=t.name, last_cpu=t.cpu, run_ns=t.run_ns,
+                    wait_ns=t.wait_ns + (now - t.queued_ns if t.queued_ns is not None else 0),
+                    policy=t.policy, rt_priority=t.prio, kthread=t.kthread)
+        for t in m.tasks
+    )
+
+
+# A NIC line named like a multi-queue driver's vector ("eth0-rx-3", igb; "eth0-TxRx-3", ixgbe/i40e)
+# is queue 3 of device eth0; any other NIC line is a one-queue device of its own name.
+_QUEUE_NAME = re.compile(r"^(?P<dev>.+?)-(?:rx|TxRx)-(?P<q>\d+)$")
+NIC_KINDS = ("napi", "netif_rx")
+
+
+def _nic_queues(m: Counters) -> dict[str, list[tuple[int, Any]]]:
+    out: dict[str, list[tuple[int, Any]]] = {}
+    for ln in m.lines:
+        if ln.dev.kind not in NIC_KINDS:
+            continue
+        match = _QUEUE_NAME.match(ln.name)
+        dev, q = (match.group("dev"), int(match.group("q"))) if match else (ln.name, 0)
+        out.setdefault(dev, []).append((q, ln))
+    return out
+
+
+def _netdevice(name: str, queues: list[tuple[int, Any]]) -> NetDevice:
+    """statistics/ from the ring counters: taken off the ring, missed when it was full, dropped at the backlog.
+
+    Byte counts, transmit queues, XPS, the NUMA node and the driver are not modelled (left out);
+    the model's NICs have no RPS (NET_RX runs where the queue's IRQ runs) and poll in softirq.
+    """
+    lines = [ln for _, ln in sorted(queues, key=lambda x: x[0])]
+    stats = {
+        "rx_packets": sum(ln.arrived - ln.missed - ln.queued for ln in lines),
+        "rx_missed_errors": sum(ln.missed for ln in lines),
+        "rx_dropped": sum(ln.backlog_dropped for ln in lines),
+    }
+    dev = lines[0].dev
+    return NetDevice(name=name, statistics=stats, rx_queues=tuple(RxQueue(q, (), 0) for q, _ in sorted(queues, key=lambda x: x[0])),
+                     tx_queues=(), threaded=0, napi_defer_hard_irqs=dev.defer_hard_irqs,
+                     gro_flush_timeout_ns=dev.gro_flush_timeout_ns, numa_node=None, driver=None)
+
+
+# The model's sockets have no addresses: each is a UDP socket bound to port 0, its inode the
+# reader's pid (the model's ids are labels); rx_queue is counted in packets, not bytes (left 0).
+def _sockets(m: Counters) -> tuple[dict[tuple[str, str], int], tuple[UdpSocket, ...], dict[int, tuple[int, ...]], dict[int, str]]:
+    counters: dict[tuple[str, str], int] = {}
+    rows, owners, comms = [], {}, {}
+    if not m.sockets:
+        return counters, (), owners, comms
+    drops = sum(s.drops for s in m.sockets.values())
+    # udp_recvmsg() counts InDatagrams for a datagram read; __udp_queue_rcv_skb() counts a full
+    # buffer's drop as RcvbufErrors and InErrors both (net/ipv4/udp.c, v6.18).
+    counters = {("Udp", "InDatagrams"): sum(s.received for s in m.sockets.values()),
+                ("Udp", "RcvbufErrors"): drops, ("Udp", "InErrors"): drops}
+    for sock in m.sockets.values():
+        reader = sock.reader
+        rows.append(UdpSocket(4, "0.0.0.0", 0, "0.0.0.0", 0, 7, 0, 0, 0, reader.pid, sock.drops & U32))
+        owners[reader.pid] = (reader.pid,)
+        comms[reader.pid] = reader.name
+    return counters, tuple(rows), owners, comms
+
+
+def _net(m: Counters) -> NetState:
+    """The host namespace (the model has one): a NetDevice per NIC, the UDP MIB and sockets when it has receivers."""
+    counters, udp, owners, comms = _sockets(m)
+    devices = tuple(_netdevice(name, qs) for name, qs in sorted(_nic_queues(m).items()))
+    host = NetNamespace(0, None, 0, (), (), "", host=True)
+    return NetState((NetView(host, counters, udp, devices),), socket_pids=owners, comms=comms)
 
 
 def snapshot(m: Counters) -> Snapshot:
@@ -140,6 +223,7 @@ def snapshot(m: Counters) -> Snapshot:
         taken_ns=BOOT_NS + m.engine.now, wall_time=0.0, host=host, interrupts=intr,
         softirqs=Softirqs(tuple(range(sc.cpus)), SOFTIRQ_NAMES, softirqs), stat=_stat(m, softirqs, intr),
         softnet=_softnet(m), irqinfo=_irqinfo(m), tasks=_tasks(m), sysctl=sysctl, origin="sim",
+        net=_net(m), threads=_threads(m),
     )
 
 

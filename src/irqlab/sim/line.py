@@ -68,8 +68,12 @@ class DeviceLine(Line):
         self.queued = 0  # events arrived and not yet handled (the ring, for NICs)
         self.capacity = dev.ring
         self.missed = 0  # arrivals dropped because the ring was full
+        self.backlog_dropped = 0  # a netif_rx() driver's packets dropped at a full backlog (napi.NetifRxNic)
         self.oneshot_held = False  # forced threading: IRQF_ONESHOT mask held until the thread ends
         self.arrived = 0
+        # The kernel manages this IRQ's affinity (/proc/irq/N/smp_affinity refuses writes with
+        # EPERM): no scenario key sets it yet; sim/emit.py reports it in IrqInfo.managed.
+        self.managed = False
         # A NapiNic may set sim/fastpath.py's idle_cycles: called at an arrival instead of deliver()
         self.fast_cycles: Callable[[DeviceLine, CPU], bool] | None = None
 

@@ -171,6 +171,7 @@ class NetifRxNic(DeviceLine):
         room = max(m.sc.netdev_max_backlog + 1 - sd.backlog_len, 0)
         take = min(self._k, room)
         sd.dropped += self._k - take
+        self.backlog_dropped += self._k - take  # enqueue_to_backlog(): dev_core_stats_rx_dropped_inc()
         if take:
             sd.backlog_q.append([self, take])
             sd.backlog_len += take

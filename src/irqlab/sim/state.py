@@ -44,7 +44,7 @@ class Task:
 
     __slots__ = ("name", "pid", "cpu", "policy", "prio", "weight", "vruntime", "running", "gen",
                  "remaining", "acct", "run_ns", "wake_ns", "bh", "kthread", "slice_start_ns",
-                 "latency", "switches", "kind", "nice", "data", "pi_saved")
+                 "latency", "switches", "kind", "nice", "data", "pi_saved", "wait_ns", "queued_ns")
 
     def __init__(self, name: str, pid: int, cpu: int, policy: str = "other", prio: int = 0, nice: int = 0, kthread: bool = False) -> None:
         self.name, self.pid, self.cpu = name, pid, cpu
@@ -56,6 +56,8 @@ class Task:
         self.remaining: int | None = None
         self.acct = SYSTEM if kthread else USER
         self.run_ns = 0  # /proc/PID/schedstat field 1
+        self.wait_ns = 0  # field 2, run_delay: runnable on a run queue, not running (up to its last pick)
+        self.queued_ns: int | None = None  # since when it has waited on a run queue (None: not queued)
         self.wake_ns: int | None = None  # when it became runnable (scheduling latency)
         self.bh = 0  # softirq count held (local_bh_disable / serving softirq)
         self.kthread = kthread
