@@ -10,7 +10,7 @@ import pytest
 
 from irqlab.analysis.trace import aggregate_trace
 from irqlab.sources.softirqs import parse_softirqs
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "trace"
 FLOOD = FIXTURES / "udpflood-budget8-30ms.txt.gz"  # capture.sh under load.sh -m udp -l 16 -n 2 --budget 8

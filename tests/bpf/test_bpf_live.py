@@ -249,7 +249,7 @@ def test_a_bpf_result_renders_as_text_and_json_like_a_tracefs_one():
 
 
 def test_the_export_provider_reads_live_cumulative_histograms_and_releases_on_close():
-    from irqlab.bpf.provider import histogram_provider
+    from irqlab.bpf.export_histograms import histogram_provider
 
     tracer, provider = histogram_provider()
     try:

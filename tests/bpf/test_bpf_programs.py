@@ -108,7 +108,7 @@ def test_counters_are_differences_between_the_two_reads():
 
 
 def test_the_export_provider_keeps_cumulative_histograms_per_vector_and_irq():
-    from irqlab.bpf.provider import HistogramProvider
+    from irqlab.bpf.export_histograms import HistogramProvider
     from irqlab.model.trace import Handler, TraceResult
 
     layout = Layout()

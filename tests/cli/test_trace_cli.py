@@ -17,7 +17,7 @@ import pytest
 
 from irqlab.cli import trace as trace_cli
 from irqlab.cli.main import EXIT_ERROR, EXIT_USAGE, main
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 FLOOD = Path(__file__).resolve().parent.parent / "fixtures" / "trace" / "udpflood-budget8-30ms.txt.gz"
 

@@ -11,7 +11,7 @@ import pytest
 from irqlab.analysis.trace import aggregate_trace
 from irqlab.model.trace import TraceResult
 from irqlab.outputs.trace_json import trace_json
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 FLOOD = Path(__file__).resolve().parent.parent / "fixtures" / "trace" / "udpflood-budget8-30ms.txt.gz"
 

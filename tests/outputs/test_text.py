@@ -6,7 +6,7 @@ import numpy as np
 
 from builders import interrupts, snapshot, softirqs
 from irqlab.analysis.delta import compute_rates
-from irqlab.outputs.layout import plan_columns
+from irqlab.outputs.columns import plan_columns
 from irqlab.outputs.text import TableOptions, render_top
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import diagnose
 from irqlab.cli.main import main
-from irqlab.outputs.capture import write_capture
 from irqlab.outputs.proctext import capture
+from irqlab.outputs.snapshot_dir import write_capture
 from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from irqlab.sources.fs import Roots

@@ -6,7 +6,7 @@ import pytest
 
 from irqlab.analysis.rate_series import RateSeriesError, irq_rate_series
 from irqlab.cli.main import main
-from irqlab.cli.simload import load
+from irqlab.cli.scenario_files import load
 from irqlab.outputs.recorder import Recorder
 from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import ScenarioError, load_scenario

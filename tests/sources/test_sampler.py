@@ -168,8 +168,8 @@ def test_unprivileged_the_namespaces_it_could_not_enter_are_named(namespaces):
 
 
 def test_a_net_capture_reads_back_like_the_live_machine(namespaces, tmp_path):
-    from irqlab.outputs.capture import write_capture
-    from irqlab.sources.capture import collect
+    from irqlab.outputs.snapshot_dir import write_capture
+    from irqlab.sources.snapshot_dir import collect
 
     name, pid = namespaces
     write_capture(collect(Roots(), net=True), tmp_path / "cap")

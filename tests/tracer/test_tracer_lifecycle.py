@@ -22,7 +22,7 @@ from irqlab.outputs.trace_json import trace_json
 from irqlab.tracer import lifecycle
 from irqlab.tracer.lifecycle import HANDLER_EVENTS, LATENCY_EVENTS, open_tracer
 from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 FLOOD = Path(__file__).resolve().parent.parent / "fixtures" / "trace" / "udpflood-budget8-30ms.txt.gz"
 

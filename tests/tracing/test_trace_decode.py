@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.model.events import VECTOR_BY_ID, VECTOR_NAMES, EventKind
-from irqlab.tracing.capture import read_capture
 from irqlab.tracing.decode import SPECS, decode, gather, string_at
 from irqlab.tracing.formats import Field
+from irqlab.tracing.rawtrace import read_capture
 from irqlab.tracing.symbols import Kallsyms
 
 

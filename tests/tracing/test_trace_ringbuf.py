@@ -10,8 +10,8 @@ import pytest
 
 from irqlab.errors import ParseError
 from irqlab.model.events import EventKind
-from irqlab.tracing.capture import read_capture
 from irqlab.tracing.decode import decode
+from irqlab.tracing.rawtrace import read_capture
 from irqlab.tracing.ringbuf import MISSED_EVENTS, MISSED_STORED, TS_MSB, walk_pages
 
 CAPTURES = ("lightload", "overrun", "time-extend", "hardirq")

@@ -8,7 +8,7 @@ import pytest
 
 from irqlab.errors import ParseError
 from irqlab.model.events import VECTOR_BY_ID, EventKind
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 VM = "vm-firecracker-2cpu"
 

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _load(directory: str):
     from irqlab.errors import CaptureError
-    from irqlab.outputs.capture import is_capture
+    from irqlab.outputs.snapshot_dir import is_capture
     from irqlab.sources.fs import Roots
     from irqlab.sources.sampler import take_snapshot
 

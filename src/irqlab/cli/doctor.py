@@ -144,10 +144,10 @@ def _check_save_dir(directory: str) -> None:
 def _saved_take(roots, spec, directory: Path):
     """Capture the machine into directory (`irqlab snapshot --net`), then read the capture: the
     doctor explains exactly the files it saved."""
-    from irqlab.outputs.capture import write_capture
-    from irqlab.sources.capture import collect
+    from irqlab.outputs.snapshot_dir import write_capture
     from irqlab.sources.fs import Roots
     from irqlab.sources.sampler import Sampler
+    from irqlab.sources.snapshot_dir import collect
 
     write_capture(collect(roots, net=spec.net), directory)
     return Sampler(Roots.capture(directory), spec).take()
@@ -194,7 +194,7 @@ def _simulated(args: argparse.Namespace) -> Sample:
     from dataclasses import replace
 
     from irqlab.analysis.trace import aggregate_trace
-    from irqlab.cli.simload import load
+    from irqlab.cli.scenario_files import load
     from irqlab.sim.emit import event_batch
     from irqlab.sim.machine import Machine
     from irqlab.sources.tasks import ksoftirqd_of

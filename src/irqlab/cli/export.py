@@ -209,7 +209,7 @@ def _bpf_providers(args: argparse.Namespace):
     """(tracer, [provider]) when --bpf-histograms, else (None, [])."""
     if not args.bpf_histograms:
         return None, []
-    from irqlab.bpf.provider import HistogramProvider
+    from irqlab.bpf.export_histograms import HistogramProvider
     from irqlab.sources.tasks import ksoftirqd_pids
     from irqlab.tracer.lifecycle import open_tracer
 

@@ -57,7 +57,7 @@ def _progress(args: argparse.Namespace, label: str):
 
 
 def _run(args, overrides: tuple[str, ...], label: str):
-    from irqlab.cli.simload import load
+    from irqlab.cli.scenario_files import load
     from irqlab.sim.machine import Machine
 
     sc = load(args.scenario, overrides)
@@ -115,8 +115,8 @@ def _write_captures(m, directory: str) -> None:
     from pathlib import Path
 
     from irqlab.errors import CaptureError
-    from irqlab.outputs.capture import write_capture
     from irqlab.outputs.proctext import capture
+    from irqlab.outputs.snapshot_dir import write_capture
 
     out = Path(directory)
     if out.exists() and any(out.iterdir()):

@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqlab.outputs.capture import write_capture
-    from irqlab.sources.capture import collect
+    from irqlab.outputs.snapshot_dir import write_capture
     from irqlab.sources.host import read_host
+    from irqlab.sources.snapshot_dir import collect
 
     roots = common.roots_of(args)
     capture = collect(roots, net=args.net)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TypeVar
 
 from irqlab.cpulist import format_cpulist
-from irqlab.model.capture import RawCapture
 from irqlab.model.snapshot import Snapshot, TaskInfo
+from irqlab.model.snapshot_dir import RawCapture
 
 POLICY_NR = {"other": 0, "fifo": 1, "rr": 2}
 

@@ -11,7 +11,7 @@ import numpy as np
 from irqlab.analysis.delta import Rates
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
-from irqlab.outputs.layout import ColumnPlan, plan_columns
+from irqlab.outputs.columns import ColumnPlan, plan_columns
 from irqlab.units import format_pct, format_rate, printable
 
 if TYPE_CHECKING:  # the doctor's renderers live in doctor_text.py; diff and top never load findings

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from irqlab.errors import ParseError, SourceError, UnsafeSource, reason_of
-from irqlab.model.capture import CAPTURE_META
 from irqlab.model.net import ThreadSched
 from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, SourceStatus, TaskInfo, Unreadable
+from irqlab.model.snapshot_dir import CAPTURE_META
 from irqlab.sources.fs import Roots, read_text
 from irqlab.units import NS_PER_S
 

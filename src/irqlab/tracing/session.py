@@ -31,7 +31,7 @@ from irqlab.tracing.formats import load_format, parse_header_event, parse_header
 from irqlab.tracing.instance import MAX_BUFFER_KB, Instance, find_tracefs
 from irqlab.tracing.ringbuf import PageLayout, walk_pages
 from irqlab.tracing.symbols import Kallsyms
-from irqlab.tracing.textpipe import parse_lines
+from irqlab.tracing.textparse import parse_lines
 
 DEFAULT_BUFFER_KB = 4096
 

@@ -18,7 +18,7 @@ from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, parse_cpulist
 from irqlab.errors import ParseError, UsageError
 from irqlab.model.snapshot import IrqLine
-from irqlab.outputs.layout import ColumnPlan, plan_columns
+from irqlab.outputs.columns import ColumnPlan, plan_columns
 
 SORT_KEYS: tuple[str, ...] = ("rate", "total", "name", "irq")
 # Heat levels: 0 idle, then one level per decade of events/s, then the storm thresholds.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from irqlab import __version__
 from irqlab.errors import CaptureError
-from irqlab.model.capture import CAPTURE_META, RawCapture
+from irqlab.model.snapshot_dir import CAPTURE_META, RawCapture
 
 
 def write_capture(capture: RawCapture, directory: str | Path, hostname: str = "") -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from irqlab.errors import MissingSource, SourceError
-from irqlab.model.capture import RawCapture
+from irqlab.model.snapshot_dir import RawCapture
 from irqlab.sources.fs import Roots, list_dir, read_bytes
 from irqlab.sources.sysctl import KNOBS
 
