@@ -3,5 +3,5 @@
 instance.py finds (or mounts) tracefs and owns the `instances/irqlab-<pid>` lifecycle;
 formats.py parses the kernel's own layout files; ringbuf.py walks raw pages; decode.py turns
 records into model.events.EventBatch columns; stats.py reads per-CPU loss counters;
-textpipe.py parses the text trace_pipe as a fallback; session.py wires them (TraceSession).
+textparse.py parses the text trace_pipe as a fallback; session.py wires them (TraceSession).
 """
