@@ -30,7 +30,7 @@ from pathlib import Path
 
 from irqlab.analysis.trace import aggregate_trace
 from irqlab.model.vectors import SOFTIRQ_NR
-from irqlab.sim.emit import event_batch
+from irqlab.sim.readout import event_batch
 from irqlab.sim.machine import Machine
 from irqlab.sim.scenario import parse_scenario
 

@@ -19,8 +19,8 @@ from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.trace import aggregate_trace
 from irqlab.cli.main import main
 from irqlab.cpulist import parse_cpulist
-from irqlab.sim.emit import event_batch
 from irqlab.sim.machine import Machine
+from irqlab.sim.readout import event_batch
 from irqlab.sim.scenario import load_scenario, parse_scenario
 from irqlab.sources.tasks import ksoftirqd_of
 

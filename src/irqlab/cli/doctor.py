@@ -195,8 +195,8 @@ def _simulated(args: argparse.Namespace) -> Sample:
 
     from irqlab.analysis.trace import aggregate_trace
     from irqlab.cli.scenario_files import load
-    from irqlab.sim.emit import event_batch
     from irqlab.sim.machine import Machine
+    from irqlab.sim.readout import event_batch
     from irqlab.sources.tasks import ksoftirqd_of
 
     machine = Machine(replace(load(args.sim, ()), trace=True), None).run()

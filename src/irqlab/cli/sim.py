@@ -130,7 +130,7 @@ def _write_trace(m, path: str) -> None:
 
     from irqlab.errors import CaptureError
     from irqlab.model.events import COLUMNS
-    from irqlab.sim.emit import event_batch
+    from irqlab.sim.readout import event_batch
 
     batch = event_batch(m)
     try:

@@ -25,8 +25,8 @@ from irqlab.daemon.watch import EventSink
 from irqlab.daemon.watchcore import WatchCore
 from irqlab.model.snapshot import Snapshot
 from irqlab.schema import SchemaError, load_toml
-from irqlab.sim.emit import BOOT_NS
 from irqlab.sim.policy import ModelKnobs
+from irqlab.sim.readout import BOOT_NS
 from irqlab.sim.scenario import ScenarioError, WatchSpec
 
 DEFAULT_INTERVAL_NS = 100_000_000  # simulated runs last seconds, not hours: 100 ms, not watch's 1 s

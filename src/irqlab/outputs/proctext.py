@@ -1,6 +1,6 @@
 """Print a Snapshot the way the kernel prints its files, for simulated capture directories.
 
-The simulator (sim/emit.py) produces Snapshots; cli/sim.py writes them as a capture through
+The simulator (sim/readout.py) produces Snapshots; cli/sim.py writes them as a capture through
 capture() here, so that irqlab's own parsers read a simulated machine back like a live one.
 """
 

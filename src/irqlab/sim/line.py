@@ -72,7 +72,7 @@ class DeviceLine(Line):
         self.oneshot_held = False  # forced threading: IRQF_ONESHOT mask held until the thread ends
         self.arrived = 0
         # The kernel manages this IRQ's affinity (/proc/irq/N/smp_affinity refuses writes with
-        # EPERM): no scenario key sets it yet; sim/emit.py reports it in IrqInfo.managed.
+        # EPERM): no scenario key sets it yet; sim/readout.py reports it in IrqInfo.managed.
         self.managed = False
         # A NapiNic may set sim/fastpath.py's idle_cycles: called at an arrival instead of deliver()
         self.fast_cycles: Callable[[DeviceLine, CPU], bool] | None = None

@@ -318,7 +318,7 @@ class Machine:
 
     def run(self) -> Machine:
         """Run warm-up and the measured window, sampling snapshots at even instants."""
-        from irqlab.sim.emit import snapshot
+        from irqlab.sim.readout import snapshot
 
         sc = self.sc
         for cpu in self.cpus:
@@ -351,8 +351,8 @@ class Machine:
 
     def _control(self, knobs) -> None:
         """The policy's periodic sample: a snapshot of now, then whatever it writes."""
-        from irqlab.sim.emit import snapshot
         from irqlab.sim.policy import ModelKnobs
+        from irqlab.sim.readout import snapshot
 
         knobs = knobs or ModelKnobs(self)
         self._sync_all()

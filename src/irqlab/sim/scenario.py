@@ -118,7 +118,7 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
+class TaskSpec:
     """A task whose latency (periodic) or throughput (receiver) is measured, or a CPU hog."""
 
     name: str
@@ -185,7 +185,7 @@ class Scenario:
     netdev_max_backlog: int = 1000
     dev_weight: int = 64
     devices: tuple[Device, ...] = ()
-    tasks: tuple[Task, ...] = ()
+    tasks: tuple[TaskSpec, ...] = ()
     trace: bool = False
     watch: WatchSpec | None = None
 
@@ -292,7 +292,7 @@ def _device(d: Values, i: int, cpus: int) -> Device:
     )
 
 
-def _task(t: Values, i: int, cpus: int) -> Task:
+def _task(t: Values, i: int, cpus: int) -> TaskSpec:
     if t["kind"] != "sender":
         for key in (k for k in _SENDER if k in t.given):
             raise t.fail(key, f"only for kind = \"sender\" (this task is {t['kind']!r})")
@@ -300,7 +300,7 @@ def _task(t: Values, i: int, cpus: int) -> Task:
     check_range(t["rps_cpu"], -1, cpus - 1, t.at.child("rps_cpu"))
     rt = t["policy"] != "other"
     check_range(t["priority"], 1 if rt else 0, 99 if rt else 0, t.at.child("priority"))
-    return Task(
+    return TaskSpec(
         name=f"task{i}" if t["name"] is None else t["name"], cpu=t["cpu"], kind=t["kind"], policy=t["policy"],
         priority=t["priority"], nice=t["nice"], period_ns=t["period_us"], work=t["work_ns"], rcvbuf=t["rcvbuf"],
         wakeup=t["wakeup_ns"], rate_pps=t["rate_pps"], pacing_us=t["pacing_us"], fragments=t["fragments"],
