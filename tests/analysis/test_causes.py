@@ -80,7 +80,8 @@ def test_udp_flood_top_finding_is_net_rx_on_cpu1_from_the_senders_backlog_and_ca
     top = run(udp_flood())[0]
     assert top.code == "cause-backlog" and top.subject == "NET_RX on CPU1"
     assert "veth1" in top.title and "530.0k packets/s lost" in top.title
-    assert any(e.startswith("<- backlog: 1.00M packets/s into veth1 (netns srv)") for e in top.evidence)
+    chain = next(e for e in top.evidence if e.startswith("<- backlog of CPU1: veth1 (netns srv), 1.00M packets/s in all"))
+    assert chain.endswith("<- sent by iperf3 (pid 813) ran 5 % on CPU1")  # pid 812 owns the receiving socket
     assert any("UDP port 5201 (iperf3 (pid 812))" in e for e in top.evidence)
     assert "estimated" in top.evidence[0]
     rps = top.actions[0]
@@ -183,7 +184,9 @@ def test_an_rt_hog_starving_ksoftirqd_is_the_cause_with_move_and_threaded_napi_a
     assert "softnet-drops" in [g.code for g in top.folded] and "softnet-drops" not in codes(findings)
 
 
-@pytest.mark.parametrize(("run_pct", "wait_pct", "starved"), [(79.0, 90.0, False), (81.0, 90.0, True), (90.0, 19.0, False), (90.0, 21.0, True)])
+# rt_hog_pct is 50: the stress-ng-cpu of load.sh --hog-fifo 50 ran 80 % of CPU0 in the rt-hog capture
+# (interrupts and the fair server's reserve for SCHED_OTHER take the rest), so 80 % was a limit it missed.
+@pytest.mark.parametrize(("run_pct", "wait_pct", "starved"), [(49.0, 90.0, False), (51.0, 90.0, True), (90.0, 19.0, False), (90.0, 21.0, True)])
 def test_rt_starvation_thresholds(run_pct, wait_pct, starved):
     m = Machine(softirq={"NET_RX": [1_000, 0]}, softnet={0: {"dropped": 10}},
                 threads=[thread(950, "hog", 0, run_pct, 0, policy="fifo", prio=10), thread(10, "ksoftirqd/0", 0, 1, wait_pct, kthread=True)])
@@ -296,3 +299,68 @@ def test_socket_drops_are_harm_of_the_chain_that_reaches_their_namespace_only():
     top = findings[0]
     assert top.code == "cause-rps" and not any("netns srv" in e for e in top.evidence)
     assert any(f.code == "socket-drops" and "netns srv" in f.title for f in findings)
+
+
+# --- as captured on this VM: veth without a driver name, RPS IPIs, idle NAPI threads, RT hogs ---------
+
+C = netns("c", 4026532500, 950, comm="iperf3")
+
+
+def veth_pair(rps: tuple[int, ...] = (), threaded: int = 0):
+    """load.sh's pair as sysfs shows it: no driver link; v1 (netns c) sends, v0 (netns srv) receives."""
+    srv = view(SRV, {("Udp", "InErrors"): 100_000, ("Udp", "RcvbufErrors"): 100_000},
+               devices=[device("v0", driver=None, rps=rps, threaded=threaded, rx_packets=200_000)], sockets=[udp(5201, 777, 100_000)])
+    c = view(C, devices=[device("v1", driver=None, tx_packets=200_000)])
+    return net(view(HOST), srv, c, owners={777: (812, "iperf3")})
+
+
+def test_a_veth_pair_without_a_driver_name_is_found_by_its_counters_and_its_sender_named():
+    m = Machine(softirq={"NET_RX": [0, 200_000]}, times=[[90, 0, 0, 10, 0, 0, 0, 0], [40, 0, 20, 0, 0, 0, 40, 0]],
+                softnet={1: {"processed": 200_000}}, net=veth_pair(),
+                threads=[thread(951, "iperf3", 1, 50, 40), thread(812, "iperf3", 1, 10, 50)])
+    top = run(m)[0]
+    assert top.code == "cause-backlog" and "veth v1 -> v0" in top.title
+    chain = next(e for e in top.evidence if e.startswith("<- backlog of CPU1"))
+    assert "veth v1 (netns c) -> v0 (netns srv)" in chain and chain.endswith("sent by iperf3 (pid 951) ran 50 % on CPU1")
+
+
+def test_the_cpu_that_sends_rps_ipis_joins_the_rps_cause_even_under_the_limit_alone():
+    m = Machine(softirq={"NET_RX": [20_000, 20_000]}, irqs=[("CAL", "Function call interrupts", [20_000, 0])],
+                times=[[60, 0, 10, 0, 0, 0, 30, 0], [70, 0, 15, 0, 0, 0, 15, 0]],
+                softnet={0: {"processed": 200_000, "received_rps": 20_000}}, net=veth_pair(rps=(0,)),
+                threads=[thread(951, "iperf3", 1, 15, 80), thread(812, "iperf3", 1, 8, 50)])
+    top = run(m)[0]
+    assert top.code == "cause-rps" and top.metrics["cpu"] == 0 and top.subject == "NET_RX on CPUs 0-1"
+    assert any(e.startswith("<- RPS IPIs: rps_cpus=1 on v0 rx-0") and "NET_RX on CPU1 only sends the IPIs" in e for e in top.evidence)
+    # CPU1's tasks wait: the whole queue is spread, not moved onto them.
+    assert (top.actions[0].old, top.actions[0].new) == ("1", "3")
+
+
+def test_threaded_napi_on_a_veth_whose_napi_thread_idled_says_why():
+    m = Machine(softirq={"NET_RX": [0, 200_000]}, times=[[90, 0, 0, 10, 0, 0, 0, 0], [40, 0, 20, 0, 0, 0, 40, 0]],
+                softnet={1: {"processed": 200_000}}, net=veth_pair(threaded=1),
+                threads=[thread(951, "iperf3", 1, 50, 40), thread(300, "napi/v0-261", 0, 0, 0, kthread=True)])
+    top = run(m)[0]
+    assert any("threaded=1 on v0, but napi/v0-261 (pid 300) ran 0 %" in e and "GRO" in e for e in top.evidence)
+
+
+def test_a_trace_under_proc_stat_does_not_hide_a_cause_proc_stat_sees():
+    # rps-one-cpu: the trace measured 9 % NET_RX on CPU0 in its 1 s, /proc/stat counted 31 %.
+    hist = Histogram(1_000, 1_000_000)
+    for _ in range(90):
+        hist.add(1_000)
+    trace = TraceResult(1_000_000, (0, 1), {}, {}, (), (Handler("softirq", 3, "NET_RX", {0: hist}, {0: hist}),), (), {}, {}, {})
+    top = run(rps_onto_cpu0(drops=2_000), trace=trace)[0]
+    assert top.code == "cause-rps" and "9-81 % of CPU0" in top.title
+    assert any("/proc/stat counted 81 %" in e for e in top.evidence)
+
+
+def test_an_rt_hog_that_starves_a_receiver_names_it_its_socket_and_ksoftirqd():
+    m = Machine(softirq={"NET_RX": [5_000, 200_000]}, net=veth_pair(),
+                threads=[thread(950, "stress-ng-cpu", 0, 80, 5, policy="fifo", prio=50), thread(812, "iperf3", 0, 2, 95),
+                         thread(10, "ksoftirqd/0", 0, 0, 0, kthread=True)])
+    top = run(m)[0]
+    assert top.code == "cause-rt-starvation" and top.title.startswith("stress-ng-cpu (FIFO 50) holds 80 % of CPU0: iperf3 waited 95 %")
+    assert any(e.startswith("-> ksoftirqd/0 waited 0 %") for e in top.evidence)
+    assert any("iperf3 (pid 812) cannot read its socket" in e for e in top.evidence)
+    assert top.actions[0].command == "taskset -pc 1 812"

@@ -7,7 +7,8 @@ rows, symptom codes), so analysis/doctor.py can fold today's symptom findings in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from irqlab.analysis.actions import (
     Action,
@@ -68,16 +69,24 @@ def _severity(harm: Harm, t: Thresholds) -> Severity:
 # --- actions for a source -----------------------------------------------------------------------
 
 
-def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates) -> tuple[list[Action], list[str]]:
-    """The writes that move a source's work off its CPU, and lines that explain a write not offered."""
+def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates, cpus: tuple[int, ...] = ()) -> tuple[list[Action], list[str]]:
+    """The writes that move a source's work off its CPU (cpus: every CPU the cause loads), and lines that explain a write not offered."""
     cpu, pct = cc.cpu, cc.main.pct
+    cpus = cpus or (cpu,)
     gain = f"CPU{cpu} gets back up to {pct:.0f} % of its time"
     if src.kind == "rps" and src.device is not None and src.queue is not None and src.mask is not None:
-        new = _others(model.online, {cpu})
+        new = _others(model.online, set(src.mask))
+        # Moving the whole queue onto CPUs whose tasks already wait only moves the harm: spread it.
+        if any(th.cpu in new and th.wait_pct >= 10.0 for th in model.threads if not th.thread.kthread):
+            new = model.online
         why = f"rps_cpus={format_cpumask(src.mask)} steers every packet of {src.device} rx-{src.queue} to {_cpus(src.mask)}"
-        return [rps_action(src.namespace, src.device, src.queue, src.mask, new, why, f"its NET_RX runs on {_cpus(new)}; {gain}")], []
+        effect = (f"its NET_RX runs on {_cpus(new)}" + (", each flow on one CPU by its hash" if len(new) > 1 else "") + f"; {gain}")
+        return [rps_action(src.namespace, src.device, src.queue, src.mask, new, why, effect)], []
     if src.kind == "backlog" and src.device is not None:
-        new = _others(model.online, {cpu})
+        if len(cpus) >= len(model.online):
+            return [], [f"NET_RX of {src.device} runs on every CPU that sends into it ({_cpus(cpus)}): there is no other CPU to steer it to; "
+                        "pace the senders, or give the receivers CPUs of their own (taskset) so that the senders' CPUs carry the receive work"]
+        new = _others(model.online, set(cpus))
         why = f"{src.device} receives through the sender's backlog, so its NET_RX runs where the sender runs (CPU{cpu})"
         return [rps_action(src.namespace, src.device, 0, (), new, why, f"its packets are processed on {_cpus(new)}; {gain}")], []
     if src.kind == "nic-queue" and src.irq is not None:
@@ -143,7 +152,11 @@ def _time_lines(cc: CpuCause, t: Thresholds) -> list[str]:
     how = "measured by the trace" if cc.main.measured else "estimated: /proc/softirqs rates x per-vector cost, scaled to /proc/stat"
     runs = f" {format_rate(cc.main.runs_per_s)} runs/s" if cc.main.runs_per_s else ""
     mix = ", ".join(f"{v.vector} {v.pct:.1f} %" for v in cc.times[:4] if v.pct >= 0.1)
-    return [f"{cc.main.vector}{runs} on CPU{cc.cpu}: {cc.main.pct:.0f} % of the CPU ({how})", f"interrupt time on CPU{cc.cpu}: {mix}"]
+    out = [f"{cc.main.vector}{runs} on CPU{cc.cpu}: {cc.main.pct:.0f} % of the CPU ({how})", f"interrupt time on CPU{cc.cpu}: {mix}"]
+    if cc.main.measured and cc.stat_pct is not None and cc.stat_pct - cc.irq_pct >= 5.0:
+        out[1] += (f"; /proc/stat counted {cc.stat_pct:.0f} % softirq + irq over the whole sample (tick-sampled; "
+                   "the trace covers only its window), the larger is judged")
+    return out
 
 
 def _named_sources(cc: CpuCause, t: Thresholds) -> list[Source]:
@@ -151,27 +164,64 @@ def _named_sources(cc: CpuCause, t: Thresholds) -> list[Source]:
     return [s for i, s in enumerate(cc.sources) if i == 0 or s.weight >= t.source_min_share * total][:4]
 
 
-def _harm_lines(harm: Harm) -> list[str]:
+def _harm_lines(harm: Harm, shared: bool = True) -> list[str]:
+    """A CPU's harm; shared=False leaves out the network drops (socket, NIC) a group lists once."""
     out = []
     if harm.ksoftirqd_pct is not None and harm.ksoftirqd_pct >= 1.0:
         out.append(f"-> ksoftirqd/{harm.cpu} ran {harm.ksoftirqd_pct:.0f} % of CPU{harm.cpu}")
     out += [f"-> {th.who} waited {th.wait_pct:.0f} % of the sample, ran {th.run_pct:.0f} %" for th in harm.waited[:3]]
     if len(harm.waited) > 3:
-        out.append(f"-> and {len(harm.waited) - 3} more tasks waited")
-    out += [f"-> {d.text}" for d in harm.drops]
+        more = len(harm.waited) - 3
+        out.append(f"-> and {more} more task{'s' if more > 1 else ''} waited")
+    out += [f"-> {d.text}" for d in harm.drops if shared or d.layer in CPU_LAYERS]
     if not harm.threads_known:
         out.append("-> which tasks waited is unknown (no per-thread schedstat in this sample)")
     return out
 
 
-def _title(cc: CpuCause, src: Source, harm: Harm) -> str:
-    mech = {
+CPU_LAYERS: frozenset[str] = frozenset({"backlog", "budget"})  # drops counted per CPU; socket and NIC drops per namespace
+
+
+def merged_harm(ccs: list[CpuCause]) -> Harm:
+    """The harm of one cause over its CPUs: every task that waited, each drop once."""
+    waited = sorted((th for cc in ccs for th in cc.harm.waited), key=lambda th: -th.wait_pct)
+    drops: dict[str, Drop] = {}
+    for cc in ccs:
+        for d in cc.harm.drops:
+            drops.setdefault(d.text, d)
+    ks = [cc.harm.ksoftirqd_pct for cc in ccs if cc.harm.ksoftirqd_pct is not None]
+    return Harm(ccs[0].cpu, max(ks) if ks else None, tuple(waited), tuple(drops.values()), all(cc.harm.threads_known for cc in ccs))
+
+
+def group_harm_score(ccs: list[CpuCause]) -> float:
+    """harm_score() over a cause's CPUs: the CPU taken where tasks waited and their wait on each CPU, drops once."""
+    per_cpu = sum((cc.irq_pct if cc.harm.waited else 0.0) + cc.harm.max_wait_pct for cc in ccs)
+    return round(per_cpu + harm_score(0.0, replace(merged_harm(ccs), waited=())), 1)
+
+
+def _mechanism(src: Source, vector: str) -> str:
+    if src.kind == "backlog" and src.peer is not None:
+        return f"the senders' backlog: veth {src.peer.device} -> {src.device}"
+    return {
         "rps": f"RPS on {src.device} rx-{src.queue}",
-        "backlog": f"the backlog of senders to {src.device}",
+        "backlog": f"the senders' backlog of {src.device}",
         "nic-queue": f"IRQ {src.irq} ({src.device} rx-{src.queue})",
         "napi-thread": f"threaded NAPI of {src.device}",
         "timer": "the local timer", "ipi": f"{src.irq} IPIs", "disk-queue": f"disk IRQ {src.irq}",
-    }.get(src.kind, cc.main.vector)
+    }.get(src.kind, vector)
+
+
+def _pct_text(cc: CpuCause) -> str:
+    """The main vector's share; a range when /proc/stat over the sample says much more than the trace."""
+    pct = cc.main.pct
+    stat = cc.stat_pct
+    if cc.main.measured and stat is not None and stat >= 1.5 * cc.irq_pct and stat - cc.irq_pct >= 5.0:
+        return f"{pct:.0f}-{stat:.0f} %"
+    return f"{pct:.0f} %"
+
+
+def _title(ccs: list[CpuCause], src: Source, harm: Harm, ctl: Mapping[str, int]) -> str:
+    cc = ccs[0]
     ns = f" ({src.namespace.label})" if src.namespace is not None and not src.namespace.host else ""
     parts = []
     if harm.waited:
@@ -181,47 +231,82 @@ def _title(cc: CpuCause, src: Source, harm: Harm) -> str:
         parts.append(f"{format_rate(harm.lost_per_s)} packets/s lost")
     squeeze = sum(d.rate_per_s for d in harm.drops if d.layer == "budget")
     if squeeze > 0:
-        parts.append(f"budget exhausted {format_rate(squeeze)}/s")
+        budget = ctl.get("net.core.netdev_budget")
+        parts.append(f"budget exhausted {format_rate(squeeze)}/s" + (f" (netdev_budget={budget})" if budget is not None else ""))
     tail = f": {', '.join(parts)}" if parts else ""
-    return f"{cc.main.vector} takes {cc.main.pct:.0f} % of CPU{cc.cpu}, from {mech}{ns}{tail}"
+    where = " and ".join(f"{_pct_text(c)} of CPU{c.cpu}" for c in sorted(ccs, key=lambda c: c.cpu))
+    return f"{cc.main.vector} takes {where}, from {_mechanism(src, cc.main.vector)}{ns}{tail}"
 
 
-def _cpu_cause(cc: CpuCause, model: CausalModel, rates: Rates, t: Thresholds) -> Cause:
+def _once(lines: list[str], marker: str) -> list[str]:
+    """Keep a repeated clause (from marker on) only in the first line that has it."""
+    out, seen = [], False
+    for line in lines:
+        head, sep, tail = line.partition(marker)
+        if sep and seen:
+            line = head
+        seen |= bool(sep)
+        out.append(line)
+    return out
+
+
+def _group_cause(ccs: list[CpuCause], model: CausalModel, rates: Rates, t: Thresholds) -> Cause:
+    """One root cause over the CPUs it loads (an RPS mask: its target and its senders; a veth pair: its senders' CPUs)."""
+    cc = ccs[0]
     srcs = _named_sources(cc, t)
-    actions: list[Action] = []
-    notes: list[str] = []
-    for s in srcs[:1]:
-        a, n = _source_actions(s, cc, model, rates)
-        actions += a
-        notes += n
-    actions += _limit_actions(cc.harm, rates, t)
-    evidence = _time_lines(cc, t) + [f"<- {s.text}" for s in srcs] + _harm_lines(cc.harm) + notes
-    taken = cc.irq_pct
+    actions, notes = _source_actions(srcs[0], cc, model, rates, tuple(sorted(c.cpu for c in ccs)))
+    harm = merged_harm(ccs)
+    limits: list[Action] = []
+    for c in ccs:
+        limits += [a for a in _limit_actions(c.harm, rates, t) if a.path not in {x.path for x in limits}]
+    budget = rates.after.sysctl.get("net.core.netdev_budget")
+    if budget is not None and budget < DEFAULT_BUDGET and any(a.path.endswith("/netdev_budget") for a in limits):
+        # A budget below the kernel's default is the cause itself: raise it before moving anything.
+        actions, notes = [], notes + [f"netdev_budget={budget} is below the kernel default ({DEFAULT_BUDGET}): each NET_RX pass stops after "
+                                      f"{budget} packets and the rest waits for the next pass or ksoftirqd"]
+    actions = limits + actions if actions == [] else actions + limits
+    evidence: list[str] = []
+    for c in ccs:
+        evidence += _time_lines(c, t) + [f"<- {s.text}" for s in _named_sources(c, t)] + _harm_lines(c.harm, shared=len(ccs) == 1)
+    evidence = _once(evidence, "; threaded=1 on ")
+    if len(ccs) > 1:
+        evidence += [f"-> {d.text}" for d in harm.drops if d.layer not in CPU_LAYERS]
+    evidence += notes
+    taken = sum(c.irq_pct for c in ccs)
     finding = Finding(
-        _severity(cc.harm, t),
+        _severity(harm, t),
         f"cause-{srcs[0].kind}",
-        f"{cc.main.vector} on CPU{cc.cpu}",
-        _title(cc, srcs[0], cc.harm),
+        f"{cc.main.vector} on " + _cpus(tuple(sorted(c.cpu for c in ccs))),
+        _title(ccs, srcs[0], harm, rates.after.sysctl),
         tuple(evidence),
         "apply the actions below (each with its undo)" if actions else "move the source's work off this CPU, or the waiting tasks to another",
-        {"cpu": cc.cpu, "vector": cc.main.vector, "pct": round(taken, 1), "harm": harm_score(taken, cc.harm),
-         "lost_per_s": round(cc.harm.lost_per_s, 1), "max_wait_pct": round(cc.harm.max_wait_pct, 1),
-         "mechanism": srcs[0].kind, "measured": int(cc.measured)},
+        {"cpu": cc.cpu, "cpu_count": len(ccs), "vector": cc.main.vector, "pct": round(taken, 1), "harm": group_harm_score(ccs),
+         "lost_per_s": round(harm.lost_per_s, 1), "max_wait_pct": round(harm.max_wait_pct, 1),
+         "mechanism": srcs[0].kind, "measured": int(all(c.measured for c in ccs))},
         tuple(actions),
     )
-    irqs = {s.irq for s in srcs if s.irq} | ({"CAL"} if any(s.kind == "rps" for s in srcs) else set())
-    return Cause(finding, frozenset({cc.cpu}), frozenset(irqs), CPU_SYMPTOMS)
+    irqs = {s.irq for c in ccs for s in c.sources if s.irq} | ({"CAL"} if any(s.kind == "rps" for c in ccs for s in c.sources) else set())
+    return Cause(finding, frozenset(c.cpu for c in ccs), frozenset(irqs), CPU_SYMPTOMS)
 
 
 # --- a real-time task starving ksoftirqd ----------------------------------------------------------
 
 
-def _rt_hog(model: CausalModel, cpu: int, t: Thresholds) -> tuple[ThreadShare, ThreadShare] | None:
+def _rt_hog(model: CausalModel, cpu: int, t: Thresholds) -> tuple[ThreadShare, ThreadShare, list[ThreadShare]] | None:
+    """A SCHED_FIFO/RR task holding cpu, ksoftirqd/cpu, and the SCHED_OTHER tasks there that waited behind it.
+
+    It is a cause when ksoftirqd waited (softirq work deferred to it waits behind any RT task:
+    ksoftirqd runs SCHED_OTHER, kernel/softirq.c) or when ordinary tasks on that CPU waited.
+    """
     hogs = [th for th in model.threads if th.cpu == cpu and not th.thread.kthread and th.thread.policy in ("fifo", "rr") and th.run_pct >= t.rt_hog_pct]
     ks = next((th for th in model.threads if th.thread.kthread and th.thread.comm == f"ksoftirqd/{cpu}"), None)
-    if not hogs or ks is None or ks.wait_pct < t.starved_wait_pct:
+    if not hogs or ks is None:
         return None
-    return max(hogs, key=lambda th: th.run_pct), ks
+    waiting = sorted((th for th in model.threads if th.cpu == cpu and th.thread.policy not in ("fifo", "rr") and th is not ks
+                      and th.wait_pct >= t.wait_warn_pct), key=lambda th: -th.wait_pct)
+    if ks.wait_pct < t.starved_wait_pct and not waiting:
+        return None
+    return max(hogs, key=lambda th: th.run_pct), ks, waiting
 
 
 def _receivers(model: CausalModel, cc: CpuCause) -> list[tuple[NamespaceRates, str, int]]:
@@ -237,33 +322,69 @@ def _receivers(model: CausalModel, cc: CpuCause) -> list[tuple[NamespaceRates, s
     return out
 
 
+def _owned_drops(waiting: list[ThreadShare], model: CausalModel) -> list[tuple[ThreadShare, Drop]]:
+    """The dropping sockets whose owners are among the waiting tasks: a receiver that cannot run cannot read."""
+    out = []
+    for ns in model.net.namespaces if model.net else ():
+        for d in socket_drops(ns):
+            if d.socket is None:
+                continue
+            th = next((th for th in waiting if th.thread.pid in d.socket.pids), None)
+            if th is not None:
+                out.append((th, d))
+    return out
+
+
 def _starvation(cc: CpuCause, model: CausalModel, t: Thresholds) -> Cause | None:
     found = _rt_hog(model, cc.cpu, t)
     if found is None:
         return None
-    hog, ks = found
+    hog, ks, waiting = found
     cpu = cc.cpu
+    starved = ks.wait_pct >= t.starved_wait_pct
     new = _others(model.online, {cpu})
     actions = [task_affinity_action(hog.thread.pid, model.online, new,
-                                    f"{hog.who} runs {hog.run_pct:.0f} % of CPU{cpu} above ksoftirqd/{cpu} (SCHED_OTHER)",
-                                    f"ksoftirqd/{cpu} runs again; deferred softirqs stop waiting (undo assumes it was unbound)")] if new != model.online else []
-    for ns, dev, old in _receivers(model, cc)[:2]:
-        actions.append(threaded_napi_action(ns.namespace, dev, old, f"{dev}'s receive work waits in ksoftirqd/{cpu} behind the RT task",
-                                            f"NAPI polls in napi/{dev}-N threads; give them a priority above the hog (chrt -f -p PRIO PID)"))
+                                    f"{hog.who} runs {hog.run_pct:.0f} % of CPU{cpu} above every SCHED_OTHER task there, ksoftirqd/{cpu} included",
+                                    f"ksoftirqd/{cpu} and the waiting tasks run again (undo assumes it was unbound)")] if new != model.online else []
+    if starved:
+        for ns, dev, old in _receivers(model, cc)[:2]:
+            actions.append(threaded_napi_action(ns.namespace, dev, old, f"{dev}'s receive work waits in ksoftirqd/{cpu} behind the RT task",
+                                                f"NAPI polls in napi/{dev}-N threads; give them a priority above the hog (chrt -f -p PRIO PID)"))
+    policy = f"{hog.thread.policy.upper()} {hog.thread.rt_priority}"
+    owned = _owned_drops(waiting, model)
+    lost = sum(d.socket.drops_per_s for _, d in owned if d.socket is not None)
+    for th in sorted({th.thread.pid: th for th, _ in owned}.values(), key=lambda th: -th.wait_pct)[:2]:
+        if new != model.online:
+            actions.insert(0, task_affinity_action(th.thread.pid, model.online, new, f"{th.who} waits behind the {policy} task on CPU{cpu} and cannot read its socket",
+                                                   "the receiver runs on another CPU and reads its socket again (undo assumes it was unbound)"))
+    policy = f"{hog.thread.policy.upper()} {hog.thread.rt_priority}"
+    ks_line = (f"-> ksoftirqd/{cpu} waited {ks.wait_pct:.0f} % of the sample (SCHED_OTHER, below any RT task)" if starved else
+               f"-> ksoftirqd/{cpu} waited {ks.wait_pct:.0f} % and ran {ks.run_pct:.0f} %: little softirq work was deferred to it "
+               f"in this sample, and what is deferred waits behind the {hog.thread.policy.upper()} task (ksoftirqd runs SCHED_OTHER)")
     evidence = [
         f"{hog.who} ran {hog.run_pct:.0f} % of CPU{cpu}",
-        f"-> ksoftirqd/{cpu} waited {ks.wait_pct:.0f} % of the sample (SCHED_OTHER, below any RT task)",
-        *_time_lines(cc, t), *[f"<- {s.text}" for s in _named_sources(cc, t)], *_harm_lines(cc.harm),
+        ks_line,
+        *[f"-> {th.who} waited {th.wait_pct:.0f} % of the sample, ran {th.run_pct:.0f} %" for th in waiting[:3]],
+        *[f"-> {th.thread.comm} (pid {th.thread.pid}) cannot read its socket: {d.text}" for th, d in owned],
+        *_time_lines(cc, t), *[f"<- {s.text}" for s in _named_sources(cc, t)],
+        *[line for line in _harm_lines(cc.harm) if "waited" not in line and line.removeprefix("-> ") not in {d.text for _, d in owned}],
     ]
-    harm = harm_score(cc.irq_pct, cc.harm) + ks.wait_pct
+    top_wait = max((th.wait_pct for th in waiting), default=0.0)
+    harm = hog.run_pct + max(top_wait, ks.wait_pct) + 10 * math.log10(1 + lost + cc.harm.lost_per_s)
+    policy = f"{hog.thread.policy.upper()} {hog.thread.rt_priority}"
+    if starved:
+        title = f"{hog.thread.comm} ({policy}) starves ksoftirqd/{cpu}: softirqs on CPU{cpu} wait {ks.wait_pct:.0f} %"
+    else:
+        w = waiting[0]
+        title = (f"{hog.thread.comm} ({policy}) holds {hog.run_pct:.0f} % of CPU{cpu}: {w.thread.comm} waited {w.wait_pct:.0f} %"
+                 + (f", {format_rate(lost)} packets/s lost at its socket" if lost else "") + f"; ksoftirqd/{cpu} would wait too")
+    severe = cc.harm.lost_per_s + lost >= t.drop_crit_rate or top_wait >= t.wait_crit_pct
     finding = Finding(
-        _severity(cc.harm, t) if cc.harm.lost_per_s else Severity.WARNING,
-        "cause-rt-starvation", f"CPU{cpu}",
-        f"{hog.thread.comm} ({hog.thread.policy.upper()} {hog.thread.rt_priority}) starves ksoftirqd/{cpu}: softirqs on CPU{cpu} wait {ks.wait_pct:.0f} %",
-        tuple(evidence),
+        Severity.CRITICAL if severe else Severity.WARNING,
+        "cause-rt-starvation", f"CPU{cpu}", title, tuple(evidence),
         "move the real-time task off this CPU, or run NAPI in threads with a priority above it",
-        {"cpu": cpu, "pct": round(hog.run_pct, 1), "harm": round(harm, 1), "lost_per_s": round(cc.harm.lost_per_s, 1),
-         "max_wait_pct": round(ks.wait_pct, 1), "mechanism": "rt-starvation"},
+        {"cpu": cpu, "pct": round(hog.run_pct, 1), "harm": round(harm, 1), "lost_per_s": round(cc.harm.lost_per_s + lost, 1),
+         "max_wait_pct": round(max(top_wait, ks.wait_pct), 1), "mechanism": "rt-starvation"},
         tuple(actions),
     )
     return Cause(finding, frozenset({cpu}), frozenset(), CPU_SYMPTOMS)
@@ -356,20 +477,55 @@ def _busy(keeping_up: list[CpuCause], t: Thresholds) -> Cause | None:
     return Cause(finding, cpus, frozenset(), BUSY_SYMPTOMS)
 
 
+def _root_key(cc: CpuCause) -> tuple:
+    """What one cause is: an RPS mask on one queue, the veth pair whose senders load the CPU, else the CPU itself."""
+    src = cc.sources[0] if cc.sources else None
+    inode = src.namespace.inode if src is not None and src.namespace is not None else None
+    if src is not None and src.kind == "rps":
+        return ("rps", inode, src.device, src.queue)
+    if src is not None and src.kind == "backlog":
+        return ("backlog", inode, src.device)
+    return ("cpu", cc.cpu)
+
+
+def _groups(model: CausalModel, t: Thresholds, starved: set[int]) -> list[list[CpuCause]]:
+    """The CPUs of each root cause that harms: a CPU that passes the limits, and the CPUs its cause also loads.
+
+    A CPU joins a qualifying cause when its own main source is the same (the CPU that sends an RPS
+    queue's IPIs, a second sender's CPU) and its interrupt time is at least half the limit, even
+    when that CPU alone would stay under the limit.
+    """
+    cpus = [cc for cc in model.cpus if cc.cpu not in starved and cc.times]
+    keys = {_root_key(cc) for cc in cpus if cc.busy_pct >= t.softirq_cpu_pct and cc.harm.any(t)}
+    floor = 0.5 * t.softirq_cpu_pct
+    groups: dict[tuple, list[CpuCause]] = {}
+    for cc in cpus:
+        k = _root_key(cc)
+        if k in keys and (k[0] != "cpu" or cc.busy_pct >= t.softirq_cpu_pct) and cc.busy_pct >= floor:
+            groups.setdefault(k, []).append(cc)
+    # The CPU the cause is named by first: an RPS target, else the most harmed.
+    return [sorted(g, key=lambda c: (not all(s.target for s in c.sources[:1]), -group_harm_score([c]))) for g in groups.values()]
+
+
 def causes(model: CausalModel, rates: Rates, t: Thresholds) -> list[Cause]:
     """One Cause per root cause the model shows, with the symptom scope each explains."""
     out: list[Cause] = []
+    starved = {}
+    for cc in model.cpus:
+        s = _starvation(cc, model, t)
+        if s is not None:
+            starved[cc.cpu] = s
+    out += starved.values()
+    groups = _groups(model, t, set(starved))
+    out += [_group_cause(g, model, rates, t) for g in groups]
+    grouped = {cc.cpu for g in groups for cc in g} | set(starved)
     keeping_up = []
     for cc in model.cpus:
-        starved = _starvation(cc, model, t)
-        if starved is not None:
-            out.append(starved)
-        elif cc.irq_pct >= t.softirq_cpu_pct and cc.harm.any(t):
-            out.append(_cpu_cause(cc, model, rates, t))
-        else:
-            out += _limit_causes(cc, rates, t)
-            if cc.irq_pct >= t.softirq_cpu_pct and model.threads_known and not cc.harm.any(t):
-                keeping_up.append(cc)
+        if cc.cpu in grouped:
+            continue
+        out += _limit_causes(cc, rates, t)
+        if cc.busy_pct >= t.softirq_cpu_pct and model.threads_known and not cc.harm.any(t):
+            keeping_up.append(cc)
     for ns in model.net.namespaces if model.net else ():
         sock = _socket_cause(ns, rates, t)
         if sock is not None:

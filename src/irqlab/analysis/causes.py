@@ -34,6 +34,7 @@ class VectorTime:
     runs_per_s: float
     pct: float  # of the CPU
     measured: bool  # True: from the trace or schedstat; False: rates x per-vector cost
+    task_share: float | None = None  # share of its runs at local_bh_enable() in task context (trace only)
 
 
 def _traced_times(trace: TraceResult) -> dict[int, list[VectorTime]]:
@@ -45,7 +46,8 @@ def _traced_times(trace: TraceResult) -> dict[int, list[VectorTime]]:
     for h in trace.softirqs:
         for cpu, hist in h.gross.items():
             if hist.count:
-                out.setdefault(cpu, []).append(VectorTime(h.name, cpu, hist.count / win_s, 100.0 * hist.sum_ns / trace.window_ns, True))
+                task, _ = h.context_share("other", (cpu,))
+                out.setdefault(cpu, []).append(VectorTime(h.name, cpu, hist.count / win_s, 100.0 * hist.sum_ns / trace.window_ns, True, task))
     for cpu in trace.cpus:
         hists = [h.gross[cpu] for h in trace.hardirqs if cpu in h.gross and h.gross[cpu].count]
         if hists:
@@ -123,7 +125,9 @@ class Source:
     queue: int | None = None
     irq: str | None = None  # the /proc/interrupts row: "38", "CAL"
     mask: tuple[int, ...] | None = None  # rps_cpus of an "rps" source, smp_affinity of a "nic-queue"
-    pid: int | None = None  # a "napi-thread" source's thread
+    pid: int | None = None  # a "napi-thread" source's thread, a "backlog" source's sender
+    peer: Peer | None = None  # a "backlog" source's sending end of a veth pair
+    target: bool = True  # an "rps" source: False on the CPU that sends the IPIs, not the one they steer to
 
 
 # rx-queue interrupt names: "eth0-TxRx-0" (ixgbe, i40e), "eth0-rx-0" (igb), "virtio2-input.0"
@@ -212,48 +216,179 @@ def _rps_sources(net: NetRates, ctx: CpuContext, cpu: int) -> list[Source]:
                     f"{format_rate(rx)} packets/s; received_rps {format_rate(ctx.received_rps)}/s on CPU{cpu}"
                     + (f", function-call IPIs (CAL) {format_rate(ipis)}/s" if ipis else "")
                 )
-                weight = ctx.received_rps if ctx.received_rps > 0 else rx * share
+                weight = rx * share  # packets, like softnet's processed that the backlog residual is taken from
                 out.append(Source("rps", text, weight, ns.namespace, d.device.name, q.index, None, q.rps_cpus))
     return out
 
 
-def _local_sender(d: DeviceRates) -> bool:
-    """veth and loopback hand packets to the backlog of the sending CPU (netif_rx()) unless RPS steers them."""
-    local = d.device.driver == "veth" or d.device.name == "lo"
-    steered = any(q.rps_cpus for q in d.device.rx_queues)
-    return local and not steered and d.of("rx_packets") > 0
+# --- local senders: veth pairs and loopback ------------------------------------------------------
+#
+# veth_xmit() (drivers/net/veth.c, v6.18) hands each packet to its peer with __netif_rx() unless
+# the peer's rx queue has a NAPI instance (GRO or XDP on) and the packet is eligible for GRO
+# (veth_skb_is_eligible_for_gro(): never a locally sent UDP datagram from a TSO-capable sender
+# unless the peer has rx-gro-list or rx-udp-gro-forwarding). netif_rx_internal() (net/core/dev.c)
+# then queues it on the backlog of the CPU that is sending, unless RPS picks another
+# (get_rps_cpu()), and raises NET_RX there; the softirq runs when the sender's transmit path
+# re-enables bottom halves (local_bh_enable() in task context). The veth NAPI path also raises
+# NET_RX on the sending CPU (__veth_xdp_flush() -> napi_schedule()). Either way the receive work
+# of a veth runs on the CPU of whoever sends into its peer.
+
+PAIR_TOLERANCE = 0.05  # rx of one end and tx of the other, read a moment apart, agree within 5 %
 
 
-def _backlog_sources(net: NetRates, residual: float, cpu: int, senders: str) -> list[Source]:
-    out = []
-    for ns in net.namespaces:
-        for d in ns.devices:
-            if _local_sender(d):
-                text = (
-                    f"backlog: {format_rate(d.of('rx_packets'))} packets/s into {d.device.name} ({ns.namespace.label}) "
-                    f"from local senders (veth/loopback netif_rx() runs NET_RX on the sender's CPU){senders}"
-                )
-                out.append(Source("backlog", text, min(residual, d.of("rx_packets")), ns.namespace, d.device.name, 0))
+def _virtual(d: DeviceRates) -> bool:
+    """A device with no bus device (veth, ifb, ...: no device/driver link in sysfs), or one the source named veth."""
+    return d.device.driver in (None, "veth") and d.device.name != "lo"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The other end of a veth pair, found by its transmit rate: rx_packets of one end counts what the other sent."""
+
+    namespace: NetNamespace
+    device: str
+    tx_per_s: float
+
+
+def veth_peers(net: NetRates | None) -> dict[tuple[int, str], Peer]:
+    """(namespace inode, device) of each receiving virtual device -> its sending end.
+
+    veth_get_stats64() (drivers/net/veth.c) reports as a device's rx_packets what its peer
+    transmitted, so the peer is the virtual device, in any namespace, whose tx_packets rate
+    matches within PAIR_TOLERANCE. sysfs names no driver for a veth (it has no parent device),
+    so the pair is recognised by its counters.
+    """
+    out: dict[tuple[int, str], Peer] = {}
+    ends = [(ns, d) for ns in (net.namespaces if net else ()) for d in ns.devices if _virtual(d)]
+    for ns, d in ends:
+        rx = d.of("rx_packets")
+        if rx <= 0:
+            continue
+        best = min(
+            ((abs(o.of("tx_packets") - rx), ons, o) for ons, o in ends if o is not d and o.of("tx_packets") > 0),
+            key=lambda x: x[0], default=None,
+        )
+        if best is not None and best[0] <= PAIR_TOLERANCE * rx:
+            out[(ns.namespace.inode, d.device.name)] = Peer(best[1].namespace, best[2].device.name, best[2].of("tx_packets"))
     return out
 
 
-def _busiest_tasks(threads: tuple[ThreadShare, ...], cpu: int) -> str:
-    users = sorted((th for th in threads if th.cpu == cpu and not th.thread.kthread and th.run_pct >= 1.0), key=lambda th: -th.run_pct)
-    if not users:
+def _local_receiver(d: DeviceRates, ns: NamespaceRates, peers: dict[tuple[int, str], Peer]) -> bool:
+    """Loopback, or a veth: its packets enter the backlog of the sending CPU."""
+    return d.of("rx_packets") > 0 and (d.device.name == "lo" or d.device.driver == "veth" or (ns.namespace.inode, d.device.name) in peers)
+
+
+def _steered(d: DeviceRates) -> bool:
+    return any(q.rps_cpus for q in d.device.rx_queues)
+
+
+def _senders(threads: tuple[ThreadShare, ...], cpu: int, peer: Peer | None, receivers: set[int]) -> list[ThreadShare]:
+    """The tasks that ran on cpu and may be the senders: not kernel threads, not the receiving sockets' owners.
+
+    A thread is placed on the CPU it last ran on; the sending namespace's first processes
+    (their comms) narrow the list when it is another namespace than the host's.
+    """
+    users = [th for th in threads if th.cpu == cpu and not th.thread.kthread and th.run_pct >= 1.0 and th.thread.pid not in receivers]
+    if peer is not None and not peer.namespace.host and peer.namespace.comms:
+        named = [th for th in users if th.thread.comm in peer.namespace.comms]
+        users = named or users
+    return sorted(users, key=lambda th: -th.run_pct)
+
+
+def _sender_text(senders: list[ThreadShare], cpu: int) -> str:
+    if not senders:
+        return f"; no sending task found on CPU{cpu}"
+    who = ", ".join(f"{th.thread.comm} (pid {th.thread.pid}) ran {th.run_pct:.0f} %" for th in senders[:2])
+    return f" <- sent by {who} on CPU{cpu}"
+
+
+def _receivers(ns: NamespaceRates) -> set[int]:
+    return {pid for s in ns.sockets for pid in s.pids}
+
+
+def _backlog_sources(net: NetRates, residual: float, cpu: int, threads: tuple[ThreadShare, ...], vt: VectorTime) -> list[Source]:
+    out = []
+    peers = veth_peers(net)
+    local = [(ns, d) for ns in net.namespaces for d in ns.devices if not _steered(d) and _local_receiver(d, ns, peers)]
+    total = sum(d.of("rx_packets") for _, d in local) or 1.0
+    local = [(ns, d) for ns, d in local if d.of("rx_packets") >= 0.01 * total]  # ARP and neighbour chatter are no source
+    how = f"; {vt.task_share:.0%} of NET_RX runs on CPU{cpu} were at local_bh_enable() in task context" if vt.task_share is not None else ""
+    for ns, d in local:
+        peer = peers.get((ns.namespace.inode, d.device.name))
+        share = min(residual * d.of("rx_packets") / total, d.of("rx_packets"))
+        senders = _senders(threads, cpu, peer, _receivers(ns))
+        pair = (f"veth {peer.device} ({peer.namespace.label}) -> {d.device.name} ({ns.namespace.label})" if peer is not None
+                else f"{d.device.name} ({ns.namespace.label})")
+        text = (f"backlog of CPU{cpu}: {pair}, {format_rate(d.of('rx_packets'))} packets/s in all, "
+                f"{format_rate(share)}/s processed on CPU{cpu} (softnet){how}" + _sender_text(senders, cpu)
+                + _idle_napi_thread(d, threads))
+        pid = senders[0].thread.pid if senders else None
+        out.append(Source("backlog", text, share, ns.namespace, d.device.name, 0, None, None, pid, peer))
+    return out
+
+
+def _idle_napi_thread(d: DeviceRates, threads: tuple[ThreadShare, ...]) -> str:
+    """threaded=1 on a veth whose packets still went through the backlog: its NAPI thread idled."""
+    if not d.device.threaded:
         return ""
-    return "; busiest tasks on CPU" + f"{cpu}: " + ", ".join(f"{th.thread.comm} (pid {th.thread.pid}) ran {th.run_pct:.0f} %" for th in users[:2])
+    napi = [th for th in threads if th.thread.kthread and th.thread.comm.startswith(f"napi/{d.device.name}-")]
+    ran = sum(th.run_pct for th in napi)
+    if ran >= 1.0:
+        return ""
+    who = ", ".join(f"{th.thread.comm} (pid {th.thread.pid})" for th in napi[:2]) or f"napi/{d.device.name}-N"
+    return (f"; threaded=1 on {d.device.name}, but {who} ran {ran:.0f} %: veth polls with NAPI only packets eligible for GRO "
+            "(a locally sent UDP datagram is not, unless the receiver has rx-udp-gro-forwarding or rx-gro-list on), "
+            "so these went through the sender's backlog in NET_RX")
 
 
-def _net_rx_sources(rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], cpu: int, runs: float) -> list[Source]:
+def _rps_ipi_sources(net: NetRates, rates: Rates, ctx: CpuContext, vt: VectorTime, threads: tuple[ThreadShare, ...]) -> list[Source]:
+    """NET_RX on a CPU that processes few packets itself while RPS steers a queue elsewhere: it sends the IPIs.
+
+    netif_rx_internal() queues a steered packet on the target CPU's backlog and, through
+    napi_schedule_rps(), raises NET_RX on the sending CPU, whose net_rx_action() then sends the
+    function-call IPIs (net_rps_send_ipi(), net/core/dev.c) that the target counts as received_rps.
+    """
+    cpu = vt.cpu
+    sn = rates.softnet
+    if sn is None or ctx.processed > 0.5 * max(vt.runs_per_s, 1.0):
+        return []
+    targets = {c: float(np.nan_to_num(sn.field("received_rps")[i])) for i, c in enumerate(sn.cpus) if c != cpu}
+    peers = veth_peers(net)
+    out = []
+    for ns in net.namespaces:
+        for d in ns.devices:
+            for q in d.device.rx_queues:
+                if not q.rps_cpus or cpu in q.rps_cpus or d.of("rx_packets") <= 0:
+                    continue
+                ipis = sum(targets.get(c, 0.0) for c in q.rps_cpus)
+                if ipis <= 0:
+                    continue
+                senders = _senders(threads, cpu, peers.get((ns.namespace.inode, d.device.name)), _receivers(ns))
+                text = (f"RPS IPIs: rps_cpus={format_cpumask(q.rps_cpus)} on {d.device.name} rx-{q.index} ({ns.namespace.label}) steers "
+                        f"{format_rate(d.of('rx_packets'))} packets/s to {_cpu_list(q.rps_cpus)}; NET_RX on CPU{cpu} only sends the IPIs "
+                        f"(received_rps {format_rate(ipis)}/s there) and processes {format_rate(ctx.processed)} packets/s itself"
+                        + _sender_text(senders, cpu))
+                out.append(Source("rps", text, vt.runs_per_s or ipis, ns.namespace, d.device.name, q.index, None, q.rps_cpus,
+                                  senders[0].thread.pid if senders else None, target=False))
+    return out
+
+
+def _cpu_list(cpus: tuple[int, ...]) -> str:
+    return f"CPU{cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(cpus)}"
+
+
+def _net_rx_sources(rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], vt: VectorTime) -> list[Source]:
+    cpu, runs = vt.cpu, vt.runs_per_s
     ctx = _cpu_context(rates, cpu)
     host = net.namespaces[0] if net and net.namespaces else None
     out = _nic_sources(rates, ctx, cpu, host)
     if net is not None:
         out += _rps_sources(net, ctx, cpu)
+        out += _rps_ipi_sources(net, rates, ctx, vt, threads)
         explained = sum(s.weight for s in out)
         residual = max(runs, ctx.processed) - explained
         if residual > 0.25 * max(runs, 1.0):
-            out += _backlog_sources(net, residual, cpu, _busiest_tasks(threads, cpu))
+            out += _backlog_sources(net, min(residual, ctx.processed) if ctx.processed > 0 else residual, cpu, threads, vt)
     return out
 
 
@@ -297,7 +432,7 @@ def sources_of(vt: VectorTime, rates: Rates, net: NetRates | None, threads: tupl
     """The sources of one vector's work on one CPU, main one first."""
     ctx = _cpu_context(rates, vt.cpu)
     if vt.vector == "NET_RX":
-        out = _net_rx_sources(rates, net, threads, vt.cpu, vt.runs_per_s)
+        out = _net_rx_sources(rates, net, threads, vt)
     elif vt.vector == "BLOCK":
         out = _disk_sources(ctx, vt.cpu)
     elif vt.vector in ("TIMER", "HRTIMER"):
@@ -443,6 +578,19 @@ class CpuCause:
     times: tuple[VectorTime, ...]
     sources: tuple[Source, ...]  # of times[0]
     harm: Harm
+    stat_pct: float | None = None  # softirq + irq share /proc/stat gave over the whole sample
+
+    @property
+    def busy_pct(self) -> float:
+        """The share judged against the limit: the larger of the trace's measure and /proc/stat's.
+
+        The trace measures each handler run but covers only its window (1 s of the sample);
+        /proc/stat covers the sample but, without CONFIG_IRQ_TIME_ACCOUNTING, samples the
+        tick (account_system_time(), kernel/sched/cputime.c). On this project's VM they agree
+        within a few points when NET_RX runs in the sender's task context, and differ up to 3x
+        on a CPU whose NET_RX runs at irq exit after RPS IPIs; docs/doctor.md shows both cases.
+        """
+        return max(self.irq_pct, self.stat_pct or 0.0)
 
     @property
     def irq_pct(self) -> float:
@@ -520,5 +668,7 @@ def causal_model(
         if cpu in linked and not reached:
             mine = set(drops_by_ns)
         net_drops = [d for ns in sorted(mine) for d in drops_by_ns.get(ns, [])]
-        cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t)))
+        soft, hard = _stat_pct(rates, cpu, "softirq"), _stat_pct(rates, cpu, "irq")
+        stat = (soft or 0.0) + (hard or 0.0) if soft is not None or hard is not None else None
+        cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t), stat))
     return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates))

@@ -47,7 +47,7 @@ class Thresholds:
     wait_crit_pct: float = 50.0
     socket_drop_warn_rate: float = 1.0  # datagrams/segments dropped at sockets per second
     nic_drop_warn_rate: float = 10.0  # rx_dropped + rx_missed_errors + rx_fifo_errors per second
-    rt_hog_pct: float = 80.0  # a SCHED_FIFO/RR task running this share of a CPU...
+    rt_hog_pct: float = 50.0  # a SCHED_FIFO/RR task running this share of a CPU (docs/doctor.md)...
     starved_wait_pct: float = 20.0  # ...while ksoftirqd of that CPU waited this share: starvation
     source_min_share: float = 0.05  # a source is named when it carries this share of its vector
     rmem_target_bytes: int = 4 << 20  # the socket receive buffer an rmem action asks for, at least
