@@ -477,7 +477,7 @@ def _busy(keeping_up: list[CpuCause], t: Thresholds) -> Cause | None:
     return Cause(finding, cpus, frozenset(), BUSY_SYMPTOMS)
 
 
-def _root_key(cc: CpuCause) -> tuple:
+def _root_key(cc: CpuCause) -> tuple[object, ...]:
     """What one cause is: an RPS mask on one queue, the veth pair whose senders load the CPU, else the CPU itself."""
     src = cc.sources[0] if cc.sources else None
     inode = src.namespace.inode if src is not None and src.namespace is not None else None
@@ -498,7 +498,7 @@ def _groups(model: CausalModel, t: Thresholds, starved: set[int]) -> list[list[C
     cpus = [cc for cc in model.cpus if cc.cpu not in starved and cc.times]
     keys = {_root_key(cc) for cc in cpus if cc.busy_pct >= t.softirq_cpu_pct and cc.harm.any(t)}
     floor = 0.5 * t.softirq_cpu_pct
-    groups: dict[tuple, list[CpuCause]] = {}
+    groups: dict[tuple[object, ...], list[CpuCause]] = {}
     for cc in cpus:
         k = _root_key(cc)
         if k in keys and (k[0] != "cpu" or cc.busy_pct >= t.softirq_cpu_pct) and cc.busy_pct >= floor:
