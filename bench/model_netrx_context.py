@@ -2,7 +2,7 @@
 
 Reads bench/results-netrx-context.jsonl (bench/live_netrx_context.py), calibrates one scenario
 per load point from measured inputs only, runs it, and classifies the simulated trace with the
-same code (analysis/trace.py) that classified the live one. It lives in bench/ and not in
+same code (analysis/trace_aggregate.py) that classified the live one. It lives in bench/ and not in
 sim/validate.py because it needs a recorded measurement of this machine, and because it runs
 the live side's trace analysis on the model's events, which sim/ may not import.
 
@@ -28,7 +28,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.model.vectors import SOFTIRQ_NR
 from irqlab.sim.readout import event_batch
 from irqlab.sim.machine import Machine

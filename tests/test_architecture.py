@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     # BPF backend: loads programs through bpf(2); reads tracefs formats through tracing/, IRQ
     # numbers and names through sources.irqinfo, ksoftirqd pids through sources.tasks.
     "bpf": BASE | {"model", "bpf", "tracing", "sources.fs", "sources.irqinfo", "sources.tasks"},
-    # One tracer lifecycle for both backends: joins tracing/ and bpf/ to analysis/trace.py's
+    # One tracer lifecycle for both backends: joins tracing/ and bpf/ to analysis/trace_aggregate.py's
     # aggregation, which neither may import; cli/ and daemon/ call it, it never parses args or prints.
     "tracer": BASE | {"model", "analysis", "tracing", "bpf", "sources", "tracer"},
     "__init__": set(),
@@ -112,15 +112,15 @@ def test_imports_follow_the_data_flow(path: Path):
 
 
 def test_imports_are_recorded_as_the_modules_they_name():
-    source = ("from irqlab.sources.fs import Roots\nfrom irqlab.bpf import syscall\nimport irqlab.model.trace\n"
+    source = ("from irqlab.sources.fs import Roots\nfrom irqlab.bpf import syscall\nimport irqlab.model.trace_result\n"
               "from irqlab import cli, __version__\nfrom . import netns\nfrom ..errors import IrqlabError\n"
               "def f():\n    from irqlab.sources import sampler\n")
-    assert imports_in(source, "irqlab.mitigate") == {"sources.fs", "bpf.syscall", "model.trace", "cli", "mitigate.netns",
+    assert imports_in(source, "irqlab.mitigate") == {"sources.fs", "bpf.syscall", "model.trace_result", "cli", "mitigate.netns",
                                                      "errors", "sources.sampler"}
 
 
 def test_a_module_allowed_by_name_allows_neither_its_package_nor_its_siblings():
-    assert permitted("sources.netdev", ALLOWED["mitigate"]) and permitted("model.trace", ALLOWED["mitigate"])
+    assert permitted("sources.netdev", ALLOWED["mitigate"]) and permitted("model.trace_result", ALLOWED["mitigate"])
     assert not permitted("sources.sampler", ALLOWED["mitigate"]) and not permitted("sources", ALLOWED["mitigate"])
     assert not permitted("sources.tasks", ALLOWED["tracing"])
 

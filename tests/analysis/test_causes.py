@@ -13,7 +13,7 @@ from irqlab.analysis.findings import Severity
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import IrqInfo
-from irqlab.model.trace import Handler, TraceResult
+from irqlab.model.trace_result import Handler, TraceResult
 
 SRV = netns("srv", 4026532300, 812)
 X = netns(None, 4026532400, 900, comm="iperf3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from irqlab.analysis.trace import Layout, aggregate_trace
+from irqlab.analysis.trace_aggregate import HistogramLayout, aggregate_trace
 from irqlab.model.events import EventBatch, TraceEvent
 from irqlab.model.events import EventKind as K
 
@@ -216,7 +216,7 @@ def test_vectorised_nested_pairing_matches_a_stack_on_random_windows(seed):
     rng = np.random.default_rng(seed)
     events = random_nested(rng, 300)
     cut = events[int(rng.integers(0, 20)) : len(events) - int(rng.integers(0, 20))]  # cut both edges
-    r = aggregate_trace(EventBatch.from_events(cut), layout=Layout(1, 10_000))
+    r = aggregate_trace(EventBatch.from_events(cut), layout=HistogramLayout(1, 10_000))
     want, orphans = reference_nested_pairs(cut)
     got = sorted((c, h.key, int(v)) for h in r.hardirqs for c, hist in h.gross.items()
                  for v in np.repeat(np.arange(hist.nbuckets), hist.linear))

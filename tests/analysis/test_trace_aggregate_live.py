@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
 def test_net_rx_entries_match_proc_softirqs_per_cpu_under_a_udp_flood():
     if os.geteuid() != 0:
         pytest.skip("needs root for tracefs")
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.model.events import EventBatch, EventKind
     from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
     from irqlab.tracing.session import TraceSession

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.sources.softirqs import parse_softirqs
 from irqlab.tracing.textparse import parse_lines
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from irqlab.analysis.findings import Severity
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.analysis.trace_findings import TraceThresholds, trace_findings
 from irqlab.model.events import EventBatch, TraceEvent
 from irqlab.model.events import EventKind as K
@@ -64,7 +64,7 @@ def test_thresholds_are_the_callers():
 
 
 def test_summary_names_the_busiest_vectors_with_their_tails():
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.analysis.trace_findings import trace_summary
     from irqlab.model.events import EventBatch, EventKind, TraceEvent
 
@@ -79,7 +79,7 @@ def test_summary_names_the_busiest_vectors_with_their_tails():
 
 
 def test_system_vectors_have_wider_limits_than_device_irqs():
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.analysis.trace_findings import trace_findings
     from irqlab.model.events import EventBatch, EventKind, TraceEvent
 
@@ -96,7 +96,7 @@ def test_system_vectors_have_wider_limits_than_device_irqs():
 def test_more_restarts_than_passes_is_a_failed_estimate_not_a_finding():
     import dataclasses
 
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.analysis.trace_findings import trace_findings
     from irqlab.model.events import EventBatch
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.model.events import EventBatch, TraceEvent
 from irqlab.model.events import EventKind as K
 from irqlab.outputs.jsonout import dumps

@@ -111,7 +111,7 @@ def test_softirq_counts_equal_the_proc_softirqs_delta_under_the_udp_flood():
 def test_tracefs_and_bpf_backends_agree_on_a_tcp_load():
     import threading
 
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.bpf.backend import BpfTracer, to_result
     from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
     from irqlab.tracing.session import TraceSession

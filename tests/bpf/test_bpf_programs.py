@@ -11,7 +11,7 @@ import pytest
 from irqlab.bpf import programs as P
 from irqlab.bpf.asm import LDX, decode, encode
 from irqlab.bpf.backend import Counters, layout_for, load_formats, to_result
-from irqlab.model.trace import Layout
+from irqlab.model.trace_result import HistogramLayout
 
 EVENTS = Path(__file__).resolve().parent.parent / "fixtures" / "bpf" / "events"
 FDS = P.Maps(state=3, hist=4, ctl=5, kpids=6)
@@ -29,7 +29,7 @@ def field_loads(insns) -> list[tuple[int, int]]:
 
 
 def test_every_program_builds_from_the_captured_formats_and_survives_a_round_trip():
-    specs = P.build_all(FDS, layout_for(Layout()), load_formats(EVENTS))
+    specs = P.build_all(FDS, layout_for(HistogramLayout()), load_formats(EVENTS))
     assert {s.event for s in specs} >= {"irq:softirq_entry", "irq:softirq_exit", "irq:softirq_raise",
                                         "irq_vectors:local_timer_entry", "sched:sched_switch"}
     for s in specs:
@@ -40,21 +40,21 @@ def test_every_program_builds_from_the_captured_formats_and_survives_a_round_tri
 def test_the_vec_field_offset_comes_from_the_format_file():
     formats = load_formats(EVENTS)
     fmt = formats["irq:softirq_entry"]
-    assert field_loads(P.softirq_entry(FDS, layout_for(Layout()), fmt)) == [(8, 0x00)]
+    assert field_loads(P.softirq_entry(FDS, layout_for(HistogramLayout()), fmt)) == [(8, 0x00)]
     moved = replace(fmt, fields=tuple(replace(f, offset=24) if f.name == "vec" else f for f in fmt.fields))
-    assert field_loads(P.softirq_entry(FDS, layout_for(Layout()), moved)) == [(24, 0x00)]
+    assert field_loads(P.softirq_entry(FDS, layout_for(HistogramLayout()), moved)) == [(24, 0x00)]
 
 
 def test_an_eight_byte_tasklet_func_is_loaded_as_a_double_word():
     fmt = load_formats(EVENTS)["irq:tasklet_entry"]
-    assert field_loads(P.tasklet_entry(FDS, layout_for(Layout()), fmt)) == [(fmt.field("func").offset, 0x18)]
+    assert field_loads(P.tasklet_entry(FDS, layout_for(HistogramLayout()), fmt)) == [(fmt.field("func").offset, 0x18)]
 
 
 def test_a_layout_too_big_for_a_per_cpu_element_is_refused_with_its_limit():
     from irqlab.bpf.syscall import BpfUnavailable
 
     with pytest.raises(BpfUnavailable, match="linear buckets"):
-        layout_for(Layout(1_000, 10_000_000))
+        layout_for(HistogramLayout(1_000, 10_000_000))
 
 
 def test_a_missing_softirq_event_is_one_clear_error(tmp_path):
@@ -80,7 +80,7 @@ def _series(lay: P.SeriesLayout, values_by_cpu: dict[int, list[int]], ncpus: int
 
 
 def test_maps_become_the_same_histograms_as_adding_the_values():
-    layout = Layout()
+    layout = HistogramLayout()
     lay = layout_for(layout)
     vals = {0: [1500, 2500, 7_000_000], 1: [0, 999]}
     series = {lay.soft_gross + 3: _series(lay, vals), lay.soft_net + 3: _series(lay, vals), lay.soft_lat + 3: _series(lay, {1: [40]})}
@@ -97,7 +97,7 @@ def test_maps_become_the_same_histograms_as_adding_the_values():
 
 
 def test_counters_are_differences_between_the_two_reads():
-    layout = Layout()
+    layout = HistogramLayout()
     lay = layout_for(layout)
     before = Counters(np.zeros((2, len(P.MISC)), np.int64), 5)
     now = Counters(before.misc.copy(), 7)
@@ -109,9 +109,9 @@ def test_counters_are_differences_between_the_two_reads():
 
 def test_the_export_provider_keeps_cumulative_histograms_per_vector_and_irq():
     from irqlab.bpf.export_histograms import HistogramProvider
-    from irqlab.model.trace import Handler, TraceResult
+    from irqlab.model.trace_result import Handler, TraceResult
 
-    layout = Layout()
+    layout = HistogramLayout()
 
     def hist(*vals):
         h = layout.new()

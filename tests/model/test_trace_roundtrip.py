@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from irqlab.analysis.trace import aggregate_trace
-from irqlab.model.trace import TraceResult
+from irqlab.analysis.trace_aggregate import aggregate_trace
+from irqlab.model.trace_result import TraceResult
 from irqlab.outputs.trace_json import trace_json
 from irqlab.tracing.textparse import parse_lines
 

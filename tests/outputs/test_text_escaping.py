@@ -76,7 +76,7 @@ def test_tui_cells_escape_control_characters_and_markup():
 def test_trace_handler_table_escapes_names():
     from types import SimpleNamespace
 
-    from irqlab.model.trace import Handler
+    from irqlab.model.trace_result import Handler
     from irqlab.outputs.trace_text import TextOptions, handler_lines
 
     h = Handler(kind="irq", key=42, name=f"virtio3-tx{CLEAR}", gross={}, net={})

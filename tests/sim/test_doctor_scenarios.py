@@ -16,7 +16,7 @@ import pytest
 
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import diagnose
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.cli.main import main
 from irqlab.cpulist import parse_cpulist
 from irqlab.sim.machine import Machine

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.bpf import backend as bpf_backend
 from irqlab.bpf.syscall import BpfUnavailable
 from irqlab.errors import TracefsUnavailable, UsageError
 from irqlab.model.events import EventBatch
-from irqlab.model.trace import Layout, TraceResult
+from irqlab.model.trace_result import HistogramLayout, TraceResult
 from irqlab.outputs.trace_json import trace_json
 from irqlab.tracer import lifecycle
 from irqlab.tracer.lifecycle import HANDLER_EVENTS, LATENCY_EVENTS, open_tracer
@@ -116,7 +116,7 @@ def permitted(monkeypatch, reason: str | None) -> list[str]:
 
 def test_tracefs_windows_are_the_sessions_batches_aggregated_with_the_spec(fakes):
     sessions, _ = fakes
-    layout = Layout(2_000, 500_000)
+    layout = HistogramLayout(2_000, 500_000)
     with open_tracer("tracefs", cpus=(0, 1), buffer_kb=1024, layout=layout, ksoftirqd_pids=(14, 22),
                      vectors=(3,), irqs=("LOC",), tracefs=Path("/t")) as tracer:
         results = list(tracer.windows(0.5, 2))
@@ -132,13 +132,13 @@ def test_tracefs_windows_are_the_sessions_batches_aggregated_with_the_spec(fakes
 def test_bpf_windows_come_from_the_programs_with_the_same_filters(fakes, monkeypatch):
     _, tracers = fakes
     permitted(monkeypatch, None)
-    with open_tracer("auto", cpus=(1,), vectors=(3,), ksoftirqd_pids=(14, 22), layout=Layout(1_000, 2_000_000)) as tracer:
+    with open_tracer("auto", cpus=(1,), vectors=(3,), ksoftirqd_pids=(14, 22), layout=HistogramLayout(1_000, 2_000_000)) as tracer:
         assert tracer.backend == "bpf" and tracer.note is None
         assert list(tracer.windows(1.0, 3)) == ["bpf-window"] * 3
         assert tracer.snapshot() == "bpf-interval"
     (bpf,) = tracers
     filters = {"cpus": (1,), "vectors": (3,), "irqs": None}
-    assert bpf.args == (None, Layout(1_000, 2_000_000), (14, 22))
+    assert bpf.args == (None, HistogramLayout(1_000, 2_000_000), (14, 22))
     assert bpf.calls == ["open", ("windows", 1.0, 3, filters), ("snapshot", filters), "close"]
 
 

@@ -19,7 +19,7 @@ from irqlab.analysis.netdelta import DeviceRates, NamespaceRates, NetRates, Sock
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.net import NetNamespace
-from irqlab.model.trace import TraceResult
+from irqlab.model.trace_result import TraceResult
 from irqlab.units import NS_PER_S, format_rate
 
 # --- time per vector --------------------------------------------------------------------------

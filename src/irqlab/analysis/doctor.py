@@ -20,7 +20,7 @@ from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import IrqLine, Snapshot, Spurious
-from irqlab.model.trace import TraceResult
+from irqlab.model.trace_result import TraceResult
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
 

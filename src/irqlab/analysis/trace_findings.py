@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from irqlab.analysis.findings import Finding, Severity
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import Handler, TraceResult
+from irqlab.model.trace_result import Handler, TraceResult
 
 
 @dataclass(frozen=True, slots=True)

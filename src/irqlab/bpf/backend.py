@@ -1,6 +1,6 @@
 """The BPF backend: load the programs, read their maps each interval into TraceResult.
 
-The rules are analysis/trace.py's (durations, NET, latency from the first raise of a clear
+The rules are analysis/trace_aggregate.py's (durations, NET, latency from the first raise of a clear
 pending bit, passes ended only by sched_switch or a raise outside a hardirq, contexts).
 Differences from the tracefs backend (for docs/trace.md):
 - Nothing is lost to a ring buffer; a program run that the kernel skipped because another
@@ -35,7 +35,7 @@ from irqlab.bpf.maps import ARRAY, HASH, PERCPU_ARRAY, Map
 from irqlab.errors import IrqlabError, MissingSource
 from irqlab.model.events import VECTOR_NAMES
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name
+from irqlab.model.trace_result import CONTEXTS, Handler, HistogramLayout, TraceResult, tasklet_name
 from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NAMES
 from irqlab.sources.fs import Roots
 from irqlab.sources.irqinfo import allocated_irqs, read_actions
@@ -79,8 +79,8 @@ def highest_irq(roots: Roots = LIVE) -> int:
     return max(allocated_irqs(roots), default=0)
 
 
-def layout_for(layout: Layout, max_irq: int = 256) -> P.SeriesLayout:
-    """The map layout for a histogram Layout; max_irq IRQ slots (2 series each, per CPU)."""
+def layout_for(layout: HistogramLayout, max_irq: int = 256) -> P.SeriesLayout:
+    """The map layout for a histogram HistogramLayout; max_irq IRQ slots (2 series each, per CPU)."""
     lay = P.SeriesLayout(layout.bucket_ns, layout.limit_ns // layout.bucket_ns, min(max_irq, P.MAX_IRQ))
     if lay.words * 8 > MAX_VALUE_BYTES or lay.overflow_word * 8 >= 1 << 15 or layout.bucket_ns >= 1 << 31:
         raise syscall.BpfUnavailable(f"BPF backend: at most {(MAX_VALUE_BYTES // 8) - P.HDR - P.LOG2 - 1} linear buckets "
@@ -101,7 +101,7 @@ class BpfTracer:
     """Loaded maps and attached programs; use as a context manager (everything closed on exit)."""
 
     tracefs: Path | None = None  # None: the mounted tracefs, mounted for the set-up only if need be
-    layout: Layout = Layout()
+    layout: HistogramLayout = HistogramLayout()
     ksoftirqd_pids: tuple[int, ...] = ()
     maps: dict[str, Map] = field(default_factory=dict)
     prog_fds: list[int] = field(default_factory=list)
@@ -258,7 +258,7 @@ class BpfTracer:
 # ---------------------------------------------------------------- maps -> result types
 
 
-def _hists(arr: np.ndarray, lay: P.SeriesLayout, layout: Layout, cpus: Collection[int] | None) -> dict[int, Histogram]:
+def _hists(arr: np.ndarray, lay: P.SeriesLayout, layout: HistogramLayout, cpus: Collection[int] | None) -> dict[int, Histogram]:
     out = {}
     a = arr.astype(np.int64)  # counts and ns sums stay far below 2^63
     for c in range(arr.shape[0]):
@@ -347,7 +347,7 @@ def _tasklets(series, lay, layout, cpus, symbols: dict[int, str]) -> list[Handle
     return [h] if h.gross else []
 
 
-def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: Layout, window_ns: int, before: Counters,
+def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: HistogramLayout, window_ns: int, before: Counters,
               now: Counters, ksoftirqd_pids: tuple[int, ...] = (), *, cpus: Collection[int] | None = None,
               vectors: Collection[int] | None = None, irqs: Collection[int | str] | None = None,
               symbols: dict[int, str] | None = None, online: Collection[int] | None = None) -> TraceResult:
@@ -412,7 +412,7 @@ def choose_backend(requested: str) -> tuple[str, str | None]:
     return "tracefs", f"BPF backend not available ({reason}); using tracefs"
 
 
-def stream(tracefs: Path | None, seconds: float, count: int | None, *, layout: Layout = Layout(),
+def stream(tracefs: Path | None, seconds: float, count: int | None, *, layout: HistogramLayout = HistogramLayout(),
            ksoftirqd_pids: tuple[int, ...] = (), **filters) -> Iterator[TraceResult]:
     """One TraceResult per `seconds` (count of them, or forever), programs attached throughout."""
     with BpfTracer(tracefs, layout, tuple(ksoftirqd_pids)) as tracer:

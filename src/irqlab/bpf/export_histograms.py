@@ -14,7 +14,7 @@ from typing import Protocol
 
 from irqlab.bpf.backend import BpfTracer
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import Layout, TraceResult
+from irqlab.model.trace_result import HistogramLayout, TraceResult
 
 HELP = {
     "handler_duration": "Hard-IRQ and x86 system vector handler run time (irq:irq_handler_*, irq_vectors:*), in-kernel BPF.",
@@ -78,7 +78,7 @@ class HistogramProvider:
             self._totals[key] = h.copy()
 
 
-def histogram_provider(tracefs: Path | None = None, layout: Layout = Layout(),
+def histogram_provider(tracefs: Path | None = None, layout: HistogramLayout = HistogramLayout(),
                        ksoftirqd_pids: tuple[int, ...] = ()) -> tuple[BpfTracer, HistogramProvider]:
     """A started tracer and its provider; close the tracer (tracer.close()) when export stops."""
     tracer = BpfTracer(tracefs, layout, ksoftirqd_pids).__enter__()

@@ -8,12 +8,12 @@ nest on its CPU, trace_call_bpf's bpf_prog_active guard skips and counts a neste
   the pending-raise timestamp per vector, hardirq nesting depth and accumulated hardirq time
   (for NET durations), the softirq pass bookkeeping, and monotonic counters (events, passes,
   restarts, truncated runs) that userspace differences between reads.
-- `irqlab_hist` (2 generations x Layout.series elements): one series per histogram: count,
+- `irqlab_hist` (2 generations x SeriesLayout.series elements): one series per histogram: count,
   sum, max, ~min, runs/ns by context, the log2 buckets, the linear buckets and overflow.
   Programs write the generation named by `irqlab_ctl`; userspace flips it, then reads and
   zeroes the other one, so each run lands in exactly one interval.
 
-The semantics mirror analysis/trace.py (durations exit - entry on one CPU; latency from the
+The semantics mirror analysis/trace_aggregate.py (durations exit - entry on one CPU; latency from the
 first raise of a clear pending bit to that vector's next entry; ksoftirqd / irq_exit / other
 context per handle_softirqs() pass) with the differences listed in backend.py.
 """

@@ -12,7 +12,7 @@ from irqlab.cli import common
 
 if TYPE_CHECKING:
     from irqlab.model.snapshot import Snapshot
-    from irqlab.model.trace import TraceResult
+    from irqlab.model.trace_result import TraceResult
 
 PARSER_KW = dict(
     description="Sample the machine's interrupt counters for a few seconds, then print "
@@ -170,7 +170,7 @@ def _evidence(directory: str, spec) -> Sample:
     import json
 
     from irqlab.errors import CaptureError, ParseError
-    from irqlab.model.trace import TraceResult
+    from irqlab.model.trace_result import TraceResult
     from irqlab.sources.fs import Roots, read_text
     from irqlab.sources.sampler import Sampler
 
@@ -193,7 +193,7 @@ def _simulated(args: argparse.Namespace) -> Sample:
     """First and last snapshots of a simulated run; its trace feeds the trace findings."""
     from dataclasses import replace
 
-    from irqlab.analysis.trace import aggregate_trace
+    from irqlab.analysis.trace_aggregate import aggregate_trace
     from irqlab.cli.scenario_files import load
     from irqlab.sim.machine import Machine
     from irqlab.sim.readout import event_batch

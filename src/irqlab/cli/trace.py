@@ -66,7 +66,7 @@ def _vectors(text: str | None) -> tuple[int, ...] | None:
 
 def _irqs(text: str | None) -> tuple[str, ...] | None:
     from irqlab.errors import UsageError
-    from irqlab.model.trace import X86_VECTORS
+    from irqlab.model.trace_result import X86_VECTORS
 
     if not text:
         return None
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from irqlab.errors import UsageError
-    from irqlab.model.trace import Layout
+    from irqlab.model.trace_result import HistogramLayout
     from irqlab.sources.fs import Roots
     from irqlab.sources.tasks import ksoftirqd_pids
     from irqlab.tracer.lifecycle import open_tracer
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--buffer-kb {args.buffer_kb}: must be between 4 and 2097152")
     if args.bucket_us < 1 or args.limit_us < args.bucket_us or args.limit_us % args.bucket_us or args.limit_us // args.bucket_us > 100_000:
         raise UsageError("--bucket-us must be >= 1 and divide --limit-us, with at most 100000 buckets")
-    layout = Layout(args.bucket_us * 1000, args.limit_us * 1000)
+    layout = HistogramLayout(args.bucket_us * 1000, args.limit_us * 1000)
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
     with open_tracer(args.backend, tracefs=Path(args.tracefs) if args.tracefs else None, cpus=cpus,

@@ -6,7 +6,7 @@ from typing import Any
 
 from irqlab import __version__
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import CONTEXTS, Handler, TraceResult
+from irqlab.model.trace_result import CONTEXTS, Handler, TraceResult
 
 SCHEMA_VERSION = 1
 

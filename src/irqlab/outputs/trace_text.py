@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from irqlab.cpulist import format_cpulist
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import Handler, TraceResult
+from irqlab.model.trace_result import Handler, TraceResult
 from irqlab.units import printable
 
 STAT_COLS = ["COUNT", "TOTAL_ms", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us"]

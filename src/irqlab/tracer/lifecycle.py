@@ -2,7 +2,7 @@
 
 rtla's tool_ops (timerlat and osnoise alike: init, apply config, enable, main loop, analyse,
 free) in the shape irqlab needs, for the tracefs backend (tracing/session.py: a private
-instance, events decoded into EventBatches, aggregated here by analysis/trace.py) and the BPF
+instance, events decoded into EventBatches, aggregated here by analysis/trace_aggregate.py) and the BPF
 backend (bpf/backend.py: programs that aggregate in the kernel). Both give the same
 TraceResult per window, so `trace`, `doctor`, `latency --explain` and `export
 --bpf-histograms` differ only in the arguments they pass:
@@ -25,11 +25,11 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from irqlab.analysis.trace import aggregate_trace
+from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.bpf.backend import BpfTracer, choose_backend
 from irqlab.errors import UsageError
 from irqlab.model.events import EventBatch
-from irqlab.model.trace import Layout, TraceResult
+from irqlab.model.trace_result import HistogramLayout, TraceResult
 from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
 from irqlab.tracing.session import TraceSession
 
@@ -65,7 +65,7 @@ class TraceSpec:
     tracefs: Path | None = None  # None: the mounted tracefs (mounted for the run if need be)
     cpus: tuple[int, ...] | None = None
     buffer_kb: int = 8192
-    layout: Layout = Layout()
+    layout: HistogramLayout = HistogramLayout()
     ksoftirqd_pids: tuple[int, ...] = ()
     vectors: tuple[int, ...] | None = None
     irqs: tuple[int | str, ...] | None = None
@@ -166,7 +166,7 @@ class Tracer:
 
 
 def open_tracer(backend: str = "auto", *, tracefs: Path | None = None, cpus: tuple[int, ...] | None = None,
-                buffer_kb: int = 8192, layout: Layout = Layout(), ksoftirqd_pids: tuple[int, ...] = (),
+                buffer_kb: int = 8192, layout: HistogramLayout = HistogramLayout(), ksoftirqd_pids: tuple[int, ...] = (),
                 vectors: tuple[int, ...] | None = None, irqs: tuple[int | str, ...] | None = None,
                 events: EventSet = HANDLER_EVENTS, poll_s: float = 0.1,
                 on_note: Callable[[str], None] | None = None) -> Tracer:

@@ -33,7 +33,7 @@ import numpy as np
 from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
 from irqlab.model.events import EventBatch, EventKind
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace import CONTEXTS, Handler, Layout, TraceResult, tasklet_name, vector_name
+from irqlab.model.trace_result import CONTEXTS, Handler, HistogramLayout, TraceResult, tasklet_name, vector_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
 KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")
@@ -65,7 +65,7 @@ class _Sorted:
         return cls(batch.ts_ns[order], batch.cpu[order], batch.kind[order], batch.pid[order], batch.arg0[order], batch.arg1[order])
 
 
-def _hist_by(cpus: np.ndarray, values: np.ndarray, layout: Layout) -> dict[int, Histogram]:
+def _hist_by(cpus: np.ndarray, values: np.ndarray, layout: HistogramLayout) -> dict[int, Histogram]:
     """One histogram per CPU (one sort, not one pass per CPU: machines have hundreds)."""
     order = np.argsort(cpus, kind="stable")
     c, v = cpus[order], values[order]
@@ -106,7 +106,7 @@ class _Hard:
     level: np.ndarray
 
 
-def _hardirqs(s: _Sorted, batch: EventBatch, layout: Layout, truncated: Truncated) -> tuple[list[Handler], _Hard]:
+def _hardirqs(s: _Sorted, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> tuple[list[Handler], _Hard]:
     k = s.kind
     is_irq = (k == EventKind.IRQ_ENTRY) | (k == EventKind.IRQ_EXIT)
     is_vec = (k == EventKind.VECTOR_ENTRY) | (k == EventKind.VECTOR_EXIT)
@@ -209,7 +209,7 @@ def _latency(s: _Sorted, truncated: Truncated) -> tuple[np.ndarray, np.ndarray, 
     return rows[e], cpu[e], s.ts[rows[e]] - s.ts[rows[seg_start[e]]]
 
 
-def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, vectors: Collection[int] | None,
+def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: HistogramLayout, vectors: Collection[int] | None,
               truncated: Truncated) -> tuple[list[Handler], dict[int, int], dict[int, int]]:
     """Softirq handlers, plus (passes, restarts) per CPU."""
     rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_ENTRY) | (s.kind == EventKind.SOFTIRQ_EXIT))
@@ -236,7 +236,7 @@ def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: Layout, ve
     return out, passes, restarts
 
 
-def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: Layout, truncated: Truncated) -> list[Handler]:
+def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
     rows = np.flatnonzero((s.kind == EventKind.TASKLET_ENTRY) | (s.kind == EventKind.TASKLET_EXIT))
     runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.TASKLET_ENTRY, s.arg0[rows])
     truncated["tasklet"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
@@ -258,7 +258,7 @@ def aggregate_trace(
     vectors: Collection[int] | None = None,
     irqs: Collection[int | str] | None = None,
     ksoftirqd_pids: Collection[int] = (),
-    layout: Layout = Layout(),
+    layout: HistogramLayout = HistogramLayout(),
 ) -> TraceResult:
     """Aggregate one batch into per-CPU histograms (see the module docstring for the rules).
 

@@ -1,6 +1,6 @@
 """Results of a trace window: per-handler histograms, passes, context shares (values only).
 
-analysis/trace.py fills them from an EventBatch (tracefs or simulator); the BPF backend fills
+analysis/trace_aggregate.py fills them from an EventBatch (tracefs or simulator); the BPF backend fills
 the same types from its in-kernel maps, so both print identically.
 """
 
@@ -26,7 +26,7 @@ X86_VECTORS: dict[int, str] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Layout:
+class HistogramLayout:
     """Histogram layout used for every duration of one result (so they all merge)."""
 
     bucket_ns: int = 1_000
@@ -88,7 +88,7 @@ class TraceResult:
     truncated: dict[str, dict[int, int]]  # "hardirq"/"softirq"/"tasklet"/"latency"/"unraised" -> cpu -> n
     ksoftirqd_pids: tuple[int, ...] = ()
     source: str = ""
-    layout: Layout = Layout()
+    layout: HistogramLayout = HistogramLayout()
 
     @property
     def complete(self) -> bool:
@@ -148,7 +148,7 @@ class TraceResult:
             passes=ints(d["passes"]), restarts=ints(d["restarts"]),
             truncated={str(k): ints(v) for k, v in d["truncated"].items()},
             ksoftirqd_pids=tuple(int(p) for p in d["ksoftirqd_pids"]), source=str(d["source"]),
-            layout=Layout(int(d["layout"]["bucket_ns"]), int(d["layout"]["limit_ns"])),
+            layout=HistogramLayout(int(d["layout"]["bucket_ns"]), int(d["layout"]["limit_ns"])),
         )
 
 
