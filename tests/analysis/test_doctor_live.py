@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-
 from tests.live_load import assert_ran, load, softirq_counts, softirq_rate
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the faults need network namespaces (root)")
