@@ -96,7 +96,10 @@ def test_slow_sources_are_kept_until_their_period_passes_and_say_so():
 
 
 def test_threads_report_run_and_wait_time_of_this_process():
+    t0 = time.monotonic_ns()
     snap = Sampler(Roots(), SampleSpec(irqinfo=False, tasks=False, threads=True)).take()
+    # Stamped on the same clock as the counters, when the threads themselves were read.
+    assert snap.threads_ns is not None and t0 <= snap.taken_ns <= snap.threads_ns <= time.monotonic_ns()
     me = [t for t in snap.threads if t.tid == os.getpid()]
     assert len(me) == 1 and me[0].pid == os.getpid() and me[0].run_ns > 0
     assert any(t.kthread and t.comm.startswith("ksoftirqd/") for t in snap.threads)
@@ -144,6 +147,9 @@ def test_every_namespace_is_read_from_inside_it(namespaces):
     # The host's devices are not mistaken for the namespace's (each has its own sysfs).
     assert "eth0" not in {d.name for v in snap.net.views[1:] for d in v.devices}
     assert snap.net.not_entered == ()
+    # A veth end's iflink is its peer's ifindex: how the doctor pairs the two ends.
+    v0, v1 = (next(d for d in named[0].devices if d.name == n) for n in ("v0", "v1"))
+    assert v0.iflink == v1.ifindex and v1.iflink == v0.ifindex and v0.ifindex != v1.ifindex
 
 
 def test_without_the_walk_only_the_host_is_read(namespaces):
@@ -187,3 +193,5 @@ def test_a_net_capture_reads_back_like_the_live_machine(namespaces, tmp_path):
             (d.name, d.driver, sorted(d.statistics), len(d.rx_queues)) for d in want.devices]
         assert got.counters.keys() == want.counters.keys()
     assert {t.tid for t in cap.threads} >= {t.tid for t in live.threads if t.kthread and t.comm.startswith("ksoftirqd/")}
+    # The capture says when its threads were read: after its counters.
+    assert cap.threads_ns is not None and cap.threads_ns > cap.taken_ns

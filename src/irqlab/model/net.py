@@ -45,6 +45,10 @@ class NetDevice:
     gro_flush_timeout_ns: int | None
     numa_node: int | None  # -1: the firmware gave none
     driver: str | None
+    ifindex: int | None = None  # its index in its namespace
+    # The index of the device it sends through: itself for most; for a veth end, its peer's
+    # index (in the peer's namespace); for a VLAN, its lower device's.
+    iflink: int | None = None
 
     def stat(self, name: str) -> int | None:
         """A statistics/ counter (rx_packets, rx_dropped, ...); None when the kernel has none."""

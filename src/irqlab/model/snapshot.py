@@ -308,4 +308,7 @@ class Snapshot:
     # Read only when a command asks (SampleSpec.net / .threads): the doctor's causal chain.
     net: NetState | None = None  # every network namespace's devices, MIB counters, UDP sockets
     threads: tuple[ThreadSched, ...] = ()  # every thread's run and wait time, where it last ran
+    # When the threads were read, on taken_ns's clock: they are read after the counters (up to
+    # a few hundred ms later with many namespaces), so their shares use their own interval.
+    threads_ns: int | None = None
     statuses: tuple[SourceStatus, ...] = ()  # each source's success and read time (sources/sampler.py)

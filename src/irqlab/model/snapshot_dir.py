@@ -19,3 +19,5 @@ class RawCapture:
     # Symbolic links kept as the kernel shows them, by path: their text, never followed
     # ("socket:[4026]" for a process's fd, a device's driver link).
     links: dict[str, str] = field(default_factory=dict)
+    # Monotonic ns at which other parts were read, by name ("threads"): written to the meta file.
+    stamps: dict[str, int] = field(default_factory=dict)

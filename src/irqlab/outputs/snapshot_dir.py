@@ -34,6 +34,7 @@ def write_capture(capture: RawCapture, directory: str | Path, hostname: str = ""
             "hostname": hostname,
             "files": len(capture.files),
             "skipped": list(capture.skipped),
+            "stamps": capture.stamps,
         }
         (out / CAPTURE_META).write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as exc:

@@ -11,6 +11,8 @@ as optional (None when absent):
   threaded                      Linux >= 5.12 (commit 5fdd2f0e5c64): 0 softirq NAPI, 1 kthreads,
                                 2 kthreads busy polling (6.17); EOPNOTSUPP without NAPI on 5.12
   device/numa_node, device/driver   only for devices with a parent (not lo, veth, ifb)
+  ifindex, iflink               the device's index, and the index of the one it sends through
+                                (a veth end's peer, a VLAN's lower device; its own otherwise)
 
 A device shown here belongs to the network namespace that mounted this sysfs (see
 sources/netns.py to read another namespace's).
@@ -141,6 +143,8 @@ def read_netdev(roots: Roots, name: str, r: _Reader | None = None) -> NetDevice:
         gro_flush_timeout_ns=r.optional(f"{base}/gro_flush_timeout", parse_int),
         numa_node=r.optional(f"{base}/device/numa_node", parse_int),
         driver=_driver(base, r),
+        ifindex=r.optional(f"{base}/ifindex", parse_int),
+        iflink=r.optional(f"{base}/iflink", parse_int),
     )
 
 

@@ -62,6 +62,15 @@ def capture_time(roots: Roots) -> tuple[int, float] | None:
         return None
 
 
+def capture_stamp(roots: Roots, name: str) -> int | None:
+    """When part `name` of a capture was read (its meta file's "stamps"), or None."""
+    try:
+        value = json.loads(read_text(roots.procfs.parent / CAPTURE_META)).get("stamps", {}).get(name)
+        return int(value) if value is not None else None
+    except (SourceError, ValueError, TypeError, AttributeError):
+        return None
+
+
 @dataclass(slots=True)
 class _Kept:
     value: object
@@ -188,10 +197,16 @@ class Sampler:
 
             net = slow("net", lambda: (read_net_state(roots, walk=spec.netns), []), None)
         threads: tuple[ThreadSched, ...] = ()
+        threads_ns: int | None = None
         if spec.threads:
             from irqlab.sources.threads import read_threads
 
+            t_a = self.clock()
             threads = slow("threads", lambda: (read_threads(roots), []), ())
+            threads_ns = (t_a + self.clock()) // 2 if roots.is_live else capture_stamp(roots, "threads")
+            kept = self._kept.get("threads")
+            if roots.is_live and kept is not None and statuses[-1].reused:
+                threads_ns = kept.read_ns
         pressure = slow("pressure", lambda: (read_pressure(roots), []), None)
         host = slow("host", lambda: (read_host(roots), []), None) or HostInfo()
         no_sysctl: dict[str, int] = {}
@@ -212,6 +227,7 @@ class Sampler:
             origin="live" if roots.is_live else str(roots.procfs.parent),
             net=net,
             threads=threads,
+            threads_ns=threads_ns,
             statuses=tuple(statuses),
         )
 

@@ -52,7 +52,7 @@ def _irq_dirs(roots: Roots) -> list[str]:
 
 
 NET_PROC_FILES = ("proc/net/snmp", "proc/net/snmp6", "proc/net/netstat", "proc/net/udp", "proc/net/udp6")
-NETDEV_FILES = ("threaded", "napi_defer_hard_irqs", "gro_flush_timeout", "device/numa_node")
+NETDEV_FILES = ("threaded", "napi_defer_hard_irqs", "gro_flush_timeout", "device/numa_node", "ifindex", "iflink")
 
 
 def _grabber(roots: Roots, files: dict[str, bytes], skipped: list[str]) -> Callable[[str], None]:
@@ -107,7 +107,7 @@ def _namespace_files() -> tuple[dict[str, bytes], dict[str, str], list[str]]:
     return _net_files(Roots())
 
 
-def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], skipped: list[str]) -> None:
+def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], skipped: list[str], stamps: dict[str, int]) -> None:
     """Every namespace's net files (the host's in place, the others under netns/INODE/), the
     threads' schedstat, and the fd links of the sockets that dropped."""
     from irqlab.sources.netns import call_in_netns
@@ -136,6 +136,7 @@ def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], s
         for pid in pids:
             links[f"proc/{pid}/fd/socket-{inode}"] = f"socket:[{inode}]"
             files.setdefault(f"proc/{pid}/comm", (state.comms.get(pid, "?") + "\n").encode())
+    t0 = time.monotonic_ns()
     for thread in read_threads(roots):
         for name in ("stat", "schedstat"):
             rel = f"proc/{thread.pid}/task/{thread.tid}/{name}"
@@ -143,6 +144,7 @@ def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], s
                 files[rel] = read_bytes(_path(roots, rel))
             except SourceError:
                 continue  # exited since the scan
+    stamps["threads"] = (t0 + time.monotonic_ns()) // 2
 
 
 def collect(roots: Roots, net: bool = False) -> RawCapture:
@@ -175,8 +177,9 @@ def collect(roots: Roots, net: bool = False) -> RawCapture:
         for name in TASK_FILES:
             grab(f"proc/{task.pid}/{name}")
     links: dict[str, str] = {}
+    stamps: dict[str, int] = {}
     if net:
-        _collect_net(roots, files, links, skipped)
+        _collect_net(roots, files, links, skipped, stamps)
     if "proc/interrupts" not in files:
         raise MissingSource(str(roots.proc("interrupts")), "no /proc/interrupts to capture")
-    return RawCapture(files, (t0 + t1) // 2, wall, tuple(skipped), links)
+    return RawCapture(files, (t0 + t1) // 2, wall, tuple(skipped), links, stamps)
