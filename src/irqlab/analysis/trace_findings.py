@@ -100,6 +100,17 @@ def _softirq_findings(h: Handler, cpu: int, t: TraceThresholds, busy: _Busy) -> 
     return out
 
 
+# Vectors whose late run delays no packet, block completion or timer: their raise -> run wait
+# is information whatever the CPU's load (kernel/rcu/tree.c: RCU_SOFTIRQ invokes callbacks
+# whose grace period already ended, so a late run only frees memory later; kernel/sched/fair.c:
+# SCHED_SOFTIRQ is the periodic load balancer). Measured on the idle VM: RCU p99 2-4 ms, one
+# scheduler tick, while another process kept the CPU 16 % busy.
+HOUSEKEEPING: dict[str, str] = {
+    "RCU": "RCU_SOFTIRQ runs callbacks whose grace period has ended; running them later only frees memory later.",
+    "SCHED": "SCHED_SOFTIRQ is the periodic load balancer; a late run only balances later.",
+}
+
+
 def _wait_finding(h: Handler, cpu: int, lat: Histogram, lp99: int, busy: _Busy, t: TraceThresholds) -> Finding:
     """A long raise -> run wait: a WARNING on a busy CPU, information on an idle one.
 
@@ -115,6 +126,11 @@ def _wait_finding(h: Handler, cpu: int, lat: Histogram, lp99: int, busy: _Busy, 
     base = f"{h.name} waited p99 {_us(lp99)} from raise to run on CPU{cpu}"
     evidence = (f"{lat.count} raise -> entry waits, max {_us(lat.max_ns)}; {in_ks}", busy.describe(cpu))
     metrics: dict[str, float | int | str | None] = {"p99_ns": lp99, "cpu": cpu, "pct": 100 * (ks_runs or 0), "busy_pct": busy.pct}
+    if h.name in HOUSEKEEPING:
+        return Finding(
+            Severity.INFO, "trace-softirq-wait", f"{h.name} on CPU{cpu}", f"{base}: housekeeping, no I/O or timer waited", evidence,
+            f"Nothing to do: {HOUSEKEEPING[h.name]}", metrics,
+        )
     if busy.idle(t.wait_busy_pct):
         how = "deferred to ksoftirqd on an idle CPU" if ks_runs else "on an idle CPU"
         return Finding(
