@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from irqlab.cli.export import SourceReader, build_registry
+from irqlab.cli.export import scrape_source, build_registry
 from irqlab.cli.main import build_parser
 from irqlab.outputs.prometheus import HISTOGRAMS
 from irqlab.sources.fs import Roots
@@ -42,7 +42,7 @@ def served_series_names() -> set[str]:
 
     args = argparse.Namespace(per_cpu=True, top_k=20, include=None, exclude=None, rollup_devices=False,
                               storm_warn=1e5, storm_crit=1e6, no_tasks=False, procfs=None, sysfs=None)
-    readers = iter([SourceReader(Roots.capture(CAPTURE / "a")), SourceReader(Roots.capture(CAPTURE / "b"))] + [SourceReader(Roots.capture(CAPTURE / "b"))] * 5)
+    readers = iter([scrape_source(Roots.capture(CAPTURE / "a")), scrape_source(Roots.capture(CAPTURE / "b"))] + [scrape_source(Roots.capture(CAPTURE / "b"))] * 5)
     registry = build_registry(args, scrape=lambda: next(readers)())
     generate_latest(registry)
     names = {s.name for fam in text_string_to_metric_families(generate_latest(registry).decode()) for s in fam.samples}

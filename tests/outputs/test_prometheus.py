@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import builders as b
-from irqlab.cli.export import SourceReader, build_registry, parse_listen
+from irqlab.cli.export import scrape_source, build_registry, parse_listen
 from irqlab.errors import UsageError
 from irqlab.model.histogram import Histogram
 from irqlab.outputs.prometheus import (
@@ -52,7 +52,7 @@ def sequence_scrape(*roots: Roots):
     The Sampler stamps a capture with its own time, so the interval between the two captures
     is the real one, and durations come from the fixed clock.
     """
-    readers = [SourceReader(r, clock=fixed_clock()) for r in roots]
+    readers = [scrape_source(r, clock=fixed_clock()) for r in roots]
     calls = count()
 
     def scrape():
@@ -89,7 +89,7 @@ def test_a_capture_missing_softnet_still_scrapes_and_reports_that_source_failed(
     root = tmp_path / "cap"
     shutil.copytree(UDP / "a", root)
     (root / "proc" / "net" / "softnet_stat").unlink()
-    registry = build_registry(args_of(), scrape=SourceReader(Roots.capture(root)))
+    registry = build_registry(args_of(), scrape=scrape_source(Roots.capture(root)))
     text = generate_latest(registry).decode()
     got = samples(text)
     assert got[("irqlab_scrape_success", (("source", "softnet"),))] == 0.0
@@ -107,7 +107,7 @@ def test_a_capture_missing_interrupts_still_serves_the_other_sources(tmp_path):
     root = tmp_path / "cap"
     shutil.copytree(UDP / "a", root)
     (root / "proc" / "interrupts").unlink()
-    got = samples(generate_latest(build_registry(args_of(), scrape=SourceReader(Roots.capture(root)))).decode())
+    got = samples(generate_latest(build_registry(args_of(), scrape=scrape_source(Roots.capture(root)))).decode())
     assert got[("irqlab_scrape_success", (("source", "interrupts"),))] == 0.0
     assert ("irqlab_softirqs_total", (("vector", "NET_RX"),)) in got
 
@@ -241,7 +241,7 @@ def test_a_listen_address_in_use_is_one_line_and_exit_3(capsys):
 
 
 def test_no_tasks_at_all_is_a_failed_tasks_source_not_an_empty_success(tmp_path):
-    got = samples(generate_latest(build_registry(args_of(), scrape=SourceReader(Roots.capture(tmp_path / "nothing")))).decode())
+    got = samples(generate_latest(build_registry(args_of(), scrape=scrape_source(Roots.capture(tmp_path / "nothing")))).decode())
     assert {dict(k[1])["source"]: v for k, v in got.items() if k[0] == "irqlab_scrape_success"} == {
         "interrupts": 0.0, "softirqs": 0.0, "stat": 0.0, "softnet": 0.0, "tasks": 0.0}
 

@@ -112,7 +112,7 @@ def _say_status(status, recovered: bool) -> None:
         print(f"irqlab export: {status.error} (serving the other sources)", file=sys.stderr, flush=True)
 
 
-def SourceReader(roots, tasks: bool = True, clock: Callable[[], int] = time.monotonic_ns):  # noqa: N802 - reads as the scrape source it makes
+def scrape_source(roots, tasks: bool = True, clock: Callable[[], int] = time.monotonic_ns):
     """scrape(): one Sampler sample per scrape, each source on its own, so one failing file never fails the scrape."""
     from irqlab.outputs.prometheus import ScrapeResult
     from irqlab.sources.sampler import Sampler, SampleSpec
@@ -149,7 +149,7 @@ def build_registry(args: argparse.Namespace, scrape=None, histogram_providers=()
         rollup_devices=args.rollup_devices,
         thresholds=Thresholds(storm_warn_rate=args.storm_warn, storm_crit_rate=args.storm_crit),
     )
-    scrape = scrape or SourceReader(common.roots_of(args), tasks=not args.no_tasks)
+    scrape = scrape or scrape_source(common.roots_of(args), tasks=not args.no_tasks)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(IrqlabCollector(scrape, options, histogram_providers))
     return registry
