@@ -12,7 +12,7 @@ import errno
 
 from irqlab.errors import IrqlabError
 from irqlab.mitigate.netns import run_in_netns
-from irqlab.model.knob import KnobUnsupported
+from irqlab.model.knob import KnobUnsupported, bounded_int
 
 COALESCE_FIELDS: dict[str, tuple[int, int]] = {
     "rx_coalesce_usecs": (0, 100_000),
@@ -28,9 +28,7 @@ def validate_coalesce(field: str, value: str) -> str:
     if field not in COALESCE_FIELDS:
         raise IrqlabError(f"{field}: not a coalescing field irqlab writes ({', '.join(COALESCE_FIELDS)})")
     lo, hi = COALESCE_FIELDS[field]
-    if not (value.isascii() and value.isdigit()) or not lo <= int(value) <= hi:
-        raise IrqlabError(f"{field} = {value!r}: must be an integer in {lo}..{hi}")
-    return str(int(value))
+    return bounded_int(value, lo, hi, field)
 
 
 def _ethtool(call):

@@ -16,6 +16,7 @@ import re
 
 from irqlab.errors import IrqlabError
 from irqlab.mitigate.netns import run_in_netns
+from irqlab.model.knob import bounded_int
 
 NAPI_ATTRS: dict[str, tuple[int, int]] = {
     # attribute -> (min, max) accepted by irqlab
@@ -35,9 +36,7 @@ def validate_napi(dev: str, attr: str, value: str) -> str:
     if attr not in NAPI_ATTRS:
         raise IrqlabError(f"{attr}: not a NAPI knob irqlab writes ({', '.join(NAPI_ATTRS)})")
     lo, hi = NAPI_ATTRS[attr]
-    if not (value.isascii() and value.isdigit()) or not lo <= int(value) <= hi:
-        raise IrqlabError(f"{dev}/{attr} = {value!r}: must be an integer in {lo}..{hi}")
-    return str(int(value))
+    return bounded_int(value, lo, hi, f"{dev}/{attr}")
 
 
 def _read(dev: str, attr: str, sysfs: str = "/sys") -> str:

@@ -93,3 +93,11 @@ class Knobs(Protocol):
     def restore(self, knobs: Collection[Knob] | None = None) -> list[Restored]:
         """Write back the originals of these knobs (every saved one when None), newest first."""
         ...
+
+
+def bounded_int(value: str, lo: int, hi: int, what: str) -> str:
+    """The canonical text of a decimal integer in lo..hi to write to a knob, or IrqlabError
+    naming `what` ("eth0/gro_flush_timeout = '1e9': must be an integer in 0..10000000000")."""
+    if not (value.isascii() and value.isdigit()) or not lo <= int(value) <= hi:
+        raise IrqlabError(f"{what} = {value!r}: must be an integer in {lo}..{hi}")
+    return str(int(value))
