@@ -7,9 +7,11 @@ import dataclasses
 import pytest
 from netbuilders import HOST, Machine, device, net, netns, thread, udp, view
 
+from irqlab.analysis.causes import nic_queues
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.findings import Severity
+from irqlab.analysis.netdelta import net_rates
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import IrqInfo
@@ -230,7 +232,8 @@ def test_a_managed_irq_never_gets_an_affinity_action_but_rps_instead():
 @pytest.mark.parametrize(("wait", "code", "severity"), [(9.9, "busy-keeping-up", Severity.INFO), (10.1, "cause-nic-queue", Severity.WARNING),
                                                          (49.9, "cause-nic-queue", Severity.WARNING), (50.1, "cause-nic-queue", Severity.CRITICAL)])
 def test_task_wait_thresholds(wait, code, severity):
-    m = dataclasses.replace(nic_on_cpu0(False), threads=[thread(700, "nginx", 0, 30, wait)])
+    # 30 % of CPU0 in softirq, and nginx sleeps some of the rest: only its wait counts, not the interrupts' time.
+    m = dataclasses.replace(nic_on_cpu0(False), threads=[thread(700, "nginx", 0, 10, wait)], irqs=[("38", "virtio2-input.0", [1_000, 0])], times=[[20, 0, 0, 50, 0, 0, 30, 0], [5, 0, 5, 90, 0, 0, 0, 0]])
     found = [(f.code, f.severity) for f in run(m) if f.code in ("busy-keeping-up", "cause-nic-queue")]
     assert found == [(code, severity)]
 
@@ -364,3 +367,141 @@ def test_an_rt_hog_that_starves_a_receiver_names_it_its_socket_and_ksoftirqd():
     assert any(e.startswith("-> ksoftirqd/0 waited 0 %") for e in top.evidence)
     assert any("iperf3 (pid 812) cannot read its socket" in e for e in top.evidence)
     assert top.actions[0].command == "taskset -pc 1 812"
+
+
+# --- NIC queues: spread one per CPU, named from hard-IRQ time, each drop counted once -------------------
+
+
+def msix_on_cpu0(managed: frozenset[int] = frozenset()) -> Machine:
+    """Four queue IRQs of eth0 (ixgbe naming), every one with smp_affinity_list 0, on a 4-CPU machine."""
+    host = view(HOST, devices=[device("eth0", driver="ixgbe", rx_packets=400_000)])
+    return Machine(
+        cpus=(0, 1, 2, 3),
+        softirq={"NET_RX": [400_000, 0, 0, 0]},
+        irqs=[(str(41 + q), f"eth0-TxRx-{q}", [1_000, 0, 0, 0]) for q in range(4)],
+        times=[[0, 0, 0, 10, 0, 0, 90, 0]] + [[5, 0, 5, 90, 0, 0, 0, 0]] * 3,
+        irqinfo={41 + q: IrqInfo(41 + q, affinity=(0,), effective_affinity=(0,), managed=41 + q in managed) for q in range(4)},
+        net=net(host),
+        threads=[thread(700, "nginx", 0, 5, 60)],
+    )
+
+
+def test_every_queue_irq_on_one_cpu_is_spread_one_per_cpu():
+    top = run(msix_on_cpu0())[0]
+    writes = {a.path: (a.old, a.new) for a in top.actions if a.kind == "irq-affinity"}
+    assert writes == {"/proc/irq/41/smp_affinity_list": ("0", "1"), "/proc/irq/42/smp_affinity_list": ("0", "2"),
+                      "/proc/irq/43/smp_affinity_list": ("0", "3"), "/proc/irq/44/smp_affinity_list": ("0", "1")}
+
+
+def test_a_managed_queue_among_them_is_spread_by_rps_never_by_an_affinity_write():
+    top = run(msix_on_cpu0(managed=frozenset({42})))[0]
+    paths = {a.path for a in top.actions if a.kind == "irq-affinity"}
+    assert paths == {f"/proc/irq/{n}/smp_affinity_list" for n in (41, 43, 44)}
+    assert any(a.kind == "rps" and a.path.startswith("/sys/class/net/eth0/") for a in top.actions)
+
+
+def test_a_hard_irq_storm_of_a_single_queue_nic_names_its_device_and_carries_the_socket_drops():
+    # e1000e without MSI-X: one interrupt named after the netdev; hard-IRQ time leads, NET_RX barely runs.
+    host = view(HOST, {("Udp", "InErrors"): 5_000, ("Udp", "RcvbufErrors"): 5_000}, devices=[device("eth0", driver="e1000e", rx_packets=300_000)])
+    m = Machine(irqs=[("30", "eth0", [300_000, 0])], times=[[5, 0, 0, 15, 0, 80, 0, 0], [5, 0, 5, 90, 0, 0, 0, 0]],
+                irqinfo={30: IrqInfo(30, affinity=(0,), effective_affinity=(0,), managed=False)}, net=net(host),
+                threads=[thread(700, "nginx", 0, 5, 60)])
+    top = run(m)[0]
+    assert top.code == "cause-nic-queue" and "from IRQ 30 (eth0 rx-0)" in top.title
+    assert "5000 packets/s lost" in top.title and any(e.startswith("-> socket drops 5000/s") for e in top.evidence)
+    assert [a.path for a in top.actions if a.kind == "irq-affinity"] == ["/proc/irq/30/smp_affinity_list"]
+
+
+def test_virtio_input_queues_are_the_virtio_net_devices_in_probe_order():
+    host = view(HOST, devices=[device("eth0", driver="virtio_net"), device("eth1", driver="virtio_net")])
+    m = Machine(irqs=[("36", "virtio1-req.0", [10, 0]), ("38", "virtio2-input.0", [10, 0]), ("40", "virtio3-input.0", [0, 10])], net=net(host))
+    a, b = m.pair()
+    rates = compute_rates(a, b)
+    assert nic_queues(rates, net_rates(a.net, b.net, rates.interval_ns).namespaces[0]) == {"38": ("eth0", 0), "40": ("eth1", 0)}
+
+
+def test_a_netif_rx_nic_counts_a_backlog_drop_once_and_reports_no_ring_overflow():
+    # enqueue_to_backlog() counts each drop in softnet dropped and in the device's rx_dropped.
+    host = view(HOST, devices=[device("eth0", driver="e1000", rx_packets=200_000, rx_dropped=80_000)])
+    m = Machine(softirq={"NET_RX": [200_000, 0]}, irqs=[("41", "eth0-rx-0", [200_000, 0])],
+                times=[[0, 0, 0, 0, 0, 40, 60, 0], [5, 0, 5, 90, 0, 0, 0, 0]], softnet={0: {"processed": 200_000, "dropped": 80_000}},
+                irqinfo={41: IrqInfo(41, affinity=(0,), effective_affinity=(0,), managed=False)}, net=net(host),
+                threads=[thread(14, "ksoftirqd/0", 0, 1, 90, kthread=True)])
+    findings = run(m)
+    assert "nic-drops" not in codes(findings)
+    top = findings[0]
+    assert top.code == "cause-nic-queue" and top.metrics["lost_per_s"] == 80_000
+    assert not any(e.startswith("-> NIC drops") for e in top.evidence)
+
+
+def full_hist(ns: int, n: int = 1000) -> Histogram:
+    h = Histogram(1_000, 1_000_000)
+    for _ in range(n):
+        h.add(ns)
+    return h
+
+
+def test_interrupt_time_counts_the_hard_irqs_nested_in_a_softirq_once():
+    # 1000 NET_RX runs of 900 ns gross, 300 ns without the hard IRQs nested in them; 600 ns of hard IRQs: 90 % of the 1 ms window, not 150 %.
+    rx = Handler("softirq", 3, "NET_RX", {0: full_hist(900)}, {0: full_hist(300)})
+    irq = Handler("irq", 38, "virtio2-input.0", {0: full_hist(600)}, {0: full_hist(600)})
+    trace = TraceResult(1_000_000, (0, 1), {}, {}, (irq,), (rx,), (), {}, {}, {})
+    top = run(nic_on_cpu0(False), trace=trace)[0]
+    assert "interrupt time on CPU0: NET_RX 30.0 %, hardirq 60.0 %" in top.evidence
+    assert top.title.startswith("NET_RX and its queues' interrupts take 90 % of CPU0")
+
+
+def test_a_task_that_wanted_the_cpu_lost_the_interrupts_time_not_only_its_wait():
+    # nginx ran or waited all of the 30 % that interrupts left CPU0: the other 70 % was taken from it.
+    m = dataclasses.replace(nic_on_cpu0(False), irqs=[("38", "virtio2-input.0", [1_000, 0])], threads=[thread(700, "nginx", 0, 28, 2)])
+    top = run(m)[0]
+    assert top.code == "cause-nic-queue" and top.severity is Severity.CRITICAL and "nginx lost 72 %" in top.title
+    assert any("nginx (pid 700, OTHER) lost 72 % of the sample: ran 28 %, waited 2 %, and interrupts took 70 %" in e for e in top.evidence)
+
+
+def test_a_task_that_slept_is_not_charged_the_interrupts_time():
+    m = dataclasses.replace(nic_on_cpu0(False), irqs=[("38", "virtio2-input.0", [1_000, 0])], threads=[thread(700, "nginx", 0, 10, 2)])
+    assert "busy-keeping-up" in codes(run(m))
+
+
+# --- moving an RT hog: never onto another CPU's receive path -------------------------------------------
+
+
+def rt_hog(cpus: tuple[int, ...], net_rx: list[int], softirq_pct: list[int]) -> Machine:
+    x = view(X, devices=[device("veth1", rx_packets=100_000)])
+    return Machine(
+        cpus=cpus, softirq={"NET_RX": net_rx},
+        times=[[95, 0, 0, 0, 0, 0, 5, 0]] + [[10, 0, 5, 85 - p, 0, 0, p, 0] for p in softirq_pct],
+        softnet={0: {"processed": 1_000, "dropped": 40_000}}, net=net(view(HOST), x),
+        threads=[thread(950, "hog", 0, 95, 0, policy="fifo", prio=10), thread(10, "ksoftirqd/0", 0, 3, 90, kthread=True)],
+    )
+
+
+def test_an_rt_hog_is_moved_to_the_least_loaded_cpu_that_runs_no_receive_work():
+    top = run(rt_hog((0, 1, 2), [1_000, 60_000, 0], [30, 0]))[0]
+    moves = [(a.path, a.new) for a in top.actions if a.kind == "task-affinity"]
+    assert moves == [("pid 950", "2")]
+
+
+def test_an_rt_hog_gets_no_move_when_every_other_cpu_runs_receive_work():
+    top = run(rt_hog((0, 1), [1_000, 60_000], [30]))[0]
+    assert top.code == "cause-rt-starvation" and not [a for a in top.actions if a.kind == "task-affinity"]
+    assert any(e.startswith("every other CPU (CPU1) runs receive work") for e in top.evidence)
+
+
+# --- unprivileged: namespaces that could not be seen ---------------------------------------------------
+
+
+def test_namespaces_that_could_not_be_entered_are_named_once_with_why():
+    a, b = net(view(HOST))
+    unseen = ((X, "setns: Operation not permitted"), (SRV, "setns: Operation not permitted"))
+    a, b = (dataclasses.replace(s, not_entered=unseen, denied=3) for s in (a, b))
+    findings = run(Machine(net=(a, b), threads=[thread(1, "a", 0, 1, 0)]))
+    (f,) = [f for f in findings if f.code == "netns-unseen"]
+    assert f.severity is Severity.INFO and "not in these findings" in f.title
+    assert f.evidence[:2] == ("netns of iperf3 (pid 900): setns: Operation not permitted", "netns srv: setns: Operation not permitted")
+    assert f.evidence[2].startswith("3 processes whose /proc/PID/ns/net this user may not read")
+
+
+def test_nothing_unseen_says_nothing():
+    assert "netns-unseen" not in codes(run(Machine(net=net(view(HOST)), threads=[thread(1, "a", 0, 1, 0)])))

@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from irqlab.analysis.actions import (
     Action,
     irq_affinity_action,
@@ -18,12 +20,13 @@ from irqlab.analysis.actions import (
     task_affinity_action,
     threaded_napi_action,
 )
-from irqlab.analysis.causes import CausalModel, CpuCause, Drop, Harm, Source, harm_score, nic_drops, socket_drops
+from irqlab.analysis.causes import CausalModel, CpuCause, Drop, Harm, Source, harm_score, receive_queues, socket_drops
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity
 from irqlab.analysis.netdelta import NamespaceRates, ThreadShare
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, format_cpumask
+from irqlab.model.snapshot import IrqInfo
 from irqlab.units import format_rate
 
 # Symptom codes of today's rules (and the trace's) that a CPU's cause explains.
@@ -71,7 +74,7 @@ def _severity(harm: Harm, t: Thresholds) -> Severity:
 
 def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates, cpus: tuple[int, ...] = ()) -> tuple[list[Action], list[str]]:
     """The writes that move a source's work off its CPU (cpus: every CPU the cause loads), and lines that explain a write not offered."""
-    cpu, pct = cc.cpu, cc.main.pct
+    cpu, pct = cc.cpu, cc.path_pct
     cpus = cpus or (cpu,)
     gain = f"CPU{cpu} gets back up to {pct:.0f} % of its time"
     if src.kind == "rps" and src.device is not None and src.queue is not None and src.mask is not None:
@@ -90,7 +93,7 @@ def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates,
         why = f"{src.device} receives through the sender's backlog, so its NET_RX runs where the sender runs (CPU{cpu})"
         return [rps_action(src.namespace, src.device, 0, (), new, why, f"its packets are processed on {_cpus(new)}; {gain}")], []
     if src.kind == "nic-queue" and src.irq is not None:
-        return _nic_actions(src, cc, model, rates, gain)
+        return _queue_actions([s for s in cc.sources if s.kind == "nic-queue" and s.irq is not None], cc, model, rates, gain)
     if src.kind == "napi-thread" and src.pid is not None:
         new = _others(model.online, {cpu})
         why = f"the NAPI thread of {src.device} runs on CPU{cpu} beside the tasks there"
@@ -99,25 +102,64 @@ def _source_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates,
     return [], []
 
 
-def _nic_actions(src: Source, cc: CpuCause, model: CausalModel, rates: Rates, gain: str) -> tuple[list[Action], list[str]]:
+def cpu_load(rates: Rates) -> dict[int, float]:
+    """Each CPU's busy share (/proc/stat: 100 - idle - iowait), to pick the least loaded; empty when unknown."""
+    c = rates.cpu
+    if c is None:
+        return {}
+    idle = np.nan_to_num(c.field("idle")) + np.nan_to_num(c.field("iowait"))
+    return {cpu: 100.0 - float(idle[i]) for i, cpu in enumerate(c.cpus)}
+
+
+def least_loaded(cpus: tuple[int, ...], rates: Rates) -> tuple[int, ...]:
+    """cpus, least loaded first (ties by number)."""
+    load = cpu_load(rates)
+    return tuple(sorted(cpus, key=lambda c: (round(load.get(c, 0.0)), c)))
+
+
+def _queue_actions(srcs: list[Source], cc: CpuCause, model: CausalModel, rates: Rates, gain: str) -> tuple[list[Action], list[str]]:
+    """Every NIC queue whose interrupts land on the CPU, one per other CPU (least loaded first, round robin).
+
+    A managed IRQ's affinity is the kernel's (a write gets EPERM): its queue's packets are
+    spread with RPS instead.
+    """
+    targets = least_loaded(_others(model.online, {cc.cpu}), rates)
+    actions: list[Action] = []
+    notes: list[str] = []
+    movable = []
+    for src in srcs:
+        info = rates.after.irqinfo.get(int(src.irq)) if src.irq and src.irq.isdigit() else None
+        if info is not None and info.managed:
+            a, n = _managed_queue_action(src, info, cc, model, gain)
+            actions += [x for x in a if x.path not in {y.path for y in actions}]
+            notes += n
+        elif info is not None and info.affinity is not None:
+            movable.append((src, info.affinity))
+    movable.sort(key=lambda x: (x[0].device or "", x[0].queue if x[0].queue is not None else 0, int(x[0].irq or 0)))
+    for k, (src, old) in enumerate(movable):
+        new = (targets[k % len(targets)],) if targets else old
+        why = (f"IRQ {src.irq} ({src.device} rx-{src.queue}) interrupts CPU{cc.cpu}, and NAPI polls its queue there"
+               + (f", with {len(movable) - 1} more queue{'s' if len(movable) > 2 else ''}" if len(movable) > 1 else ""))
+        effect = f"the queue's interrupts and NET_RX move to CPU{new[0]}" + ("" if len(movable) > 1 else f"; {gain}")
+        actions.append(irq_affinity_action(src.irq or "", old, new, why, effect))
+    if len(movable) > 1:
+        spread = sorted({a.new for a in actions if a.kind == "irq-affinity"})
+        notes.append(f"{len(movable)} queue interrupts land on CPU{cc.cpu}: one per CPU over CPUs {','.join(spread)}; {gain}")
+    return actions, notes
+
+
+def _managed_queue_action(src: Source, info: IrqInfo, cc: CpuCause, model: CausalModel, gain: str) -> tuple[list[Action], list[str]]:
     irq = src.irq or ""
-    info = rates.after.irqinfo.get(int(irq)) if irq.isdigit() else None
-    eff = set(info.effective_affinity or info.affinity or ()) if info else set()
-    if info is not None and info.managed:
-        notes = [f"IRQ {irq} is managed by the kernel: its affinity cannot be written (EPERM); RPS spreads its packets instead"]
-        dev = next((d for ns in (model.net.namespaces[:1] if model.net else ()) for d in ns.devices if d.device.name == src.device), None)
-        if dev is None or src.queue is None:
-            return [], notes
-        q = next((q for q in dev.device.rx_queues if q.index == src.queue), None)
-        new = _others(model.online, eff | {cc.cpu})
-        why = f"IRQ {irq} ({src.device} rx-{src.queue}) is kernel-managed and runs on CPU{cc.cpu}"
-        old = q.rps_cpus if q is not None and q.rps_cpus else ()
-        return [rps_action(src.namespace, dev.device.name, src.queue, old, new, why, f"packets are processed on {_cpus(new)}; {gain}")], notes
-    if info is None or info.affinity is None:
-        return [], []
-    new = _others(model.online, {cc.cpu})
-    why = f"IRQ {irq} ({src.device} rx-{src.queue}) interrupts CPU{cc.cpu}, and NAPI polls its queue there"
-    return [irq_affinity_action(irq, info.affinity, new, why, f"the queue's interrupts and NET_RX move to {_cpus(new)}; {gain}")], []
+    eff = set(info.effective_affinity or info.affinity or ())
+    notes = [f"IRQ {irq} is managed by the kernel: its affinity cannot be written (EPERM); RPS spreads its packets instead"]
+    dev = next((d for ns in (model.net.namespaces[:1] if model.net else ()) for d in ns.devices if d.device.name == src.device), None)
+    if dev is None or src.queue is None:
+        return [], notes
+    q = next((q for q in dev.device.rx_queues if q.index == src.queue), None)
+    new = _others(model.online, eff | {cc.cpu})
+    why = f"IRQ {irq} ({src.device} rx-{src.queue}) is kernel-managed and runs on CPU{cc.cpu}"
+    old = q.rps_cpus if q is not None and q.rps_cpus else ()
+    return [rps_action(src.namespace, dev.device.name, src.queue, old, new, why, f"packets are processed on {_cpus(new)}; {gain}")], notes
 
 
 def _limit_actions(harm: Harm, rates: Rates, t: Thresholds) -> list[Action]:
@@ -153,6 +195,8 @@ def _time_lines(cc: CpuCause, t: Thresholds) -> list[str]:
     runs = f" {format_rate(cc.main.runs_per_s)} runs/s" if cc.main.runs_per_s else ""
     mix = ", ".join(f"{v.vector} {v.pct:.1f} %" for v in cc.times[:4] if v.pct >= 0.1)
     out = [f"{cc.main.vector}{runs} on CPU{cc.cpu}: {cc.main.pct:.0f} % of the CPU ({how})", f"interrupt time on CPU{cc.cpu}: {mix}"]
+    if cc.queue_irq_pct >= 1.0:
+        out[0] += f"; its NIC queues' hard interrupts {cc.queue_irq_pct:.0f} % more"
     if cc.main.measured and cc.stat_pct is not None and cc.stat_pct - cc.irq_pct >= 5.0:
         out[1] += (f"; /proc/stat counted {cc.stat_pct:.0f} % softirq + irq over the whole sample (tick-sampled; "
                    "the trace covers only its window), the larger is judged")
@@ -169,7 +213,7 @@ def _harm_lines(harm: Harm, shared: bool = True) -> list[str]:
     out = []
     if harm.ksoftirqd_pct is not None and harm.ksoftirqd_pct >= 1.0:
         out.append(f"-> ksoftirqd/{harm.cpu} ran {harm.ksoftirqd_pct:.0f} % of CPU{harm.cpu}")
-    out += [f"-> {th.who} waited {th.wait_pct:.0f} % of the sample, ran {th.run_pct:.0f} %" for th in harm.waited[:3]]
+    out += [f"-> {waited_text(th)}" for th in harm.waited[:3]]
     if len(harm.waited) > 3:
         more = len(harm.waited) - 3
         out.append(f"-> and {more} more task{'s' if more > 1 else ''} waited")
@@ -179,12 +223,20 @@ def _harm_lines(harm: Harm, shared: bool = True) -> list[str]:
     return out
 
 
+def waited_text(th: ThreadShare) -> str:
+    """What a task lost: its wait, and the interrupts' time when it wanted the CPU throughout (causes.harm_on())."""
+    if th.irq_pct > 0:
+        return (f"{th.who} lost {th.lost_pct:.0f} % of the sample: ran {th.run_pct:.0f} %, waited {th.wait_pct:.0f} %, "
+                f"and interrupts took {th.irq_pct:.0f} % while it wanted the CPU")
+    return f"{th.who} waited {th.wait_pct:.0f} % of the sample, ran {th.run_pct:.0f} %"
+
+
 CPU_LAYERS: frozenset[str] = frozenset({"backlog", "budget"})  # drops counted per CPU; socket and NIC drops per namespace
 
 
 def merged_harm(ccs: list[CpuCause]) -> Harm:
     """The harm of one cause over its CPUs: every task that waited, each drop once."""
-    waited = sorted((th for cc in ccs for th in cc.harm.waited), key=lambda th: -th.wait_pct)
+    waited = sorted((th for cc in ccs for th in cc.harm.waited), key=lambda th: -th.lost_pct)
     drops: dict[str, Drop] = {}
     for cc in ccs:
         for d in cc.harm.drops:
@@ -212,8 +264,8 @@ def _mechanism(src: Source, vector: str) -> str:
 
 
 def _pct_text(cc: CpuCause) -> str:
-    """The main vector's share; a range when /proc/stat over the sample says much more than the trace."""
-    pct = cc.main.pct
+    """The main vector's share (with its queues' hard IRQs); a range when /proc/stat over the sample says much more than the trace."""
+    pct = cc.path_pct
     stat = cc.stat_pct
     if cc.main.measured and stat is not None and stat >= 1.5 * cc.irq_pct and stat - cc.irq_pct >= 5.0:
         return f"{pct:.0f}-{stat:.0f} %"
@@ -226,7 +278,7 @@ def _title(ccs: list[CpuCause], src: Source, harm: Harm, ctl: Mapping[str, int])
     parts = []
     if harm.waited:
         th = harm.waited[0]
-        parts.append(f"{th.thread.comm} waited {th.wait_pct:.0f} %")
+        parts.append(f"{th.thread.comm} {'lost' if th.irq_pct > 0 else 'waited'} {th.lost_pct:.0f} %")
     if harm.lost_per_s > 0:
         parts.append(f"{format_rate(harm.lost_per_s)} packets/s lost")
     squeeze = sum(d.rate_per_s for d in harm.drops if d.layer == "budget")
@@ -235,7 +287,8 @@ def _title(ccs: list[CpuCause], src: Source, harm: Harm, ctl: Mapping[str, int])
         parts.append(f"budget exhausted {format_rate(squeeze)}/s" + (f" (netdev_budget={budget})" if budget is not None else ""))
     tail = f": {', '.join(parts)}" if parts else ""
     where = " and ".join(f"{_pct_text(c)} of CPU{c.cpu}" for c in sorted(ccs, key=lambda c: c.cpu))
-    return f"{cc.main.vector} takes {where}, from {_mechanism(src, cc.main.vector)}{ns}{tail}"
+    what = f"{cc.main.vector} and its queues' interrupts take" if any(c.queue_irq_pct >= 1.0 for c in ccs) else f"{cc.main.vector} takes"
+    return f"{what} {where}, from {_mechanism(src, cc.main.vector)}{ns}{tail}"
 
 
 def _once(lines: list[str], marker: str) -> list[str]:
@@ -335,7 +388,40 @@ def _owned_drops(waiting: list[ThreadShare], model: CausalModel) -> list[tuple[T
     return out
 
 
-def _starvation(cc: CpuCause, model: CausalModel, t: Thresholds) -> Cause | None:
+def receive_cpus(model: CausalModel) -> set[int]:
+    """The CPUs that run receive work: NET_RX or a NAPI thread (1 % or more), or an RPS target of a queue that received."""
+    out = {cc.cpu for cc in model.cpus if any(v.pct >= 1.0 and (v.vector == "NET_RX" or v.vector.startswith("NAPI thread ")) for v in cc.times)}
+    for ns in model.net.namespaces if model.net else ():
+        for d in ns.devices:
+            if d.of("rx_packets") > 0:
+                out |= {c for q in d.device.rx_queues for c in q.rps_cpus or ()}
+    return out
+
+
+def _hog_move(hog: ThreadShare, cc: CpuCause, model: CausalModel, rates: Rates) -> tuple[list[Action], list[str]]:
+    """Move the RT task to the least loaded CPU that runs no receive work; where every other CPU does, say so instead.
+
+    A SCHED_FIFO/RR task starves ksoftirqd and the senders' softirq work on any CPU it holds:
+    moving it onto another CPU's receive path only moves the starvation.
+    """
+    cpu = cc.cpu
+    others = _others(model.online, {cpu})
+    if others == model.online:
+        return [], []
+    busy = receive_cpus(model)
+    free = [c for c in least_loaded(others, rates) if c not in busy]
+    if not free:
+        where = ", ".join(f"CPU{c}" for c in others)
+        return [], [f"every other CPU ({where}) runs receive work (NET_RX, NAPI or RPS): moving {hog.thread.comm} there would starve it "
+                    f"the same way; give it a CPU of its own (isolcpus, or a CPU without queue interrupts or RPS), "
+                    f"or run the receive path in threads above its priority"]
+    why = f"{hog.who} runs {hog.run_pct:.0f} % of CPU{cpu} above every SCHED_OTHER task there, ksoftirqd/{cpu} included"
+    effect = (f"ksoftirqd/{cpu} and the waiting tasks run again; CPU{free[0]} is the least loaded CPU that runs no receive work "
+              "(undo assumes it was unbound)")
+    return [task_affinity_action(hog.thread.pid, model.online, (free[0],), why, effect)], []
+
+
+def _starvation(cc: CpuCause, model: CausalModel, rates: Rates, t: Thresholds) -> Cause | None:
     found = _rt_hog(model, cc.cpu, t)
     if found is None:
         return None
@@ -343,9 +429,7 @@ def _starvation(cc: CpuCause, model: CausalModel, t: Thresholds) -> Cause | None
     cpu = cc.cpu
     starved = ks.wait_pct >= t.starved_wait_pct
     new = _others(model.online, {cpu})
-    actions = [task_affinity_action(hog.thread.pid, model.online, new,
-                                    f"{hog.who} runs {hog.run_pct:.0f} % of CPU{cpu} above every SCHED_OTHER task there, ksoftirqd/{cpu} included",
-                                    f"ksoftirqd/{cpu} and the waiting tasks run again (undo assumes it was unbound)")] if new != model.online else []
+    actions, notes = _hog_move(hog, cc, model, rates)
     if starved:
         for ns, dev, old in _receivers(model, cc)[:2]:
             actions.append(threaded_napi_action(ns.namespace, dev, old, f"{dev}'s receive work waits in ksoftirqd/{cpu} behind the RT task",
@@ -357,23 +441,26 @@ def _starvation(cc: CpuCause, model: CausalModel, t: Thresholds) -> Cause | None
         if new != model.online:
             actions.insert(0, task_affinity_action(th.thread.pid, model.online, new, f"{th.who} waits behind the {policy} task on CPU{cpu} and cannot read its socket",
                                                    "the receiver runs on another CPU and reads its socket again (undo assumes it was unbound)"))
-    policy = f"{hog.thread.policy.upper()} {hog.thread.rt_priority}"
     ks_line = (f"-> ksoftirqd/{cpu} waited {ks.wait_pct:.0f} % of the sample (SCHED_OTHER, below any RT task)" if starved else
                f"-> ksoftirqd/{cpu} waited {ks.wait_pct:.0f} % and ran {ks.run_pct:.0f} %: little softirq work was deferred to it "
                f"in this sample, and what is deferred waits behind the {hog.thread.policy.upper()} task (ksoftirqd runs SCHED_OTHER)")
+    named = _named_sources(cc, t)
+    queues = [q for q in receive_queues(rates, model.net, cpu) if q.irq not in {s.irq for s in named}] if starved else []
     evidence = [
         f"{hog.who} ran {hog.run_pct:.0f} % of CPU{cpu}",
         ks_line,
         *[f"-> {th.who} waited {th.wait_pct:.0f} % of the sample, ran {th.run_pct:.0f} %" for th in waiting[:3]],
         *[f"-> {th.thread.comm} (pid {th.thread.pid}) cannot read its socket: {d.text}" for th, d in owned],
-        *_time_lines(cc, t), *[f"<- {s.text}" for s in _named_sources(cc, t)],
+        *_time_lines(cc, t), *[f"<- {s.text}" for s in named],
+        *[f"<- {q.text}: its NAPI poll is left to ksoftirqd/{cpu}, so its ring is not emptied" for q in queues],
         *[line for line in _harm_lines(cc.harm) if "waited" not in line and line.removeprefix("-> ") not in {d.text for _, d in owned}],
+        *notes,
     ]
     top_wait = max((th.wait_pct for th in waiting), default=0.0)
     harm = hog.run_pct + max(top_wait, ks.wait_pct) + 10 * math.log10(1 + lost + cc.harm.lost_per_s)
-    policy = f"{hog.thread.policy.upper()} {hog.thread.rt_priority}"
     if starved:
-        title = f"{hog.thread.comm} ({policy}) starves ksoftirqd/{cpu}: softirqs on CPU{cpu} wait {ks.wait_pct:.0f} %"
+        title = (f"{hog.thread.comm} ({policy}) starves ksoftirqd/{cpu}: softirqs on CPU{cpu} wait {ks.wait_pct:.0f} %"
+                 + (f", {format_rate(cc.harm.lost_per_s)} packets/s lost" if cc.harm.lost_per_s > 0 else ""))
     else:
         w = waiting[0]
         title = (f"{hog.thread.comm} ({policy}) holds {hog.run_pct:.0f} % of CPU{cpu}: {w.thread.comm} waited {w.wait_pct:.0f} %"
@@ -512,7 +599,7 @@ def causes(model: CausalModel, rates: Rates, t: Thresholds) -> list[Cause]:
     out: list[Cause] = []
     starved = {}
     for cc in model.cpus:
-        s = _starvation(cc, model, t)
+        s = _starvation(cc, model, rates, t)
         if s is not None:
             starved[cc.cpu] = s
     out += starved.values()
@@ -530,10 +617,37 @@ def causes(model: CausalModel, rates: Rates, t: Thresholds) -> list[Cause]:
         sock = _socket_cause(ns, rates, t)
         if sock is not None:
             out.append(sock)
-        for d in ns.devices:
-            x = nic_drops(d, ns.namespace)
-            nic = _nic_cause(x, t) if x is not None else None
+        for x in model.drops_by_ns.get(ns.namespace.inode, []):
+            nic = _nic_cause(x, t) if x.layer == "nic" else None
             if nic is not None:
                 out.append(nic)
     busy = _busy(keeping_up, t)
-    return out + ([busy] if busy else [])
+    unseen = _unseen(model)
+    return out + ([busy] if busy else []) + ([unseen] if unseen else [])
+
+
+def _unseen(model: CausalModel) -> Cause | None:
+    """The namespaces this reader could not enter or name: their drops and devices are missing from every finding."""
+    net = model.net
+    if net is None or (not net.not_entered and not net.denied):
+        return None
+    lines = [f"{ns.label}: {why}" for ns, why in net.not_entered[:10]]
+    if len(net.not_entered) > 10:
+        lines.append(f"... and {len(net.not_entered) - 10} more")
+    if net.denied:
+        lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net this user may not read: "
+                     "their namespaces are not even counted")
+    parts = []
+    if net.not_entered:
+        parts.append(f"{len(net.not_entered)} network namespace{'s' if len(net.not_entered) > 1 else ''} could not be entered")
+    if net.denied:
+        parts.append("others could not be found")
+    finding = Finding(
+        Severity.INFO, "netns-unseen", "network namespaces",
+        f"{' and '.join(parts)}: their drops and devices are not in these findings",
+        tuple(lines),
+        "run as root (setns() into another network namespace needs CAP_SYS_ADMIN, and reading another user's "
+        "/proc/PID/ns/net needs ptrace access) to see every namespace",
+        {"count": len(net.not_entered), "denied": net.denied},
+    )
+    return Cause(finding)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from irqlab.analysis.netdelta import DeviceRates, NamespaceRates, NetRates, Sock
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.net import NetNamespace
-from irqlab.model.trace_result import TraceResult
+from irqlab.model.histogram import Histogram
+from irqlab.model.trace_result import Handler, TraceResult
 from irqlab.units import NS_PER_S, format_rate
 
 # --- time per vector --------------------------------------------------------------------------
@@ -37,24 +39,45 @@ class VectorTime:
     task_share: float | None = None  # share of its runs at local_bh_enable() in task context (trace only)
 
 
+def _traced_hist(h: Handler, cpu: int) -> Histogram | None:
+    """A handler's net time on cpu (minus the hard IRQs nested in it) where the trace has it, else its gross time."""
+    hist = h.net.get(cpu) or h.gross.get(cpu)
+    return hist if hist is not None and hist.count else None
+
+
 def _traced_times(trace: TraceResult) -> dict[int, list[VectorTime]]:
-    """Gross handler time per CPU from a trace window: every softirq vector, hard IRQs summed."""
+    """Handler time per CPU from a trace window: every softirq vector, hard IRQs summed; never over 100 %.
+
+    A softirq's gross time (exit - entry) includes the hard interrupts that arrived while it ran,
+    which the hard IRQs' own time counts again; the net histograms leave them out
+    (trace_aggregate.py). A CPU's shares are scaled down to 100 % when they still exceed it (a
+    handler cut at the window's edges).
+    """
     out: dict[int, list[VectorTime]] = {}
     win_s = trace.window_ns / NS_PER_S
     if win_s <= 0:
         return out
     for h in trace.softirqs:
-        for cpu, hist in h.gross.items():
-            if hist.count:
+        for cpu in h.gross:
+            hist = _traced_hist(h, cpu)
+            if hist is not None:
                 task, _ = h.context_share("other", (cpu,))
-                out.setdefault(cpu, []).append(VectorTime(h.name, cpu, hist.count / win_s, 100.0 * hist.sum_ns / trace.window_ns, True, task))
+                runs = h.gross[cpu].count if h.gross.get(cpu) is not None else hist.count
+                out.setdefault(cpu, []).append(VectorTime(h.name, cpu, runs / win_s, 100.0 * hist.sum_ns / trace.window_ns, True, task))
     for cpu in trace.cpus:
-        hists = [h.gross[cpu] for h in trace.hardirqs if cpu in h.gross and h.gross[cpu].count]
+        hists = [x for h in trace.hardirqs if (x := _traced_hist(h, cpu)) is not None]
         if hists:
             runs = sum(x.count for x in hists)
             ns = sum(x.sum_ns for x in hists)
             out.setdefault(cpu, []).append(VectorTime("hardirq", cpu, runs / win_s, 100.0 * ns / trace.window_ns, True))
     return out
+
+
+def _capped(times: list[VectorTime]) -> list[VectorTime]:
+    total = sum(v.pct for v in times)
+    if total <= 100.0:
+        return times
+    return [replace(v, pct=v.pct * 100.0 / total) for v in times]
 
 
 def _stat_pct(rates: Rates, cpu: int, name: str) -> float | None:
@@ -107,7 +130,7 @@ def vector_times(rates: Rates, threads: tuple[ThreadShare, ...], trace: TraceRes
     base = _traced_times(trace) if trace is not None else _estimated_times(rates, t)
     for cpu, extra in _napi_threads(threads).items():
         base.setdefault(cpu, []).extend(extra)
-    return {cpu: sorted(v, key=lambda x: -x.pct) for cpu, v in sorted(base.items())}
+    return {cpu: sorted(_capped(v), key=lambda x: -x.pct) for cpu, v in sorted(base.items())}
 
 
 # --- sources ----------------------------------------------------------------------------------
@@ -136,45 +159,74 @@ _RX_QUEUE = re.compile(r"^(?P<dev>.+?)-(?:TxRx|rx|RX|Rx|txrx|fp)-(?P<q>\d+)$|^(?
 _DISK_QUEUE = re.compile(r"^(nvme\d+q\d+|ahci|ata_piix|virtio\d+-req\.\d+|mmc\d+|sdhci|megasas|mpt3sas|xhci_hcd|ata\d+)")
 
 
-def rx_queue_of(action: str, ns: NamespaceRates | None) -> tuple[str | None, int | None]:
-    """(device name, queue) of an rx-queue interrupt's action name; (None, None) when it is not one."""
-    m = _RX_QUEUE.match(action)
-    if m is None:
-        return None, None
-    if m.group("virtio"):
-        virtio = [d.device.name for d in (ns.devices if ns else ()) if d.device.driver == "virtio_net"]
-        return (virtio[0] if len(virtio) == 1 else m.group("virtio")), int(m.group("vq"))
-    return m.group("dev"), int(m.group("q"))
+def _virtio_net_order(ns: NamespaceRates | None) -> list[str]:
+    """The host's virtio_net devices in probe order: by ifindex (register_netdev() order), then name."""
+    devs = [d.device for d in (ns.devices if ns else ()) if d.device.driver == "virtio_net"]
+    return [d.name for d in sorted(devs, key=lambda d: (d.ifindex if d.ifindex is not None else 1 << 30, d.name))]
+
+
+def nic_queues(rates: Rates, host: NamespaceRates | None) -> dict[str, tuple[str, int]]:
+    """/proc/interrupts row -> (device, rx queue) of every NIC receive-queue interrupt.
+
+    By action name: "eth0-TxRx-0", "eth0-rx-0" name their netdev; a single-queue NIC's one
+    interrupt is named after the netdev itself ("eth0", e1000e without MSI-X), its queue 0.
+    virtio_net names its interrupts after the virtio device ("virtio2-input.0",
+    vp_find_vqs_msix(), drivers/virtio/virtio_pci_common.c), not the netdev: virtio devices
+    are numbered and their netdevs registered in probe order, so the k-th virtio device with
+    input queues is the k-th virtio_net netdev by ifindex when the counts agree; otherwise the
+    virtio name is kept.
+    """
+    irq = rates.interrupts
+    lines = irq.lines if irq is not None else ()
+    names = {d.device.name for d in (host.devices if host else ()) if d.device.name != "lo"}
+    virtio_order = _virtio_net_order(host)
+    out: dict[str, tuple[str, int]] = {}
+    virtio: dict[str, tuple[str, int]] = {}
+    for line in lines:
+        for action in line.actions:
+            m = _RX_QUEUE.match(action)
+            if m is not None and m.group("virtio"):
+                virtio[line.irq] = (m.group("virtio"), int(m.group("vq")))
+            elif m is not None:
+                out.setdefault(line.irq, (m.group("dev"), int(m.group("q"))))
+            elif action in names:
+                out.setdefault(line.irq, (action, 0))
+    numbers = sorted({v for v, _ in virtio.values()}, key=lambda v: int(v.removeprefix("virtio")))
+    by_number = dict(zip(numbers, virtio_order, strict=True)) if len(numbers) == len(virtio_order) else {}
+    for row, (v, q) in virtio.items():
+        out.setdefault(row, (by_number.get(v, v), q))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class CpuContext:
     """Per-CPU rates the sources look up: rows of /proc/interrupts and softnet columns."""
 
-    irq_rate: dict[str, float]  # row -> rate on this CPU
-    actions: dict[str, tuple[str, ...]]
+    irq_rate: dict[str, float]  # row -> rate on this CPU (rows that fired)
+    actions: dict[str, tuple[str, ...]]  # row -> its action names (every row)
     received_rps: float
     processed: float
+    queues: dict[str, tuple[str, int]]  # row -> (device, rx queue) of the NIC queue interrupts (nic_queues())
 
 
-def _cpu_context(rates: Rates, cpu: int) -> CpuContext:
+def _cpu_context(rates: Rates, cpu: int, host: NamespaceRates | None) -> CpuContext:
     irq_rate: dict[str, float] = {}
     actions: dict[str, tuple[str, ...]] = {}
     irq = rates.interrupts
     if irq is not None and cpu in irq.cpus:
         j = irq.cpus.index(cpu)
         for k, line in enumerate(irq.lines):
+            actions[line.irq] = line.actions
             r = float(np.nan_to_num(irq.rate[k, j]))
             if r > 0:
                 irq_rate[line.irq] = r
-                actions[line.irq] = line.actions
     rps = processed = 0.0
     sn = rates.softnet
     if sn is not None and cpu in sn.cpus:
         i = sn.cpus.index(cpu)
         rps = float(np.nan_to_num(sn.field("received_rps")[i]))
         processed = float(np.nan_to_num(sn.field("processed")[i]))
-    return CpuContext(irq_rate, actions, rps, processed)
+    return CpuContext(irq_rate, actions, rps, processed, nic_queues(rates, host))
 
 
 def _affinity_text(rates: Rates, irq: str) -> tuple[str, tuple[int, ...] | None]:
@@ -186,18 +238,19 @@ def _affinity_text(rates: Rates, irq: str) -> tuple[str, tuple[int, ...] | None]
     return f" (smp_affinity_list {format_cpulist(info.affinity)}{eff}{managed})", info.affinity
 
 
+def _nic_source(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | None, irq: str, r: float) -> Source | None:
+    """The NIC queue an interrupt row serves, as a source of work on cpu; None when the row is no NIC queue."""
+    if irq not in ctx.queues:
+        return None
+    dev, q = ctx.queues[irq]
+    aff, mask = _affinity_text(rates, irq)
+    action = ", ".join(ctx.actions.get(irq, ())) or irq
+    text = f"NIC queue: IRQ {irq} {action} {format_rate(r)}/s on CPU{cpu}{aff}"
+    return Source("nic-queue", text, r, host.namespace if host else None, dev, q, irq, mask)
+
+
 def _nic_sources(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | None) -> list[Source]:
-    out = []
-    for irq, r in ctx.irq_rate.items():
-        for action in ctx.actions.get(irq, ()):
-            dev, q = rx_queue_of(action, host)
-            if dev is None:
-                continue
-            aff, mask = _affinity_text(rates, irq)
-            text = f"NIC queue: IRQ {irq} {action} {format_rate(r)}/s on CPU{cpu}{aff}"
-            ns = host.namespace if host else None
-            out.append(Source("nic-queue", text, r, ns, dev, q, irq, mask))
-    return out
+    return [s for irq, r in ctx.irq_rate.items() if (s := _nic_source(rates, ctx, cpu, host, irq, r)) is not None]
 
 
 def _rps_sources(net: NetRates, ctx: CpuContext, cpu: int) -> list[Source]:
@@ -377,10 +430,13 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
     return f"CPU{cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(cpus)}"
 
 
-def _net_rx_sources(rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], vt: VectorTime) -> list[Source]:
+def _host(net: NetRates | None) -> NamespaceRates | None:
+    return net.namespaces[0] if net and net.namespaces else None
+
+
+def _net_rx_sources(rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], vt: VectorTime, ctx: CpuContext) -> list[Source]:
     cpu, runs = vt.cpu, vt.runs_per_s
-    ctx = _cpu_context(rates, cpu)
-    host = net.namespaces[0] if net and net.namespaces else None
+    host = _host(net)
     out = _nic_sources(rates, ctx, cpu, host)
     if net is not None:
         out += _rps_sources(net, ctx, cpu)
@@ -409,13 +465,31 @@ def _disk_sources(ctx: CpuContext, cpu: int) -> list[Source]:
     return out
 
 
-def _hardirq_sources(ctx: CpuContext, cpu: int) -> list[Source]:
+def _lands_on(rates: Rates, irq: str, cpu: int) -> bool:
+    """The row's interrupts are delivered to cpu alone (its effective affinity, else its smp_affinity)."""
+    info = rates.after.irqinfo.get(int(irq)) if irq.isdigit() else None
+    mask = (info.effective_affinity or info.affinity) if info is not None else None
+    return mask == (cpu,)
+
+
+def _hardirq_sources(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | None) -> list[Source]:
+    """The busiest rows on cpu; and every NIC queue whose interrupt lands there, even one that did not fire.
+
+    A queue whose NAPI poll never ran keeps its interrupt masked (napi_schedule() is not called
+    again until napi_complete_done() re-enables it), so a starved receive path shows no rate.
+    """
     top = sorted(ctx.irq_rate.items(), key=lambda kv: -kv[1])[:3]
-    return [
-        Source("ipi" if not irq.isdigit() else "nic-queue" if any(_RX_QUEUE.match(a) for a in ctx.actions.get(irq, ())) else "irq",
-               f"IRQ {irq} {', '.join(ctx.actions.get(irq, ())) or ''} {format_rate(r)}/s on CPU{cpu}".replace("  ", " "), r, irq=irq)
-        for irq, r in top
-    ]
+    out = []
+    for irq, r in top:
+        nic = _nic_source(rates, ctx, cpu, host, irq, r)
+        what = "ipi" if not irq.isdigit() else "irq"
+        out.append(nic or Source(what, f"IRQ {irq} {', '.join(ctx.actions.get(irq, ())) or ''} {format_rate(r)}/s on CPU{cpu}".replace("  ", " "), r, irq=irq))
+    named = {irq for irq, _ in top}
+    for irq in ctx.queues:
+        if irq not in named and _lands_on(rates, irq, cpu):
+            nic = _nic_source(rates, ctx, cpu, host, irq, ctx.irq_rate.get(irq, 0.0))
+            out += [nic] if nic is not None else []
+    return out
 
 
 def _napi_thread_source(vt: VectorTime, threads: tuple[ThreadShare, ...], net: NetRates | None) -> list[Source]:
@@ -430,9 +504,9 @@ def _napi_thread_source(vt: VectorTime, threads: tuple[ThreadShare, ...], net: N
 
 def sources_of(vt: VectorTime, rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...]) -> list[Source]:
     """The sources of one vector's work on one CPU, main one first."""
-    ctx = _cpu_context(rates, vt.cpu)
+    ctx = _cpu_context(rates, vt.cpu, _host(net))
     if vt.vector == "NET_RX":
-        out = _net_rx_sources(rates, net, threads, vt)
+        out = _net_rx_sources(rates, net, threads, vt, ctx)
     elif vt.vector == "BLOCK":
         out = _disk_sources(ctx, vt.cpu)
     elif vt.vector in ("TIMER", "HRTIMER"):
@@ -440,7 +514,7 @@ def sources_of(vt: VectorTime, rates: Rates, net: NetRates | None, threads: tupl
     elif vt.vector == "SCHED":
         out = _row_sources("ipi", ctx, ("RES",), vt.cpu, "rescheduling IPIs")
     elif vt.vector == "hardirq":
-        out = _hardirq_sources(ctx, vt.cpu)
+        out = _hardirq_sources(rates, ctx, vt.cpu, _host(net))
     elif vt.vector.startswith("NAPI thread "):
         out = _napi_thread_source(vt, threads, net)
     else:
@@ -482,11 +556,20 @@ SOCKET_DROP_COUNTERS: tuple[tuple[str, str], ...] = (
 SOCKET_DETAIL_COUNTERS: tuple[tuple[str, str], ...] = (("Udp", "RcvbufErrors"), ("Udp6", "RcvbufErrors"))
 
 
-def nic_drops(d: DeviceRates, ns: NetNamespace) -> Drop | None:
-    rate = sum(d.of(s) for s in NIC_DROP_STATS)
+def nic_drops(d: DeviceRates, ns: NetNamespace, backlog_per_s: float = 0.0) -> Drop | None:
+    """The drops a device counted at its own layer; backlog_per_s of its rx_dropped were the backlog's.
+
+    enqueue_to_backlog() (net/core/dev.c, v6.18) counts a packet it drops twice: in the CPU's
+    softnet dropped and in the receiving device's rx_dropped (dev_core_stats_rx_dropped_inc()),
+    so a netif_rx() device's rx_dropped repeats the backlog drops, which are harm already.
+    """
+    rx_dropped = max(0.0, d.of("rx_dropped") - backlog_per_s)
+    rates = {"rx_dropped": rx_dropped} | {s: d.of(s) for s in NIC_DROP_STATS if s != "rx_dropped"}
+    rate = sum(rates.values())
     if rate <= 0:
         return None
-    parts = ", ".join(f"{s} {format_rate(d.of(s))}/s" for s in NIC_DROP_STATS if d.of(s) > 0)
+    parts = ", ".join(f"{s} {format_rate(v)}/s" + (" beyond the backlog's drops" if s == "rx_dropped" and backlog_per_s > 0 else "")
+                      for s, v in rates.items() if v > 0)
     return Drop("nic", rate, f"NIC drops on {d.device.name} ({ns.label}): {parts}", ns)
 
 
@@ -511,7 +594,7 @@ class Harm:
 
     cpu: int
     ksoftirqd_pct: float | None
-    waited: tuple[ThreadShare, ...]  # tasks on this CPU that waited >= wait_warn_pct, most first
+    waited: tuple[ThreadShare, ...]  # tasks on this CPU that lost (lost_pct) >= wait_warn_pct, most first
     drops: tuple[Drop, ...]
     threads_known: bool
 
@@ -521,7 +604,8 @@ class Harm:
 
     @property
     def max_wait_pct(self) -> float:
-        return max((th.wait_pct for th in self.waited), default=0.0)
+        """The most any task lost: waiting for the CPU, or to the interrupts while it wanted it."""
+        return max((th.lost_pct for th in self.waited), default=0.0)
 
     def any(self, t: Thresholds) -> bool:
         squeezed = any(d.layer == "budget" and d.rate_per_s >= t.squeeze_warn_rate for d in self.drops)
@@ -549,9 +633,27 @@ def _softnet_drops(rates: Rates, cpu: int) -> list[Drop]:
     return out
 
 
-def harm_on(cpu: int, rates: Rates, threads: tuple[ThreadShare, ...], threads_known: bool, net_drops: list[Drop], t: Thresholds) -> Harm:
-    """The harm on one CPU: its waiting tasks, ksoftirqd, softnet drops, and the network drops given."""
-    waited = tuple(sorted((th for th in threads if th.cpu == cpu and th.wait_pct >= t.wait_warn_pct), key=lambda th: -th.wait_pct))
+def _with_interrupt_time(th: ThreadShare, irq_pct: float, t: Thresholds) -> ThreadShare:
+    """A task runnable through all the time interrupts left its CPU also lost the interrupts' time.
+
+    Interrupt time is neither a task's run time nor its run delay (with IRQ time accounting the
+    rq clock skips it, update_rq_clock_task(), kernel/sched/core.c): a task that ran or waited
+    (nearly) all of the rest wanted the CPU throughout, so what interrupts took was taken from
+    it. A task that also slept cannot be told apart, and only its wait counts.
+    """
+    wanted = th.run_pct + th.wait_pct
+    if th.thread.kthread or irq_pct <= 0 or wanted < 100.0 - irq_pct - t.busy_task_slack_pct:
+        return th
+    taken = min(irq_pct, 100.0 - wanted)
+    # Less than the slack is within what two reads a moment apart can disagree by.
+    return replace(th, irq_pct=taken) if taken >= t.busy_task_slack_pct else th
+
+
+def harm_on(cpu: int, rates: Rates, threads: tuple[ThreadShare, ...], threads_known: bool, net_drops: list[Drop], t: Thresholds,
+            irq_pct: float = 0.0) -> Harm:
+    """The harm on one CPU: its tasks that waited or lost its irq_pct to interrupts, ksoftirqd, softnet drops, the network drops given."""
+    mine = (_with_interrupt_time(th, irq_pct, t) for th in threads if th.cpu == cpu)
+    waited = tuple(sorted((th for th in mine if th.lost_pct >= t.wait_warn_pct), key=lambda th: -th.lost_pct))
     ks = rates.ksoftirqd_pct().get(cpu)
     return Harm(cpu, ks, waited, tuple(_softnet_drops(rates, cpu) + net_drops), threads_known)
 
@@ -579,6 +681,12 @@ class CpuCause:
     sources: tuple[Source, ...]  # of times[0]
     harm: Harm
     stat_pct: float | None = None  # softirq + irq share /proc/stat gave over the whole sample
+    queue_irq_pct: float = 0.0  # hard-IRQ time of the NIC queues that feed a NET_RX main vector
+
+    @property
+    def path_pct(self) -> float:
+        """The main vector's share, with its NIC queues' hard-IRQ time when they feed it."""
+        return self.main.pct + self.queue_irq_pct
 
     @property
     def busy_pct(self) -> float:
@@ -614,6 +722,7 @@ class CausalModel:
     threads: tuple[ThreadShare, ...]
     threads_known: bool
     online: tuple[int, ...]
+    drops_by_ns: Mapping[int, list[Drop]] = field(default_factory=dict)  # network_drops(): socket and NIC drops, each once
 
     def cpu(self, cpu: int) -> CpuCause | None:
         return next((c for c in self.cpus if c.cpu == cpu), None)
@@ -623,14 +732,34 @@ def _namespaces_of(sources: list[Source]) -> set[int]:
     return {s.namespace.inode for s in sources if s.namespace is not None}
 
 
-def _network_drops(net: NetRates | None) -> dict[int, list[Drop]]:
-    """Socket and NIC drops by namespace inode."""
+def network_drops(net: NetRates | None, rates: Rates) -> dict[int, list[Drop]]:
+    """Socket and NIC drops by namespace inode, each packet once.
+
+    The CPUs' softnet dropped are counted again in the receiving devices' rx_dropped
+    (nic_drops()): they are taken off the devices' rx_dropped, largest first (a backlog drop
+    does not say which device it was for; the total is right either way).
+    """
+    sn = rates.softnet
+    backlog = float(np.nansum(sn.field("dropped"))) if sn is not None else 0.0
     out: dict[int, list[Drop]] = {}
+    devices = sorted(((ns, d) for ns in (net.namespaces if net else ()) for d in ns.devices), key=lambda x: -x[1].of("rx_dropped"))
+    nic: dict[int, list[Drop]] = {}
+    for ns, d in devices:
+        counted = min(backlog, d.of("rx_dropped"))
+        backlog -= counted
+        x = nic_drops(d, ns.namespace, counted)
+        if x is not None:
+            nic.setdefault(ns.namespace.inode, []).append(x)
     for ns in net.namespaces if net else ():
-        drops = socket_drops(ns) + [x for d in ns.devices if (x := nic_drops(d, ns.namespace)) is not None]
+        order = {d.device.name: i for i, d in enumerate(ns.devices)}
+        drops = socket_drops(ns) + sorted(nic.get(ns.namespace.inode, []), key=lambda x: order.get(_device_of(x), 0))
         if drops:
             out[ns.namespace.inode] = drops
     return out
+
+
+def _device_of(d: Drop) -> str:
+    return d.text.removeprefix("NIC drops on ").split(" (", 1)[0]
 
 
 def _online(rates: Rates) -> tuple[int, ...]:
@@ -643,17 +772,53 @@ def _online(rates: Rates) -> tuple[int, ...]:
     return ()
 
 
+def receive_queues(rates: Rates, net: NetRates | None, cpu: int) -> list[Source]:
+    """The NIC queues whose interrupts fired on cpu or land there: the receive path that starts on it."""
+    ctx = _cpu_context(rates, cpu, _host(net))
+    rows = [irq for irq in ctx.queues if ctx.irq_rate.get(irq, 0.0) > 0 or _lands_on(rates, irq, cpu)]
+    return [s for irq in rows if (s := _nic_source(rates, ctx, cpu, _host(net), irq, ctx.irq_rate.get(irq, 0.0))) is not None]
+
+
+def _queue_irq_share(rates: Rates, net: NetRates | None, cpu: int) -> float:
+    """The share of cpu's interrupts that were its NIC queues' (0..1)."""
+    ctx = _cpu_context(rates, cpu, _host(net))
+    total = sum(ctx.irq_rate.values())
+    return sum(r for irq, r in ctx.irq_rate.items() if irq in ctx.queues) / total if total > 0 else 0.0
+
+
+def _receive_first(vts: list[VectorTime], queue_share: float) -> list[VectorTime]:
+    """NET_RX leads a CPU whose hard-IRQ time is mostly its NIC queues' interrupts: they are one receive path.
+
+    With net times (a softirq's time without the hard IRQs nested in it), a NIC whose every
+    packet batch interrupts (no NAPI, or coalescing off) shows more hard-IRQ time than NET_RX;
+    the cause is still the queue's receive path, named by NET_RX and its queue.
+    """
+    if len(vts) < 2 or vts[0].vector != "hardirq" or queue_share < 0.5:
+        return vts
+    rx = next((v for v in vts if v.vector == "NET_RX"), None)
+    return vts if rx is None else [rx] + [v for v in vts if v is not rx]
+
+
+def _ksoftirqd_wait(threads: tuple[ThreadShare, ...], cpu: int) -> float:
+    return next((th.wait_pct for th in threads if th.thread.kthread and th.thread.comm == f"ksoftirqd/{cpu}"), 0.0)
+
+
 def causal_model(
     rates: Rates, net: NetRates | None, threads: tuple[ThreadShare, ...], trace: TraceResult | None, t: Thresholds, threads_known: bool = True
 ) -> CausalModel:
     """Link every CPU's interrupt time to its sources and its harm.
 
-    A namespace's socket and NIC drops are harm of the NET_RX chains that reach it (a host NIC
-    reaches every namespace behind it); when no chain reaches any namespace, every NET_RX CPU
-    shares them. Each drop also gets its own finding (analysis/cause_findings.py).
+    A namespace's socket and NIC drops are harm of the receive paths that reach it (a host NIC
+    reaches every namespace behind it): a CPU whose main vector is NET_RX, and one whose NIC
+    queues' interrupts land there while its hard-IRQ time leads or its ksoftirqd is starved
+    (NET_RX that cannot run has no time of its own, but its queues still overflow). When no
+    NET_RX chain reaches any namespace, every NET_RX CPU shares them. Each drop also gets its
+    own finding (analysis/cause_findings.py).
     """
-    times = vector_times(rates, threads, trace, t)
-    drops_by_ns = _network_drops(net)
+    raw = vector_times(rates, threads, trace, t)
+    shares = {cpu: _queue_irq_share(rates, net, cpu) for cpu in raw}
+    times = {cpu: _receive_first(vts, shares[cpu]) for cpu, vts in raw.items()}
+    drops_by_ns = network_drops(net, rates)
     host_inode = net.namespaces[0].namespace.inode if net and net.namespaces else None
     linked = {cpu: sources_of(vts[0], rates, net, threads) for cpu, vts in times.items() if vts and vts[0].vector == "NET_RX"}
     reached = set().union(*(_namespaces_of(s) for s in linked.values())) if linked else set()
@@ -663,6 +828,8 @@ def causal_model(
             continue
         srcs = linked.get(cpu) or sources_of(vts[0], rates, net, threads)
         mine = _namespaces_of(srcs) if cpu in linked else set()
+        if cpu not in linked and (vts[0].vector == "hardirq" or _ksoftirqd_wait(threads, cpu) >= t.starved_wait_pct):
+            mine = _namespaces_of(receive_queues(rates, net, cpu))
         if host_inode in mine:  # a host NIC feeds every namespace behind it
             mine |= set(drops_by_ns)
         if cpu in linked and not reached:
@@ -670,5 +837,8 @@ def causal_model(
         net_drops = [d for ns in sorted(mine) for d in drops_by_ns.get(ns, [])]
         soft, hard = _stat_pct(rates, cpu, "softirq"), _stat_pct(rates, cpu, "irq")
         stat = (soft or 0.0) + (hard or 0.0) if soft is not None or hard is not None else None
-        cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t), stat))
-    return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates))
+        # A NAPI thread is a task: its time shows in the others' wait, not as interrupt time taken from them.
+        busy = max(min(100.0, sum(v.pct for v in vts if not v.vector.startswith("NAPI thread "))), stat or 0.0)
+        hard_rx = next((v.pct for v in vts if v.vector == "hardirq"), 0.0) * shares[cpu] if vts[0].vector == "NET_RX" else 0.0
+        cpus.append(CpuCause(cpu, tuple(vts), tuple(srcs), harm_on(cpu, rates, threads, threads_known, net_drops, t, busy), stat, hard_rx))
+    return CausalModel(tuple(cpus), net, threads, threads_known, _online(rates), drops_by_ns)

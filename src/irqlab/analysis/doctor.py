@@ -352,6 +352,27 @@ def _spurious_severity(sp: Spurious, unhandled: int, interrupts: int, t: Thresho
     return None
 
 
+def _landing_cpu(d: DoctorInput, irq: str) -> tuple[int, float, str] | None:
+    """The CPU a line's interrupts landed on most during the sample, its share of that CPU's device interrupts, and a line saying so."""
+    rates = d.rates.interrupts
+    if rates is None:
+        return None
+    k = next((i for i, line in enumerate(rates.lines) if line.irq == irq), None)
+    if k is None or not rates.lines[k].per_cpu:
+        return None
+    row = np.nan_to_num(rates.rate[k])
+    if not row.any():
+        return None
+    j = int(np.argmax(row))
+    numbered = np.array([line.numbered for line in rates.lines], dtype=bool)
+    on_cpu = float(np.nansum(rates.rate[numbered, j]))
+    share = float(row[j]) / on_cpu if on_cpu > 0 else 1.0
+    info = d.after.irqinfo.get(int(irq)) if irq.isdigit() else None
+    aff = f" (smp_affinity_list {format_cpulist(info.affinity)})" if info is not None and info.affinity else ""
+    cpu = rates.cpus[j]
+    return cpu, share, f"lands on CPU{cpu}{aff}: {format_rate(float(row[j]))}/s there, {100 * share:.0f} % of CPU{cpu}'s device interrupts"
+
+
 def rule_spurious(d: DoctorInput) -> list[Finding]:
     """Unhandled interrupts counted by the kernel's spurious detector (kernel/irq/spurious.c).
 
@@ -379,6 +400,7 @@ def rule_spurious(d: DoctorInput) -> list[Finding]:
         share = grew / interrupts if interrupts else 0.0
         subject = f"IRQ {irq} ({names.get(str(irq), '?')})"
         sev = _spurious_severity(sp, grew, interrupts, t)
+        lands = _landing_cpu(d, str(irq)) if sev is not None else None
         if sev is None:
             any_in_sample |= grew > 0
             quiet.append(
@@ -391,18 +413,20 @@ def rule_spurious(d: DoctorInput) -> list[Finding]:
                 sev,
                 "unhandled-irq",
                 subject,
-                f"IRQ {irq} left {100 * share:.0f} % of its interrupts unhandled during the sample ({grew} of {interrupts})",
+                f"IRQ {irq}{f' on CPU{lands[0]}' if lands else ''} left {100 * share:.0f} % of its interrupts unhandled "
+                f"during the sample ({grew} of {interrupts})",
                 (
                     f"during the sample: {grew} unhandled of {interrupts} interrupts ({100 * share:.2f} %; "
                     f"warning from {100 * t.spurious_warn_share:g} %, critical from {100 * t.spurious_crit_share:g} %)",
                     f"/proc/irq/{irq}/spurious: {sp.unhandled} unhandled of the last {sp.count} interrupts; "
                     f"the kernel disables the line at {SPURIOUS_DISABLE_UNHANDLED:,} of {SPURIOUS_WINDOW:,}",
-                ),
+                ) + ((lands[2],) if lands else ()),
                 "a device raises interrupts no handler claims (shared line, broken firmware, "
                 "wrong trigger type): check `dmesg | grep -i 'nobody cared'`, the driver, "
                 "or boot with `irqpoll`",
                 {"irq": irq, "unhandled": sp.unhandled, "count": sp.count, "grew": grew,
-                 "interrupts": interrupts, "share": share},
+                 "interrupts": interrupts, "share": share, "cpu": lands[0] if lands else None,
+                 "cpu_share": lands[1] if lands else None},
             )
         )
     if quiet:
@@ -588,6 +612,14 @@ def root_causes(rates: Rates, thresholds: Thresholds, trace: TraceResult | None 
     return causes(model, rates, thresholds)
 
 
+def unhandled_cause(f: Finding) -> Cause:
+    """An unhandled-interrupt finding as the root cause of its line's storm, and of its CPU's concentration when the line is most of it."""
+    cpu, share = f.metrics.get("cpu"), f.metrics.get("cpu_share")
+    cpus = frozenset({cpu}) if isinstance(cpu, int) else frozenset()
+    bulk = isinstance(share, float) and share >= 0.5
+    return Cause(f, cpus, frozenset({str(f.metrics.get("irq"))}), frozenset({"irq-concentration", "irq-time"}) if bulk else frozenset())
+
+
 def _explainer(f: Finding, found: list[Cause]) -> int | None:
     """The first cause that explains a symptom finding: by its CPU and code, or a storm by its row."""
     cpu = f.metrics.get("cpu")
@@ -625,8 +657,9 @@ def diagnose(
     d = DoctorInput(rates, t)
     findings = [f for rule in RULES for f in rule(d)] + list(extra or ())
     found = root_causes(rates, t, trace)
-    if found is not None:
-        findings = fold(findings, found)
+    unhandled = [f for f in findings if f.code == "unhandled-irq" and f.severity >= Severity.WARNING and "irq" in f.metrics]
+    if found is not None or unhandled:
+        findings = fold([f for f in findings if not any(f is u for u in unhandled)], (found or []) + [unhandled_cause(f) for f in unhandled])
     if not any(f.severity >= Severity.WARNING for f in findings):
         findings.append(summary(rates))
     return rank(findings)

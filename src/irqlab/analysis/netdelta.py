@@ -130,6 +130,14 @@ class ThreadShare:
     thread: ThreadSched  # as in the later list
     run_pct: float  # percent of the interval
     wait_pct: float
+    # The time interrupts took from it while it wanted the CPU: neither its run time nor its
+    # wait (set by analysis/causes.py harm_on() for a task runnable throughout; 0 otherwise).
+    irq_pct: float = 0.0
+
+    @property
+    def lost_pct(self) -> float:
+        """The share of the interval it wanted the CPU and did not get: waiting, or under interrupts."""
+        return self.wait_pct + self.irq_pct
 
     @property
     def cpu(self) -> int:

@@ -45,6 +45,9 @@ class Thresholds:
     # --- the causal model (analysis/causes.py); each limit's grounds are in docs/doctor.md ---
     wait_warn_pct: float = 10.0  # % of the sample a task on an interrupt-busy CPU waited runnable
     wait_crit_pct: float = 50.0
+    # A task whose run + wait reaches the CPU's time outside interrupts, less this, wanted the
+    # CPU throughout: the interrupts' time is counted as taken from it (docs/doctor.md).
+    busy_task_slack_pct: float = 5.0
     socket_drop_warn_rate: float = 1.0  # datagrams/segments dropped at sockets per second
     nic_drop_warn_rate: float = 10.0  # rx_dropped + rx_missed_errors + rx_fifo_errors per second
     rt_hog_pct: float = 50.0  # a SCHED_FIFO/RR task running this share of a CPU (docs/doctor.md)...
