@@ -520,7 +520,8 @@ def _socket_cause(ns: NamespaceRates, rates: Rates, t: Thresholds) -> Cause | No
     finding = Finding(
         Severity.CRITICAL if rate >= t.drop_crit_rate else Severity.WARNING,
         "socket-drops", f"{where} ({ns.namespace.label})",
-        f"{where} drops {format_rate(rate)} packets/s at the socket in {ns.namespace.label}: the receiver reads slower than they arrive",
+        f"{where} {'drops' if top else 'drop'} {format_rate(rate)} packets/s at the socket in {ns.namespace.label}: "
+        "the receiver reads slower than they arrive",
         tuple(f"-> {d.text}" for d in drops)
         + tuple(f"{k} = {ctl[k]}" for k in ("net.core.rmem_default", "net.core.rmem_max") if k in ctl),
         "a bigger receive buffer absorbs bursts (the actions below, or SO_RCVBUF in the application); a receiver that is "

@@ -300,6 +300,8 @@ def cpu_times(a: Stat, b: Stat, dt_ns: int) -> CpuTimes:
 SOFTNET_RATE_FIELDS: tuple[str, ...] = ("processed", "dropped", "time_squeeze", "received_rps", "flow_limit_count")
 
 
+# Shaped like SoftirqRates (CPUs, column names, arrays, warnings), but its arrays are (cpus,
+# fields) with a gauge beside them, as softnet_stat is laid out: two types, not one generic table.
 @dataclass(frozen=True, eq=False, slots=True)
 class SoftnetRates:
     """Per-CPU softnet_stat rates, per second; NaN where a column is absent or reset."""

@@ -152,55 +152,52 @@ def _idle_elsewhere(d: DoctorInput, busy_cpu: int) -> str | None:
     return format_cpulist(idle_cpus) if idle_cpus else None
 
 
+def _idle_line(d: DoctorInput, busy_cpu: int) -> tuple[tuple[str, ...], bool]:
+    """The evidence line naming the CPUs that idled while busy_cpu worked (none when none did), and whether any did."""
+    idle = _idle_elsewhere(d, busy_cpu)
+    return ((f"CPUs {idle} were more than {d.thresholds.idle_other_pct:.0f} % idle",) if idle else ()), idle is not None
+
+
+def _concentration(d: DoctorInput, code: str, subject: str, what: str, hit: tuple[int, float, float], load: str, advice: str,
+                   metrics: dict[str, float | int | str | None]) -> Finding:
+    """One load piled on one CPU: a warning when other CPUs idled meanwhile, else info."""
+    cpu, share, total = hit
+    idle_lines, idle = _idle_line(d, cpu)
+    return Finding(
+        Severity.WARNING if idle else Severity.INFO,
+        code,
+        subject,
+        f"{share:.0%} of {what} on CPU{cpu}",
+        (load,) + idle_lines,
+        advice,
+        metrics | {"cpu": cpu, "share": share, "rate_per_s": total},
+    )
+
+
 def rule_concentration(d: DoctorInput) -> list[Finding]:
     """Softirq or hard-IRQ load piled on one CPU (suggest affinity or RPS)."""
     t = d.thresholds
     out = []
     s = d.rates.softirqs
-    if s is not None:
-        for name in ("NET_RX", "NET_TX", "BLOCK", "TASKLET"):
-            rate = s.vector_rate(name)
-            hit = _concentrated(s.cpus, rate, t) if rate is not None else None
-            if hit is None:
-                continue
+    for name in ("NET_RX", "NET_TX", "BLOCK", "TASKLET") if s is not None else ():
+        rate = s.vector_rate(name)
+        hit = _concentrated(s.cpus, rate, t) if rate is not None else None
+        if hit is not None:
             cpu, share, total = hit
-            idle = _idle_elsewhere(d, cpu)
-            out.append(
-                Finding(
-                    Severity.WARNING if idle else Severity.INFO,
-                    "softirq-concentration",
-                    name,
-                    f"{share:.0%} of {name} softirqs run on CPU{cpu}",
-                    (f"{name} {format_rate(total)}/s in total, CPU{cpu} {format_rate(share * total)}/s",)
-                    + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
-                    "spread the receive work: give the NIC's queue IRQs different CPUs "
-                    "(/proc/irq/N/smp_affinity_list), or enable RPS "
-                    "(`echo <mask> > /sys/class/net/DEV/queues/rx-0/rps_cpus`)",
-                    {"vector": name, "cpu": cpu, "share": share, "rate_per_s": total},
-                )
-            )
+            load = f"{name} {format_rate(total)}/s in total, CPU{cpu} {format_rate(share * total)}/s"
+            out.append(_concentration(d, "softirq-concentration", name, f"{name} softirqs run", hit, load,
+                                      "spread the receive work: give the NIC's queue IRQs different CPUs "
+                                      "(/proc/irq/N/smp_affinity_list), or enable RPS "
+                                      "(`echo <mask> > /sys/class/net/DEV/queues/rx-0/rps_cpus`)", {"vector": name}))
     irq = d.rates.interrupts
-    if irq is not None:
-        numbered = np.array([line.numbered for line in irq.lines], dtype=bool)
-        if numbered.any():
-            per_cpu = np.nansum(irq.rate[numbered], axis=0)
-            hit = _concentrated(irq.cpus, per_cpu, t)
-            if hit is not None:
-                cpu, share, total = hit
-                idle = _idle_elsewhere(d, cpu)
-                out.append(
-                    Finding(
-                        Severity.WARNING if idle else Severity.INFO,
-                        "irq-concentration",
-                        f"CPU{cpu}",
-                        f"{share:.0%} of device interrupts land on CPU{cpu}",
-                        (f"{format_rate(total)} device interrupts/s, CPU{cpu} takes {format_rate(share * total)}/s",)
-                        + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
-                        "move the busiest IRQs to idle CPUs (`echo <cpus> > /proc/irq/N/smp_affinity_list`) "
-                        "or let irqbalance do it",
-                        {"cpu": cpu, "share": share, "rate_per_s": total},
-                    )
-                )
+    numbered = np.array([line.numbered for line in irq.lines], dtype=bool) if irq is not None else np.zeros(0, dtype=bool)
+    hit = _concentrated(irq.cpus, np.nansum(irq.rate[numbered], axis=0), t) if irq is not None and numbered.any() else None
+    if hit is not None:
+        cpu, share, total = hit
+        load = f"{format_rate(total)} device interrupts/s, CPU{cpu} takes {format_rate(share * total)}/s"
+        out.append(_concentration(d, "irq-concentration", f"CPU{cpu}", "device interrupts land", hit, load,
+                                  "move the busiest IRQs to idle CPUs (`echo <cpus> > /proc/irq/N/smp_affinity_list`) "
+                                  "or let irqbalance do it", {}))
     return out
 
 
@@ -216,15 +213,13 @@ def rule_softirq_cpu(d: DoctorInput) -> list[Finding]:
         busy = float(np.nan_to_num(soft[i])) + float(np.nan_to_num(hard[i]))
         if busy < t.softirq_cpu_pct:
             continue
-        idle = _idle_elsewhere(d, c)
         out.append(
             Finding(
                 Severity.WARNING,
                 "irq-time",
                 f"CPU{c}",
                 f"CPU{c} spends {busy:.0f} % of its time in interrupt context",
-                (f"/proc/stat: softirq {np.nan_to_num(soft[i]):.1f} %, irq {np.nan_to_num(hard[i]):.1f} %",)
-                + ((f"CPUs {idle} were more than {t.idle_other_pct:.0f} % idle",) if idle else ()),
+                (f"/proc/stat: softirq {np.nan_to_num(soft[i]):.1f} %, irq {np.nan_to_num(hard[i]):.1f} %",) + _idle_line(d, c)[0],
                 "find the source with `irqlab top` and `irqlab trace`; spread NIC queues or RPS "
                 "over more CPUs",
                 {"cpu": c, "pct": busy},
@@ -233,6 +228,8 @@ def rule_softirq_cpu(d: DoctorInput) -> list[Finding]:
     return out
 
 
+# rule_softirq_cpu() and rule_softnet() open alike (their table, or no finding; then the limits):
+# each rule in RULES reads one table on its own, by design, so the two openings stay apart.
 def rule_softnet(d: DoctorInput) -> list[Finding]:
     """Softnet drops (backlog full) and time_squeeze (budget or time ran out)."""
     sn = d.rates.softnet

@@ -169,6 +169,8 @@ def _softirq_readings(rates: Rates, cfg: DetectorConfig) -> Iterator[Reading]:
         yield Reading(f"softirq:{vec}", "softirq", vec, vec, value, "softirqs/s", _rule_for(cfg.softirq, vec), None, row, s.cpus)
 
 
+# Each *_readings() opens alike (its rate table, or no readings) and yields its own kind of
+# Reading: one generator per table keeps each table's rule and unit beside it.
 def _cpu_time_readings(rates: Rates, cfg: DetectorConfig) -> Iterator[Reading]:
     t = rates.cpu
     if t is None:

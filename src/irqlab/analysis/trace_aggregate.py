@@ -209,16 +209,23 @@ def _latency(s: _Sorted, truncated: Truncated) -> tuple[np.ndarray, np.ndarray, 
     return rows[e], cpu[e], s.ts[rows[e]] - s.ts[rows[seg_start[e]]]
 
 
+def _runs(s: _Sorted, hard: _Hard, entry_kind: int, exit_kind: int, what: str, truncated: Truncated
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Entry/exit pairs of one handler kind keyed by arg0 (vector or function): rows, CPU, key, gross and net ns.
+
+    The unpaired ones (cut by the window) are counted in truncated[what].
+    """
+    rows = np.flatnonzero((s.kind == entry_kind) | (s.kind == exit_kind))
+    runs = pair_flat(s.cpu[rows], s.kind[rows] == entry_kind, s.arg0[rows])
+    truncated[what] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
+    entry, exit_ = rows[runs.entry], rows[runs.exit]
+    return entry, exit_, s.cpu[entry], s.arg0[entry], s.ts[exit_] - s.ts[entry], _minus_hardirqs(s, hard, entry, exit_)
+
+
 def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: HistogramLayout, vectors: Collection[int] | None,
               truncated: Truncated) -> tuple[list[Handler], dict[int, int], dict[int, int]]:
     """Softirq handlers, plus (passes, restarts) per CPU."""
-    rows = np.flatnonzero((s.kind == EventKind.SOFTIRQ_ENTRY) | (s.kind == EventKind.SOFTIRQ_EXIT))
-    runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.SOFTIRQ_ENTRY, s.arg0[rows])
-    truncated["softirq"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
-    entry, exit_ = rows[runs.entry], rows[runs.exit]
-    cpu, vec = s.cpu[entry], s.arg0[entry]
-    gross = s.ts[exit_] - s.ts[entry]
-    net = _minus_hardirqs(s, hard, entry, exit_)
+    entry, exit_, cpu, vec, gross, net = _runs(s, hard, EventKind.SOFTIRQ_ENTRY, EventKind.SOFTIRQ_EXIT, "softirq", truncated)
     pass_id, restart, ctx = _passes(s, hard, entry, exit_, ksoftirqd)
     first = np.r_[True, pass_id[1:] != pass_id[:-1]] if pass_id.size else pass_id.astype(bool)
     passes, restarts = _count_by_cpu(cpu[first]), _count_by_cpu(cpu[restart])
@@ -237,13 +244,7 @@ def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: HistogramL
 
 
 def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
-    rows = np.flatnonzero((s.kind == EventKind.TASKLET_ENTRY) | (s.kind == EventKind.TASKLET_EXIT))
-    runs = pair_flat(s.cpu[rows], s.kind[rows] == EventKind.TASKLET_ENTRY, s.arg0[rows])
-    truncated["tasklet"] = _count_by_cpu(s.cpu[rows[np.r_[runs.truncated_entries, runs.truncated_exits]]])
-    entry, exit_ = rows[runs.entry], rows[runs.exit]
-    cpu, func = s.cpu[entry], s.arg0[entry]
-    gross = s.ts[exit_] - s.ts[entry]
-    net = _minus_hardirqs(s, hard, entry, exit_)
+    _, _, cpu, func, gross, net = _runs(s, hard, EventKind.TASKLET_ENTRY, EventKind.TASKLET_EXIT, "tasklet", truncated)
     out = []
     for f in np.unique(func):
         sel = func == f
