@@ -179,9 +179,9 @@ def rule_concentration(d: DoctorInput) -> list[Finding]:
     t = d.thresholds
     out = []
     s = d.rates.softirqs
-    for name in ("NET_RX", "NET_TX", "BLOCK", "TASKLET") if s is not None else ():
-        rate = s.vector_rate(name)
-        hit = _concentrated(s.cpus, rate, t) if rate is not None else None
+    for name in ("NET_RX", "NET_TX", "BLOCK", "TASKLET"):
+        rate = s.vector_rate(name) if s is not None else None
+        hit = _concentrated(s.cpus, rate, t) if s is not None and rate is not None else None
         if hit is not None:
             cpu, share, total = hit
             load = f"{name} {format_rate(total)}/s in total, CPU{cpu} {format_rate(share * total)}/s"
