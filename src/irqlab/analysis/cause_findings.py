@@ -278,7 +278,7 @@ def _title(ccs: list[CpuCause], src: Source, harm: Harm, ctl: Mapping[str, int])
     parts = []
     if harm.waited:
         th = harm.waited[0]
-        parts.append(f"{th.thread.comm} {'lost' if th.irq_pct > 0 else 'waited'} {th.lost_pct:.0f} %")
+        parts.append(f"{th.thread.comm} {'lost' if th.irq_pct > 0 else 'waited'} {th.lost_pct:.0f} % of its time")
     if harm.lost_per_s > 0:
         parts.append(f"{format_rate(harm.lost_per_s)} packets/s lost")
     squeeze = sum(d.rate_per_s for d in harm.drops if d.layer == "budget")
