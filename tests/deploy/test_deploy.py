@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from irqlab.cli.export import scrape_source, build_registry
+from irqlab.cli.export import build_registry, scrape_source
 from irqlab.cli.main import build_parser
 from irqlab.outputs.prometheus import HISTOGRAMS
 from irqlab.sources.fs import Roots

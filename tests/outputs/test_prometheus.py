@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import builders as b
-from irqlab.cli.export import scrape_source, build_registry, parse_listen
+from irqlab.cli.export import build_registry, parse_listen, scrape_source
 from irqlab.errors import UsageError
 from irqlab.model.histogram import Histogram
 from irqlab.outputs.prometheus import (
