@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from netbuilders import HOST, Machine, device, net, netns, thread, udp, view
@@ -54,7 +55,8 @@ def rps_onto_cpu0(hog_wait: float = 0.0, drops: int = 0) -> Machine:
     return Machine(
         softirq={"NET_RX": [720_000, 30_000]},
         irqs=[("CAL", "Function call interrupts", [150_000, 0])],
-        times=[[19, 0, 0, 0, 0, 0, 81, 0], [60, 0, 10, 30, 0, 0, 0, 0]],
+        # IRQ time accounted (the irq column moves): schedstat run times exclude interrupts.
+        times=[[19, 0, 0, 0, 0, 1, 80, 0], [60, 0, 10, 30, 0, 0, 0, 0]],
         softnet={0: {"processed": 780_000, "received_rps": 700_000}},
         net=net(view(HOST), x, owners={888: (901, "iperf3")}),
         threads=threads,
@@ -203,7 +205,7 @@ def nic_on_cpu0(managed: bool | None) -> Machine:
     return Machine(
         softirq={"NET_RX": [300_000, 0]},
         irqs=[("38", "virtio2-input.0", [300_000, 0])],
-        times=[[30, 0, 0, 0, 0, 0, 70, 0], [5, 0, 5, 90, 0, 0, 0, 0]],
+        times=[[30, 0, 0, 0, 0, 1, 69, 0], [5, 0, 5, 90, 0, 0, 0, 0]],  # IRQ time accounted
         irqinfo={38: IrqInfo(38, affinity=(0,), effective_affinity=(0,), managed=managed)},
         net=net(host),
         threads=[thread(700, "nginx", 0, 30, 60)],
@@ -457,6 +459,26 @@ def test_a_task_that_wanted_the_cpu_lost_the_interrupts_time_not_only_its_wait()
     top = run(m)[0]
     assert top.code == "cause-nic-queue" and top.severity is Severity.CRITICAL and "nginx lost 72 %" in top.title
     assert any("nginx (pid 700, OTHER) lost 72 % of the sample: ran 28 %, waited 2 %, and interrupts took 70 %" in e for e in top.evidence)
+
+
+def test_without_irq_time_accounting_a_task_loses_the_interrupts_share_of_its_run_time():
+    # This VM: /proc/stat's irq column stays 0, and softirqs that ran on top of a task are its
+    # schedstat run time. The hog-rps capture: stress-ng-cpu "ran 61 %, waited 38 %" while
+    # CPU0 was 64 % in softirq: it really ran 22 % (the issue measured 19 %).
+    m = dataclasses.replace(rps_onto_cpu0(hog_wait=38.0), times=[[36, 0, 0, 0, 0, 0, 64, 0], [60, 0, 10, 30, 0, 0, 0, 0]])
+    m.threads[-1] = thread(950, "stress-ng-cpu", 0, 61, 38)
+    top = run(m)[0]
+    hog = next(e for e in top.evidence if "stress-ng-cpu (pid 950" in e)
+    m_ = re.search(r"lost (\d+) % of the sample: ran (\d+) %, waited 38 %, and interrupts took (\d+) %", hog)
+    assert m_, hog
+    lost, ran, took = map(int, m_.groups())
+    # Its 61 % "run" splits into what it ran and what interrupts took on top of it (the CPU's
+    # interrupt share of its current time); the loss is that plus its wait.
+    assert took > 30 and abs(ran + took - 61) <= 1 and abs(lost - (38 + took)) <= 1
+    # The same numbers with the irq column moving (IRQ time accounted): run time is the task's own.
+    accounted = dataclasses.replace(m, times=[[35, 0, 0, 0, 0, 1, 64, 0], [60, 0, 10, 30, 0, 0, 0, 0]])
+    hog = next(e for e in run(accounted)[0].evidence if "stress-ng-cpu (pid 950" in e)
+    assert "waited 38 % of the sample, ran 61 %" in hog
 
 
 def test_a_task_that_slept_is_not_charged_the_interrupts_time():
