@@ -5,10 +5,10 @@ from __future__ import annotations
 import bz2
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
+from tests.cli.test_cli import run, utc  # noqa: F401 - utc: the same autouse fixture (UTC, cwd in the captures)
 
 from irqlab.cli.main import EXIT_USAGE, main
 
@@ -16,18 +16,6 @@ CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
 FLOOD_A, FLOOD_B = Path("vm-udpflood/a"), Path("vm-udpflood/b")
 MB = 1 << 20
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.chdir(CAPTURES)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_diff_json_is_schema_2_by_default_golden(capsys, golden):
