@@ -7,14 +7,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from irqlab.errors import ParseError, SourceError, UnsafeSource, reason_of
-from irqlab.model.net import ThreadSched
 from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, SourceStatus, TaskInfo, Unreadable
 from irqlab.model.snapshot_dir import CAPTURE_META
 from irqlab.sources.fs import Roots, read_text
 from irqlab.units import NS_PER_S
+
+if TYPE_CHECKING:  # the network model is imported only by a Sampler that reads it
+    from irqlab.model.net import ThreadSched
 
 _T = TypeVar("_T")
 
