@@ -1,0 +1,107 @@
+"""Isolation: each declared-quiet CPU's offenders, ranked, with the cause and the write that removes each."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from netbuilders import HOST, Machine, device, net, netns, thread, view
+
+from irqlab.analysis.delta import compute_rates
+from irqlab.analysis.isolation import isolation_report
+from irqlab.analysis.netdelta import net_rates, thread_shares
+from irqlab.model.net import TxQueue
+from irqlab.model.snapshot import IrqInfo
+
+X = netns("x", 4026532400, 900, comm="udp-sink")
+
+
+def report(m: Machine, quiet=None, nohz=frozenset()):
+    a, b = m.pair()
+    rates = compute_rates(a, b)
+    nr = net_rates(a.net, b.net, rates.interval_ns) if a.net and b.net else None
+    shares = thread_shares(a.threads, b.threads, rates.interval_ns)
+    return isolation_report(rates, quiet or {1: ("--cpus",)}, frozenset(nohz), nr, shares)
+
+
+def rps_onto_cpu1(**over) -> Machine:
+    """load.sh -m udp -n 1 --rps 2 --pin cpu0: the sender on CPU0, rps_cpus=2 steers every packet to CPU1."""
+    x = view(X, devices=[device("veth1", rps=(1,), rx_packets=300_000)])
+    m = Machine(
+        softirq={"NET_RX": [40_000, 60_000], "TIMER": [50, 20], "RCU": [30, 12]},
+        irqs=[("LOC", "Local timer interrupts", [250, 90]), ("CAL", "Function call interrupts", [0, 55_000]),
+              ("RES", "Rescheduling interrupts", [10, 40])],
+        softnet={0: {"processed": 10_000}, 1: {"processed": 290_000, "received_rps": 55_000}},
+        net=net(view(HOST), x),
+        threads=[thread(901, "udp-flood", 0, 90, 2)],
+    )
+    return dataclasses.replace(m, **over)
+
+
+def test_rps_onto_an_isolated_cpu_is_its_first_offender_with_the_queue_its_mask_and_the_fix():
+    cpu = report(rps_onto_cpu1()).cpus[0]
+    assert cpu.cpu == 1 and cpu.verdict == "noisy"
+    first = cpu.offenders[0]
+    assert (first.kind, first.name) == ("softirq", "NET_RX") and first.rate_per_s == 60_000
+    assert "NET_RX via rps" in first.cause and "rps_cpus=2 on veth1 rx-0 (netns x)" in first.cause
+    assert first.action is not None
+    assert first.action.command == "ip netns exec x sh -c 'echo 1 > /sys/class/net/veth1/queues/rx-0/rps_cpus'"
+    assert first.action.undo == "ip netns exec x sh -c 'echo 2 > /sys/class/net/veth1/queues/rx-0/rps_cpus'"
+
+
+def test_function_call_ipis_that_rps_explains_are_evidence_of_it_not_an_offender_of_their_own():
+    cpu = report(rps_onto_cpu1()).cpus[0]
+    assert "arrives as 55.0k/s function-call IPIs (CAL)" in cpu.offenders[0].cause
+    assert "CAL" not in [o.name for o in cpu.offenders + cpu.tolerated]
+    assert [o.name for o in cpu.offenders] == ["NET_RX", "LOC", "RES", "TIMER", "RCU"]
+
+
+def test_function_call_ipis_without_rps_stay_an_ipi_offender():
+    m = Machine(irqs=[("CAL", "Function call interrupts", [0, 30])])
+    cpu = report(m).cpus[0]
+    assert [(o.kind, o.name, o.rate_per_s) for o in cpu.offenders] == [("ipi", "CAL", 30.0)]
+    assert "ipi:ipi_send_cpu" in cpu.offenders[0].hint
+
+
+def test_a_nohz_full_cpu_with_a_residual_tick_is_quiet_and_a_ticking_one_is_noisy():
+    quiet = report(Machine(irqs=[("LOC", "Local timer interrupts", [250, 1])]), nohz={1}).cpus[0]
+    assert quiet.verdict == "quiet" and [o.name for o in quiet.tolerated] == ["LOC"]
+    ticking = report(Machine(irqs=[("LOC", "Local timer interrupts", [250, 250])]), nohz={1}).cpus[0]
+    assert ticking.verdict == "noisy" and "did not stop on nohz_full CPU1" in ticking.offenders[0].cause
+    plain = report(Machine(irqs=[("LOC", "Local timer interrupts", [250, 1])])).cpus[0]
+    assert plain.verdict == "noisy" and "nohz_full=1" in plain.offenders[0].hint
+
+
+def test_an_idle_cpu_with_no_interruptions_is_quiet():
+    assert report(Machine()).cpus[0].verdict == "quiet"
+
+
+def test_a_device_irq_allowed_on_the_cpu_is_moved_to_the_housekeeping_cpus_with_its_undo():
+    m = Machine(irqs=[("41", "eth0-TxRx-0", [100, 500])], irqinfo={41: IrqInfo(41, affinity=(0, 1), effective_affinity=(1,), managed=False)})
+    first = report(m).cpus[0].offenders[0]
+    assert (first.kind, first.name, first.rate_per_s) == ("irq", "IRQ 41 eth0-TxRx-0", 500.0)
+    assert "smp_affinity_list 0-1 includes CPU1 (effective 1)" in first.cause
+    assert first.action is not None and first.action.command == "echo 0 > /proc/irq/41/smp_affinity_list"
+    assert first.action.undo == "echo 0-1 > /proc/irq/41/smp_affinity_list"
+
+
+def test_a_managed_irq_gets_no_write_but_the_boot_parameter_that_keeps_it_off():
+    m = Machine(irqs=[("36", "virtio1-req.0", [0, 80])], irqinfo={36: IrqInfo(36, affinity=(1,), effective_affinity=(1,), managed=True)})
+    first = report(m).cpus[0].offenders[0]
+    assert first.action is None and "managed by the kernel" in first.cause
+    assert "isolcpus=managed_irq,1" in first.hint
+
+
+def test_what_may_land_lists_irqs_managed_irqs_rps_and_xps_queues_naming_the_cpu():
+    dev = dataclasses.replace(device("veth1", rps=(1,))[1], tx_queues=(TxQueue(0, (1,)), TxQueue(1, (0,))))
+    m = Machine(irqs=[("41", "eth0-TxRx-0", [0, 0]), ("42", "eth0-TxRx-1", [0, 0]), ("36", "virtio1-req.0", [0, 0])],
+                irqinfo={41: IrqInfo(41, affinity=(0, 1), effective_affinity=(0,)), 42: IrqInfo(42, affinity=(0,), effective_affinity=(0,)),
+                         36: IrqInfo(36, affinity=(1,), effective_affinity=(1,), managed=True)},
+                net=net(view(HOST), (view(X)[0], dataclasses.replace(view(X)[1], devices=(dev,)))))
+    allowed = report(m).cpus[0].allowed
+    assert [(a.kind, a.name) for a in allowed] == [
+        ("managed-irq", "IRQ 36 virtio1-req.0"), ("irq", "IRQ 41 eth0-TxRx-0"), ("rps", "veth1 rx-0"), ("xps", "veth1 tx-0")]
+
+
+def test_the_housekeeping_cpus_are_the_online_ones_not_declared_quiet():
+    rep = report(Machine(cpus=(0, 1, 2, 3)), quiet={2: ("nohz_full",), 3: ("nohz_full",)}, nohz={2, 3})
+    assert rep.housekeeping == (0, 1) and [c.cpu for c in rep.cpus] == [2, 3]
