@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("irqlab.cli.record", "append snapshots to an SQLite recording (retention by age or size)"),
     "report": ("irqlab.cli.report", "one self-contained HTML report with plots from a recording"),
     "latency": ("irqlab.cli.latency", "timer wake-up latency per CPU, latency budgets PASS/FAIL, cause of each breach"),
+    "map": ("irqlab.cli.map", "IRQ <-> device <-> queue <-> CPU <-> NUMA node, RPS/XPS, and which affinities can move"),
 }
 
 # Long-running commands: a client or hook that hangs up must not end them (see main()).
