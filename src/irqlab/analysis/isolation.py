@@ -30,7 +30,7 @@ import numpy as np
 from irqlab.analysis.actions import Action, irq_affinity_action, rps_action, task_affinity_action
 from irqlab.analysis.causes import Source, VectorTime, nic_queues, sources_of
 from irqlab.analysis.delta import Rates
-from irqlab.analysis.netdelta import NetRates, ThreadShare
+from irqlab.analysis.netdelta import NetRates, ThreadShare, net_rates, thread_shares
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
@@ -155,6 +155,10 @@ def allowed_on(cpu: int, rates: Rates) -> tuple[Allowed, ...]:
 # --- what did land ----------------------------------------------------------------------------
 
 
+def _cpus(cpus: tuple[int, ...]) -> str:
+    return f"CPU{cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(cpus)}"
+
+
 def _moved(mask: tuple[int, ...], quiet: set[int], housekeeping: tuple[int, ...]) -> tuple[int, ...]:
     """mask without the quiet CPUs; the housekeeping CPUs when nothing of it is left."""
     kept = tuple(c for c in mask if c not in quiet)
@@ -177,7 +181,7 @@ def _irq_offender(rates: Rates, row: str, name: str, r: float, cpu: int, quiet: 
     new = _moved(info.affinity, quiet, hk)
     if not new:
         return Offender("irq", label, r, QUIET_RATE_PER_S, cause, hint="every online CPU is declared quiet: no CPU to move it to")
-    act = irq_affinity_action(row, info.affinity, new, f"IRQ {row} may be delivered to CPU{cpu}", f"its interrupts land on {format_cpulist(new)}")
+    act = irq_affinity_action(row, info.affinity, new, f"IRQ {row} may be delivered to CPU{cpu}", f"its interrupts land on {_cpus(new)}")
     return Offender("irq", label, r, QUIET_RATE_PER_S, cause, act)
 
 
@@ -203,18 +207,18 @@ def _net_rx_fix(src: Source, cpu: int, quiet: set[int], hk: tuple[int, ...], rat
             return None, "every online CPU is declared quiet: no CPU to steer to"
         return rps_action(src.namespace, src.device, src.queue, src.mask, new,
                           f"rps_cpus={format_cpumask(src.mask)} steers packets of {src.device} rx-{src.queue} to CPU{cpu}",
-                          f"its packets are processed on {format_cpulist(new)}"), ""
+                          f"its packets are processed on {_cpus(new)}"), ""
     if src.kind == "nic-queue" and src.irq is not None:
         info = rates.after.irqinfo.get(int(src.irq)) if src.irq.isdigit() else None
         if info is not None and info.affinity is not None and not info.managed and _moved(info.affinity, quiet, hk):
             new = _moved(info.affinity, quiet, hk)
             return irq_affinity_action(src.irq, info.affinity, new, f"the queue's interrupt lands on CPU{cpu}",
-                                       f"its NET_RX runs on {format_cpulist(new)}"), ""
+                                       f"its NET_RX runs on {_cpus(new)}"), ""
         return None, "the queue's interrupt cannot be moved (managed or unreadable): steer its packets with rps_cpus"
     if src.kind == "backlog" and src.pid is not None and hk:
         online = rates.after.host.online_cpus or tuple(sorted(set(hk) | quiet))
         return task_affinity_action(src.pid, online, hk, f"pid {src.pid} sends from CPU{cpu}, so the receive work runs there",
-                                    f"its sends and their NET_RX run on {format_cpulist(hk)}"), ""
+                                    f"its sends and their NET_RX run on {_cpus(hk)}"), ""
     return None, SOFTIRQ_CAUSES["NET_RX"][1]
 
 
@@ -231,10 +235,10 @@ def _net_rx_offender(r: float, cpu: int, rates: Rates, net: NetRates | None, thr
     srcs = sources_of(VectorTime("NET_RX", cpu, r, 0.0, True), rates, net, threads)
     src = srcs[0]
     folded = 0.0
-    cause = f"NET_RX via {src.kind}: {src.text}"
+    cause = f"NET_RX via {src.text}"  # "RPS: rps_cpus=...", "NIC queue: IRQ 38 ...", "backlog of CPU1: ..."
     if src.kind == "rps" and src.target:
         folded = min(cal, _received_rps(rates, cpu))
-        if folded > 0:
+        if folded > 0 and "(CAL)" not in src.text:
             cause += f"; arrives as {format_rate(folded)}/s function-call IPIs (CAL) from the CPU that received the packets"
     act, hint = _net_rx_fix(src, cpu, quiet, hk, rates)
     return Offender("softirq", "NET_RX", r, QUIET_RATE_PER_S, cause, act, hint), folded
@@ -277,9 +281,15 @@ def _landed(cpu: int, nohz: bool, rates: Rates, net: NetRates | None, threads: t
     return sorted(out, key=lambda o: -o.rate_per_s)
 
 
-def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_full: frozenset[int],
-                     net: NetRates | None, threads: tuple[ThreadShare, ...]) -> IsolationReport:
-    """Each declared-quiet CPU: what may land there, what did during the sample, and a verdict."""
+def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_full: frozenset[int]) -> IsolationReport:
+    """Each declared-quiet CPU: what may land there, what did during the sample, and a verdict.
+
+    The network state and the threads, when the snapshots carry them, feed the NET_RX causes as
+    they feed the doctor's (analysis/doctor.py, root_causes()).
+    """
+    b, a = rates.before, rates.after
+    net = net_rates(b.net, a.net, rates.interval_ns) if a.net is not None and b.net is not None else None
+    threads = thread_shares(b.threads, a.threads, rates.interval_ns) if a.threads and b.threads else ()
     online = rates.after.host.online_cpus or (rates.interrupts.cpus if rates.interrupts else ())
     qset = set(quiet)
     hk = tuple(c for c in online if c not in qset)

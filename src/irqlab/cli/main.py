@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("irqlab.cli.report", "one self-contained HTML report with plots from a recording"),
     "latency": ("irqlab.cli.latency", "timer wake-up latency per CPU, latency budgets PASS/FAIL, cause of each breach"),
     "map": ("irqlab.cli.map", "IRQ <-> device <-> queue <-> CPU <-> NUMA node, RPS/XPS, and which affinities can move"),
+    "isolation": ("irqlab.cli.isolation", "for CPUs meant to be quiet: what may land there, what did, its cause and the fix"),
 }
 
 # Long-running commands: a client or hook that hangs up must not end them (see main()).
