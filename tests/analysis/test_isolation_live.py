@@ -1,0 +1,44 @@
+"""`irqlab isolation` on this machine under an RPS flood steered onto the CPU declared quiet (root).
+
+load.sh -m udp -n 1 --rps 2 --pin cpu0: the sender is pinned to CPU0, rps_cpus=2 on the receiving
+veth steers every packet to CPU1, which `--cpus 1` declares meant to be quiet. The command runs at
+SCHED_FIFO 1, as the doctor's live tests run it: a flood starves SCHED_OTHER readers. Nothing is
+written: the fix is only checked to be the command that puts that queue's rps_cpus on CPU0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from tests.live_load import assert_ran, load, softirq_counts, softirq_rate
+
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the load needs network namespaces (root)")]
+
+IRQLAB = [sys.executable, "-m", "irqlab"]
+
+
+def test_rps_steered_onto_the_quiet_cpu_is_its_first_offender_with_the_queue_and_the_fix():
+    with load("-m", "udp", "-n", "1", "--rps", "2", "--pin", "cpu0", duration=20):
+        rate = softirq_rate("NET_RX", 0.5).get(1, 0.0)
+        assert rate > 2000, f"load.sh gave only {rate:.0f} NET_RX runs/s on CPU1"
+        before = softirq_counts()
+        proc = subprocess.run(["chrt", "-f", "1", *IRQLAB, "isolation", "--cpus", "1", "--duration", "2", "--json"],
+                              capture_output=True, text=True, timeout=120)
+        after = softirq_counts()
+    assert_ran(after[1] - before[1], rate * 2, "NET_RX runs on CPU1 during the sample")
+    assert proc.returncode == 1, proc.stderr
+    cpu = json.loads(proc.stdout)["cpus"]["1"]
+    assert cpu["verdict"] == "noisy"
+    first = cpu["offenders"][0]
+    assert (first["kind"], first["name"]) == ("softirq", "NET_RX"), [o["name"] for o in cpu["offenders"]]
+    assert first["cause"].startswith("NET_RX via RPS: rps_cpus=2 on ") and " rx-0 (" in first["cause"], first["cause"]
+    fix = first["fix"]
+    assert fix is not None and fix["kind"] == "rps" and (fix["old"], fix["new"]) == ("2", "1"), fix
+    assert fix["path"].endswith("/queues/rx-0/rps_cpus") and fix["command"].endswith(f"echo 1 > {fix['path']}'"), fix["command"]
+    assert fix["undo"].endswith(f"echo 2 > {fix['path']}'")
+    assert any(a["kind"] == "rps" and "rps_cpus=2" in a["detail"] for a in cpu["allowed"])
