@@ -23,6 +23,7 @@ Columns by kind (arg0, arg1, arg2); `pid` is always the task that was current on
 | SCHED_WAKEUP   | sched:sched_waking / sched_wakeup           | woken pid     | target cpu      | prio |
 | NAPI_POLL      | napi:napi_poll                              | work          | budget          | device index in `devices` |
 | TIMER_WAKE     | simulator / probe: a measured task woke     | latency ns    | deadline ns     | -    |
+| HRTIMER_EXPIRE | timer:hrtimer_expire_entry                  | hrtimer address | now (base clock ns) | function address |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class EventKind(IntEnum):
     SCHED_WAKEUP = 11
     NAPI_POLL = 12
     TIMER_WAKE = 13
+    HRTIMER_EXPIRE = 14
 
 
 # x86 system vectors seen through irq_vectors:* (arch/x86/include/asm/trace/irq_vectors.h);

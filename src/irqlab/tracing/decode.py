@@ -36,6 +36,8 @@ SPECS: dict[str, Spec] = {
     "sched:sched_waking": (EventKind.SCHED_WAKEUP, ("pid", "target_cpu", "prio")),
     "sched:sched_wakeup": (EventKind.SCHED_WAKEUP, ("pid", "target_cpu", "prio")),
     "napi:napi_poll": (EventKind.NAPI_POLL, ("work", "budget")),  # arg2: device index, below
+    # kernel/time/hrtimer.c __run_hrtimer(): the timer's callback is about to run (v6.18).
+    "timer:hrtimer_expire_entry": (EventKind.HRTIMER_EXPIRE, ("hrtimer", "now", "function")),
 }
 for _name, _id in VECTOR_IDS.items():  # arch/x86/include/asm/trace/irq_vectors.h
     SPECS[f"irq_vectors:{_name}_entry"] = (EventKind.VECTOR_ENTRY, ("vector", _id))

@@ -1,0 +1,108 @@
+"""Each probe wake-up timed where it happens: the kernel's hrtimer expiry and switch-in.
+
+Pure: the probe's samples and a tracefs EventBatch in, per-CPU figures out. A wake-up is the
+chain the kernel traces on the probe's timer (kernel/time/hrtimer.c __run_hrtimer() ->
+hrtimer_wakeup() -> try_to_wake_up(), v6.18):
+
+    deadline  ->  timer:hrtimer_expire_entry  ->  sched:sched_waking(pid)  ->  sched:sched_switch(next_pid=pid)
+              |<---- timer IRQ latency ---->|<------------- thread latency ------------->|
+              |<------------------------- kernel wake-up latency ----------------------->|
+              |<------------- user-visible latency (the probe's own figure) ---------------------> clock read
+
+rtla timerlat calls the two parts "IRQ latency" and "thread latency"; cyclictest reports the
+user-visible figure, which adds the return to user space (and here the interpreter's path to
+its clock read). The probe's hrtimer is found through its pid: the waking of the probe that
+comes straight after an hrtimer expiry on the same CPU (nothing is traced between the two:
+hrtimer_wakeup() calls wake_up_process() directly). Each kernel wake-up belongs to the latest
+deadline at or before its expiry, which is how it meets the probe's sample of that deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from irqlab.model.events import EventBatch, EventKind
+
+
+def deadlines_ns(samples_ns: np.ndarray, start_ns: int, interval_ns: int) -> np.ndarray:
+    """The deadline of every sample, replaying the probe's skips (probe/worker.py _loop()).
+
+    Sample i is deadline number k_i = i + 1 + the periods skipped by earlier overruns
+    (lat // interval each); the last sample's own skip moves no later deadline.
+    """
+    s = np.asarray(samples_ns, dtype=np.int64)
+    skips = np.maximum(s // interval_ns, 0)
+    before = np.concatenate(([0], np.cumsum(skips)[:-1])) if s.size else np.zeros(0, np.int64)
+    k = np.arange(1, s.size + 1, dtype=np.int64) + before
+    return start_ns + k * interval_ns
+
+
+def kernel_wakeups(batch: EventBatch, pid: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(expiry ts, switch-in ts) of every timer wake-up of `pid`, and wakings not from a timer."""
+    kind, ts, cpu, arg0 = batch.kind, batch.ts_ns, batch.cpu, batch.arg0
+    waking = np.flatnonzero((kind == EventKind.SCHED_WAKEUP) & (arg0 == pid))
+    # The event before each waking on the waker's CPU (where the timer fired): events grouped
+    # by CPU, each CPU's in time order (the batch is sorted by time, stably).
+    order = np.argsort(cpu, kind="stable")
+    pos = np.empty_like(order)
+    pos[order] = np.arange(order.size)
+    prev = order[np.maximum(pos[waking] - 1, 0)]
+    from_timer = (pos[waking] > 0) & (cpu[prev] == cpu[waking]) & (kind[prev] == EventKind.HRTIMER_EXPIRE)
+    expiries = ts[prev]
+    switch_ts = ts[(kind == EventKind.SCHED_SWITCH) & (arg0 == pid)]
+    wake_ts, expiries = ts[waking][from_timer], expiries[from_timer]
+    at = np.searchsorted(switch_ts, wake_ts, side="left")
+    found = at < switch_ts.size
+    return expiries[found], switch_ts[at[found]], int((~from_timer).sum())
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class CpuWakeups:
+    """One CPU's matched wake-ups (ns arrays of equal length, by deadline) and what did not match."""
+
+    cpu: int
+    pid: int
+    samples: int  # the probe's wake-ups (user-visible figures)
+    deadline_ns: np.ndarray
+    irq_ns: np.ndarray  # deadline -> hrtimer_expire_entry
+    thread_ns: np.ndarray  # hrtimer_expire_entry -> switch-in
+    user_ns: np.ndarray  # the probe's own figure for the same deadline
+    other_wakings: int  # wakings of the probe not from its timer (the start signal, a signal)
+    unmatched_kernel: int  # timer wake-ups with no sample of their deadline (before the run, or a duplicate)
+
+    @property
+    def kernel_ns(self) -> np.ndarray:
+        """deadline -> switch-in; irq + thread exactly."""
+        total: np.ndarray = self.irq_ns + self.thread_ns
+        return total
+
+    @property
+    def unmatched_user(self) -> int:
+        """Samples no traced wake-up met (lost events, or the trace ended first)."""
+        return self.samples - int(self.deadline_ns.size)
+
+    @property
+    def kernel_above_user(self) -> int:
+        """Wake-ups whose kernel figure exceeds the user one: never, unless the clocks disagree."""
+        return int((self.kernel_ns > self.user_ns).sum())
+
+
+def match(cpu: int, pid: int, samples_ns: np.ndarray, deadlines: np.ndarray, batch: EventBatch) -> CpuWakeups:
+    """Meet each traced timer wake-up with the probe's sample of its deadline."""
+    expiry, switch, other = kernel_wakeups(batch, pid)
+    idx = np.searchsorted(deadlines, expiry, side="right") - 1
+    ok = idx >= 0
+    ok[ok] &= np.concatenate(([True], idx[ok][1:] != idx[ok][:-1]))  # one wake-up per deadline: the first
+    idx, expiry, switch = idx[ok], expiry[ok], switch[ok]
+    d = deadlines[idx]
+    return CpuWakeups(cpu, pid, int(np.asarray(samples_ns).size), d, expiry - d, switch - expiry,
+                      np.asarray(samples_ns, np.int64)[idx], other, int((~ok).sum()))
+
+
+def wakeup_report(batch: EventBatch, runs: Sequence[tuple[int, int, np.ndarray]], start_ns: int,
+                  interval_ns: int) -> tuple[CpuWakeups, ...]:
+    """Per CPU (cpu, pid, samples), the kernel timing of every wake-up the probe measured."""
+    return tuple(match(cpu, pid, s, deadlines_ns(s, start_ns, interval_ns), batch) for cpu, pid, s in runs)
