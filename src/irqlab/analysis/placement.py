@@ -1,0 +1,155 @@
+"""A placement plan: NIC queue IRQs one per NUMA-local housekeeping CPU, RPS/XPS to match.
+
+Pure: built from the interrupt map (analysis/irqmap.py) and the CPUs the caller counts as
+housekeeping (online minus those meant to be quiet: isolcpus=, nohz_full=, rcu_nocbs=,
+outside irqaffinity=). Every affinity write is preflighted with irqmap.preflight(); what the
+kernel would refuse (managed queues, per-CPU IRQs) is left alone and listed with why.
+
+Queue i of a device goes to the i-th of its NUMA-local housekeeping CPUs (wrapping round when
+there are more queues than CPUs); its rx queue's rps_cpus and its tx queue's xps_cpus name the
+same CPU, so a packet is steered, processed and answered where its interrupt lands
+(Documentation/networking/scaling.rst, "Suggested Configuration"). A device without IRQs of
+its own (a veth, a bridge) has its queues spread over all housekeeping CPUs the same way. Any
+other movable IRQ whose affinity reaches a quiet CPU is moved onto the housekeeping CPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from irqlab.analysis.irqmap import IrqMap, IrqRow, NetDeviceMap, preflight
+from irqlab.cpulist import format_cpulist
+from irqlab.model.placement import PlaceWrite
+
+
+@dataclass(frozen=True, slots=True)
+class LeftAlone:
+    """An IRQ (or a device) the plan does not touch, and why."""
+
+    what: str  # "IRQ 36 (virtio1-request)", "device veth0 (namespace of pid 1234)"
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    housekeeping: tuple[int, ...]
+    quiet: tuple[int, ...]
+    writes: tuple[PlaceWrite, ...]
+    left_alone: tuple[LeftAlone, ...]
+    warnings: tuple[str, ...]
+
+
+def netns_name(label: str) -> str | None:
+    """The `ip netns` name in a map's namespace label ("netns x" -> "x"); None for "host"."""
+    return label[len("netns "):] if label.startswith("netns ") else None
+
+
+def _local(cpus: tuple[int, ...], node: int | None, nodes: Mapping[int, tuple[int, ...]]) -> tuple[int, ...]:
+    """The housekeeping CPUs on the device's NUMA node; all of them when it has none or none there."""
+    if node is None or node < 0 or node not in nodes:
+        return cpus
+    local = tuple(c for c in cpus if c in nodes[node])
+    return local or cpus
+
+
+def _irq_name(row: IrqRow) -> str:
+    return f"IRQ {row.irq}" + (f" ({row.actions[0]})" if row.actions else "")
+
+
+def _queue_irqs(rows: Iterable[IrqRow]) -> dict[int, list[IrqRow]]:
+    out: dict[int, list[IrqRow]] = {}
+    for row in rows:
+        if row.queue is not None:
+            out.setdefault(row.queue, []).append(row)
+    return out
+
+
+def _place_irq(row: IrqRow, cpus: tuple[int, ...], why: str, online: Collection[int] | None,
+               writes: list[PlaceWrite], alone: list[LeftAlone]) -> None:
+    refusal = preflight(row, cpus, online)
+    if refusal is not None:
+        alone.append(LeftAlone(_irq_name(row), refusal))
+    elif row.movable is None:
+        alone.append(LeftAlone(_irq_name(row), row.why or "cannot tell whether it can move"))
+    else:
+        writes.append(PlaceWrite("affinity", cpus, why, irq=int(row.irq), current=row.affinity))
+
+
+def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m: IrqMap,
+            writes: list[PlaceWrite], alone: list[LeftAlone]) -> None:
+    dev = nd.device
+    netns = netns_name(nd.namespace)
+    if nd.namespace != "host" and netns is None:
+        alone.append(LeftAlone(f"device {dev.name} ({nd.namespace})", "its namespace has no `ip netns` name to enter it by"))
+        return
+    own = [rows[i] for i in nd.irqs if i in rows]
+    node = next((r.device_node for r in own if r.device_node is not None), dev.numa_node)
+    local = _local(hk, node, m.nodes)
+    where = f"NUMA node {node}'s housekeeping CPUs" if local != hk else "the housekeeping CPUs"
+    by_queue = _queue_irqs(own)
+    cpu_of: dict[int, int] = {}
+    for n, q in enumerate(sorted(by_queue)):
+        cpu_of[q] = local[n % len(local)]
+        for row in by_queue[q]:
+            why = f"{dev.name} {row.role} queue {q}: one queue per CPU over {where} ({format_cpulist(local)})"
+            _place_irq(row, (cpu_of[q],), why, m.online, writes, alone)
+    for row in own:
+        if row.queue is None and row.movable is not False and set(row.affinity or ()) - set(local):
+            _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone)
+        elif row.movable is False:
+            alone.append(LeftAlone(_irq_name(row), row.why or "cannot move"))
+
+    def cpu_for(i: int) -> int:
+        return cpu_of[i] if i in cpu_of else local[i % len(local)]
+
+    for rxq in dev.rx_queues:
+        if rxq.rps_cpus is not None:
+            writes.append(PlaceWrite("rps", (cpu_for(rxq.index),), f"{dev.name} rx-{rxq.index}: steer to its queue's CPU",
+                                     dev=dev.name, queue=rxq.index, netns=netns, current=rxq.rps_cpus))
+    for txq in dev.tx_queues:
+        if txq.xps_cpus is not None:
+            writes.append(PlaceWrite("xps", (cpu_for(txq.index),), f"{dev.name} tx-{txq.index}: transmit from its queue's CPU",
+                                     dev=dev.name, queue=txq.index, netns=netns, current=txq.xps_cpus))
+
+
+def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[int] | None = None,
+                   devices: Collection[str] = (), irqbalance_pid: int | None = None) -> Placement:
+    """The plan for map m: quiet CPUs are kept free; housekeeping defaults to online minus quiet.
+
+    `devices` limits the plan to those network devices (by name, in any namespace) and their
+    IRQs; empty: every device but loopback, and every other movable IRQ on a quiet CPU.
+    """
+    quiet_t = tuple(sorted(set(quiet)))
+    online = m.online or ()
+    hk = tuple(sorted(set(housekeeping) if housekeeping is not None else set(online) - set(quiet_t)))
+    if not hk:
+        raise ValueError("no housekeeping CPU: every online CPU is isolated (give --cpus-housekeeping)")
+    rows = {r.irq: r for r in m.rows if r.numbered}
+    writes: list[PlaceWrite] = []
+    alone: list[LeftAlone] = []
+    chosen = [nd for nd in m.netdevs if (nd.device.name in devices if devices else nd.device.name != "lo")]
+    for nd in chosen:
+        _device(nd, rows, hk, m, writes, alone)
+    placed = {str(w.irq) for w in writes if w.irq is not None} | {a.what.split()[1] for a in alone if a.what.startswith("IRQ ")}
+    if not devices:
+        for row in rows.values():
+            if row.irq in placed:
+                continue
+            on_quiet = set(row.effective_affinity or row.affinity or ()) & set(quiet_t)
+            if row.movable is False:
+                if on_quiet:
+                    alone.append(LeftAlone(_irq_name(row), f"{row.why}; it may fire on quiet CPU {format_cpulist(on_quiet)} "
+                                           "(isolcpus=managed_irq keeps managed IRQs off isolated CPUs where it can)"))
+                continue
+            if set(row.affinity or ()) & set(quiet_t):
+                _place_irq(row, hk, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto the housekeeping CPUs",
+                           m.online, writes, alone)
+    warnings = []
+    if irqbalance_pid is not None:
+        irqs = ",".join(str(w.irq) for w in writes if w.irq is not None) or "-"
+        warnings.append(
+            f"irqbalance (pid {irqbalance_pid}) is running and will overwrite these affinities: ban the quiet CPUs "
+            f"(IRQBALANCE_BANNED_CPULIST={format_cpulist(quiet_t) or '-'} or IRQBALANCE_BANNED_CPUS in its environment file) "
+            f"and the placed IRQs (--banirq={irqs.replace(',', ' --banirq=')}), or stop it")
+    return Placement(hk, quiet_t, tuple(writes), tuple(alone), tuple(warnings))

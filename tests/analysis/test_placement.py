@@ -1,0 +1,109 @@
+"""The placement planner on hand-made inputs: a 2-socket machine, a 4-queue NIC on node 1, a
+NIC with managed queues, isolated CPUs."""
+
+from __future__ import annotations
+
+import pytest
+
+from irqlab.analysis.irqmap import WHY_MANAGED, build_map
+from irqlab.analysis.placement import plan_placement
+from irqlab.model.devices import NetDeviceLink, PciFunction
+from irqlab.model.net import NetDevice, RxQueue, TxQueue
+from irqlab.model.snapshot import IrqInfo
+
+NODES = {0: tuple(range(0, 8)), 1: tuple(range(8, 16))}
+ONLINE = tuple(range(16))
+QUIET = (10, 11, 12, 13, 14, 15)  # isolcpus=10-15: node 1 keeps 8-9 for housekeeping
+
+
+def _dev(name: str, queues: int, node: int | None, xps: bool = True) -> NetDevice:
+    rx = tuple(RxQueue(i, (), 0) for i in range(queues))
+    tx = tuple(TxQueue(i, () if xps else None) for i in range(queues))
+    return NetDevice(name, {}, rx, tx, 0, None, None, node, "drv")
+
+
+def _map(extra_infos=None, devices=None, ns=()):
+    infos = {100 + i: IrqInfo(100 + i, affinity=ONLINE, effective_affinity=(12,), actions=(f"ice-ens1f0-TxRx-{i}",), managed=False)
+             for i in range(4)}
+    infos.update({200 + i: IrqInfo(200 + i, affinity=(i,), effective_affinity=(i,), actions=(f"mlx5_comp{i}@pci:0000:03:00.0",), managed=True)
+                  for i in range(2)})
+    infos[30] = IrqInfo(30, affinity=ONLINE, effective_affinity=(14,), actions=("ahci",), managed=False)
+    infos[31] = IrqInfo(31, affinity=(0, 1), effective_affinity=(0,), actions=("i8042",), managed=False)
+    infos.update(extra_infos or {})
+    functions = [PciFunction("0000:81:00.0", tuple(range(100, 104)), True, "ice", 1),
+                 PciFunction("0000:03:00.0", (200, 201), True, "mlx5_core", 0),
+                 PciFunction("0000:00:1f.2", (30,), True, "ahci", 0)]
+    links = [NetDeviceLink("ens1f0", "0000:81:00.0", None), NetDeviceLink("enp3s0", "0000:03:00.0", None)]
+    views = [("host", devices or [_dev("ens1f0", 4, 1), _dev("enp3s0", 2, 0), _dev("lo", 1, None)]), *ns]
+    return build_map(infos, [], functions, links, views, NODES, ONLINE)
+
+
+def _by(p, kind):
+    return {(w.irq if kind == "affinity" else (w.dev, w.queue)): w for w in p.writes if w.kind == kind}
+
+
+def test_nic_queues_spread_one_per_numa_local_housekeeping_cpu():
+    p = plan_placement(_map(), QUIET)
+    aff = _by(p, "affinity")
+    # node 1's housekeeping CPUs are 8 and 9: four queues wrap round over two CPUs
+    assert [aff[100 + i].cpus for i in range(4)] == [(8,), (9,), (8,), (9,)]
+    assert "NUMA node 1" in aff[100].why and aff[100].current == ONLINE
+    assert p.housekeeping == tuple(range(10)) and p.quiet == QUIET
+
+
+def test_rps_and_xps_name_the_cpu_of_their_queue_irq():
+    p = plan_placement(_map(), QUIET)
+    rps, xps = _by(p, "rps"), _by(p, "xps")
+    for q in range(4):
+        assert rps[("ens1f0", q)].cpus == xps[("ens1f0", q)].cpus == _by(p, "affinity")[100 + q].cpus
+    assert rps[("ens1f0", 0)].value() == "100" and rps[("ens1f0", 0)].path.endswith("ens1f0/queues/rx-0/rps_cpus")
+
+
+def test_managed_queues_are_left_alone_with_why_and_their_rps_follows_node_0():
+    p = plan_placement(_map(), QUIET)
+    alone = {a.what: a.why for a in p.left_alone}
+    assert alone["IRQ 200 (mlx5_comp0@pci:0000:03:00.0)"] == WHY_MANAGED
+    assert 200 not in _by(p, "affinity") and 201 not in _by(p, "affinity")
+    assert _by(p, "rps")[("enp3s0", 1)].cpus == (1,)  # node 0's second housekeeping CPU
+
+
+def test_no_write_puts_anything_on_a_quiet_cpu_and_other_irqs_move_off_them():
+    p = plan_placement(_map(), QUIET)
+    assert all(not set(w.cpus) & set(QUIET) for w in p.writes)
+    aff = _by(p, "affinity")
+    assert aff[30].cpus == tuple(range(10)) and "quiet CPU 10-15" in aff[30].why
+    assert 31 not in aff  # never reached a quiet CPU: untouched
+
+
+def test_loopback_is_not_planned_and_devices_limit_the_plan():
+    assert all(w.dev != "lo" for w in plan_placement(_map(), QUIET).writes)
+    p = plan_placement(_map(), QUIET, devices=("enp3s0",))
+    assert {w.dev for w in p.writes} == {"enp3s0"} and 30 not in _by(p, "affinity")
+
+
+def test_a_device_without_xps_gets_no_xps_write():
+    m = _map(devices=[_dev("ens1f0", 4, 1, xps=False)])
+    assert not _by(plan_placement(m, QUIET), "xps")
+
+
+def test_devices_in_named_and_unnamed_namespaces():
+    ns = [("netns lab", [_dev("veth1", 1, None)]), ("pid 4242 (app)", [_dev("veth2", 1, None)])]
+    p = plan_placement(_map(ns=ns), QUIET)
+    rps = _by(p, "rps")
+    assert rps[("veth1", 0)].netns == "lab" and rps[("veth1", 0)].cpus == (0,)
+    assert rps[("veth1", 0)].target == "veth1 rx-0 rps_cpus (netns lab)"
+    assert ("veth2", 0) not in rps
+    assert any("veth2" in a.what and "ip netns" in a.why for a in p.left_alone)
+
+
+def test_given_housekeeping_cpus_are_used_and_none_is_refused():
+    p = plan_placement(_map(), (), housekeeping=(2, 3))
+    assert {c for w in p.writes for c in w.cpus} <= {2, 3}
+    with pytest.raises(ValueError, match="no housekeeping CPU"):
+        plan_placement(_map(), ONLINE)
+
+
+def test_irqbalance_running_is_a_warning_that_names_the_fix():
+    (w,) = plan_placement(_map(), QUIET, irqbalance_pid=812).warnings
+    assert "pid 812" in w and "IRQBALANCE_BANNED_CPU" in w and "--banirq=100" in w and "10-15" in w
+    assert plan_placement(_map(), QUIET).warnings == ()
