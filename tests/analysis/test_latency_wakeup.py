@@ -82,3 +82,25 @@ def test_a_kernel_figure_above_the_user_one_is_counted_as_inconsistent():
     (w,) = wakeup_report(EventBatch.from_events(chain(0, START + INTERVAL, 4_000, 6_000)),
                          [(0, PID, np.array([9_000], np.int64))], START, INTERVAL)
     assert w.kernel_above_user == 1
+
+
+def test_the_text_table_puts_kernel_parts_beside_the_user_figure_and_says_what_is_missing():
+    from irqlab.outputs.latency_text import wakeup_lines
+
+    evs = chain(0, START + INTERVAL, 7_000, 13_000) + chain(0, START + 2 * INTERVAL, 5_000, 9_000)
+    samples = np.array([25_000, 17_000, 30_000], np.int64)  # the third wake-up is not in the trace
+    lines = wakeup_lines(wakeup_report(EventBatch.from_events(evs), [(0, PID, samples)], START, INTERVAL))
+    head, row = lines[1].split(), lines[2].split()
+    cell = dict(zip(head, row))
+    assert cell["WAKEUPS"] == "3" and cell["MATCHED"] == "2"
+    assert (cell["IRQ_AVG_us"], cell["THREAD_AVG_us"], cell["KERNEL_AVG_us"]) == ("6.0", "11.0", "17.0")
+    assert (cell["USER_AVG_us"], cell["RETURN_AVG_us"]) == ("21.0", "4.0")
+    assert lines[3] == "# CPU 0: 1 wake-ups not in the trace (events lost, or outside the window)"
+
+
+def test_a_waking_without_a_switch_in_of_its_own_does_not_borrow_the_next_one():
+    d1, d2 = START + INTERVAL, START + 2 * INTERVAL
+    # woken at d1 while still on the CPU (no switch follows), then a normal wake-up at d2
+    evs = chain(0, d1, 1_000, 2_000)[:3] + chain(0, d2, 3_000, 4_000)
+    expiry, switch, _ = kernel_wakeups(EventBatch.from_events(evs), PID)
+    assert expiry.tolist() == [d2 + 3_000] and switch.tolist() == [d2 + 7_000]

@@ -55,7 +55,9 @@ def kernel_wakeups(batch: EventBatch, pid: int) -> tuple[np.ndarray, np.ndarray,
     switch_ts = ts[(kind == EventKind.SCHED_SWITCH) & (arg0 == pid)]
     wake_ts, expiries = ts[waking][from_timer], expiries[from_timer]
     at = np.searchsorted(switch_ts, wake_ts, side="left")
-    found = at < switch_ts.size
+    # A waking with no switch-in before the next one (woken while still running, e.g. a timer
+    # that expired before the task slept) has no switch-in of its own: the next belongs to the next.
+    found = (at < switch_ts.size) & np.concatenate((at[:-1] != at[1:], [True]))
     return expiries[found], switch_ts[at[found]], int((~from_timer).sum())
 
 

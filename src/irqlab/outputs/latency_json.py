@@ -7,6 +7,7 @@ from typing import Any
 
 from irqlab import __version__
 from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
+from irqlab.analysis.wakeup import CpuWakeups
 
 SCHEMA_VERSION = 1
 
@@ -57,3 +58,15 @@ def document(meta: dict[str, Any], **sections: Any) -> dict[str, Any]:
     """The top-level object: version, run parameters, then whatever sections the run produced."""
     return {"irqlab_version": __version__, "schema": SCHEMA_VERSION, "command": "latency", **meta,
             **{k: v for k, v in sections.items() if v is not None}}
+
+
+def _part(a) -> dict[str, Any]:
+    return {"avg_us": _us(float(a.mean())) if a.size else None, "max_us": _us(int(a.max())) if a.size else None}
+
+
+def wakeup_json(wakeups: Sequence[CpuWakeups]) -> dict[str, Any]:
+    """Per CPU: kernel-timed wake-ups, their parts, and the probe's figure for the same ones."""
+    return {str(w.cpu): {"pid": w.pid, "wakeups": w.samples, "matched": int(w.deadline_ns.size),
+                         "unmatched": w.unmatched_user, "kernel_above_user": w.kernel_above_user,
+                         "irq": _part(w.irq_ns), "thread": _part(w.thread_ns), "kernel": _part(w.kernel_ns),
+                         "user": _part(w.user_ns), "return": _part(w.user_ns - w.kernel_ns)} for w in wakeups}

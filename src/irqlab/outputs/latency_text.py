@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
+from irqlab.analysis.wakeup import CpuWakeups
 from irqlab.units import printable
 
 STAT_HEADER = ["CPU", "SAMPLES", "MIN_us", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us", "OVER_LIMIT", "MISSED"]
@@ -143,3 +144,37 @@ def thread_lines(notes: Sequence[ThreadNote], policy: str, priority: int) -> lis
 
 def _short(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+WAKEUP_HEADER = ["CPU", "WAKEUPS", "MATCHED", "IRQ_AVG_us", "IRQ_MAX_us", "THREAD_AVG_us", "THREAD_MAX_us",
+                 "KERNEL_AVG_us", "KERNEL_P99_us", "KERNEL_MAX_us", "USER_AVG_us", "USER_MAX_us", "RETURN_AVG_us"]
+
+
+def _avg(a: np.ndarray) -> float | None:
+    return float(a.mean()) if a.size else None
+
+
+def _max(a: np.ndarray) -> int | None:
+    return int(a.max()) if a.size else None
+
+
+def wakeup_lines(wakeups: Sequence[CpuWakeups]) -> list[str]:
+    """Kernel-timed wake-ups per CPU beside the probe's own figure for the same wake-ups."""
+    rows = []
+    for w in wakeups:
+        k = w.kernel_ns
+        p99 = int(np.percentile(k, 99, method="higher")) if k.size else None
+        rows.append([str(w.cpu), str(w.samples), str(w.deadline_ns.size), us(_avg(w.irq_ns)), us(_max(w.irq_ns)),
+                     us(_avg(w.thread_ns)), us(_max(w.thread_ns)), us(_avg(k)), us(p99), us(_max(k)),
+                     us(_avg(w.user_ns)), us(_max(w.user_ns)), us(_avg(w.user_ns - k))])
+    out = ["# kernel wake-up latency, from kernel events (tracefs), in us: KERNEL = deadline -> switch-in "
+           "= IRQ (deadline -> hrtimer expiry) + THREAD (expiry -> switch-in); USER = the probe's figure for the "
+           "same wake-ups; RETURN = USER - KERNEL (return to user space and the interpreter's clock read)"]
+    out += table(WAKEUP_HEADER, rows)
+    for w in wakeups:
+        if w.unmatched_user:
+            out.append(f"# CPU {w.cpu}: {w.unmatched_user} wake-ups not in the trace (events lost, or outside the window)")
+        if w.kernel_above_user:
+            out.append(f"# CPU {w.cpu}: {w.kernel_above_user} wake-ups with KERNEL > USER: the trace clock and "
+                       "CLOCK_MONOTONIC disagree")
+    return out
