@@ -4,6 +4,7 @@ A knob is (kind, target, netns):
   affinity  /proc/irq/N/smp_affinity_list                      (netns None)
   napi      /sys/class/net/DEV/napi_defer_hard_irqs | gro_flush_timeout  (DEV may be in netns)
   coalesce  ethtool:DEV:rx_coalesce_usecs | rx_max_coalesced_frames
+  queue     /sys/class/net/DEV/queues/rx-N/rps_cpus | tx-N/xps_cpus  (DEV may be in netns)
 Every change is saved in the journal (fsync'ed) before it is written, and every value,
 including an original read back from the journal, is validated before it is written:
 KnobFiles.check() holds a replayed record to the rules of a fresh write (the target is exactly
@@ -23,7 +24,7 @@ import time
 from collections.abc import Collection
 
 from irqlab.errors import IrqlabError, MissingSource
-from irqlab.mitigate import affinity, coalesce, napi
+from irqlab.mitigate import affinity, coalesce, napi, queues
 from irqlab.mitigate.journal import KINDS, Journal, JournalError, KnobOwned, RestoreResult, SavedSetting, restore_pending  # noqa: F401 - KINDS re-exported
 from irqlab.mitigate.netns import _NAME as _NETNS_NAME
 from irqlab.mitigate.netns import NetnsError
@@ -33,6 +34,11 @@ from irqlab.sources.fs import Roots
 _AFFINITY = re.compile(r".*/irq/([0-9]{1,7})/smp_affinity_list")
 _NAPI = re.compile(r"/sys/class/net/([^/\s]{1,15})/([a-z_]+)")
 _COALESCE = re.compile(r"ethtool:([^/:\s]{1,15}):([a-z_]+)")
+_QUEUE = re.compile(r"/sys/class/net/([^/\s]{1,15})/(queues/(?:rx|tx)-[0-9]{1,5}/[a-z_]+)")
+
+
+def queue_knob(dev: str, attr: str, netns: str | None) -> Knob:
+    return Knob("queue", f"/sys/class/net/{dev}/{attr}", netns)
 
 
 def napi_knob(dev: str, attr: str, netns: str | None) -> Knob:
@@ -49,7 +55,7 @@ def affinity_knob(roots: Roots, irq: int) -> Knob:
 
 def _parts(knob: Knob, roots: Roots) -> tuple[str, ...]:
     """The knob's (irq,) / (dev, attr) / (dev, field), or IrqlabError if irqlab never writes it."""
-    pattern = {"affinity": _AFFINITY, "napi": _NAPI, "coalesce": _COALESCE}.get(knob.kind)
+    pattern = {"affinity": _AFFINITY, "napi": _NAPI, "coalesce": _COALESCE, "queue": _QUEUE}.get(knob.kind)
     m = pattern.fullmatch(knob.target) if pattern else None
     # affinity: exactly this root's /proc/irq/N/smp_affinity_list, never a look-alike elsewhere
     if m is None or (knob.kind == "affinity" and knob.target != affinity.affinity_path(roots, int(m.group(1)))):
@@ -75,6 +81,8 @@ class KnobFiles:
             return affinity.read_affinity(self.roots, int(p[0]))
         if knob.kind == "napi":
             return napi.read_napi(knob.netns, p[0], p[1], str(self.roots.sysfs))
+        if knob.kind == "queue":
+            return queues.read_queue(knob.netns, p[0], p[1], str(self.roots.sysfs))
         return coalesce.read_coalesce(knob.netns, p[0], p[1])
 
     def validate(self, knob: Knob, value: str) -> str:
@@ -84,6 +92,9 @@ class KnobFiles:
             return affinity.validate_affinity(value, self.online, self.isolated, allow_isolated=True)
         if knob.kind == "napi":
             return napi.validate_napi(p[0], p[1], value)
+        if knob.kind == "queue":
+            # An original may name any CPU the mask can (the kernel printed it); a new value is checked in strict().
+            return queues.validate_queue(p[0], p[1], value)
         return coalesce.validate_coalesce(p[1], value)
 
     def check(self, s: SavedSetting) -> None:
@@ -97,7 +108,16 @@ class KnobFiles:
         if s.kind == "affinity":
             affinity.validate_affinity(s.new, self.online, self.isolated)
         else:
-            self.validate(knob, s.new)
+            self.strict(knob, s.new)
+
+    def strict(self, knob: Knob, value: str) -> str:
+        """A value irqlab sets (not an original): also online, not isolated, for CPU knobs."""
+        if knob.kind == "affinity":
+            return affinity.validate_affinity(value, self.online, self.isolated)
+        if knob.kind == "queue":
+            p = _parts(knob, self.roots)
+            return queues.validate_queue(p[0], p[1], value, self.online, self.isolated)
+        return self.validate(knob, value)
 
     def write(self, knob: Knob, value: str) -> None:
         value = self.validate(knob, value)
@@ -106,6 +126,8 @@ class KnobFiles:
             affinity.write_affinity(self.roots, int(p[0]), value)
         elif knob.kind == "napi":
             napi.write_napi(knob.netns, p[0], p[1], value, str(self.roots.sysfs))
+        elif knob.kind == "queue":
+            queues.write_queue(knob.netns, p[0], p[1], value, str(self.roots.sysfs))
         else:
             coalesce.write_coalesce(knob.netns, p[0], p[1], value)
 
@@ -140,8 +162,7 @@ class Mitigator:
 
     def apply(self, knob: Knob, value: str, reason: str) -> SavedSetting | None:
         """Change a knob; None when it already has the value (nothing saved, nothing written)."""
-        if knob.kind == "affinity":
-            value = affinity.validate_affinity(value, self.knobs.online, self.knobs.isolated)
+        value = self.knobs.strict(knob, value)
         value = self.knobs.validate(knob, value)
         if self.journal.pending_for(knob.kind, knob.target, knob.netns) is not None:
             return None  # already changed by us: the journal holds the true original
@@ -221,6 +242,8 @@ class HostKnobs:
             return affinity_knob(self.roots, write.irq if write.irq is not None else -1)
         if write.kind == "napi":
             return napi_knob(write.dev or "", write.attr or "", write.netns)
+        if write.kind == "queue":
+            return queue_knob(write.dev or "", write.attr or "", write.netns)
         return coalesce_knob(write.dev or "", write.attr or "", write.netns)
 
     def read(self, write: PlannedWrite) -> str:
