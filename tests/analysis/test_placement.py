@@ -107,3 +107,10 @@ def test_irqbalance_running_is_a_warning_that_names_the_fix():
     (w,) = plan_placement(_map(), QUIET, irqbalance_pid=812).warnings
     assert "pid 812" in w and "IRQBALANCE_BANNED_CPU" in w and "--banirq=100" in w and "10-15" in w
     assert plan_placement(_map(), QUIET).warnings == ()
+
+
+def test_rps_of_a_queue_whose_irq_stays_follows_where_the_kernel_keeps_it():
+    extra = {200 + i: IrqInfo(200 + i, affinity=(0, 1, 2, 3), effective_affinity=(3 - i,), actions=(f"mlx5_comp{i}@pci:0000:03:00.0",),
+                              managed=True) for i in range(2)}
+    rps = _by(plan_placement(_map(extra), QUIET), "rps")
+    assert (rps[("enp3s0", 0)].cpus, rps[("enp3s0", 1)].cpus) == ((3,), (2,))

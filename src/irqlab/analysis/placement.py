@@ -91,9 +91,14 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
     cpu_of: dict[int, int] = {}
     for n, q in enumerate(sorted(by_queue)):
         cpu_of[q] = local[n % len(local)]
+        before = len(writes)
         for row in by_queue[q]:
             why = f"{dev.name} {row.role} queue {q}: one queue per CPU over {where} ({format_cpulist(local)})"
             _place_irq(row, (cpu_of[q],), why, m.online, writes, alone)
+        if len(writes) == before:
+            # Nothing moved (managed, or unknown): RPS/XPS follow where the kernel keeps the IRQ.
+            kept = [c for r in by_queue[q] for c in (r.effective_affinity or r.affinity or ()) if c in hk]
+            cpu_of[q] = kept[0] if kept else cpu_of[q]
     for row in own:
         if row.queue is None and row.movable is not False and set(row.affinity or ()) - set(local):
             _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone)

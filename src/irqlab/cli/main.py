@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "latency": ("irqlab.cli.latency", "timer wake-up latency per CPU, latency budgets PASS/FAIL, cause of each breach"),
     "map": ("irqlab.cli.map", "IRQ <-> device <-> queue <-> CPU <-> NUMA node, RPS/XPS, and which affinities can move"),
     "isolation": ("irqlab.cli.isolation", "for CPUs meant to be quiet: what may land there, what did, its cause and the fix"),
+    "plan": ("irqlab.cli.plan", "a placement of NIC queue IRQs, RPS and XPS over housekeeping CPUs, as editable TOML"),
+    "apply": ("irqlab.cli.apply", "apply a placement plan through the journal (dry run unless --yes), or --undo it"),
 }
 
 # Long-running commands: a client or hook that hangs up must not end them (see main()).

@@ -48,9 +48,9 @@ def _read(dev: str, attr: str, sysfs: str) -> str:
 
 
 def _write(dev: str, attr: str, value: str, sysfs: str) -> None:
-    fd = os.open(_path(dev, attr, sysfs), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    fd = os.open(_path(dev, attr, sysfs), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: as `echo >`
     try:
-        os.write(fd, value.encode())
+        os.write(fd, value.encode() + b"\n")  # as echo writes it; bitmap_parse() ends at the newline (lib/bitmap-str.c end_of_str())
     finally:
         os.close(fd)
 

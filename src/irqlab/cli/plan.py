@@ -1,0 +1,104 @@
+"""`irqlab plan`: a placement of NIC queue IRQs, RPS and XPS, written as TOML to edit and apply."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from irqlab.cli import common
+
+PARSER_KW = dict(
+    description="Compute a placement from the interrupt map: each NIC queue's IRQ on one of the "
+    "device's NUMA-local housekeeping CPUs (online minus the CPUs meant to be quiet: isolcpus=, "
+    "nohz_full=, rcu_nocbs=, outside irqaffinity=), each queue's rps_cpus and xps_cpus on the same "
+    "CPU, every other movable IRQ off the quiet CPUs; managed and per-CPU IRQs left alone, with "
+    "why. Writes a TOML plan to read, edit, and give to `irqlab apply`.",
+    epilog="""\
+examples:
+  irqlab plan -o /root/irq.plan                 plan for this machine, into a file
+  irqlab plan --cpus-housekeeping 0-1 --dev eth0    only eth0, keeping CPUs 2- quiet
+  irqlab apply /root/irq.plan                   what applying it would write (a dry run)
+
+The plan format is documented in docs/plan.md.
+""",
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    common.add_roots(p)
+    p.add_argument("--cpus-housekeeping", metavar="LIST",
+                   help='the CPUs that take interrupts, e.g. "0-1" (default: online minus the quiet CPUs)')
+    p.add_argument("--dev", action="append", default=[], metavar="NAME",
+                   help="plan only this network device (any namespace; repeatable); default: all but lo, "
+                   "and every movable IRQ on a quiet CPU")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
+
+
+def _cpus(text: str, online: tuple[int, ...]) -> tuple[int, ...]:
+    from irqlab.cpulist import format_cpulist, parse_cpulist
+    from irqlab.errors import ParseError, UsageError
+
+    try:
+        cpus = parse_cpulist(text, "--cpus-housekeeping")
+    except ParseError as exc:
+        raise UsageError(f"--cpus-housekeeping {text!r}: not a CPU list like 0-1 ({exc.message})") from None
+    if not cpus:
+        raise UsageError("--cpus-housekeeping: empty CPU list")
+    offline = sorted(set(cpus) - set(online))
+    if offline:
+        raise UsageError(f"--cpus-housekeeping: CPU {format_cpulist(offline)} not online (online: {format_cpulist(online)})")
+    return cpus
+
+
+def run(args: argparse.Namespace) -> int:
+    from irqlab.analysis.placement import plan_placement
+    from irqlab.cli.map import gather
+    from irqlab.cpulist import format_cpulist
+    from irqlab.errors import MissingSource, UsageError
+    from irqlab.outputs.plan_toml import render_plan_toml
+    from irqlab.sources.cmdline import read_kernel_isolation
+    from irqlab.sources.procs import pids_named
+
+    roots = common.roots_of(args)
+    m, notes = gather(roots, walk=roots.is_live and os.geteuid() == 0)
+    online = m.online or ()
+    if not online:
+        raise UsageError("the online CPUs are unknown (no /sys/devices/system/cpu/online under --sysfs)")
+    try:
+        kernel_quiet = tuple(read_kernel_isolation(roots).quiet_cpus(online))
+    except MissingSource as exc:  # a capture without proc/cmdline
+        kernel_quiet = ()
+        notes.append(f"{exc.path}: missing; no CPU is counted as quiet but those --cpus-housekeeping leaves out")
+    if args.cpus_housekeeping is not None:
+        hk = _cpus(args.cpus_housekeeping, online)
+        clash = sorted(set(hk) & set(kernel_quiet))
+        if clash:
+            notes.append(f"--cpus-housekeeping includes CPU {format_cpulist(clash)}, which the kernel command line means to be quiet")
+        quiet = tuple(c for c in online if c not in hk)
+    else:
+        hk, quiet = None, kernel_quiet
+    known = {nd.device.name for nd in m.netdevs}
+    for dev in args.dev:
+        if dev not in known:
+            raise UsageError(f"--dev {dev}: no such network device (known: {', '.join(sorted(known)) or 'none'})")
+    balancer = pids_named(roots, "irqbalance") if roots.is_live else ()
+    try:
+        placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev),
+                                   irqbalance_pid=balancer[0] if balancer else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    header = "\n".join(f"note: {n}" for n in notes)
+    text = render_plan_toml(placement, header)
+    for w in placement.warnings:
+        sys.stderr.write(f"irqlab plan: warning: {w}\n")
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        sys.stderr.write(f"irqlab plan: {len(placement.writes)} write(s), {len(placement.left_alone)} left alone, "
+                         f"in {args.output}; `irqlab apply {args.output}` shows them\n")
+    else:
+        sys.stdout.write(text)
+    return 0
