@@ -103,3 +103,20 @@ def test_usage_errors(vm, capsys):
     assert main(["plan", *_args(vm), "--cpus-housekeeping", "7"]) == 64
     assert main(["plan", *_args(vm), "--dev", "nope0"]) == 64
     assert "no such network device" in capsys.readouterr().err
+
+
+def test_a_knob_a_plan_holds_is_refused_to_another_journal_such_as_watchs(vm, capsys):
+    from irqlab.mitigate.knobs import HostKnobs
+    from irqlab.model.knob import KnobRefused
+    from irqlab.model.placement import PlaceWrite
+    from irqlab.sources.fs import Roots
+
+    plan = _plan(vm, capsys, "--dev", "eth0")
+    journal = str(vm.parent / "j")
+    assert main(["apply", *_args(vm), str(plan), "--yes", "--journal", journal]) == 0
+    capsys.readouterr()
+    rps = PlaceWrite("rps", (0,), "watch", dev="eth0", queue=0).planned()
+    with HostKnobs.open(Roots(vm / "proc", vm / "sys"), str(vm.parent / "watch.journal")) as watch:
+        with pytest.raises(KnobRefused, match=f"journal {journal} of a stopped irqlab still holds its original"):
+            watch.apply(rps)
+    assert main(["apply", *_args(vm), "--undo", "--journal", journal]) == 0
