@@ -20,8 +20,10 @@ pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
 
 def net_rx_total(screen: str) -> str | None:
     """The TOTAL/s cell of the NET_RX row of the softirq panel, as shown."""
+    # The panel's row is NET_RX then a rate ("950", "12.3k", "-"); a finding's text may also
+    # name NET_RX ("NET_RX softirqs ...") and is not the row.
     for line in screen.splitlines():
-        m = re.search(r"NET_RX\s+(\S+)", line)
+        m = re.search(r"NET_RX\s+([0-9][0-9.]*[kMG]?|-)(?=\s|$)", line)
         if m:
             return m.group(1)
     return None
