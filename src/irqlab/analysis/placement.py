@@ -99,11 +99,11 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
             # Nothing moved (managed, or unknown): RPS/XPS follow where the kernel keeps the IRQ.
             kept = [c for r in by_queue[q] for c in (r.effective_affinity or r.affinity or ()) if c in hk]
             cpu_of[q] = kept[0] if kept else cpu_of[q]
-    for row in own:
-        if row.queue is None and row.movable is not False and set(row.affinity or ()) - set(local):
-            _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone)
-        elif row.movable is False:
+    for row in (r for r in own if r.queue is None):  # queue IRQs were placed (or left alone) above
+        if row.movable is False:
             alone.append(LeftAlone(_irq_name(row), row.why or "cannot move"))
+        elif set(row.affinity or ()) - set(local):
+            _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone)
 
     def cpu_for(i: int) -> int:
         return cpu_of[i] if i in cpu_of else local[i % len(local)]
@@ -148,7 +148,9 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
                                            "(isolcpus=managed_irq keeps managed IRQs off isolated CPUs where it can)"))
                 continue
             if set(row.affinity or ()) & set(quiet_t):
-                _place_irq(row, hk, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto the housekeeping CPUs",
+                local = _local(hk, row.device_node, m.nodes)
+                onto = f"NUMA node {row.device_node}'s housekeeping CPUs" if local != hk else "the housekeeping CPUs"
+                _place_irq(row, local, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto {onto}",
                            m.online, writes, alone)
     warnings = []
     if irqbalance_pid is not None:
