@@ -42,7 +42,7 @@ def test_a_waking_not_straight_after_an_hrtimer_expiry_is_not_a_timer_wake_up():
     go = [TraceEvent(START - 10_000, 1, K.SOFTIRQ_ENTRY, 0, 1), TraceEvent(START - 9_000, 1, K.SCHED_WAKEUP, 99, PID, 0, 4),
           TraceEvent(START - 8_000, 0, K.SCHED_SWITCH, 0, PID, 0, 4)]
     batch = EventBatch.from_events(go + chain(0, START + INTERVAL, 3_000, 4_000))
-    expiry, switch, other = kernel_wakeups(batch, PID)
+    expiry, switch, other, _ = kernel_wakeups(batch, PID)
     assert expiry.tolist() == [START + INTERVAL + 3_000] and switch.tolist() == [START + INTERVAL + 7_000] and other == 1
 
 
@@ -102,5 +102,16 @@ def test_a_waking_without_a_switch_in_of_its_own_does_not_borrow_the_next_one():
     d1, d2 = START + INTERVAL, START + 2 * INTERVAL
     # woken at d1 while still on the CPU (no switch follows), then a normal wake-up at d2
     evs = chain(0, d1, 1_000, 2_000)[:3] + chain(0, d2, 3_000, 4_000)
-    expiry, switch, _ = kernel_wakeups(EventBatch.from_events(evs), PID)
-    assert expiry.tolist() == [d2 + 3_000] and switch.tolist() == [d2 + 7_000]
+    expiry, switch, _, none = kernel_wakeups(EventBatch.from_events(evs), PID)
+    assert expiry.tolist() == [d2 + 3_000] and switch.tolist() == [d2 + 7_000] and none == 1
+
+
+def test_a_switch_in_the_kernel_did_not_trace_is_counted_and_the_next_one_not_borrowed():
+    # Seen on this VM: a switch out of some tasks is never traced. The probe woke at d1, ran,
+    # switched out (its own switch event is there), and woke again at d2 normally.
+    d1, d2 = START + INTERVAL, START + 2 * INTERVAL
+    evs = chain(0, d1, 1_000, 2_000)[:3] + [TraceEvent(d1 + 20_000, 0, K.SCHED_SWITCH, PID, 105, 1, 110)]
+    evs += chain(0, d2, 3_000, 4_000)
+    (w,) = wakeup_report(EventBatch.from_events(evs), [(0, PID, np.array([18_000, 9_000], np.int64))], START, INTERVAL)
+    assert w.deadline_ns.tolist() == [d2] and w.kernel_ns.tolist() == [7_000]
+    assert w.no_switch_in == 1 and w.unmatched_user == 1

@@ -40,8 +40,9 @@ def deadlines_ns(samples_ns: np.ndarray, start_ns: int, interval_ns: int) -> np.
     return start_ns + k * interval_ns
 
 
-def kernel_wakeups(batch: EventBatch, pid: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(expiry ts, switch-in ts) of every timer wake-up of `pid`, and wakings not from a timer."""
+def kernel_wakeups(batch: EventBatch, pid: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(expiry ts, switch-in ts) of every timer wake-up of `pid`; wakings not from a timer; and
+    timer wake-ups with no switch-in traced before the task's next switch-out."""
     kind, ts, cpu, arg0 = batch.kind, batch.ts_ns, batch.cpu, batch.arg0
     waking = np.flatnonzero((kind == EventKind.SCHED_WAKEUP) & (arg0 == pid))
     # The event before each waking on the waker's CPU (where the timer fired): events grouped
@@ -53,12 +54,16 @@ def kernel_wakeups(batch: EventBatch, pid: int) -> tuple[np.ndarray, np.ndarray,
     from_timer = (pos[waking] > 0) & (cpu[prev] == cpu[waking]) & (kind[prev] == EventKind.HRTIMER_EXPIRE)
     expiries = ts[prev]
     switch_ts = ts[(kind == EventKind.SCHED_SWITCH) & (arg0 == pid)]
+    out_ts = np.append(ts[(kind == EventKind.SCHED_SWITCH) & (batch.pid == pid)], np.iinfo(np.int64).max)
     wake_ts, expiries = ts[waking][from_timer], expiries[from_timer]
     at = np.searchsorted(switch_ts, wake_ts, side="left")
-    # A waking with no switch-in before the next one (woken while still running, e.g. a timer
-    # that expired before the task slept) has no switch-in of its own: the next belongs to the next.
-    found = (at < switch_ts.size) & np.concatenate((at[:-1] != at[1:], [True]))
-    return expiries[found], switch_ts[at[found]], int((~from_timer).sum())
+    found = at < switch_ts.size
+    # The switch-in must come before the task's next switch-out, and before its next waking: a
+    # waking while still running (a timer that expired before the task slept) has none of its
+    # own, nor has one whose switch-in the kernel did not trace. Either borrows no later one.
+    found[found] &= switch_ts[at[found]] < out_ts[np.searchsorted(out_ts, wake_ts[found], side="left")]
+    found &= np.concatenate((at[:-1] != at[1:], [True]))
+    return expiries[found], switch_ts[at[found]], int((~from_timer).sum()), int((~found).sum())
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -74,6 +79,7 @@ class CpuWakeups:
     user_ns: np.ndarray  # the probe's own figure for the same deadline
     other_wakings: int  # wakings of the probe not from its timer (the start signal, a signal)
     unmatched_kernel: int  # timer wake-ups with no sample of their deadline (before the run, or a duplicate)
+    no_switch_in: int = 0  # timer wake-ups whose switch-in is not in the trace
 
     @property
     def kernel_ns(self) -> np.ndarray:
@@ -94,14 +100,14 @@ class CpuWakeups:
 
 def match(cpu: int, pid: int, samples_ns: np.ndarray, deadlines: np.ndarray, batch: EventBatch) -> CpuWakeups:
     """Meet each traced timer wake-up with the probe's sample of its deadline."""
-    expiry, switch, other = kernel_wakeups(batch, pid)
+    expiry, switch, other, no_switch_in = kernel_wakeups(batch, pid)
     idx = np.searchsorted(deadlines, expiry, side="right") - 1
     ok = idx >= 0
     ok[ok] &= np.concatenate(([True], idx[ok][1:] != idx[ok][:-1]))  # one wake-up per deadline: the first
     idx, expiry, switch = idx[ok], expiry[ok], switch[ok]
     d = deadlines[idx]
     return CpuWakeups(cpu, pid, int(np.asarray(samples_ns).size), d, expiry - d, switch - expiry,
-                      np.asarray(samples_ns, np.int64)[idx], other, int((~ok).sum()))
+                      np.asarray(samples_ns, np.int64)[idx], other, int((~ok).sum()), no_switch_in)
 
 
 def wakeup_report(batch: EventBatch, runs: Sequence[tuple[int, int, np.ndarray]], start_ns: int,

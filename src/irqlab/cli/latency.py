@@ -12,7 +12,8 @@ from irqlab.cli import common
 PARSER_KW = dict(
     description="Measure timer wake-up latency like cyclictest: one pinned SCHED_FIFO process per "
     "CPU sleeps to absolute deadlines (clock_nanosleep TIMER_ABSTIME) and records how late it "
-    "woke. Prints min/avg/percentiles/max per CPU, histograms, PASS/FAIL per latency budget "
+    "woke. Like cyclictest, it holds /dev/cpu_dma_latency at 0 us while measuring (root; "
+    "--no-dma-latency not to). Prints min/avg/percentiles/max per CPU, histograms, PASS/FAIL per latency budget "
     "class, and with --explain what ran on the CPU during each late wake-up (root: tracefs).",
     epilog="""\
 examples:
@@ -31,6 +32,8 @@ exit codes: 0 ok, 2 a budget class FAILed, 3 error, 64 usage
 )
 
 SUFFIX = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# What --kernel traces (analysis/wakeup.py): the probe's hrtimer expiry, its waking, its switch-in.
+WAKEUP_EVENTS = ("timer:hrtimer_expire_entry", "sched:sched_waking", "sched:sched_switch")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,8 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explain-over", type=float, metavar="US", help="wake-ups later than this are explained (default 50, or a class's tightest limit)")
     p.add_argument("--explain-top", type=int, default=3, metavar="N", help="print the N worst breaches in full (default 3)")
     p.add_argument("--buffer-kb", type=int, default=8192, metavar="KB", help="trace buffer per CPU for --explain (default 8192)")
+    p.add_argument("--kernel", action="store_true",
+                   help="also time each wake-up from kernel events (root, tracefs): timer IRQ latency (deadline -> "
+                   "hrtimer expiry), thread latency (expiry -> switch-in) and their sum, beside the probe's own figure")
     p.add_argument("--irq-threads", action="store_true", help="list irq/N-name threads against the probe's priority (no measurement unless -D/-l/--budget)")
-    p.add_argument("--dma-latency", action="store_true", help="hold /dev/cpu_dma_latency at 0 us while measuring (root)")
+    p.add_argument("--no-dma-latency", dest="dma_latency", action="store_false", default=None,
+                   help="do not hold /dev/cpu_dma_latency at 0 us while measuring (by default it is held, as "
+                   "cyclictest does; without root it cannot be and the header says so)")
+    p.add_argument("--dma-latency", dest="dma_latency", action="store_true",
+                   help="the default, kept for old scripts; given explicitly, failing to hold it is an error")
     common.add_json(p)
 
 
@@ -80,6 +90,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--hist-limit {args.hist_limit}: must be 1..1000000 us")
     if args.explain_over is not None and not 0 < args.explain_over <= 10_000_000:
         raise UsageError(f"--explain-over {args.explain_over:g}: must be more than 0 us")
+    if args.kernel and args.budget:
+        raise UsageError("--kernel: not with --budget (budgets judge the probe's own figures)")
     if not 64 <= args.buffer_kb <= 1 << 20:
         raise UsageError(f"--buffer-kb {args.buffer_kb}: must be 64..1048576")
 
@@ -140,14 +152,12 @@ def measure_once(args, cpus, interval_ns: int, loops: int, priority: int, explai
     """One probe run (with tracing around it for --explain): (ProbeRun, EventBatch|None, own tids)."""
     from contextlib import ExitStack
 
-    from irqlab.probe import dma
     from irqlab.probe.runner import measure
 
     progress = Progress(loops * interval_ns / 1e9) if sys.stderr.isatty() and not args.json else None
     with ExitStack() as stack:
-        if args.dma_latency:
-            stack.enter_context(dma.hold_zero())
-        tracer = stack.enter_context(_tracer(args, cpus)) if args.explain else None
+        args.dma_state = hold_dma(args, stack)
+        tracer = stack.enter_context(_tracer(args, cpus)) if args.explain or args.kernel else None
         own: dict[int, str] = {}
 
         def start_tracing(pids: dict[int, int]) -> None:
@@ -166,13 +176,41 @@ def measure_once(args, cpus, interval_ns: int, loops: int, priority: int, explai
         return run, tracer.events(), own
 
 
+def hold_dma(args, stack) -> str:
+    """Hold /dev/cpu_dma_latency at 0 for the run unless --no-dma-latency; what happened, for the header.
+
+    The default (no flag) falls back to a note when the file cannot be opened, so unprivileged
+    runs keep working; an explicit --dma-latency that fails is an error, as it always was.
+    """
+    from irqlab.errors import IrqlabError
+    from irqlab.probe import dma
+
+    if args.dma_latency is False:
+        return "not held (--no-dma-latency)"
+    try:
+        stack.enter_context(dma.hold_zero())
+    except IrqlabError as exc:
+        if args.dma_latency:
+            raise
+        reason = str(exc).split(": ", 1)[-1]
+        if not getattr(args, "dma_noted", False):
+            print(f"irqlab latency: /dev/cpu_dma_latency not held at 0 ({reason}); deep C-state exits may show "
+                  "as latency", file=sys.stderr)
+            args.dma_noted = True
+        return f"not held ({reason})"
+    return "held at 0 us"
+
+
 def _tracer(args, cpus):
     """The --explain tracer: raw events (tracefs) of what ran on the measured CPUs."""
-    from irqlab.tracer.lifecycle import LATENCY_EVENTS, open_tracer
+    from irqlab.tracer.lifecycle import LATENCY_EVENTS, EventSet, open_tracer
 
+    events = LATENCY_EVENTS if args.explain else EventSet(())
+    if args.kernel:  # the probe's own chain: expiry -> waking -> switch-in
+        events = EventSet(tuple(dict.fromkeys(events.required + WAKEUP_EVENTS)), events.optional)
     # A drain every 0.5 s, not the default 0.1 s: reading trace_pipe_raw runs on the measured
     # CPUs too, and its time shows up in the breakdown under irqlab's own name (own_threads()).
-    return open_tracer("tracefs", events=LATENCY_EVENTS, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=0.5)
+    return open_tracer("tracefs", events=events, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=0.5)
 
 
 def own_threads() -> dict[int, str]:
@@ -269,12 +307,13 @@ def _single(args, cpus) -> int:
     _note_once(run, args.policy)
     report = summarize({r.cpu: r.samples_ns for r in run.cpus}, {r.cpu: r.missed for r in run.cpus},
                        limit_ns=args.hist_limit * 1000)
-    exps, blame = explain_run(run, batch, comms, own) if batch is not None else (None, None)
+    exps, blame = explain_run(run, batch, comms, own) if args.explain else (None, None)
+    wakeups = kernel_wakeups(run, batch) if args.kernel else None
     notes = _thread_notes(cpus, run.cpus[0].policy, run.cpus[0].priority) if args.irq_threads else None
     if args.json:
-        _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, batch)
+        _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, batch, wakeups)
     else:
-        _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns, batch)
+        _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns, batch, wakeups)
     return 0
 
 
@@ -283,19 +322,31 @@ def _trace_line(batch, over_ns: int, exps) -> str:
     return f"# {len(exps)} wake-ups later than {over_ns / 1000:g} us explained from {len(batch)} trace events ({state})"
 
 
-def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns, batch) -> None:
+def kernel_wakeups(run, batch):
+    """The kernel's timing of every probe wake-up (--kernel), per CPU."""
+    from irqlab.analysis.wakeup import wakeup_report
+
+    return wakeup_report(batch, [(r.cpu, r.pid, r.samples_ns) for r in run.cpus], run.start_ns, run.interval_ns)
+
+
+def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns, batch, wakeups) -> None:
     from irqlab.cpulist import format_cpulist
     from irqlab.outputs import latency_text as lt
 
     secs = (run.end_ns - run.start_ns) / 1e9
     stopped = ", stopped early by a signal" if any(r.stopped for r in run.cpus) else ""
-    out = [f"# irqlab latency: CPUs {format_cpulist(cpus)}, interval {interval_ns / 1000:g} us, {secs:.1f} s{stopped}",
+    out = [f"# irqlab latency: CPUs {format_cpulist(cpus)}, interval {interval_ns / 1000:g} us, {secs:.1f} s{stopped}; "
+           f"/dev/cpu_dma_latency {args.dma_state}",
            "# timer wake-up latency = wake-up time - deadline (CLOCK_MONOTONIC), in us; "
            f"OVER_LIMIT counts wake-ups above {args.hist_limit} us"]
     out += lt.stats_lines(report)
     out.append(probe_cost_line(run))
     if args.hist:
         out += [""] + lt.hist_lines(report, args.hist)
+    if wakeups is not None:
+        out += [""] + lt.wakeup_lines(wakeups)
+        if not batch.complete:
+            out.append(f"# trace: LOST EVENTS on CPU {','.join(str(c) for c, n in sorted(batch.lost.items()) if n)}")
     if exps is not None:
         out += ["", _trace_line(batch, over_ns, exps)]
         for e in exps[: args.explain_top]:
@@ -308,17 +359,20 @@ def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns
     print("\n".join(out))
 
 
-def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, batch) -> None:
+def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, batch, wakeups) -> None:
     from irqlab.outputs import latency_json as lj
 
     meta = _meta(args, cpus, interval_ns, loops)
     meta["duration_s"] = round((run.end_ns - run.start_ns) / 1e9, 3)
+    meta["dma_latency"] = args.dma_state
     explained = None
     if exps is not None:
         explained = {"over_us": args.explain_over or 50, "trace_events": len(batch), "trace_complete": batch.complete,
                      "breaches": [lj.explanation_json(e) for e in exps[: max(args.explain_top, 0)]],
                      "summary": lj.blame_json(blame), "count": len(exps)}
+    kernel = None if wakeups is None else {"trace_complete": batch.complete, "cpus": lj.wakeup_json(wakeups)}
     _print_json(lj.document(meta, probe=probe_json(run), latency=lj.report_json(report), explain=explained,
+                            kernel_wakeup=kernel,
                             irq_threads=None if notes is None else lj.threads_json(notes)))
 
 
@@ -373,6 +427,7 @@ def _emit_budget(args, verdicts, details) -> None:
         classes = []
         for _cls, ccpus, interval_ns, run, report, verdict, exps, batch, over_ns in details:
             row = {**lj.verdict_json(verdict), "cpus": format_cpulist(ccpus), "interval_us": interval_ns / 1000,
+                   "dma_latency": args.dma_state,
                    "probe": probe_json(run), "latency": lj.report_json(report)}
             if exps is not None:
                 row["explain"] = {"over_us": over_ns / 1000, "count": len(exps[0]), "trace_complete": batch.complete,
@@ -385,7 +440,8 @@ def _emit_budget(args, verdicts, details) -> None:
     out = [f"# irqlab latency --budget {args.budget}: timer wake-up latency per class, in us"]
     out += lt.verdict_lines(verdicts)
     for cls, ccpus, interval_ns, run, report, _verdict, exps, batch, over_ns in details:
-        out += ["", f"# {cls.name}: CPUs {format_cpulist(ccpus)}, interval {interval_ns / 1000:g} us"]
+        out += ["", f"# {cls.name}: CPUs {format_cpulist(ccpus)}, interval {interval_ns / 1000:g} us; "
+                f"/dev/cpu_dma_latency {args.dma_state}"]
         out += lt.stats_lines(report)
         if exps is not None and exps[0]:
             out.append(_trace_line(batch, over_ns, exps[0]))

@@ -67,6 +67,7 @@ def _part(a) -> dict[str, Any]:
 def wakeup_json(wakeups: Sequence[CpuWakeups]) -> dict[str, Any]:
     """Per CPU: kernel-timed wake-ups, their parts, and the probe's figure for the same ones."""
     return {str(w.cpu): {"pid": w.pid, "wakeups": w.samples, "matched": int(w.deadline_ns.size),
-                         "unmatched": w.unmatched_user, "kernel_above_user": w.kernel_above_user,
+                         "unmatched": w.unmatched_user, "no_switch_in": w.no_switch_in,
+                         "kernel_above_user": w.kernel_above_user,
                          "irq": _part(w.irq_ns), "thread": _part(w.thread_ns), "kernel": _part(w.kernel_ns),
                          "user": _part(w.user_ns), "return": _part(w.user_ns - w.kernel_ns)} for w in wakeups}

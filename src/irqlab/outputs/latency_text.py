@@ -172,8 +172,11 @@ def wakeup_lines(wakeups: Sequence[CpuWakeups]) -> list[str]:
            "same wake-ups; RETURN = USER - KERNEL (return to user space and the interpreter's clock read)"]
     out += table(WAKEUP_HEADER, rows)
     for w in wakeups:
-        if w.unmatched_user:
-            out.append(f"# CPU {w.cpu}: {w.unmatched_user} wake-ups not in the trace (events lost, or outside the window)")
+        if w.no_switch_in:
+            out.append(f"# CPU {w.cpu}: {w.no_switch_in} wake-ups without a traced switch-in (not timed in the kernel)")
+        if w.unmatched_user > w.no_switch_in:
+            out.append(f"# CPU {w.cpu}: {w.unmatched_user - w.no_switch_in} wake-ups not in the trace "
+                       "(events lost, or outside the window)")
         if w.kernel_above_user:
             out.append(f"# CPU {w.cpu}: {w.kernel_above_user} wake-ups with KERNEL > USER: the trace clock and "
                        "CLOCK_MONOTONIC disagree")

@@ -25,7 +25,7 @@ def hold_zero(path: str = PATH) -> Iterator[None]:
     except FileNotFoundError:
         raise MissingSource(path, "no such device (kernel without CPU latency QoS)") from None
     except PermissionError:
-        raise PermissionDenied(path, "permission denied (--dma-latency needs root)") from None
+        raise PermissionDenied(path, "permission denied (holding it needs root)") from None
     try:
         # cpu_latency_qos_write() takes a binary s32 (or a hex string); the binary form is what
         # cyclictest writes.
