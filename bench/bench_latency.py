@@ -1,6 +1,14 @@
 """irqlab's latency probe versus cyclictest (rt-tests): same CPUs, interval, priority, duration.
 
     sudo .venv/bin/python bench/bench_latency.py --reps 3 --duration 10 [--interval 1000] [--cpus 0,1]
+    sudo .venv/bin/python bench/bench_latency.py --tools cli,kernel,cyclictest --conditions idle,udp,tcp-rps-hog \
+        --reps 5 --duration 5
+
+--tools picks what is compared: probe (irqlab.probe.runner.measure in-process, dma held), cli (the
+command as a user runs it, default options: `irqlab latency -p P -i I -D S --json`), kernel (the
+same with --kernel: kernel-side wake-up latency beside the user-visible one) and cyclictest
+(`cyclictest -m -p P -t -a -i I -D S -q`, its defaults). Conditions: idle, load/udp (load.sh -m udp
+-l 16 -n 2), tcp-rps-hog (load.sh -m tcp --rps 1 -H 1); load.sh runs under `chrt --other 0`.
 
 Alternates the two tools (ABAB...), idle and under load.sh (UDP flood over a veth pair), and
 prints per-run numbers and the medians as a Markdown table. cyclictest stores latencies as
@@ -77,9 +85,50 @@ def run_cyclictest(cpus: list[int], interval_us: int, prio: int, seconds: float)
             "max": max(t["max"] for t in threads), "n": n, "cpu_pct": 100 * cpu / wall / len(cpus)}
 
 
-def with_load(seconds: float):
-    """Start load.sh (UDP over veth, 2 pairs) for this run; returns the process."""
-    proc = subprocess.Popen(["bash", str(LOAD_SH), "-q", "-m", "udp", "-l", "16", "-n", "2", "-d", str(int(seconds) + 5)],
+IRQLAB = REPO / ".venv" / "bin" / "irqlab"
+LOADS = {"load": ["-m", "udp", "-l", "16", "-n", "2"], "udp": ["-m", "udp", "-l", "16", "-n", "2"],
+         "tcp-rps-hog": ["-m", "tcp", "--rps", "1", "-H", "1"]}
+
+
+def run_cli(cpus: list[int], interval_us: int, prio: int, seconds: float, kernel: bool = False) -> dict:
+    """`irqlab latency` with its default options (dma held at 0), as a user runs it; --json to read it."""
+    cmd = [str(IRQLAB), "latency", "-p", str(prio), "-i", str(interval_us), "-D", f"{seconds:g}",
+           "-a", ",".join(map(str, cpus)), "--json"] + (["--kernel"] if kernel else [])
+    doc = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    per = doc["latency"]["cpus"]
+    hist: dict[int, int] = {}
+    n = over = 0
+    for c in per.values():
+        h = c["histogram"]
+        for k, v in h["linear"].items():
+            hist[int(k) // 1000] = hist.get(int(k) // 1000, 0) + v
+        n += h["count"]
+        over += h["overflow"]
+    floored = sum(us * v for us, v in hist.items()) / max(n - over, 1)  # cyclictest's scale (integer us)
+    ov = doc["latency"]["overall"]
+    out = {"min": ov["min_us"], "p50": ov["p50_us"], "avg": floored, "p99": ov["p99_us"], "max": ov["max_us"],
+           "n": ov["samples"], "avg_exact": ov["avg_us"],
+           "cpu_pct": sum(p["cpu_pct"] for p in doc["probe"]) / len(doc["probe"])}
+    if kernel:
+        kw = doc["kernel_wakeup"]
+        ks = kw["cpus"].values()
+        m = sum(k["matched"] for k in ks)
+        wavg = lambda part: sum(k[part]["avg_us"] * k["matched"] for k in ks) / m  # noqa: E731
+        out.update({"k_matched": m, "k_wakeups": sum(k["wakeups"] for k in ks), "k_complete": kw["trace_complete"],
+                    "k_above_user": sum(k["kernel_above_user"] for k in ks), "k_irq": wavg("irq"),
+                    "k_thread": wavg("thread"), "k_avg": wavg("kernel"), "k_user": wavg("user"),
+                    "k_return": wavg("return"), "k_max": max(k["kernel"]["max_us"] for k in ks)})
+    return out
+
+
+def run_kernel(cpus: list[int], interval_us: int, prio: int, seconds: float) -> dict:
+    return run_cli(cpus, interval_us, prio, seconds, kernel=True)
+
+
+def with_load(seconds: float, cond: str = "load"):
+    """Start load.sh for this run at SCHED_OTHER (chrt --other 0); returns the process."""
+    proc = subprocess.Popen(["chrt", "--other", "0", "bash", str(LOAD_SH), "-q", *LOADS[cond],
+                             "-d", str(int(seconds) + 15)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(2.0)
     return proc
@@ -97,15 +146,20 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=1000)
     ap.add_argument("--priority", type=int, default=95)
     ap.add_argument("--cpus", default=",".join(map(str, sorted(os.sched_getaffinity(0)))))
-    ap.add_argument("--conditions", default="idle,load")
+    ap.add_argument("--conditions", default="idle,load", help="idle, load (= udp), udp, tcp-rps-hog")
+    ap.add_argument("--tools", default="probe,cyclictest", help="probe, cli, kernel, cyclictest (rotated per rep)")
     a = ap.parse_args()
+    fns = {"probe": ("irqlab", run_irqlab), "cli": ("irqlab", run_cli), "kernel": ("irqlab-k", run_kernel),
+           "cyclictest": ("cyclictest", run_cyclictest)}
+    tools = [fns[t] for t in a.tools.split(",")]
     cpus = [int(c) for c in a.cpus.split(",")]
     results: dict[tuple[str, str], list[dict]] = {}
     for cond in a.conditions.split(","):
         for rep in range(a.reps):
-            order = [("irqlab", run_irqlab), ("cyclictest", run_cyclictest)]
-            for name, fn in order if rep % 2 == 0 else order[::-1]:
-                load = with_load(a.duration) if cond == "load" else None
+            order = tools[rep % len(tools):] + tools[:rep % len(tools)] if len(tools) > 2 else \
+                (tools if rep % 2 == 0 else tools[::-1])
+            for name, fn in order:
+                load = with_load(a.duration, cond) if cond != "idle" else None
                 try:
                     r = fn(cpus, a.interval, a.priority, a.duration)
                 finally:
@@ -123,11 +177,28 @@ def main() -> int:
         print(f"| {cond} | {name} | {len(rs)} | {med['min']:.0f} | {med['p50']:.0f} | {med['avg']:.1f} | {med['p99']:.0f} "
               f"| {med['max']:.0f} | {med['cpu_pct']:.2f} |")
     for cond in a.conditions.split(","):
-        i, c = results[(cond, "irqlab")], results[(cond, "cyclictest")]
+        k, c = results.get((cond, "irqlab-k")), results[(cond, "cyclictest")]
+        if k:
+            ret = statistics.median(x["k_return"] for x in k)
+            kd = [x["k_avg"] - y["avg"] for x, y in zip(k, c)]
+            ud = [x["avg"] - y["avg"] for x, y in zip(k, c)]
+            ur = [x["p99"] / y["p99"] for x, y in zip(k, c) if y["p99"]]
+            med = {f: statistics.median(x[f] for x in k) for f in ("k_avg", "k_irq", "k_thread", "k_user")}
+            print(f"{cond}: --kernel: kernel avg {med['k_avg']:.1f} us (irq {med['k_irq']:.1f} + thread "
+                  f"{med['k_thread']:.1f}), user {med['k_user']:.1f}, return path {ret:.1f}; kernel > user in "
+                  f"{sum(x['k_above_user'] for x in k)} of {sum(x['k_matched'] for x in k)} matched wake-ups "
+                  f"({sum(x['k_wakeups'] for x in k)} in all); kernel avg - cyclictest avg per pair: "
+                  + ", ".join(f"{d:+.1f}" for d in kd) + f" us (median {statistics.median(kd):+.1f})")
+            print(f"{cond}: --kernel run, user-visible avg - cyclictest avg per pair: "
+                  + ", ".join(f"{d:+.1f}" for d in ud) + f" us (median {statistics.median(ud):+.1f}); p99 ratio "
+                  + ", ".join(f"{r:.2f}" for r in ur) + f" (median {statistics.median(ur):.2f})")
+        if (cond, "irqlab") not in results:
+            continue
+        i = results[(cond, "irqlab")]
         d_avg = [x["avg"] - y["avg"] for x, y in zip(i, c)]
         r_p99 = [x["p99"] / y["p99"] for x, y in zip(i, c) if y["p99"]]
         d_p50 = [x["p50"] - y["p50"] for x, y in zip(i, c) if y["p50"]]
-        print(f"{cond}: irqlab p50 - cyclictest p50, per pair: {', '.join(f'{d:+d}' for d in d_p50)} us "
+        print(f"{cond}: irqlab p50 - cyclictest p50, per pair: {', '.join(f'{d:+.0f}' for d in d_p50)} us "
               f"(median {statistics.median(d_p50):+.1f})")
         print(f"{cond}: irqlab avg - cyclictest avg, per pair: {', '.join(f'{d:+.1f}' for d in d_avg)} us "
               f"(median {statistics.median(d_avg):+.1f});\n       p99 ratio per pair: {', '.join(f'{r:.2f}' for r in r_p99)} "
