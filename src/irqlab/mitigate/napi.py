@@ -12,9 +12,9 @@ network namespace; see netns.py.
 from __future__ import annotations
 
 import os
-import re
 
 from irqlab.errors import IrqlabError
+from irqlab.mitigate.devfiles import check_device, read_attr, write_attr
 from irqlab.mitigate.netns import run_in_netns
 from irqlab.model.knob import bounded_int
 
@@ -23,43 +23,23 @@ NAPI_ATTRS: dict[str, tuple[int, int]] = {
     "napi_defer_hard_irqs": (0, 2**31 - 1),  # S32_MAX, net-sysfs.c napi_defer_hard_irqs_store()
     "gro_flush_timeout": (0, 10**9),  # ns; above 1 s is a typo, not a tuning
 }
-_DEV = re.compile(r"^[^/\s]{1,15}$")  # IFNAMSIZ-1, no slash (dev_valid_name())
-
-
-def _path(dev: str, attr: str, sysfs: str = "/sys") -> str:
-    return f"{sysfs}/class/net/{dev}/{attr}"
 
 
 def validate_napi(dev: str, attr: str, value: str) -> str:
-    if not _DEV.match(dev) or dev in (".", ".."):
-        raise IrqlabError(f"network device {dev!r}: not a valid interface name")
+    check_device(dev)
     if attr not in NAPI_ATTRS:
         raise IrqlabError(f"{attr}: not a NAPI knob irqlab writes ({', '.join(NAPI_ATTRS)})")
     lo, hi = NAPI_ATTRS[attr]
     return bounded_int(value, lo, hi, f"{dev}/{attr}")
 
 
-def _read(dev: str, attr: str, sysfs: str = "/sys") -> str:
-    with open(_path(dev, attr, sysfs)) as f:
-        return f.read().strip()
-
-
-def _write(dev: str, attr: str, value: str, sysfs: str = "/sys") -> None:
-    fd = os.open(_path(dev, attr, sysfs), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: as `echo >`; procfs/sysfs ignore it
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 def read_napi(netns: str | None, dev: str, attr: str, sysfs: str = "/sys") -> str:
     """A knob's value; sysfs (a test root) applies to irqlab's own namespace only."""
-    return run_in_netns(netns, _read, dev, attr, sysfs if netns is None else "/sys")
+    return read_attr(netns, dev, attr, sysfs)
 
 
 def write_napi(netns: str | None, dev: str, attr: str, value: str, sysfs: str = "/sys") -> None:
-    value = validate_napi(dev, attr, value)
-    run_in_netns(netns, _write, dev, attr, value, sysfs if netns is None else "/sys")
+    write_attr(netns, dev, attr, validate_napi(dev, attr, value), sysfs)
 
 
 def _devices() -> list[str]:

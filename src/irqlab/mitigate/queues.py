@@ -8,22 +8,19 @@ CAP_NET_ADMIN there, and the file is reached from a child that enters it (netns.
 
 from __future__ import annotations
 
-import os
 import re
 
 from irqlab.cpulist import format_cpulist, format_cpumask, parse_cpumask
 from irqlab.errors import IrqlabError, ParseError
-from irqlab.mitigate.netns import run_in_netns
+from irqlab.mitigate.devfiles import check_device, read_attr, write_attr
 
 QUEUE_ATTR = re.compile(r"queues/(rx-[0-9]{1,5}/rps_cpus|tx-[0-9]{1,5}/xps_cpus)")
-_DEV = re.compile(r"^[^/\s]{1,15}$")
 
 
 def validate_queue(dev: str, attr: str, value: str, online: tuple[int, ...] | None = None,
                    isolated: tuple[int, ...] = ()) -> str:
     """The mask in the kernel's form; with `online`, every CPU must be online and none isolated."""
-    if not _DEV.match(dev) or dev in (".", ".."):
-        raise IrqlabError(f"network device {dev!r}: not a valid interface name")
+    check_device(dev)
     if not QUEUE_ATTR.fullmatch(attr):
         raise IrqlabError(f"{attr}: not a queue knob irqlab writes (queues/rx-N/rps_cpus, queues/tx-N/xps_cpus)")
     try:
@@ -38,27 +35,10 @@ def validate_queue(dev: str, attr: str, value: str, online: tuple[int, ...] | No
     return format_cpumask(cpus)
 
 
-def _path(dev: str, attr: str, sysfs: str) -> str:
-    return f"{sysfs}/class/net/{dev}/{attr}"
-
-
-def _read(dev: str, attr: str, sysfs: str) -> str:
-    with open(_path(dev, attr, sysfs)) as f:
-        return f.read().strip()
-
-
-def _write(dev: str, attr: str, value: str, sysfs: str) -> None:
-    fd = os.open(_path(dev, attr, sysfs), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # O_TRUNC: as `echo >`
-    try:
-        os.write(fd, value.encode() + b"\n")  # as echo writes it; bitmap_parse() ends at the newline (lib/bitmap-str.c end_of_str())
-    finally:
-        os.close(fd)
-
-
 def read_queue(netns: str | None, dev: str, attr: str, sysfs: str = "/sys") -> str:
-    return run_in_netns(netns, _read, dev, attr, sysfs if netns is None else "/sys")
+    return read_attr(netns, dev, attr, sysfs)
 
 
 def write_queue(netns: str | None, dev: str, attr: str, value: str, sysfs: str = "/sys") -> None:
-    value = validate_queue(dev, attr, value)
-    run_in_netns(netns, _write, dev, attr, value, sysfs if netns is None else "/sys")
+    # As echo writes it: bitmap_parse() ends at the newline (lib/bitmap-str.c end_of_str()).
+    write_attr(netns, dev, attr, validate_queue(dev, attr, value) + "\n", sysfs)
