@@ -76,3 +76,21 @@ def check_interval(interval: float, count: int | None) -> None:
         raise UsageError(f"interval {interval:g}: must be more than 0 and at most 86400 seconds")
     if count is not None and count < 1:
         raise UsageError(f"count {count}: must be at least 1")
+
+
+def online_cpu_list(text: str, option: str, online: tuple[int, ...]) -> tuple[int, ...]:
+    """A CPU list given on the command line (`--cpus 2-3`): parsed, not empty, every CPU online;
+    UsageError naming the option otherwise."""
+    from irqlab.cpulist import format_cpulist, parse_cpulist
+    from irqlab.errors import ParseError, UsageError
+
+    try:
+        cpus = parse_cpulist(text, option)
+    except ParseError as exc:
+        raise UsageError(f"{option} {text!r}: not a CPU list like 2-3 ({exc.message})") from None
+    if not cpus:
+        raise UsageError(f"{option}: empty CPU list")
+    offline = sorted(set(cpus) - set(online)) if online else []
+    if offline:
+        raise UsageError(f"{option}: CPU {format_cpulist(offline)} not online (online: {format_cpulist(online)})")
+    return cpus

@@ -38,8 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def declared(roots: Roots, cpus_arg: str | None, online: tuple[int, ...]) -> tuple[dict[int, tuple[str, ...]], frozenset[int]]:
     """CPU -> what declares it quiet (--cpus, else the kernel command line and sysfs under roots); and the nohz_full CPUs."""
-    from irqlab.cpulist import format_cpulist, parse_cpulist
-    from irqlab.errors import ParseError, UsageError
+    from irqlab.errors import UsageError
     from irqlab.sources.cmdline import read_kernel_isolation
 
     kernel = read_kernel_isolation(roots)
@@ -50,15 +49,7 @@ def declared(roots: Roots, cpus_arg: str | None, online: tuple[int, ...]) -> tup
             raise UsageError("no CPU is meant to be quiet: the kernel command line has no isolcpus=, nohz_full=, rcu_nocbs= "
                              "or irqaffinity=, and /sys/devices/system/cpu/isolated is empty; name them with --cpus LIST")
         return quiet, nohz
-    try:
-        cpus = parse_cpulist(cpus_arg, "--cpus")
-    except ParseError as exc:
-        raise UsageError(f"--cpus {cpus_arg!r}: not a CPU list like 2-3 ({exc.message})") from None
-    if not cpus:
-        raise UsageError("--cpus: empty CPU list")
-    offline = [c for c in cpus if online and c not in online]
-    if offline:
-        raise UsageError(f"--cpus: CPU {format_cpulist(offline)} not online (online: {format_cpulist(online)})")
+    cpus = common.online_cpu_list(cpus_arg, "--cpus", online)
     declared = kernel.quiet_cpus(online)
     return {c: ("--cpus", *declared.get(c, ())) for c in cpus}, nohz
 

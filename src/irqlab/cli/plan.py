@@ -36,22 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
 
 
-def _cpus(text: str, online: tuple[int, ...]) -> tuple[int, ...]:
-    from irqlab.cpulist import format_cpulist, parse_cpulist
-    from irqlab.errors import ParseError, UsageError
-
-    try:
-        cpus = parse_cpulist(text, "--cpus-housekeeping")
-    except ParseError as exc:
-        raise UsageError(f"--cpus-housekeeping {text!r}: not a CPU list like 0-1 ({exc.message})") from None
-    if not cpus:
-        raise UsageError("--cpus-housekeeping: empty CPU list")
-    offline = sorted(set(cpus) - set(online))
-    if offline:
-        raise UsageError(f"--cpus-housekeeping: CPU {format_cpulist(offline)} not online (online: {format_cpulist(online)})")
-    return cpus
-
-
 def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.placement import plan_placement
     from irqlab.cli.map import gather
@@ -72,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         kernel_quiet = ()
         notes.append(f"{exc.path}: missing; no CPU is counted as quiet but those --cpus-housekeeping leaves out")
     if args.cpus_housekeeping is not None:
-        hk = _cpus(args.cpus_housekeeping, online)
+        hk = common.online_cpu_list(args.cpus_housekeeping, "--cpus-housekeeping", online)
         clash = sorted(set(hk) & set(kernel_quiet))
         if clash:
             notes.append(f"--cpus-housekeeping includes CPU {format_cpulist(clash)}, which the kernel command line means to be quiet")
