@@ -12,7 +12,7 @@ setns(2), and, for /sys paths, takes a private mount namespace (unshare(CLONE_NE
 a fresh sysfs on /sys, as `ip netns exec` does (iproute2 lib/namespace.c, netns_switch()). The
 caller's process never changes namespace. The bytes come back over a pipe, framed.
 
-The syscall wrapper is a copy of mitigate/netns.py's: sources/ may not import mitigate/.
+mitigate/netns.py enters namespaces with this module's setns_net() and private_sysfs().
 """
 
 from __future__ import annotations
@@ -294,36 +294,6 @@ def read_each_netns(namespaces: Iterable[NetNamespace], paths: Sequence[str]) ->
     return NetnsReads(files, tuple(not_entered))
 
 
-def _call_child(ns_path: str, expect_inode: int | None, fn: Callable[[], object]) -> bytes:
-    try:
-        _enter(ns_path, expect_inode, sysfs=True)
-    except OSError as exc:
-        return _error_frame(_enter_error(exc, ns_path))
-    try:
-        return _frame(_OK, pickle.dumps(fn()))
-    except SourceError as exc:
-        return _error_frame(exc)
-
-
-def call_in_netns(ns: NetNamespace, fn: Callable[[], T]) -> T:
-    """fn() run inside namespace `ns` (with that namespace's sysfs on /sys), in a forked child.
-
-    fn reads through sources/ as if this process lived there (Roots() sees the namespace's
-    /proc/net and /sys/class/net); its value comes back pickled (the child is this very
-    program, so the bytes are as trusted as the value). A SourceError fn raises is raised
-    here; PermissionDenied when this process may not enter (setns needs CAP_SYS_ADMIN),
-    MissingSource when the namespace is gone.
-    """
-    frames = _unframe(_forked(lambda: _call_child(ns.ns_path, ns.inode, fn)))
-    if not frames:
-        raise SourceError(ns.ns_path, "the reader in this network namespace died before answering")
-    kind, payload = frames[0]
-    if kind != _OK:
-        raise _ERROR_OF.get(kind, SourceError)(ns.ns_path, payload.decode("utf-8", "replace"))
-    value: T = pickle.loads(payload)
-    return value
-
-
 def _each_child(spaces: Sequence[NetNamespace], fn: Callable[[], object]) -> bytes:
     """One child visits every namespace in turn: setns, a fresh sysfs, fn(); a frame each."""
     out: list[bytes] = []
@@ -348,9 +318,12 @@ def _each_child(spaces: Sequence[NetNamespace], fn: Callable[[], object]) -> byt
 
 
 def call_in_each_netns(spaces: Sequence[NetNamespace], fn: Callable[[], T]) -> list[T | SourceError]:
-    """call_in_netns() for many namespaces with one forked child (one fork, one mount namespace,
-    a setns and a sysfs mount per namespace): fn()'s value, or the SourceError that entering or
-    fn raised, for each namespace in order."""
+    """fn() run inside each namespace, by one forked child (one fork, one private mount namespace,
+    then per namespace a setns and a fresh sysfs on /sys): fn() reads through sources/ as if
+    this process lived there, and its value comes back pickled (the child is this very program,
+    so the bytes are as trusted as the value). For each namespace in order: fn()'s value, or
+    the SourceError that entering (PermissionDenied without CAP_SYS_ADMIN, MissingSource when
+    it is gone) or fn raised."""
     if not spaces:
         return []
     frames = _unframe(_forked(lambda: _each_child(spaces, fn)))

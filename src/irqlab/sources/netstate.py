@@ -2,7 +2,7 @@
 
 Live, the host's own namespace is read in place, and every other namespace a process is in
 (or `ip netns` named) is read from inside it by a forked child (sources/netns.py,
-call_in_netns()) through the very same readers. Unprivileged, setns(2) is refused: those
+call_in_each_netns(), one child for all of them) through the very same readers. Unprivileged, setns(2) is refused: those
 namespaces are listed as not entered, with the reason, never silently left out.
 
 A capture (`irqlab snapshot --net`) holds the host's files under its proc/ and sys/, and each

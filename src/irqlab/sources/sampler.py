@@ -21,10 +21,6 @@ if TYPE_CHECKING:  # the network model is imported only by a Sampler that reads 
 _T = TypeVar("_T")
 
 
-# Sources a Sampler may keep between samples when its refresh period has not passed.
-SLOW_SOURCES = ("irqinfo", "tasks", "net", "threads", "pressure", "host", "sysctl")
-
-
 @dataclass(frozen=True, slots=True)
 class SampleSpec:
     """Which sources to read, and how often; the counters are always read, the slower walks on demand."""

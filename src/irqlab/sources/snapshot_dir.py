@@ -110,7 +110,7 @@ def _namespace_files() -> tuple[dict[str, bytes], dict[str, str], list[str]]:
 def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], skipped: list[str], stamps: dict[str, int]) -> None:
     """Every namespace's net files (the host's in place, the others under netns/INODE/), the
     threads' schedstat, and the fd links of the sockets that dropped."""
-    from irqlab.sources.netns import call_in_netns
+    from irqlab.sources.netns import call_in_each_netns
     from irqlab.sources.netstate import NAMESPACE_META, namespace_meta, read_net_state
     from irqlab.sources.threads import read_threads
 
@@ -120,16 +120,16 @@ def _collect_net(roots: Roots, files: dict[str, bytes], links: dict[str, str], s
     skipped.extend(more_skipped)
     state = read_net_state(roots)
     files[NAMESPACE_META] = namespace_meta(state.views[0].namespace).encode()
-    for view in state.views[1:]:
-        ns = view.namespace
+    others = [view.namespace for view in state.views[1:]]
+    # One forked child visits them all, as the doctor's reads do (sources/netstate.py).
+    for ns, got in zip(others, call_in_each_netns(others, _namespace_files)):
         top = f"netns/{ns.inode}"
         files[f"{top}/{NAMESPACE_META}"] = namespace_meta(ns).encode()
-        try:
-            got, got_links, got_skipped = call_in_netns(ns, _namespace_files)
-        except SourceError:
+        if isinstance(got, SourceError):
             skipped.append(top)
             continue
-        files.update({f"{top}/{rel}": data for rel, data in got.items()})
+        got_files, got_links, got_skipped = got
+        files.update({f"{top}/{rel}": data for rel, data in got_files.items()})
         links.update({f"{top}/{rel}": text for rel, text in got_links.items()})
         skipped.extend(f"{top}/{rel}" for rel in got_skipped)
     for inode, pids in state.socket_pids.items():
