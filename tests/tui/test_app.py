@@ -223,3 +223,20 @@ def test_a_tick_during_a_slow_read_does_not_start_a_second_read():
 
     slow.total = 3
     drive(TopApp(slow, 3600.0, source="replay", replay=True), script)
+
+
+def test_m_shows_the_placement_view_and_back():
+    async def script(pilot):
+        app = pilot.app
+        await pilot.press("m")
+        table = app.query_one("#irqs")
+        heads = [str(c.label) for c in table.columns.values()]
+        assert heads[:3] == ["IRQ", "NAME", "QUEUE"] and "LANDED ON (CPU rate)" in heads
+        first = [str(c) for c in table.get_row_at(0)]
+        assert first[0] == "24" and first[2] == "combined 0"  # the storming queue, its role from the action name
+        assert first[6].startswith("0 ")  # it landed on CPU0, the busiest CPU first
+        assert "placement" in str(table.border_title)
+        await pilot.press("m")
+        assert [str(c.label) for c in table.columns.values()][2] == "DEVICE"
+
+    drive(make_app(SYNTH96), script)

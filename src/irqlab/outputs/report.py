@@ -21,6 +21,8 @@ from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.histogram import Histogram
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs import report_plots as plots
+from irqlab.outputs.report_placement import CSS as PLACEMENT_CSS
+from irqlab.outputs.report_placement import placement_html
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -141,6 +143,7 @@ def render_report(
         if len(s.irq_names):
             parts.append(_img("mean interrupts per second, IRQ by CPU", plots.heat_irq_cpu(s)))
             parts.append(_img("top IRQs over time", plots.top_irqs(s)))
+        parts.append("<h2>IRQ placement (first to last sample)</h2>" + placement_html(whole))
         parts.append("<h2>Softirqs and ksoftirqd</h2>")
         if len(s.vectors):
             parts.append(_img("softirq vectors over time", plots.softirq_vectors(s)))
@@ -154,7 +157,7 @@ def render_report(
         parts.extend(_img(key, plots.histogram(key, h)) for key, h in sorted(merged.items()))
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>{e(title)}</title><style>{CSS}</style></head><body>\n"
+        f"<title>{e(title)}</title><style>{CSS}{PLACEMENT_CSS}</style></head><body>\n"
         + "\n".join(head + parts)
         + "\n<p class=rec>made by irqlab report</p></body></html>\n"
     )

@@ -64,6 +64,7 @@ class TopApp(App[int]):
         Binding("c", "prompt('cpus')", "CPUs"),
         Binding("g", "toggle('grouped')", "group"),
         Binding("t", "toggle('transposed')", "transpose"),
+        Binding("m", "toggle('placement')", "placement"),
         Binding("z", "toggle('hide_idle')", "idle"),
         Binding("p", "toggle('paused')", "pause"),
         Binding("space", "step", "step", show=False),

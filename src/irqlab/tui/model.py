@@ -14,11 +14,13 @@ import numpy as np
 
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.findings import Finding, Severity
+from irqlab.analysis.landing import landings
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, parse_cpulist
 from irqlab.errors import ParseError, UsageError
 from irqlab.model.snapshot import IrqLine
 from irqlab.outputs.columns import ColumnPlan, plan_columns
+from irqlab.units import format_rate
 
 SORT_KEYS: tuple[str, ...] = ("rate", "total", "name", "irq")
 # Heat levels: 0 idle, then one level per decade of events/s, then the storm thresholds.
@@ -41,6 +43,7 @@ class ViewState:
     transposed: bool = False
     paused: bool = False
     hide_idle: bool = True
+    placement: bool = False  # the placement view (key m): allowed / effective / landed CPUs per IRQ
     max_rows: int = 40
     max_cells: int = 64  # heat-strip cells before CPUs are aggregated into ranges
     max_cpu_rows: int = 16
@@ -459,6 +462,41 @@ def header(rates: Rates, findings: list[Finding], source: str) -> Header:
 
 
 @dataclass(frozen=True, slots=True)
+class PlacementRow:
+    """One row of the placement view: where an IRQ may go, where the kernel sends it, where it went."""
+
+    irq: str
+    name: str
+    queue: str
+    rate_per_s: float
+    allowed: str
+    effective: str
+    landed: str  # "1 200/s, 0 3/s" busiest first
+    strays: str  # CPUs that took interrupts outside the effective affinity ("" none)
+    movable: str  # "yes", "no: managed ...", "?"
+
+
+def placement_rows(rates: Rates, state: ViewState) -> tuple[PlacementRow, ...]:
+    """The placement view: numbered IRQs, busiest first, filtered like the IRQ panel."""
+    pattern = re.compile(state.pattern, re.IGNORECASE) if state.pattern else None
+    out = []
+    for r in landings(rates, active_only=state.hide_idle):
+        if pattern is not None and not pattern.search(r.name):
+            continue
+        cpus = [(c, v) for c, v in r.landed.items() if state.cpus is None or c in state.cpus]
+        if state.cpus is not None and not cpus and r.rate_per_s > 0:
+            continue
+        cpus.sort(key=lambda cv: (-cv[1], cv[0]))
+        landed = ", ".join(f"{c} {format_rate(v)}/s" for c, v in cpus[:4]) + (f", +{len(cpus) - 4}" if len(cpus) > 4 else "")
+        movable = "?" if r.movable is None else "yes" if r.movable else "no: " + (r.why or "").split(":")[0]
+        out.append(PlacementRow(str(r.irq), r.name, r.queue or "-", r.rate_per_s, _cpus_text(r.affinity),
+                                _cpus_text(r.effective), landed or "-", format_cpulist(r.strays), movable))
+        if len(out) >= state.max_rows:
+            break
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """Everything the screen shows for one refresh."""
 
@@ -471,6 +509,7 @@ class Frame:
     cpu_rows: tuple[CpuRow, ...]
     cpus_left_out: int
     state: ViewState
+    placement: tuple[PlacementRow, ...] | None = None  # the placement view, when on
 
 
 def build_frame(rates: Rates, findings: list[Finding], state: ViewState, t: Thresholds | None = None, source: str = "live") -> Frame:
@@ -493,4 +532,5 @@ def build_frame(rates: Rates, findings: list[Finding], state: ViewState, t: Thre
         cpu_rows=tuple(crows),
         cpus_left_out=left,
         state=state,
+        placement=placement_rows(rates, state) if state.placement else None,
     )

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from irqlab.analysis.findings import Severity
-from irqlab.tui.model import Cells, CpuRow, Frame, IrqRow, Matrix, SoftirqPanel
+from irqlab.tui.model import Cells, CpuRow, Frame, IrqRow, Matrix, PlacementRow, SoftirqPanel
 from irqlab.units import format_pct, format_rate, printable
 
 # One style and one block character per heat level (model.heat_levels: 0 idle .. 7 storm).
@@ -81,6 +81,7 @@ class HeaderBar(Panel):
 
 
 IRQ_COLUMNS = ("IRQ", "NAME", "DEVICE", "CHIP", "CPUS", "RATE/s", "STORM", "AFF", "EFF")
+PLACEMENT_COLUMNS = ("IRQ", "NAME", "QUEUE", "RATE/s", "ALLOWED", "EFFECTIVE", "LANDED ON (CPU rate)", "STRAYS", "MOVABLE")
 
 
 class IrqTable(DataTable):
@@ -89,7 +90,17 @@ class IrqTable(DataTable):
     def show(self, frame: Frame) -> None:
         keep = self.cursor_row
         self.border_title = self._title(frame)
-        if frame.irq_transposed is not None:
+        if frame.placement is not None:
+            self.border_title = (f"placement: {len(frame.placement)} IRQs | allowed = smp_affinity_list, effective = "
+                                 "where the kernel sends it, landed = interrupts/s this interval (m: back)")
+            rows = [(f"place:{r.irq}", self._placement_cells(r)) for r in frame.placement]
+            if not self._same_rows(PLACEMENT_COLUMNS, [k for k, _ in rows]):
+                self._columns(PLACEMENT_COLUMNS)
+                for key, cells in rows:
+                    self.add_row(*cells, key=key)
+            else:
+                self._update_cells(rows)
+        elif frame.irq_transposed is not None:
             m = frame.irq_transposed
             self._columns(("CPU", *(f"IRQ {c}" for c in m.col_labels), "SUM/s"))
             self._show_matrix(m)
@@ -141,6 +152,12 @@ class IrqTable(DataTable):
             parts.append("grouped by device")
         parts.append(frame.cells.caption())
         return " | ".join(parts)
+
+    @staticmethod
+    def _placement_cells(r: PlacementRow) -> list:
+        stray = Text(r.strays or "", style="bold red")
+        return [_name(r.irq, 12), _name(r.name, 36), _name(r.queue, 12), Text(format_rate(r.rate_per_s), justify="right"),
+                _name(r.allowed, 16), _name(r.effective, 16), _name(r.landed, 40), stray, _name(r.movable, 24)]
 
     @staticmethod
     def _cells(r: IrqRow, numeric: bool) -> list:
@@ -227,6 +244,7 @@ irqlab top: keys
   c  choose CPUs, e.g. 0-3,8 (empty = all)
   g  group rows by device (NIC queues -> one row; Enter opens/closes it)
   t  transpose (CPUs as rows)
+  m  placement: allowed / effective / landed CPUs of each IRQ, strays, movable
   z  hide/show idle rows and CPUs
   p  pause/resume sampling     space  one step while paused
   ?  this help                 q  quit
