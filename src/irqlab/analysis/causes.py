@@ -20,7 +20,7 @@ from irqlab.analysis.netdelta import DeviceRates, NamespaceRates, NetRates, Sock
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.histogram import Histogram
-from irqlab.model.net import NetNamespace
+from irqlab.model.net import NetNamespace, NetState
 from irqlab.model.trace_result import Handler, TraceResult
 from irqlab.units import NS_PER_S, format_rate
 
@@ -245,8 +245,30 @@ def _nic_source(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | 
     dev, q = ctx.queues[irq]
     aff, mask = _affinity_text(rates, irq)
     action = ", ".join(ctx.actions.get(irq, ())) or irq
-    text = f"NIC queue: IRQ {irq} {action} {format_rate(r)}/s on CPU{cpu}{aff}"
+    text = f"NIC queue: IRQ {irq} {action} {format_rate(r)}/s on CPU{cpu}{aff}" + irq_suspension_note(rates.after.net, irq)
     return Source("nic-queue", text, r, host.namespace if host else None, dev, q, irq, mask)
+
+
+def irq_suspension_note(net: NetState | None, irq: str) -> str:
+    """Why a NIC queue's IRQ may be quiet on purpose: its NAPI instance defers or suspends it.
+
+    With irq-suspend-timeout (Linux 6.13, net/core/dev.c napi_suspend_irqs()) an application's
+    epoll busy poll keeps the IRQ masked while it finds events, and with defer-hard-irqs and
+    gro-flush-timeout the kernel re-polls from a timer instead of re-enabling it: a rate that
+    collapses then is neither a dead queue nor the end of a storm.
+    """
+    if net is None or not net.views or not irq.isdigit():
+        return ""
+    napi = next((n for n in net.views[0].napis if n.irq == int(irq)), None)
+    if napi is None or not napi.suspends_irqs:
+        return ""
+    if napi.irq_suspend_timeout_ns:
+        how = (f"irq-suspend-timeout {napi.irq_suspend_timeout_ns} ns: while an application busy-polls it "
+               "(epoll), this IRQ stays off")
+    else:
+        how = (f"defer-hard-irqs {napi.defer_hard_irqs}, gro-flush-timeout {napi.gro_flush_timeout_ns} ns: "
+               "a timer re-polls it instead of this IRQ")
+    return f"; its NAPI {napi.id} has {how}, so a low rate is not a dead queue"
 
 
 def _nic_sources(rates: Rates, ctx: CpuContext, cpu: int, host: NamespaceRates | None) -> list[Source]:
@@ -642,6 +664,9 @@ def irq_time_in_tasks(rates: Rates) -> bool:
     softirq ran on top of a task is that task's run time in schedstat (measured on this VM: a
     CPU hog under an RPS flood "ran" 99 % while /proc/stat gave 73 % of its CPU to softirq).
     """
+    kernel = rates.after.kernel
+    if kernel is not None and kernel.irq_time_accounting is not None:  # sources/kernel.py: pressure/irq, the stat column since boot
+        return not kernel.irq_time_accounting
     if rates.cpu is None or "irq" not in rates.cpu.fields:
         return False
     irq = rates.cpu.field("irq")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from irqlab.analysis.actions import Action
 from irqlab.analysis.cause_findings import Cause, causes
 from irqlab.analysis.causes import causal_model
 from irqlab.analysis.delta import Rates
@@ -116,6 +117,9 @@ def rule_ksoftirqd(d: DoctorInput) -> list[Finding]:
         mix = _softirq_breakdown(d, cpu)
         if mix:
             evidence.append(f"softirqs on CPU{cpu}: {mix}")
+        if d.after.kernel is not None and d.after.kernel.realtime:
+            out.append(_rt_ksoftirqd(d, cpu, pct, sev, tuple(evidence)))
+            continue
         out.append(
             Finding(
                 sev,
@@ -185,7 +189,10 @@ def rule_concentration(d: DoctorInput) -> list[Finding]:
         if hit is not None:
             cpu, share, total = hit
             load = f"{name} {format_rate(total)}/s in total, CPU{cpu} {format_rate(share * total)}/s"
-            out.append(_concentration(d, "softirq-concentration", name, f"{name} softirqs run", hit, load,
+            what = f"{name} softirqs run"
+            if name == "TASKLET" and d.after.kernel is not None and d.after.kernel.bh_workqueues:
+                what = "TASKLET softirqs (tasklets and BH workqueue work, Linux >= 6.9) run"
+            out.append(_concentration(d, "softirq-concentration", name, what, hit, load,
                                       "spread the receive work: give the NIC's queue IRQs different CPUs "
                                       "(/proc/irq/N/smp_affinity_list), or enable RPS "
                                       "(`echo <mask> > /sys/class/net/DEV/queues/rx-0/rps_cpus`)", {"vector": name}))
@@ -484,6 +491,110 @@ def rule_irq_threads(d: DoctorInput) -> list[Finding]:
     return out
 
 
+def _rt_ksoftirqd(d: DoctorInput, cpu: int, pct: float, sev: Severity, evidence: tuple[str, ...]) -> Finding:
+    """ksoftirqd/N busy on PREEMPT_RT: softirqs run in task context, so its priority decides who waits."""
+    ks = next((t for t in d.after.tasks if t.kind == "ksoftirqd" and t.cpu == cpu), None)
+    actions: tuple[Action, ...] = ()
+    if ks is not None:
+        old = f"{ks.policy} {ks.rt_priority}"
+        evidence += (f"ksoftirqd/{cpu} (pid {ks.pid}) runs {ks.policy.upper()} {ks.rt_priority}",)
+        if ks.policy not in ("fifo", "rr"):
+            actions = (Action("task-policy", f"pid {ks.pid}", old, "fifo 1",
+                              "on PREEMPT_RT any SCHED_FIFO/RR task on this CPU runs before ksoftirqd",
+                              "softirqs raised outside a task's own bottom half run before SCHED_OTHER work", pid=ks.pid),)
+    fix = (f"; give it the lowest RT priority: `{actions[0].command}` (undo: `{actions[0].undo}`)" if actions else
+           "; lower the RT tasks above it on this CPU (`chrt -p <prio> <pid>`) or move them")
+    return Finding(
+        sev,
+        "ksoftirqd-pressure",
+        f"CPU{cpu}",
+        f"ksoftirqd/{cpu} at {pct:.1f} % CPU on a PREEMPT_RT kernel: softirqs wait for its priority",
+        evidence,
+        "on PREEMPT_RT softirqs run in task context: in the task that raised them (its local_bh_enable()), "
+        f"else in ksoftirqd/{cpu} (timers in ktimers/{cpu}), scheduled like any thread, so an RT task above it "
+        "starves them (kernel/softirq.c); netdev_budget does not help here" + fix,
+        {"cpu": cpu, "pct": pct},
+        actions,
+    )
+
+
+def _run_pct(d: DoctorInput) -> dict[int, float]:
+    """Each thread's share of a CPU during the sample, by tid (Snapshot.threads, read with --net or on RT)."""
+    before = {t.tid: t.run_ns for t in d.rates.before.threads}
+    a, b = d.after.threads_ns, d.rates.before.threads_ns
+    ns = a - b if a is not None and b is not None else d.rates.interval_ns
+    return {t.tid: 100.0 * (t.run_ns - before[t.tid]) / ns for t in d.after.threads if t.tid in before and ns > 0}
+
+
+def rule_preempt_rt(d: DoctorInput) -> list[Finding]:
+    """PREEMPT_RT: every handler is a thread, so priorities decide; an IRQ thread below a busy RT task on its CPU waits."""
+    k = d.after.kernel
+    if k is None or not k.realtime:
+        return []
+    irq_threads = [t for t in d.after.tasks if t.kind == "irq"]
+    ktimers = [t for t in d.after.tasks if t.kind == "ktimers"]
+    out = [Finding(
+        Severity.INFO,
+        "preempt-rt",
+        "kernel",
+        "PREEMPT_RT kernel: every interrupt handler is a thread and softirqs run in task context",
+        (f"{k.release or 'kernel'}: PREEMPT_RT (from {k.realtime_from})",
+         f"{len(irq_threads)} irq/N-name threads, {len(ktimers)} ktimers/N threads"),
+        "handlers run in irq/N-name threads (SCHED_FIFO 50), softirqs in the task that raised them, in "
+        "ksoftirqd/N, or for timers in ktimers/N (SCHED_FIFO 1): thread priorities decide latency, "
+        "set them with `chrt -p`",
+        {"irq_threads": len(irq_threads)},
+    )]
+    run = _run_pct(d)
+    for it in irq_threads:
+        if it.policy not in ("fifo", "rr"):
+            continue
+        # An IRQ thread follows its IRQ's effective affinity (irq_thread_check_affinity(),
+        # kernel/irq/manage.c): where it last ran, else where it may run.
+        cpus = {it.last_cpu} if it.last_cpu is not None else set(it.allowed_cpus or ())
+        above = [th for th in d.after.threads if not th.kthread and th.policy in ("fifo", "rr")
+                 and th.rt_priority > it.rt_priority and th.last_cpu in cpus]
+        for th in sorted(above, key=lambda th: -run.get(th.tid, 0.0))[:1]:
+            pct = run.get(th.tid, 0.0)
+            new = min(th.rt_priority + 1, 99)
+            act = Action("task-policy", f"pid {it.pid}", f"{it.policy} {it.rt_priority}", f"{it.policy} {new}",
+                         f"{th.comm} (pid {th.tid}) runs {th.policy.upper()} {th.rt_priority} on CPU{th.last_cpu}",
+                         f"{it.comm} preempts {th.comm} instead of waiting for it", pid=it.pid)
+            out.append(Finding(
+                Severity.WARNING if pct >= d.thresholds.rt_hog_pct else Severity.INFO,
+                "rt-irq-thread-priority",
+                f"{it.comm} (pid {it.pid})",
+                f"{it.comm} runs at {it.policy.upper()} {it.rt_priority}, below {th.comm} "
+                f"({th.policy.upper()} {th.rt_priority}) on CPU{th.last_cpu}",
+                (f"{it.comm} (pid {it.pid}): {it.policy.upper()} {it.rt_priority}, CPUs "
+                 f"{format_cpulist(tuple(sorted(cpus))) if cpus else '?'}",
+                 f"{th.comm} (pid {th.tid}): {th.policy.upper()} {th.rt_priority}, {pct:.0f} % of CPU{th.last_cpu} during the sample"),
+                f"the device's interrupts wait while {th.comm} runs; if the device matters more, raise its thread: "
+                f"`{act.command}` (undo: `{act.undo}`), or move {th.comm} to another CPU",
+                {"pid": it.pid, "cpu": th.last_cpu, "pct": pct},
+                (act,),
+            ))
+    return out
+
+
+def rule_irq_time_accounting(d: DoctorInput) -> list[Finding]:
+    """Say once when the kernel does not account IRQ time: /proc/stat and schedstat then hide it."""
+    k = d.after.kernel
+    if k is None or k.irq_time_accounting is not False:
+        return []
+    return [Finding(
+        Severity.INFO,
+        "no-irq-time-accounting",
+        "kernel",
+        "this kernel does not account IRQ time (no CONFIG_IRQ_TIME_ACCOUNTING)",
+        (k.irq_time_evidence,),
+        "/proc/stat's irq column stays 0 and its softirq column is sampled by the tick; interrupt time is "
+        "counted as the run time of the task it interrupted; irqlab corrects the tasks' shares for it and "
+        "measures each vector's time from a trace when run as root",
+        {},
+    )]
+
+
 def rule_pressure(d: DoctorInput) -> list[Finding]:
     """IRQ pressure stall information (Linux >= 6.1 with IRQ time accounting)."""
     p = d.after.pressure
@@ -553,6 +664,8 @@ RULES: tuple[Callable[[DoctorInput], list[Finding]], ...] = (
     rule_affinity,
     rule_spurious,
     rule_irq_threads,
+    rule_preempt_rt,
+    rule_irq_time_accounting,
     rule_pressure,
     rule_unreadable,
     rule_counter_warnings,

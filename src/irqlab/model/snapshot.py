@@ -268,6 +268,28 @@ class HostInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelInfo:
+    """What kind of kernel this is, where it changes how the interrupt path runs (sources/kernel.py)."""
+
+    release: str = ""  # /proc/sys/kernel/osrelease, "6.18.44-fc-v1300"
+    version: str = ""  # /proc/sys/kernel/version, what `uname -v` prints: "#1 SMP PREEMPT_DYNAMIC ..."
+    # PREEMPT_RT (mainline from 6.12): every handler a thread, softirqs in task context.
+    realtime: bool = False
+    realtime_from: str = ""  # "/sys/kernel/realtime" or "uname -v"
+    preempt: str | None = None  # the active preemption model ("full", "lazy", ...) when known
+    preempt_dynamic: bool = False  # PREEMPT_DYNAMIC: the model is chosen at boot (preempt=) or at run time
+    # CONFIG_IRQ_TIME_ACCOUNTING: True, False, or None when nothing tells.
+    irq_time_accounting: bool | None = None
+    irq_time_evidence: str = ""  # why irq_time_accounting is what it is
+    release_tuple: tuple[int, int] | None = None  # (6, 18)
+
+    @property
+    def bh_workqueues(self) -> bool:
+        """Linux >= 6.9 (commit 4cb1ef64609f "workqueue: Implement BH workqueues"): tasklets move to BH workqueues."""
+        return self.release_tuple is not None and self.release_tuple >= (6, 9)
+
+
+@dataclass(frozen=True, slots=True)
 class Unreadable:
     """A source the sampler could not read; shown to the user once, plainly."""
 
@@ -312,3 +334,4 @@ class Snapshot:
     # a few hundred ms later with many namespaces), so their shares use their own interval.
     threads_ns: int | None = None
     statuses: tuple[SourceStatus, ...] = ()  # each source's success and read time (sources/sampler.py)
+    kernel: KernelInfo | None = None  # PREEMPT_RT, preemption model, IRQ time accounting (sources/kernel.py)

@@ -207,6 +207,9 @@ class Sampler:
                 threads_ns = kept.read_ns
         pressure = slow("pressure", lambda: (read_pressure(roots), []), None)
         host = slow("host", lambda: (read_host(roots), []), None) or HostInfo()
+        from irqlab.sources.kernel import read_kernel
+
+        kernel = slow("kernel", lambda: (read_kernel(roots, stat), []), None)
         no_sysctl: dict[str, int] = {}
         sysctl = slow("sysctl", lambda: (read_sysctls(roots), []), no_sysctl)
         return Snapshot(
@@ -227,6 +230,7 @@ class Sampler:
             threads=threads,
             threads_ns=threads_ns,
             statuses=tuple(statuses),
+            kernel=kernel,
         )
 
     def _status(self, statuses: list[SourceStatus], status: SourceStatus) -> None:

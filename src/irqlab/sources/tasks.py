@@ -99,6 +99,9 @@ def parse_status_allowed(text: str, path: str = "status") -> tuple[int, ...] | N
 # --- which threads ---------------------------------------------------------------------------
 
 _KSOFTIRQD = re.compile(r"ksoftirqd/([0-9]+)")
+# PREEMPT_RT (Linux >= 6.12, kernel/softirq.c timer_threads: .thread_comm = "ktimers/%u"):
+# TIMER and HRTIMER softirqs raised from hard interrupt context run in ktimers/N, SCHED_FIFO 1.
+_KTIMERS = re.compile(r"ktimers/([0-9]+)")
 # The number must be followed by "-": a name cut right after the digits could be cut inside
 # them. The rest is kept as is. Older kernels cut every comm at 15 characters (TASK_COMM_LEN
 # 16), so "irq/45-eth0-TxRx-0" reads "irq/45-eth0-TxR"; newer ones show a kernel thread's
@@ -108,9 +111,11 @@ _IRQ_THREAD = re.compile(r"irq/([0-9]+)-")
 
 
 def classify(comm: str) -> tuple[str, int | None, int | None] | None:
-    """(kind, cpu, irq) for a ksoftirqd/N or irq/N-name comm; None for any other thread."""
+    """(kind, cpu, irq) for a ksoftirqd/N, ktimers/N (PREEMPT_RT) or irq/N-name comm; None for any other thread."""
     if (m := _KSOFTIRQD.fullmatch(comm)) is not None:
         return "ksoftirqd", int(m.group(1)), None
+    if (m := _KTIMERS.fullmatch(comm)) is not None:
+        return "ktimers", int(m.group(1)), None
     if (m := _IRQ_THREAD.match(comm)) is not None:
         return "irq", None, int(m.group(1))
     return None
