@@ -57,16 +57,64 @@ def _events_wanted() -> list[str]:
     return out
 
 
+class BpfLayoutUnsupported(syscall.BpfUnavailable):
+    """This kernel's tracepoint layout is not one the programs can read; the message is the one-line reason."""
+
+
+# The events the programs cannot do without: a softirq's and a hardirq's entry and exit, and the
+# context switch that ends a softirq pass (bpf/programs.py, sched_switch()).
+REQUIRED_EVENTS: tuple[str, ...] = ("irq:softirq_entry", "irq:softirq_exit", "irq:irq_handler_entry",
+                                    "irq:irq_handler_exit", "sched:sched_switch")
+# The one payload field each program loads (programs.py, _Builder.prologue(): a 4-byte load, or
+# 8 for a pointer), with the widths that load handles. Offsets are read from the format file, so a
+# layout that moves a field (the RT patch set's extra common fields put `vec` at 12, not 8) is
+# understood; a field missing, of another width, or misaligned (the verifier refuses a misaligned
+# context read, kernel/trace/bpf_trace.c tp_prog_is_valid_access()) is not.
+PROGRAM_FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
+    **{f"irq:softirq_{e}": ("vec", (4,)) for e in ("entry", "exit", "raise")},
+    **{f"irq:irq_handler_{e}": ("irq", (4,)) for e in ("entry", "exit")},
+    **{f"irq:tasklet_{e}": ("func", (4, 8)) for e in ("entry", "exit")},
+    **{f"irq_vectors:{v}_{e}": ("vector", (4,)) for v in P.VECTOR_EVENTS for e in ("entry", "exit")},
+}
+
+
+def check_layout(formats: dict[str, EventFormat]) -> str | None:
+    """None when the programs can read these formats, else the one-line reason they cannot.
+
+    The programs are plain tracepoint programs: they need no BTF (CONFIG_DEBUG_INFO_BTF), only
+    the format files, so a kernel without BTF is not refused for that.
+    """
+    missing = [q for q in REQUIRED_EVENTS if q not in formats]
+    if missing:
+        return f"no {', '.join(missing)} event"
+    for q, fmt in formats.items():
+        name, widths = PROGRAM_FIELDS.get(q, ("", ()))
+        if not name:
+            continue
+        if not fmt.has(name):
+            return f"{q} has no field {name!r} (fields: {', '.join(f.name for f in fmt.fields if not f.name.startswith('common_'))})"
+        f = fmt.field(name)
+        if f.size not in widths or f.array_len is not None or f.data_loc:
+            return f"{q} field {name!r} is {f.ctype} ({f.size} bytes); the programs read {' or '.join(map(str, widths))} bytes"
+        if f.offset % f.size:
+            return f"{q} field {name!r} at offset {f.offset} is not {f.size}-byte aligned"
+    return None
+
+
 def load_formats(events_dir: Path) -> dict[str, EventFormat]:
-    """Formats of every event the programs use that this kernel has (irq_vectors is x86 only)."""
+    """Formats of every event the programs use that this kernel has (irq_vectors is x86 only).
+
+    A layout the programs cannot read raises BpfLayoutUnsupported (check_layout()).
+    """
     out = {}
     for q in _events_wanted():
         try:
             out[q] = load_format(events_dir, q)
         except MissingSource:
             continue  # not on this kernel or architecture; any other failure is raised
-    if "irq:softirq_entry" not in out:
-        raise syscall.BpfUnavailable(f"{events_dir}: no irq:softirq_entry event")
+    reason = check_layout(out)
+    if reason is not None:
+        raise BpfLayoutUnsupported(f"BPF backend: {reason}")
     return out
 
 

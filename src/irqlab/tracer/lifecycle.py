@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irqlab.analysis.trace_aggregate import aggregate_trace
-from irqlab.bpf.backend import BpfTracer, choose_backend
+from irqlab.bpf.backend import BpfLayoutUnsupported, BpfTracer, choose_backend
 from irqlab.errors import UsageError
 from irqlab.model.events import EventBatch
 from irqlab.model.trace_result import HistogramLayout, TraceResult
@@ -175,7 +175,9 @@ def open_tracer(backend: str = "auto", *, tracefs: Path | None = None, cpus: tup
     backend: auto (BPF when this process may load programs, else tracefs, after handing
     on_note the one line that says why), bpf (BpfUnavailable, one line, when not permitted)
     or tracefs. An event set other than HANDLER_EVENTS is raw events for tracefs: auto then
-    takes tracefs without a note, and bpf is a UsageError.
+    takes tracefs without a note, and bpf is a UsageError. When auto chose BPF and the programs
+    refuse this kernel's tracepoint layout (bpf/backend.py check_layout()), it falls back to
+    tracefs after handing on_note the one line that says why.
     """
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: choose {', '.join(BACKENDS)}")
@@ -188,4 +190,12 @@ def open_tracer(backend: str = "auto", *, tracefs: Path | None = None, cpus: tup
         on_note(note)  # before opening: said even when the tracefs that follows fails
     spec = TraceSpec(tracefs=tracefs, cpus=cpus, buffer_kb=buffer_kb, layout=layout,
                      ksoftirqd_pids=tuple(ksoftirqd_pids), vectors=vectors, irqs=irqs, events=events, poll_s=poll_s)
-    return Tracer(chosen, spec, note).open()
+    try:
+        return Tracer(chosen, spec, note).open()
+    except BpfLayoutUnsupported as exc:
+        if backend != "auto":
+            raise
+        note = f"{exc}; using tracefs"
+    if on_note is not None:
+        on_note(note)
+    return Tracer("tracefs", spec, note).open()
