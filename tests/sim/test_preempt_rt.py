@@ -1,8 +1,8 @@
 """PREEMPT_RT and forced threading, seeded story tests.
 
 On PREEMPT_RT every device handler runs in irq/N-name (SCHED_FIFO 50) and the softirqs it
-raises run at its local_bh_enable(), preemptibly, under the CPU's BH lock (kernel/softirq.c,
-CONFIG_PREEMPT_RT). Without RT, `threadirqs` also moves the handler into a thread, but the
+raises run at its local_bh_enable(), preemptibly (kernel/softirq.c, CONFIG_PREEMPT_RT); up to
+6.17, and from 6.18 with CONFIG_PREEMPT_RT_NEEDS_BH_LOCK=y, under the CPU's BH lock. Without RT, `threadirqs` also moves the handler into a thread, but the
 BH-disabled section there is not preemptible.
 """
 
@@ -59,12 +59,16 @@ def test_rt_softirq_work_is_preemptible_by_a_higher_priority_task(machine):
     assert p99["rt"] * 5 < min(p99["plain"], p99["threadirqs"])
 
 
-def test_a_blocked_bh_lock_waiter_boosts_the_holder_and_the_boost_is_undone(machine):
+FLOOD = dict(NIC, arrival={"rate": 1_500_000}, deliver="forward")
+SPI = {"name": "spi0", "irq": 9, "kind": "plain", "arrival": {"rate": 500}, "hardirq_ns": 2000}
+
+
+@pytest.mark.parametrize("machine_keys", [{"kernel": "6.17"}, {"kernel": "6.18", "rt_bh_lock": True}])
+def test_a_blocked_bh_lock_waiter_boosts_the_holder_and_the_boost_is_undone(machine, machine_keys):
     """A NAPI flood hands NET_RX to ksoftirqd (SCHED_OTHER) with the BH lock held; a second
     device's forced thread (FIFO 50) then blocks on that lock and ksoftirqd inherits FIFO 50."""
-    flood = dict(NIC, arrival={"rate": 1_500_000}, deliver="forward")
-    other = {"name": "spi0", "irq": 9, "kind": "plain", "arrival": {"rate": 500}, "hardirq_ns": 2000}
-    m = machine(dict(_raw(devices=(flood, other), tasks=(), preempt_rt=True), net={"netdev_budget": 8})).run()
+    raw = _raw(devices=(FLOOD, SPI), tasks=(), preempt_rt=True, **machine_keys)
+    m = machine(dict(raw, net={"netdev_budget": 8})).run()
     st = m.softirq_state[0]
     ksoftirqd = st.ksoftirqd
     assert st.ksoftirqd_vectors[NET_RX] > 0  # the flood does reach ksoftirqd
@@ -77,6 +81,24 @@ def test_a_blocked_bh_lock_waiter_boosts_the_holder_and_the_boost_is_undone(mach
     assert _task(m, "irq/9-spi0").policy == "fifo"
 
 
+def test_rt_on_6_18_has_no_bh_lock_so_nothing_waits_and_nothing_is_boosted(machine):
+    # 6.18 (CONFIG_PREEMPT_RT_NEEDS_BH_LOCK=n by default): local_bh_disable() is migrate_disable();
+    # the FIFO 50 thread enters its BH section while ksoftirqd is preempted inside its own.
+    m = machine(dict(_raw(devices=(FLOOD, SPI), tasks=(), preempt_rt=True), net={"netdev_budget": 8})).run()
+    st = m.softirq_state[0]
+    assert m.sc.rt_bh_lock is False
+    assert st.ksoftirqd_vectors[NET_RX] > 0  # the same flood reaches ksoftirqd
+    assert st.bh_lock_waits == 0 and st.pi_boosts == 0 and st.bh_owner is None
+    assert (st.ksoftirqd.policy, st.ksoftirqd.prio) == ("other", 0)
+    spi = _task(m, "irq/9-spi0")
+    assert spi.switches >= 0.9 * m.lines[1].arrived  # one thread run per interrupt, never blocked
+
+
+def test_rt_bh_lock_false_is_refused_before_6_18() -> None:
+    with pytest.raises(ScenarioError, match="machine.rt_bh_lock"):
+        parse_scenario(_raw(preempt_rt=True, kernel="6.17", rt_bh_lock=False))
+
+
 def test_rt_irq_exit_wakes_ksoftirqd_only_when_no_task_holds_the_bh_lock(machine):
     m = machine(_raw(devices=(), tasks=(), preempt_rt=True, duration_s=0.01))
     cpu, st = m.cpus[0], m.softirq_state[0]
@@ -87,11 +109,11 @@ def test_rt_irq_exit_wakes_ksoftirqd_only_when_no_task_holds_the_bh_lock(machine
     cpu.cfs_rq.clear()
     cpu.stack.append(frame)  # in a hardirq: raising does not wake anything by itself
     raise_softirq(m, cpu, NET_RX)
-    st.bh_owner = _task(m, "ksoftirqd/0")  # a task inside local_bh_disable() (preempted)
+    st.bh_tasks = 1  # a task inside local_bh_disable() (preempted)
     cpu.stack.pop()
     m.irq_exit(cpu)
-    assert not ksoftirqd.running  # the BH lock holder will run it at its local_bh_enable()
-    st.bh_owner = None
+    assert not ksoftirqd.running  # the BH section's task will run it at its local_bh_enable()
+    st.bh_tasks = 0
     m.irq_exit(cpu)
     assert ksoftirqd.running  # should_wake_ksoftirqd(): nobody holds softirq_ctrl
 

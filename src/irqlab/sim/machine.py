@@ -47,6 +47,18 @@ class BufferedHistogram(Histogram):
             self.pending = []
 
 
+def rx_time_jiffies(sc: Scenario) -> int:
+    """net_rx_action()'s time limit in jiffies, as the scenario's kernel computes it.
+
+    Before 4.12 it is "jiffies + 2"; 4.12 (7acf8a1e8a28) made it netdev_budget_usecs, default
+    2000 us; 5.7 (a4837980fd9f) made the default 2 * USEC_PER_SEC / HZ, two jiffies again.
+    usecs_to_jiffies() rounds up, so 2000 us is one jiffy at HZ=100, 250 and 300.
+    """
+    if sc.kernel < (4, 12):
+        return 2
+    return -(-sc.budget_usecs * 1000 // sc.tick_ns)
+
+
 class LocLine(Line):
     """The local APIC timer: runs expired hrtimers (the tick is one of them)."""
 
@@ -98,7 +110,8 @@ class Machine:
         # Constants read on every softirq pass (Scenario's properties cost a call each).
         self.tick_ns = sc.tick_ns
         self.softirq_time_jiffies = softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
-        self.rx_time_jiffies = -(-sc.budget_usecs * 1000 // sc.tick_ns)  # usecs_to_jiffies() rounds up
+        self.rx_time_jiffies = rx_time_jiffies(sc)
+        self.in_net_rx_action_rule = sc.kernel >= (6, 4)  # 8b43fd3d1d7d: sd->in_net_rx_action
         self.max_softirq_restart = sc.max_softirq_restart
         self.netdev_budget = sc.netdev_budget
         self.threadirqs = sc.threadirqs

@@ -28,28 +28,73 @@ def new_softnet(dev_weight: int, cpu: int) -> Softnet:
 
 
 def napi_schedule(m: Kernel, cpu: CPU, n: Napi) -> None:
-    """napi_schedule(): test-and-set SCHED, add to this CPU's poll_list, raise NET_RX."""
+    """napi_schedule(): test-and-set SCHED, then ____napi_schedule()."""
     if n.scheduled:
         return
     n.scheduled = True
-    cpu.softnet.poll_list.append(n)
-    raise_softirq(m, cpu, NET_RX)
+    napi_schedule_locked(m, cpu, n)
+
+
+def napi_schedule_locked(m: Kernel, cpu: CPU, n: Napi) -> None:
+    """____napi_schedule(): add to this CPU's poll_list; raise NET_RX unless net_rx_action() runs.
+
+    "If not called from net_rx_action() we have to raise NET_RX_SOFTIRQ" (v6.4+, 8b43fd3d1d7d):
+    the flag is only ever set on those kernels (net_rx_action()), so older ones always raise.
+    """
+    sd = cpu.softnet
+    sd.poll_list.append(n)
+    if not sd.in_net_rx_action:
+        raise_softirq(m, cpu, NET_RX)
+
+
+def net_rps_action(m: Kernel, cpu: CPU) -> None:
+    """net_rps_action_and_irq_enable() -> net_rps_send_ipi(): one IPI per queued remote backlog.
+
+    A halted (idle) target vCPU sees its IPI ipi_wake_ns late (sim/sender.py, `ipi_wake_ns`).
+    """
+    sd = cpu.softnet
+    if not sd.rps_ipi_list:
+        return
+    todo, sd.rps_ipi_list = sd.rps_ipi_list, []
+    now = m.engine.now
+    for target, n, wake_ns in todo:
+        delay = wake_ns if target.curr is None and not target.stack else 0
+        m.engine.at(now + delay, _send_ipi, (m, target, n))
+
+
+def _send_ipi(arg: tuple) -> None:
+    m, target, n = arg
+    m.cal.todo[target.id].append(n)  # smp_call_function_single_async(): csd -> rps_trigger_softirq()
+    target.deliver(m.cal)
 
 
 def net_rx_action(m: Kernel, cpu: CPU) -> Generator:
-    """net_rx_action(): poll until the list is empty, netdev_budget is spent or 2 jiffies pass."""
+    """net_rx_action(): poll until the list is empty, netdev_budget is spent or the time limit passes.
+
+    v6.4+ (8b43fd3d1d7d) sets sd->in_net_rx_action meanwhile, so NAPIs scheduled during the run
+    raise nothing and are polled by the same run ("goto start"); before, each of them raised
+    NET_RX and was polled by the next run (a restart of handle_softirqs()).
+    """
     sd = cpu.softnet
     engine = m.engine
     tick = m.tick_ns
     time_limit = engine.now // tick + m.rx_time_jiffies  # jiffies + usecs_to_jiffies(netdev_budget_usecs)
     budget = m.netdev_budget
+    flag = m.in_net_rx_action_rule
+    sd.in_net_rx_action = flag  # "start:"
     work_list, sd.poll_list = sd.poll_list, []
     repoll: list[Napi] | None = None
     while True:
         if not work_list:
-            if repoll is None and sd.poll_list:
-                work_list, sd.poll_list = sd.poll_list, []  # "goto start": new work arrived
-                continue
+            if repoll is None:
+                if flag:
+                    sd.in_net_rx_action = False
+                    if sd.poll_list:  # "____napi_schedule() had refilled poll_list": goto start
+                        sd.in_net_rx_action = True
+                        work_list, sd.poll_list = sd.poll_list, []
+                        continue
+                if not sd.rps_ipi_list:
+                    return  # nothing to splice back, no RPS IPI to send
             break
         n = work_list.pop(0)
         # __napi_poll(): call poll with the weight; a full quota keeps the NAPI on the list.
@@ -87,7 +132,10 @@ def net_rx_action(m: Kernel, cpu: CPU) -> Generator:
     if work_list or repoll:
         sd.poll_list = work_list + sd.poll_list + (repoll or [])
     if sd.poll_list:
-        raise_softirq(m, cpu, NET_RX)
+        raise_softirq(m, cpu, NET_RX)  # (in_net_rx_action stays set: the next run clears it)
+    else:
+        sd.in_net_rx_action = False
+    net_rps_action(m, cpu)
 
 
 def napi_complete_done(m: Kernel, cpu: CPU, n: Napi, work: int) -> None:

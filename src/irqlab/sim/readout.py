@@ -102,7 +102,7 @@ def _softnet(m: Counters) -> Softnet:
     rows = []
     for c, sd in enumerate(m.softnet):
         rows.append(SoftnetRow(cpu=c, cpu_from_column=True, processed=sd.processed & U32, dropped=sd.dropped & U32,
-                               time_squeeze=sd.time_squeeze & U32, received_rps=0, flow_limit_count=0,
+                               time_squeeze=sd.time_squeeze & U32, received_rps=sd.received_rps & U32, flow_limit_count=0,
                                backlog_len=sd.backlog_len, input_qlen=sd.backlog_len, process_qlen=0, ncolumns=15))
     return Softnet(tuple(rows))
 

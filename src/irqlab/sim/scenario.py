@@ -45,6 +45,9 @@ from irqlab.schema import (
 #  6.5:     commit d15121be7485 reverts "Let ksoftirqd do its job"; v6.18 behaves like pre-4.9
 #           apart from the time limit and need_resched checks, which all eras here share.
 ERAS: tuple[str, ...] = ("pre-4.9", "4.9", "4.15", "6.5")
+# The version an era name stands for, where a rule depends on the version rather than the era
+# (net_rx_action()'s time limit, `in_net_rx_action`, note_interrupt(), the PREEMPT_RT BH lock).
+ERA_VERSIONS: dict[str, tuple[int, int]] = {"pre-4.9": (4, 4), "4.9": (4, 9), "4.15": (4, 15), "6.5": (6, 5)}
 DEVICE_KINDS = ("napi", "netif_rx", "plain", "tasklet", "hi_tasklet", "threaded")
 TASK_KINDS = ("periodic", "receiver", "hog", "sender")
 POLICIES = ("other", "fifo", "rr")
@@ -71,6 +74,15 @@ def era_of(text: str) -> str:
     if parts < (4, 15):
         return "4.9"
     return "4.15" if parts < (6, 5) else "6.5"
+
+
+def version_of(text: str) -> tuple[int, int]:
+    """(major, minor) of a kernel version, or the version an era name stands for (ERA_VERSIONS)."""
+    era_of(text)  # the same checks and messages
+    if text in ERA_VERSIONS:
+        return ERA_VERSIONS[text]
+    major, minor = (int(p) for p in text.split("-")[0].split(".")[:2])
+    return major, minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +173,7 @@ class Scenario:
     cpus: int = 2
     hz: int = 1000
     era: str = "6.5"
+    kernel: tuple[int, int] = (6, 18)  # machine.kernel as (major, minor); an era name: ERA_VERSIONS
     duration_ns: int = 1_000_000_000
     warmup_ns: int = 0
     seed: int = 1
@@ -169,6 +182,9 @@ class Scenario:
     # CONFIG_PREEMPT_RT: every device handler forced into a thread, softirqs run preemptibly in
     # the task that raised them (per-CPU BH lock with priority inheritance) or in ksoftirqd.
     preempt_rt: bool = False
+    # CONFIG_PREEMPT_RT_NEEDS_BH_LOCK (v6.18, default n): the per-CPU BH lock of 6.17 and earlier.
+    # Without it local_bh_disable() is migrate_disable() and BH sections do not exclude each other.
+    rt_bh_lock: bool = False
     primary_handler_ns: int = 500  # irq_default_primary_handler() + entry/exit of a forced-threaded IRQ
     # RCU callbacks (sim/rcu.py): grace period, rcu_do_batch()'s limit in softirq, cost per callback
     rcu_gp_ms: float = 12.0
@@ -184,6 +200,8 @@ class Scenario:
     netdev_budget_usecs: int = 0  # 0: the kernel default, 2 jiffies (net/core/dev.c)
     netdev_max_backlog: int = 1000
     dev_weight: int = 64
+    mtu: int = 1500  # net.mtu: the IP fragment size of senders' datagrams given by packet_bytes
+    copy_ns_per_byte: float = 0.25  # per-packet cost added per byte when packet_bytes is given
     devices: tuple[Device, ...] = ()
     tasks: tuple[TaskSpec, ...] = ()
     trace: bool = False
@@ -195,8 +213,12 @@ class Scenario:
 
     @property
     def budget_usecs(self) -> int:
-        # net/core/dev.c: "netdev_budget_usecs __read_mostly = 2 * USEC_PER_SEC / HZ;"
-        return self.netdev_budget_usecs or 2 * 1_000_000 // self.hz
+        # net/core/dev.c: "netdev_budget_usecs __read_mostly = 2 * USEC_PER_SEC / HZ;" since 5.7
+        # (a4837980fd9f); 4.12 .. 5.6 (7acf8a1e8a28) had 2000 us; before 4.12 there is no sysctl
+        # and net_rx_action() allows 2 jiffies, shown here as their microseconds.
+        if self.netdev_budget_usecs:
+            return self.netdev_budget_usecs
+        return 2000 if (4, 12) <= self.kernel < (5, 7) else 2 * 1_000_000 // self.hz
 
 
 # --- the schema: every key with its type, default and range, as data (irqlab/schema.py) -------
@@ -237,12 +259,13 @@ _MACHINE = {
     "samples": Int(2, 2, 10_000), "threadirqs": Bool(None), "preempt_rt": Bool(False),
     "primary_handler_ns": Int(500, 0, 10**9), "rcu_gp_ms": Duration(12.0, "ms", 0, 10_000), "rcu_blimit": Int(10, 1, 1 << 30),
     "rcu_callback_ns": cost(500), "max_softirq_restart": Int(10, 1, 1_000_000), "max_softirq_time_ms": Int(2, 1, 10_000),
-    "tick_cost_ns": cost(1_000), "trace": Bool(False),
+    "tick_cost_ns": cost(1_000), "trace": Bool(False), "rt_bh_lock": Bool(None),
     "tick_raise": Map(Table(_TICK_RAISE, shorthand="chance", build=lambda v: (v["chance"], v["work_ns"])),
                       keys=TICK_VECTORS, what="tick-raised softirq vector"),
 }
 _NET = {"netdev_budget": Int(300, 1, 1 << 20), "netdev_budget_usecs": Int(0, 0, 10**7),
-        "netdev_max_backlog": Int(1000, 1, 1 << 24), "dev_weight": Int(64, 1, 1 << 16)}
+        "netdev_max_backlog": Int(1000, 1, 1 << 24), "dev_weight": Int(64, 1, 1 << 16),
+        "mtu": Int(1500, 68, 65_535), "copy_ns_per_byte": Float(0.25, 0, 1e6)}
 _ARRIVAL = {
     "process": Str("poisson", choices=PROCESSES), "rate": Float(0.0, 0, 1e9), "rate_to": Float(0.0, 0, 1e9),
     "on_ms": Duration(1.0, "ms", 1e-3, 1e6), "off_ms": Duration(1.0, "ms", 1e-3, 1e6),
@@ -258,6 +281,7 @@ _DEVICE = {
     "arrival": Table(_ARRIVAL, build=_arrival), "hardirq_ns": cost(1_000), "work_ns": cost(500),
     "weight": Int(64, 1, 65_536), "ring": Int(1024, 1, 1 << 20), "deliver": Str("forward"), "oneshot": Bool(True),
     "unhandled": Float(0.0, 0.0, 1.0), "defer_hard_irqs": Int(0, 0, 1 << 31), "gro_flush_timeout_ns": Int(0, 0, 10**10),
+    "packet_bytes": Int(0, 0, 65_535),
 }
 _TASK = {
     "name": Str(None), "cpu": Int(0, 0), "kind": Str("periodic", choices=TASK_KINDS), "policy": Str("other", choices=POLICIES),
@@ -267,7 +291,7 @@ _TASK = {
 _SENDER = {
     "rate_pps": Float(0.0, 0, 1e9), "pacing_us": Float(1000.0, 1, 1e6), "fragments": Int(1, 1, 64),
     "fragment_ns": cost(0), "rx_ns": cost(1_000), "rps_cpu": Int(-1, -1), "ipi_wake_ns": Int(0, 0, 10**9),
-    "deliver": Str("forward"),
+    "deliver": Str("forward"), "packet_bytes": Int(0, 0, 65_507),
 }
 _STRING_KEYS = {"name", "kernel", "kind", "process", "deliver", "policy", "dist"}
 
@@ -282,29 +306,48 @@ _TOP = {"machine": Table(_MACHINE), "net": Table(_NET), "device": Array(_DEVICE)
         "watch": Table(_WATCH, default=None, build=_watch)}
 
 
-def _device(d: Values, i: int, cpus: int) -> Device:
+def _plus(c: Cost, extra_ns: float) -> Cost:
+    """A cost with extra_ns added to its mean (the spread is kept)."""
+    return dataclasses.replace(c, mean_ns=c.mean_ns + round(extra_ns))
+
+
+def _device(d: Values, i: int, cpus: int, net: Values) -> Device:
     check_range(d["cpu"], 0, cpus - 1, d.at.child("cpu"))
+    if d["packet_bytes"] > net["mtu"]:
+        raise d.fail("packet_bytes", f"a received frame is at most net.mtu ({net['mtu']}) bytes")
+    # packet_bytes: the copy of each packet's bytes adds to its NET_RX cost (0: work_ns as given)
+    work = _plus(d["work_ns"], d["packet_bytes"] * net["copy_ns_per_byte"])
     return Device(
         name=f"dev{i}" if d["name"] is None else d["name"], irq=40 + i if d["irq"] is None else d["irq"], cpu=d["cpu"],
-        kind=d["kind"], arrival=d["arrival"], hardirq=d["hardirq_ns"], work=d["work_ns"], weight=d["weight"],
+        kind=d["kind"], arrival=d["arrival"], hardirq=d["hardirq_ns"], work=work, weight=d["weight"],
         ring=d["ring"], deliver=d["deliver"], oneshot=d["oneshot"], unhandled=d["unhandled"],
         defer_hard_irqs=d["defer_hard_irqs"], gro_flush_timeout_ns=d["gro_flush_timeout_ns"],
     )
 
 
-def _task(t: Values, i: int, cpus: int) -> TaskSpec:
+def _task(t: Values, i: int, cpus: int, net: Values) -> TaskSpec:
     if t["kind"] != "sender":
         for key in (k for k in _SENDER if k in t.given):
             raise t.fail(key, f"only for kind = \"sender\" (this task is {t['kind']!r})")
     check_range(t["cpu"], 0, cpus - 1, t.at.child("cpu"))
+    fragments, fragment, rx = t["fragments"], t["fragment_ns"], t["rx_ns"]
+    if t["packet_bytes"]:
+        if "fragments" in t.given:
+            raise t.fail("fragments", "give fragments or packet_bytes, not both (packet_bytes sets fragments)")
+        # ip_fragment(): UDP header + payload in pieces of (mtu - IP header) bytes; each piece's
+        # copy adds to its transmit and NET_RX cost
+        wire = t["packet_bytes"] + 8
+        fragments = min(-(-wire // (net["mtu"] - 20)), 64)
+        per_packet_ns = wire / fragments * net["copy_ns_per_byte"]
+        fragment, rx = _plus(fragment, per_packet_ns), _plus(rx, per_packet_ns)
     check_range(t["rps_cpu"], -1, cpus - 1, t.at.child("rps_cpu"))
     rt = t["policy"] != "other"
     check_range(t["priority"], 1 if rt else 0, 99 if rt else 0, t.at.child("priority"))
     return TaskSpec(
         name=f"task{i}" if t["name"] is None else t["name"], cpu=t["cpu"], kind=t["kind"], policy=t["policy"],
         priority=t["priority"], nice=t["nice"], period_ns=t["period_us"], work=t["work_ns"], rcvbuf=t["rcvbuf"],
-        wakeup=t["wakeup_ns"], rate_pps=t["rate_pps"], pacing_us=t["pacing_us"], fragments=t["fragments"],
-        fragment=t["fragment_ns"], rx=t["rx_ns"], rps_cpu=t["rps_cpu"], ipi_wake_ns=t["ipi_wake_ns"], deliver=t["deliver"],
+        wakeup=t["wakeup_ns"], rate_pps=t["rate_pps"], pacing_us=t["pacing_us"], fragments=fragments,
+        fragment=fragment, rx=rx, rps_cpu=t["rps_cpu"], ipi_wake_ns=t["ipi_wake_ns"], deliver=t["deliver"],
     )
 
 
@@ -317,8 +360,16 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
     if m["warmup_s"] >= m["duration_s"]:
         raise m.fail("warmup_s", f"must be shorter than machine.duration_s ({m['duration_s'] / 1e9:g} s)")
     cpus = m["cpus"]
+    version = version_of(m["kernel"])
+    if net["netdev_budget_usecs"] and version < (4, 12):
+        raise net.fail("netdev_budget_usecs", f"the sysctl exists from 4.12 (machine.kernel is {m['kernel']})")
+    # CONFIG_PREEMPT_RT_NEEDS_BH_LOCK: added in 6.18, default n; before, the BH lock was always there
+    rt_bh_lock = version < (6, 18) if m["rt_bh_lock"] is None else m["rt_bh_lock"]
+    if m["rt_bh_lock"] is False and version < (6, 18):
+        raise m.fail("rt_bh_lock", f"before 6.18 PREEMPT_RT always has the BH lock (machine.kernel is {m['kernel']})")
     sc = Scenario(
-        name=name if m["name"] is None else m["name"], cpus=cpus, hz=m["hz"], era=era_of(m["kernel"]),
+        name=name if m["name"] is None else m["name"], cpus=cpus, hz=m["hz"], era=era_of(m["kernel"]), kernel=version,
+        rt_bh_lock=rt_bh_lock,
         duration_ns=m["duration_s"], warmup_ns=m["warmup_s"], seed=m["seed"], samples=m["samples"],
         threadirqs=bool(m["threadirqs"]) or m["preempt_rt"],  # RT forces threading
         preempt_rt=m["preempt_rt"], primary_handler_ns=m["primary_handler_ns"], rcu_gp_ms=m["rcu_gp_ms"] / 1e6,
@@ -326,9 +377,10 @@ def parse_scenario(raw: dict, name: str = "scenario") -> Scenario:
         max_softirq_time_ms=m["max_softirq_time_ms"], tick_cost=m["tick_cost_ns"],
         tick_raise=tuple((vector, chance, work) for vector, (chance, work) in m["tick_raise"].items()),
         netdev_budget=net["netdev_budget"], netdev_budget_usecs=net["netdev_budget_usecs"],
-        netdev_max_backlog=net["netdev_max_backlog"], dev_weight=net["dev_weight"],
-        devices=tuple(_device(d, i, cpus) for i, d in enumerate(v["device"])),
-        tasks=tuple(_task(t, i, cpus) for i, t in enumerate(v["task"])), trace=m["trace"], watch=v["watch"],
+        netdev_max_backlog=net["netdev_max_backlog"], dev_weight=net["dev_weight"], mtu=net["mtu"],
+        copy_ns_per_byte=net["copy_ns_per_byte"],
+        devices=tuple(_device(d, i, cpus, net) for i, d in enumerate(v["device"])),
+        tasks=tuple(_task(t, i, cpus, net) for i, t in enumerate(v["task"])), trace=m["trace"], watch=v["watch"],
     )
     _check_links(sc)
     return sc
@@ -396,8 +448,14 @@ def _resolve_recordings(raw: dict, resolve, base: Path, path: str) -> dict:
     return out
 
 
+REMOVE = "remove"  # `--set device.NAME=remove` / `task.NAME=remove`: the scenario without it
+
+
 def override(raw: dict, item: str) -> dict:
-    """A copy of raw with `table.key=value` (or `device.NAME.key=value`) set; value is TOML."""
+    """A copy of raw with `table.key=value` (or `device.NAME.key=value`) set; value is TOML.
+
+    `device.NAME=remove` (or `task.NAME=remove`, by name or index) drops that device or task.
+    """
     key, sep, text = item.partition("=")
     if not sep or not key:
         raise ScenarioError(f"{item!r}: an override is KEY=VALUE, like net.netdev_budget=600")
@@ -409,6 +467,12 @@ def override(raw: dict, item: str) -> dict:
         value = text  # machine.kernel=4.9 means the version "4.9", not the float
     out = copy.deepcopy(raw)
     parts = key.split(".")
+    if len(parts) == 2 and parts[0] in ("device", "task"):
+        if value != REMOVE:
+            raise ScenarioError(f"{key}: set a key of the {parts[0]} ({key}.KEY=VALUE) or remove it ({key}={REMOVE})")
+        items = out.get(parts[0], [])
+        out[parts[0]] = [item for item in items if item is not _pick(items, parts[0], parts[1], key)]
+        return out
     node: Any = out
     i = 0
     while i < len(parts) - 1:

@@ -6,9 +6,12 @@ veth_forward_skb() -> __netif_rx(), loopback_xmit() -> __netif_rx()) calls
 enqueue_to_backlog(), which raises NET_RX with bottom halves disabled (so ksoftirqd is not
 woken), and rcu_read_unlock_bh() -> __local_bh_enable_ip() (kernel/softirq.c) runs the pending
 softirqs in the sender's own context. With RPS the packet goes to another CPU's backlog
-instead: enqueue_to_backlog() sets that backlog's NAPI_STATE_SCHED when its queue was empty,
-net_rps_send_ipi() sends an IPI, and the target's rps_trigger_softirq() puts the backlog on
-its poll list and raises NET_RX in hard interrupt context, so it runs on irq_exit().
+instead: enqueue_to_backlog() sets that backlog's NAPI_STATE_SCHED when its queue was empty and
+napi_schedule_rps() queues the target on the sender CPU's rps_ipi_list and raises NET_RX there
+(v6.4+: unless net_rx_action() runs). The sender's own NET_RX run, at its local_bh_enable(),
+finds nothing to poll and sends the IPI (net_rps_action_and_irq_enable()), so the sender's CPU
+counts about as many NET_RX runs as the target. The target's rps_trigger_softirq() puts the
+backlog on its poll list and raises NET_RX in hard interrupt context, so it runs on irq_exit().
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any, Protocol
 
-from irqlab.sim import rcu, softirq
+from irqlab.sim import napi, rcu, softirq
 from irqlab.sim.cpu import BLOCK, CPU, Task
 from irqlab.sim.line import IRQ_HANDLED, Line
 from irqlab.sim.ports import Kernel
@@ -85,12 +88,15 @@ class TxBacklog:
             return
         self.napi.scheduled = True  # __test_and_set_bit(NAPI_STATE_SCHED, &sd->backlog.state)
         if target is here:
-            sd.poll_list.append(self.napi)  # napi_schedule_rps() -> __napi_schedule_irqoff()
-            softirq.raise_softirq(m, here, softirq.NET_RX)
+            napi.napi_schedule_locked(m, here, self.napi)  # napi_schedule_rps() -> __napi_schedule_irqoff()
             return
-        # net_rps_send_ipi(): an IPI; a halted (idle) vCPU takes ipi_wake_ns to see it.
-        delay = ipi_wake_ns if target.curr is None and not target.stack else 0
-        m.engine.at(m.engine.now + delay, _send_ipi, (m, target, self.napi))
+        # napi_schedule_rps(), another CPU's backlog: on this CPU's rps_ipi_list, and NET_RX raised
+        # here ("If not called from net_rx_action() we have to raise NET_RX_SOFTIRQ", v6.4+; always
+        # before): this CPU's net_rx_action() sends the IPI when it ends (napi.net_rps_action()).
+        mysd = here.softnet
+        mysd.rps_ipi_list.append((target, self.napi, ipi_wake_ns))
+        if not mysd.in_net_rx_action:
+            softirq.raise_softirq(m, here, softirq.NET_RX)
 
     def unmask(self) -> None:
         if self.queue and not self.napi.scheduled:
@@ -133,15 +139,9 @@ class CalLine(Line):
     def end(self, cpu: CPU) -> int:
         todo, self.todo[cpu.id] = self.todo[cpu.id], []
         for n in todo:
-            cpu.softnet.poll_list.append(n)  # ____napi_schedule()
-            softirq.raise_softirq(self.m, cpu, softirq.NET_RX)
+            napi.napi_schedule_locked(self.m, cpu, n)  # rps_trigger_softirq(): ____napi_schedule()
+            cpu.softnet.received_rps += 1
         return IRQ_HANDLED
-
-
-def _send_ipi(arg: tuple) -> None:
-    m, target, n = arg
-    m.cal.todo[target.id].append(n)
-    target.deliver(m.cal)
 
 
 def tx_backlog(m: SenderHost, cpu: int) -> TxBacklog:

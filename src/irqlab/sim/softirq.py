@@ -76,8 +76,9 @@ def invoke_softirq(m: SoftirqHost, cpu: CPU) -> None:
     if cpu.rt:
         # PREEMPT_RT invoke_softirq(): "if (should_wake_ksoftirqd()) wakeup_softirqd();" with
         # should_wake_ksoftirqd() = !this_cpu_read(softirq_ctrl.cnt): a task inside a BH-disabled
-        # section on this CPU (running or preempted) runs them at its local_bh_enable().
-        if st.bh_owner is None:
+        # section on this CPU (running or preempted) runs them at its local_bh_enable(). (The count
+        # is kept with and without CONFIG_PREEMPT_RT_NEEDS_BH_LOCK.)
+        if not st.bh_tasks:
             wakeup_softirqd(m, cpu)
         return
     if m.threadirqs:
@@ -139,18 +140,23 @@ def handle_softirqs(m: SoftirqHost, cpu: CPU, task: Task | None) -> Generator:
 def local_bh_disable(m: Kernel, cpu: CPU, task: Task) -> Generator:
     """local_bh_disable() in task context: bump the task's softirq count.
 
-    On PREEMPT_RT the first level also takes softirq_ctrl.lock, a per-CPU local_lock that is an
-    rtmutex: if another task on this CPU holds it (it was preempted inside its BH section),
-    this task blocks and the holder inherits its priority until it releases the lock.
+    On PREEMPT_RT the first level adds to the CPU's softirq_ctrl.cnt. With the BH lock (always
+    before 6.18; CONFIG_PREEMPT_RT_NEEDS_BH_LOCK=y from 6.18) it also takes softirq_ctrl.lock, a
+    per-CPU local_lock that is an rtmutex: if another task on this CPU holds it (it was preempted
+    inside its BH section), this task blocks and the holder inherits its priority until it
+    releases the lock. Without it (6.18's default) the first level is migrate_disable(): nothing
+    blocks, and BH sections of different tasks on one CPU do not exclude each other.
     """
     if m.sc.preempt_rt and task.bh == 0:
         st = cpu.sirq
-        while st.bh_owner is not None and st.bh_owner is not task:
-            st.bh_lock_waits += 1
-            st.bh_waiters.append(task)
-            _pi_boost(m, st.bh_owner, task)
-            yield BLOCK
-        st.bh_owner = task
+        if m.sc.rt_bh_lock:
+            while st.bh_owner is not None and st.bh_owner is not task:
+                st.bh_lock_waits += 1
+                st.bh_waiters.append(task)
+                _pi_boost(m, st.bh_owner, task)
+                yield BLOCK
+            st.bh_owner = task
+        st.bh_tasks += 1
     task.bh += 1
 
 
@@ -168,8 +174,9 @@ def _pi_boost(m: Kernel, owner: Task, waiter: Task) -> None:
 def _bh_unlock(m: Kernel, cpu: CPU, task: Task) -> None:
     """PREEMPT_RT __local_bh_enable() at count 0: drop the lock, undo a boost, wake the waiters."""
     st = cpu.sirq
+    st.bh_tasks -= 1
     if st.bh_owner is not task:
-        return
+        return  # (no BH lock: migrate_enable())
     st.bh_owner = None
     if task.pi_saved is not None:
         policy, prio = task.pi_saved

@@ -93,6 +93,7 @@ class SoftirqState:
         # PREEMPT_RT struct softirq_ctrl: the per-CPU BH local_lock (an rtmutex) and who waits for it
         self.bh_owner: Task | None = None
         self.bh_waiters: list[Task] = []
+        self.bh_tasks = 0  # PREEMPT_RT softirq_ctrl.cnt: tasks inside a BH-disabled section on this CPU
         self.bh_lock_waits = 0  # local_bh_disable() calls that had to block
         self.pi_boosts = 0  # owners that inherited a waiter's priority
 
@@ -119,3 +120,8 @@ class Softnet:
         self.backlog_q: deque[list[Any]] = deque()  # [line, packets] runs in input_pkt_queue
         self.backlog_len = 0
         self.backlog = backlog
+        # v6.4+ (8b43fd3d1d7d): while set, ____napi_schedule() and napi_schedule_rps() do not raise
+        # NET_RX; net_rx_action() looks at poll_list again before it returns
+        self.in_net_rx_action = False
+        self.rps_ipi_list: list[tuple[Any, Napi, int]] = []  # (target CPU, its backlog NAPI, IPI wake delay)
+        self.received_rps = 0  # softnet_stat column 10: RPS IPIs taken (rps_trigger_softirq())
