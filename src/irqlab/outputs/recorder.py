@@ -103,6 +103,8 @@ def _pack(arrays: dict[str, np.ndarray]) -> tuple[dict, bytes]:
 def _layout(s: Snapshot) -> dict:
     """The labels of a snapshot's matrices, which change only on hotplug or a new IRQ."""
     out: dict = {"host": asdict(s.host)}
+    if s.kernel is not None:  # what kind of kernel: as fixed as the host
+        out["kernel"] = asdict(s.kernel)
     if s.interrupts is not None:
         out["interrupts"] = {
             "cpus": list(s.interrupts.cpus),

@@ -29,6 +29,7 @@ from irqlab.model.snapshot import (
     Interrupts,
     IrqInfo,
     IrqLine,
+    KernelInfo,
     Pressure,
     Snapshot,
     Softirqs,
@@ -132,6 +133,15 @@ def _irqinfo(items: list[Doc]) -> dict[int, IrqInfo]:
     return out
 
 
+def _kernel(d: Doc | None) -> KernelInfo | None:
+    """The recorded KernelInfo (recordings made before irqlab read it have none)."""
+    if not d:
+        return None
+    if d.get("release_tuple") is not None:
+        d["release_tuple"] = tuple(d["release_tuple"])
+    return KernelInfo(**d)
+
+
 def decode_sample(layout: Doc, doc: Doc, blob: bytes, taken_ns: int, wall_time: float) -> Snapshot:
     """One stored sample -> Snapshot."""
     arrays = _unpack(doc["arrays"], blob)
@@ -153,6 +163,7 @@ def decode_sample(layout: Doc, doc: Doc, blob: bytes, taken_ns: int, wall_time: 
         sysctl=dict(doc.get("sysctl", {})),
         unreadable=tuple(Unreadable(**u) for u in doc.get("unreadable", [])),
         origin=doc.get("origin", "recording"),
+        kernel=_kernel(layout.get("kernel")),
     )
 
 
