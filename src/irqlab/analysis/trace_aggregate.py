@@ -252,6 +252,18 @@ def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayou
     return out
 
 
+def _bh_work(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
+    """BH workqueue work items (Linux >= 6.9), by function: what tasklets became, timed like them."""
+    if not np.isin(s.kind, (EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT)).any():
+        return []  # none traced (before 6.9, or none ran): no row, and no "bhwork" in truncated
+    _, _, cpu, func, gross, net = _runs(s, hard, EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT, "bhwork", truncated)
+    out = []
+    for f in np.unique(func):
+        sel = func == f
+        out.append(Handler("bhwork", int(f), tasklet_name(int(f), batch.symbols), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
+    return out
+
+
 def aggregate_trace(
     batch: EventBatch,
     *,
@@ -275,7 +287,7 @@ def aggregate_trace(
         wanted = {str(i) for i in irqs}
         hardirqs = [h for h in hardirqs if (str(h.key) if h.kind == "irq" else h.name) in wanted]
     softirqs, passes, restarts = _softirqs(s, hard, np.array(kpids, dtype=np.int64), layout, vectors, truncated)
-    tasklets = _tasklets(s, hard, batch, layout, truncated)
+    tasklets = _tasklets(s, hard, batch, layout, truncated) + _bh_work(s, hard, batch, layout, truncated)
     seen = sorted(set(np.unique(s.cpu).tolist()) | (set(batch.lost) if cpus is None else set(batch.lost) & set(cpus)))
     lost = {c: n for c, n in batch.lost.items() if cpus is None or c in cpus}
     return TraceResult(

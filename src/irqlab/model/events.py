@@ -24,6 +24,8 @@ Columns by kind (arg0, arg1, arg2); `pid` is always the task that was current on
 | NAPI_POLL      | napi:napi_poll                              | work          | budget          | device index in `devices` |
 | TIMER_WAKE     | simulator / probe: a measured task woke     | latency ns    | deadline ns     | -    |
 | HRTIMER_EXPIRE | timer:hrtimer_expire_entry                  | hrtimer address | now (base clock ns) | function address |
+| BH_WORK_ENTRY  | workqueue:workqueue_execute_start in softirq context (a BH workqueue, Linux >= 6.9) | function address | work address | - |
+| BH_WORK_EXIT   | workqueue:workqueue_execute_end in softirq context | function address | work address | - |
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class EventKind(IntEnum):
     NAPI_POLL = 12
     TIMER_WAKE = 13
     HRTIMER_EXPIRE = 14
+    # Work items of a BH workqueue (WQ_BH, Linux >= 6.9, commit 4cb1ef64609f): they run in softirq
+    # context, inside TASKLET or HI, where tasklets ran before (kernel/workqueue.c bh_worker()).
+    BH_WORK_ENTRY = 19
+    BH_WORK_EXIT = 20
 
 
 # x86 system vectors seen through irq_vectors:* (arch/x86/include/asm/trace/irq_vectors.h);

@@ -40,7 +40,7 @@ class HistogramLayout:
 class Handler:
     """One IRQ, system vector, softirq vector or tasklet: its histograms per CPU (ns)."""
 
-    kind: str  # "irq", "vector", "softirq", "tasklet"
+    kind: str  # "irq", "vector", "softirq", "tasklet", "bhwork" (a BH workqueue's work item, listed with the tasklets)
     key: int  # IRQ number, x86 vector number, softirq number, tasklet function address
     name: str  # "virtio3-rx", "LOC", "NET_RX", "net_tx_action"
     gross: dict[int, Histogram]  # cpu -> exit - entry

@@ -37,7 +37,8 @@ def _block(h: Histogram | None) -> dict[str, Any]:
 def handler_json(h: Handler, cpus: tuple[int, ...] | None = None) -> dict[str, Any]:
     """One handler: totals over cpus, the same per CPU, net durations, and for softirqs latency and contexts."""
     ident: dict[str, Any] = {"softirq": {"vector": h.name, "nr": h.key}, "irq": {"irq": h.key, "name": h.name or None},
-                             "vector": {"vector": h.name, "number": h.key}, "tasklet": {"function": h.name, "address": f"0x{h.key:x}" if h.key >= 0 else None}}[h.kind]
+                             "vector": {"vector": h.name, "number": h.key}, "tasklet": {"function": h.name, "address": f"0x{h.key:x}" if h.key >= 0 else None},
+                             "bhwork": {"function": h.name, "address": f"0x{h.key:x}" if h.key >= 0 else None}}[h.kind]
     out: dict[str, Any] = {"kind": h.kind, **ident, **_block(h.merged("gross", cpus)), "net": stats_json(h.merged("net", cpus))}
     per_cpu: dict[str, Any] = {}
     for c in sorted(set(h.gross) | set(h.latency)):

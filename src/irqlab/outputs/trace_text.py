@@ -90,7 +90,7 @@ def handler_lines(title: str, key_col: str, handlers: tuple[Handler, ...], r: Tr
     rows = []
     for h in handlers:
         key = str(h.key) if h.kind == "irq" else h.name
-        name = h.name if h.kind == "irq" else ("system vector" if h.kind == "vector" else "")
+        name = h.name if h.kind == "irq" else {"vector": "system vector", "bhwork": "BH workqueue"}.get(h.kind, "")
         for label, cpus in _cpu_sets(h, r, opts.per_cpu):
             net = h.merged("net", cpus)
             rows.append([key, label, *_stat_cells(h.merged("gross", cpus)), _us(_avg(net)), _us(net.max_ns if net else None), name or "-"])

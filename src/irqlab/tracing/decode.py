@@ -43,13 +43,24 @@ for _name, _id in VECTOR_IDS.items():  # arch/x86/include/asm/trace/irq_vectors.
     SPECS[f"irq_vectors:{_name}_entry"] = (EventKind.VECTOR_ENTRY, ("vector", _id))
     SPECS[f"irq_vectors:{_name}_exit"] = (EventKind.VECTOR_EXIT, ("vector", _id))
 
+# Work items that run in softirq context are a BH workqueue's (WQ_BH, Linux >= 6.9): bh_worker()
+# runs them from the TASKLET and HI softirqs (kernel/workqueue.c, kernel/softirq.c tasklet_action()).
+# The events name neither the workqueue nor its flags (include/trace/events/workqueue.h, v6.18:
+# work and function only), so the record's context tells: TRACE_FLAG_SOFTIRQ in common_flags,
+# set when the event fired in_serving_softirq() (kernel/trace/trace.c tracing_gen_ctx_irq_test()).
+BH_WORK: dict[str, EventKind] = {
+    "workqueue:workqueue_execute_start": EventKind.BH_WORK_ENTRY,
+    "workqueue:workqueue_execute_end": EventKind.BH_WORK_EXIT,
+}
+TRACE_FLAG_SOFTIRQ = 0x10  # kernel/trace/trace.h
+
 # What `irqlab trace` enables: the interrupt path and the task a softirq ran in.
 DEFAULT_EVENTS: tuple[str, ...] = (
     "irq:irq_handler_entry", "irq:irq_handler_exit", "irq:softirq_raise", "irq:softirq_entry",
     "irq:softirq_exit", "sched:sched_switch",
 )
 OPTIONAL_EVENTS: tuple[str, ...] = (
-    "irq:tasklet_entry", "irq:tasklet_exit",
+    "irq:tasklet_entry", "irq:tasklet_exit", *BH_WORK,
     *(f"irq_vectors:{n}_{e}" for n in VECTOR_BY_ID for e in ("entry", "exit")),
 )
 
@@ -63,6 +74,7 @@ class Catalog:
     by_id: Mapping[int, EventFormat]
     common_type: Field
     common_pid: Field
+    common_flags: Field | None = None  # TRACE_FLAG_* of the context the event fired in
 
     @classmethod
     def of(cls, formats: Iterable[EventFormat]) -> Catalog:
@@ -70,7 +82,8 @@ class Catalog:
         if not fmts:
             raise TracefsUnavailable("no event formats to decode with")
         first = fmts[0]
-        return cls({f.id: f for f in fmts}, first.field("common_type"), first.field("common_pid"))
+        return cls({f.id: f for f in fmts}, first.field("common_type"), first.field("common_pid"),
+                   first.field("common_flags") if first.has("common_flags") else None)
 
     @classmethod
     def load(cls, events_dir: Path, names: Iterable[str]) -> Catalog:
@@ -141,10 +154,12 @@ def decode(buf, recs: Records, page_cpu: np.ndarray, catalog: Catalog, **meta) -
     for ident in np.nonzero(np.bincount(types))[0]:  # common_type is a u16: bincount beats unique
         fmt = catalog.by_id.get(int(ident))
         spec = SPECS.get(fmt.qualified) if fmt else None
-        if spec is None:
+        sel = np.nonzero(types == ident)[0]
+        if fmt is not None and fmt.qualified in BH_WORK:
+            sel = _bh_work(data, recs, sel, fmt, catalog, out, keep)  # what is left ran in a kworker
+        if spec is None or not sel.size:
             continue  # an event we did not ask for, or cannot place in the table
         kind, srcs = spec
-        sel = np.nonzero(types == ident)[0]
         offs, lens = recs.offset[sel], recs.length[sel]
         keep[sel] = True
         out["kind"][sel] = int(kind)
@@ -165,6 +180,21 @@ def decode(buf, recs: Records, page_cpu: np.ndarray, catalog: Catalog, **meta) -
     rows = rows[np.argsort(out["ts_ns"][rows], kind="stable")]
     return EventBatch(**{c: v[rows] for c, v in out.items()}, irq_names=names, comms=comms,
                       devices=tuple(devices), **meta)
+
+
+def _bh_work(data, recs: Records, sel: np.ndarray, fmt: EventFormat, catalog: Catalog, out: dict[str, np.ndarray],
+             keep: np.ndarray) -> np.ndarray:
+    """Fill the rows of a workqueue event that ran in softirq context as BH work; return the other rows."""
+    if catalog.common_flags is None or not fmt.has("function"):
+        return sel
+    offs = recs.offset[sel]
+    bh = (gather(data, offs, catalog.common_flags) & TRACE_FLAG_SOFTIRQ) != 0
+    rows = sel[bh]
+    keep[rows] = True
+    out["kind"][rows] = int(BH_WORK[fmt.qualified])
+    out["arg0"][rows] = gather(data, offs[bh], fmt.field("function"))
+    out["arg1"][rows] = gather(data, offs[bh], fmt.field("work"))
+    return sel[~bh]
 
 
 def _napi_devices(data, offs, lens, fmt: EventFormat, devices: list[str]) -> np.ndarray:
