@@ -14,8 +14,8 @@ from irqlab.model.snapshot import IrqInfo
 X = netns("x", 4026532400, 900, comm="udp-sink")
 
 
-def report(m: Machine, quiet=None, nohz=frozenset()):
-    return isolation_report(compute_rates(*m.pair()), quiet or {1: ("--cpus",)}, frozenset(nohz))
+def report(m: Machine, quiet=None, nohz=frozenset(), trace=None):
+    return isolation_report(compute_rates(*m.pair()), quiet or {1: ("--cpus",)}, frozenset(nohz), trace)
 
 
 def rps_onto_cpu1(**over) -> Machine:

@@ -3,7 +3,9 @@
 Input: the rates between two snapshots (read with net and threads), the CPUs declared quiet (with
 the declarations that say so) and which of them are nohz_full. The NET_RX causes come from the
 doctor's causal model (analysis/causes.py, `sources_of()`): RPS steering, a NIC queue's
-interrupt, a sender's backlog.
+interrupt, a sender's backlog. As root, a trace of the sample (analysis/isolation_trace.py) names
+who caused each offender: the function an IPI ran and its sender's call site, the timer and work
+functions that ran there.
 
 Verdict thresholds (docs/isolation.md):
 
@@ -30,6 +32,7 @@ import numpy as np
 from irqlab.analysis.actions import Action, irq_affinity_action, rps_action, task_affinity_action
 from irqlab.analysis.causes import Source, VectorTime, nic_queues, sources_of
 from irqlab.analysis.delta import Rates
+from irqlab.analysis.isolation_trace import TraceAttribution, Traced
 from irqlab.analysis.netdelta import NetRates, ThreadShare, net_rates, thread_shares
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.vectors import arch_meaning
@@ -60,13 +63,45 @@ ROW_CAUSES: dict[str, tuple[str, str]] = {
     "RES": ("rescheduling IPIs: tasks woken here from other CPUs, or the scheduler kicking this CPU",
             "keep only the workload's pinned task here (taskset, cpusets); isolcpus=domain,LIST (boot)"),
     "CAL": ("function-call IPIs (smp_call_function: membarrier, irq_work elsewhere, kernel code running on every CPU)",
-            "trace ipi:ipi_send_cpu to find the sender (not done by irqlab isolation yet)"),
+            "run irqlab isolation as root: it traces csd:csd_queue_cpu and ipi:ipi_send_cpu to name the function and its sender"),
     "TLB": ("TLB shootdowns: a process with threads on other CPUs changed its mappings (munmap, mprotect)",
             "keep the workload's threads off housekeeping CPUs, or its address space stable"),
     "IWI": ("irq_work raised here (perf, printk, RCU, the scheduler)", "nohz_full= (boot); find it with the irq_work tracepoints"),
     "NMI": ("non-maskable interrupts (perf counters, the NMI watchdog)", "sysctl -w kernel.nmi_watchdog=0 stops the watchdog"),
     "PMI": ("performance-monitoring interrupts (perf sampling)", "stop the perf session that samples this CPU"),
 }
+
+
+# Functions the trace names (a function-call IPI's function, a timer's or a work item's), what
+# each means on a quiet CPU and what removes it. Keys are kallsyms names without "+0x..".
+FUNCTION_CAUSES: dict[str, tuple[str, str]] = {
+    "rps_trigger_softirq": ("RPS: another CPU steers received packets here (net/core/dev.c)",
+                            "set the queue's rps_cpus to housekeeping CPUs (the NET_RX offender's fix)"),
+    "do_sync_core": ("kernel text patching (static keys, ftrace, kprobes, BPF trampolines): every CPU serialises",
+                     "do not toggle static keys, ftrace or BPF programs while the workload runs"),
+    "flush_tlb_func": ("TLB shootdown of a process with threads on this CPU",
+                       "keep the workload's threads off housekeeping CPUs, or its address space stable"),
+    "tick_nohz_handler": ("the scheduler tick (an hrtimer, kernel/time/tick-sched.c)",
+                          "boot with nohz_full=LIST and leave one runnable task on the CPU"),
+    "tick_nohz_lowres_handler": ("the scheduler tick (low-resolution mode)", "boot with nohz_full=LIST"),
+    "hrtimer_wakeup": ("a task here slept with nanosleep/clock_nanosleep and was woken (the workload itself, or a stray task)",
+                       "keep only the workload's task on the CPU (taskset, cpusets)"),
+    "process_timeout": ("a task here slept in schedule_timeout()", "keep only the workload's task on the CPU (taskset, cpusets)"),
+    "watchdog_timer_fn": ("the soft-lockup watchdog's hrtimer (kernel/watchdog.c)",
+                          "sysctl -w kernel.watchdog_cpumask=HOUSEKEEPING (or boot with nohz_full=, which excludes the CPU)"),
+    "vmstat_update": ("per-CPU VM statistics folding (mm/vmstat.c)",
+                      "nohz_full= (boot) lets an idle-looping CPU skip it; sysctl -w vm.stat_interval=N makes it rarer"),
+    "delayed_work_timer_fn": ("the timer of a delayed work item queued on this CPU", "see the work item it queues (work below)"),
+    "blk_mq_run_work_fn": ("a block device's queue run in kblockd on this CPU", "move the disk's queue IRQ; isolcpus=managed_irq for managed ones"),
+    "lru_add_drain_per_cpu": ("lru_add_drain_all(): a drain of this CPU's page lists", "avoid mlock/munmap-heavy work on other CPUs while the workload runs"),
+}
+WORK_HINT = ("unbound work: echo {mask} > /sys/devices/virtual/workqueue/cpumask keeps it on housekeeping CPUs; "
+             "per-CPU work follows the task, timer or interrupt that queues it here")
+
+
+def function_cause(what: str) -> tuple[str, str]:
+    """(meaning, hint) of a traced function ("rps_trigger_softirq+0x0" -> its row); ("", "") unknown."""
+    return FUNCTION_CAUSES.get(what.partition("+")[0], ("", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +117,7 @@ class Allowed:
 class Offender:
     """One class of interruption that landed on the CPU during the sample."""
 
-    kind: str  # "irq", "timer", "ipi", "softirq", "arch"
+    kind: str  # "irq", "timer", "ipi", "softirq", "arch", "work" (traced)
     name: str  # "IRQ 38 virtio2-input.0", "LOC", "CAL", "NET_RX"
     rate_per_s: float
     threshold_per_s: float
@@ -114,6 +149,8 @@ class IsolationReport:
     interval_s: float
     housekeeping: tuple[int, ...]
     cpus: tuple[CpuIsolation, ...]
+    trace: TraceAttribution | None = None  # None: not traced (trace_note says why)
+    trace_note: str = ""
 
 
 # --- what may land ----------------------------------------------------------------------------
@@ -281,7 +318,54 @@ def _landed(cpu: int, nohz: bool, rates: Rates, net: NetRates | None, threads: t
     return sorted(out, key=lambda o: -o.rate_per_s)
 
 
-def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_full: frozenset[int]) -> IsolationReport:
+# --- who caused it: the trace --------------------------------------------------------------------
+
+# Which traced sources explain which offender: (offender kind, name) -> traced kinds.
+TRACED_FOR: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ipi", "CAL"): ("call",), ("ipi", "TLB"): ("call",), ("ipi", "RES"): ("resched",),
+    ("timer", "LOC"): ("hrtimer",), ("softirq", "TIMER"): ("timer",), ("softirq", "HRTIMER"): ("hrtimer",),
+    ("softirq", "NET_RX"): ("call",),
+}
+
+
+def _traced_list(ts: tuple[Traced, ...], limit: int = 3) -> str:
+    more = f", {len(ts) - limit} more" if len(ts) > limit else ""
+    return ", ".join(f"{t.text} {format_rate(t.rate_per_s)}/s" for t in ts[:limit]) + more
+
+
+def _with_trace(o: Offender, ts: tuple[Traced, ...]) -> Offender:
+    """The offender with the traced sources that explain it in its cause, and the first one's hint."""
+    if o.kind == "softirq" and o.name == "NET_RX":
+        ts = tuple(t for t in ts if t.what.startswith("rps_trigger_softirq"))
+    elif o.name == "TLB":
+        ts = tuple(t for t in ts if t.what.startswith("flush_tlb_func"))
+    if not ts:
+        return o
+    meaning, hint = function_cause(ts[0].what)
+    cause = f"{o.cause}; traced: {_traced_list(ts)}" + (f" ({meaning})" if meaning and o.name != "NET_RX" else "")
+    keep = o.action is not None or o.name in ("NET_RX", "LOC") or not hint
+    return Offender(o.kind, o.name, o.rate_per_s, o.threshold_per_s, cause, o.action, o.hint if keep else hint)
+
+
+def _work_offenders(work: tuple[Traced, ...], hk: tuple[int, ...]) -> list[Offender]:
+    out = []
+    for t in work:
+        meaning, hint = function_cause(t.what)
+        cause = f"workqueue function {t.what} ran here in a kworker" + (f": {meaning}" if meaning else "")
+        out.append(Offender("work", t.what, t.rate_per_s, QUIET_RATE_PER_S, cause,
+                            hint=hint or WORK_HINT.format(mask=format_cpumask(hk) if hk else "MASK")))
+    return out
+
+
+def _attributed(landed: list[Offender], cpu: int, trace: TraceAttribution, hk: tuple[int, ...]) -> list[Offender]:
+    out = [_with_trace(o, trace.of(cpu, *TRACED_FOR[(o.kind, o.name)])) if (o.kind, o.name) in TRACED_FOR else o
+           for o in landed]
+    out += _work_offenders(trace.of(cpu, "work"), hk)
+    return sorted(out, key=lambda o: -o.rate_per_s)
+
+
+def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_full: frozenset[int],
+                     trace: TraceAttribution | None = None, trace_note: str = "") -> IsolationReport:
     """Each declared-quiet CPU: what may land there, what did during the sample, and a verdict.
 
     The network state and the threads, when the snapshots carry them, feed the NET_RX causes as
@@ -296,6 +380,8 @@ def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_fu
     cpus = []
     for cpu, why in sorted(quiet.items()):
         landed = _landed(cpu, cpu in nohz_full, rates, net, threads, qset, hk)
+        if trace is not None:
+            landed = _attributed(landed, cpu, trace, hk)
         cpus.append(CpuIsolation(cpu, why, cpu in nohz_full, allowed_on(cpu, rates),
                                  tuple(o for o in landed if o.over), tuple(o for o in landed if not o.over)))
-    return IsolationReport(rates.interval_s, hk, tuple(cpus))
+    return IsolationReport(rates.interval_s, hk, tuple(cpus), trace, trace_note)

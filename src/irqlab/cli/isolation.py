@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from irqlab.cli import common
 
 if TYPE_CHECKING:
+    from irqlab.analysis.isolation_trace import TraceAttribution
     from irqlab.sources.fs import Roots
+    from irqlab.tracer.lifecycle import Tracer
 
 PARSER_KW = dict(
     description="Take the CPUs meant to be quiet (isolcpus=, nohz_full=, rcu_nocbs=, irqaffinity= "
@@ -54,6 +58,36 @@ def declared(roots: Roots, cpus_arg: str | None, online: tuple[int, ...]) -> tup
     return {c: ("--cpus", *declared.get(c, ())) for c in cpus}, nohz
 
 
+@contextmanager
+def _tracer() -> Iterator[tuple[Tracer | None, str]]:
+    """The tracefs tracer of irqlab isolation's events (root), or None and the one line that says why not."""
+    import os
+
+    from irqlab.analysis.isolation_trace import ISOLATION_EVENTS, ISOLATION_OPTIONAL
+    from irqlab.errors import TracefsUnavailable
+    from irqlab.tracer.lifecycle import EventSet, open_tracer
+
+    if os.geteuid() != 0:
+        yield None, ("who caused each interruption is not traced: attribution needs root "
+                     "(tracepoints ipi:*, csd:csd_queue_cpu, timer:*, workqueue:*, irq:*)")
+        return
+    try:
+        tracer = open_tracer("tracefs", events=EventSet(ISOLATION_EVENTS, ISOLATION_OPTIONAL), buffer_kb=4096)
+    except TracefsUnavailable as exc:
+        yield None, f"who caused each interruption is not traced: {exc}"
+        return
+    with tracer:
+        yield tracer, ""
+
+
+def _attribution(tracer: Tracer, cpus: tuple[int, ...]) -> TraceAttribution:
+    from irqlab.analysis.isolation_trace import attribute
+
+    tracer.stop()
+    batch = tracer.events()
+    return attribute(batch, cpus, batch.window_ns / 1e9)
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
@@ -70,12 +104,16 @@ def run(args: argparse.Namespace) -> int:
     roots = Roots()  # a live sample: a capture is one instant, and has no /proc/cmdline
     quiet, nohz = declared(roots, args.cpus, read_host(roots).online_cpus or ())
     sampler = Sampler(roots, SampleSpec(irqinfo=True, tasks=True, net=True, netns=True, threads=True))
-    first = sampler.take()
-    if sys.stderr.isatty() and not args.json:
-        print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
-    time.sleep(args.duration)
-    rates = compute_rates(first, sampler.take())
-    report = isolation_report(rates, quiet, nohz)
+    with _tracer() as (tracer, note):
+        if tracer is not None:
+            tracer.start()
+        first = sampler.take()
+        if sys.stderr.isatty() and not args.json:
+            print(f"sampling for {args.duration:g} s ...", file=sys.stderr, flush=True)
+        time.sleep(args.duration)
+        rates = compute_rates(first, sampler.take())
+        attribution = _attribution(tracer, tuple(quiet)) if tracer is not None else None
+    report = isolation_report(rates, quiet, nohz, attribution, note)
     code = EXIT_WARNING if any(c.verdict == "noisy" for c in report.cpus) else EXIT_OK
     if args.json:
         from irqlab.outputs.isolation_json import isolation_json

@@ -26,6 +26,11 @@ Columns by kind (arg0, arg1, arg2); `pid` is always the task that was current on
 | HRTIMER_EXPIRE | timer:hrtimer_expire_entry                  | hrtimer address | now (base clock ns) | function address |
 | BH_WORK_ENTRY  | workqueue:workqueue_execute_start in softirq context (a BH workqueue, Linux >= 6.9) | function address | work address | - |
 | BH_WORK_EXIT   | workqueue:workqueue_execute_end in softirq context | function address | work address | - |
+| IPI_SEND       | ipi:ipi_send_cpu (on the sender's CPU)      | target cpu    | callsite address | callback address (0: reschedule) |
+| IPI_SEND_MASK  | ipi:ipi_send_cpumask (on the sender's CPU)  | target CPUs 0-62 as bits | callsite address | callback address |
+| WORK_EXECUTE   | workqueue:workqueue_execute_start           | function address | work address | - |
+| TIMER_EXPIRE   | timer:timer_expire_entry                    | function address | timer address | - |
+| CSD_QUEUE      | csd:csd_queue_cpu (on the sender's CPU)     | target cpu    | callsite address | function address |
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ class EventKind(IntEnum):
     NAPI_POLL = 12
     TIMER_WAKE = 13
     HRTIMER_EXPIRE = 14
+    IPI_SEND = 15
+    IPI_SEND_MASK = 16
+    WORK_EXECUTE = 17
+    TIMER_EXPIRE = 18
+    CSD_QUEUE = 19
     # Work items of a BH workqueue (WQ_BH, Linux >= 6.9, commit 4cb1ef64609f): they run in softirq
     # context, inside TASKLET or HI, where tasklets ran before (kernel/workqueue.c bh_worker()).
     BH_WORK_ENTRY = 19
@@ -123,7 +133,7 @@ class EventBatch:
     arg2: np.ndarray
     irq_names: dict[int, str] = field(default_factory=dict)  # irq -> action name
     comms: dict[int, str] = field(default_factory=dict)  # pid -> comm
-    symbols: dict[int, str] = field(default_factory=dict)  # tasklet function address -> symbol
+    symbols: dict[int, str] = field(default_factory=dict)  # tasklet, timer, work, IPI address -> symbol
     devices: tuple[str, ...] = ()  # NAPI device names, indexed by arg2
     lost: dict[int, int] = field(default_factory=dict)  # cpu -> events the kernel dropped
     start_ns: int = 0  # the window the batch covers, on the trace clock

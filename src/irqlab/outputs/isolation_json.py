@@ -7,6 +7,7 @@ from typing import Any
 from irqlab import __version__
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.isolation import CpuIsolation, IsolationReport, Offender
+from irqlab.analysis.isolation_trace import TraceAttribution
 from irqlab.outputs.doctor_json import action_json
 from irqlab.outputs.jsonout import SCHEMA_VERSION, num
 
@@ -34,6 +35,16 @@ def cpu_json(c: CpuIsolation) -> dict[str, Any]:
     }
 
 
+def attribution_json(t: TraceAttribution) -> dict[str, Any]:
+    return {
+        "window_s": num(t.window_s),
+        "lost_events": t.lost,
+        "cpus": {str(cpu): [{"kind": x.kind, "what": x.what, "site": x.site or None, "senders": list(x.senders),
+                             "count": x.count, "rate_per_s": num(x.rate_per_s)} for x in ts]
+                 for cpu, ts in sorted(t.by_cpu.items())},
+    }
+
+
 def isolation_json(report: IsolationReport, rates: Rates, exit_code: int) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
@@ -42,5 +53,7 @@ def isolation_json(report: IsolationReport, rates: Rates, exit_code: int) -> dic
         "interval_s": num(report.interval_s),
         "host": {"hostname": rates.after.host.hostname or None, "kernel": rates.after.host.kernel or None},
         "housekeeping": list(report.housekeeping),
+        "attribution": attribution_json(report.trace) if report.trace is not None else None,
+        "attribution_note": report.trace_note or None,
         "cpus": {str(c.cpu): cpu_json(c) for c in report.cpus},
     }
