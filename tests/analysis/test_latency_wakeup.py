@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irqlab.analysis.wakeup import deadlines_ns, kernel_wakeups, match, wakeup_report
+from irqlab.analysis.wakeup import deadlines_ns, kernel_wakeups, match, summarize_matched, wakeup_report
 from irqlab.model.events import EventBatch, EventKind, TraceEvent
 
 PID, OTHER = 4242, 777
@@ -89,13 +89,14 @@ def test_the_text_table_puts_kernel_parts_beside_the_user_figure_and_says_what_i
 
     evs = chain(0, START + INTERVAL, 7_000, 13_000) + chain(0, START + 2 * INTERVAL, 5_000, 9_000)
     samples = np.array([25_000, 17_000, 30_000], np.int64)  # the third wake-up is not in the trace
-    lines = wakeup_lines(wakeup_report(EventBatch.from_events(evs), [(0, PID, samples)], START, INTERVAL))
+    (w,) = wakeup_report(EventBatch.from_events(evs), [(0, PID, samples)], START, INTERVAL)
+    lines = wakeup_lines([summarize_matched(w)])
     head, row = lines[1].split(), lines[2].split()
     cell = dict(zip(head, row))
-    assert cell["WAKEUPS"] == "3" and cell["MATCHED"] == "2"
+    assert cell["WAKEUPS"] == "3" and cell["TIMED"] == "2"
     assert (cell["IRQ_AVG_us"], cell["THREAD_AVG_us"], cell["KERNEL_AVG_us"]) == ("6.0", "11.0", "17.0")
     assert (cell["USER_AVG_us"], cell["RETURN_AVG_us"]) == ("21.0", "4.0")
-    assert lines[3] == "# CPU 0: 1 wake-ups not in the trace (events lost, or outside the window)"
+    assert lines[3] == "# CPU 0: 1 wake-ups whose timer expiry the kernel side did not see (events lost, or outside the window)"
 
 
 def test_a_waking_without_a_switch_in_of_its_own_does_not_borrow_the_next_one():

@@ -35,6 +35,7 @@ def parse(*argv: str):
     (["-a", "4000"], "CPU 4000"),
     (["--explain-over", "-1"], "--explain-over"),
     (["--kernel", "--budget", "b.toml"], "--kernel: not with --budget"),
+    (["--kernel", "--kernel-backend", "bpf", "--explain"], "--kernel-backend bpf: not with --explain"),
 ])
 def test_bad_options_are_one_line_and_exit_64(argv, what, capsys):
     assert main(["latency", *argv]) == EXIT_USAGE
@@ -283,11 +284,12 @@ def _irqlab_instances() -> list[str]:
 def test_kernel_timing_meets_every_wake_up_below_its_user_figure_and_leaves_nothing_open():
     from irqlab.cli import latency
 
-    args = parse("latency", "-D", "2", "-i", "1000", "--kernel")
+    args = parse("latency", "-D", "2", "-i", "1000", "--kernel", "--kernel-backend", "tracefs")
     cpus = latency.selected_cpus(args)
+    args.kernel_source, args.kernel_fallback = latency.kernel_backend(args)
     run, batch, _own = latency.measure_once(args, cpus, 1_000_000, 2000, 95, None)
     assert args.dma_state == "held at 0 us" and batch.complete
-    for w in latency.kernel_wakeups(run, batch):
+    for w in latency.kernel_matched(run, batch):
         assert w.samples > 1900, f"CPU {w.cpu}: the probe measured only {w.samples} wake-ups"
         # Every wake-up is in the trace; a few have no switch-in event: on this VM the kernel never
         # records a sched_switch away from the guest agent's tokio-rt-worker threads (pids 98-105;
@@ -303,10 +305,57 @@ def test_kernel_timing_meets_every_wake_up_below_its_user_figure_and_leaves_noth
 @root
 @pytest.mark.live
 def test_kernel_json_gives_each_cpu_its_parts_beside_the_user_figure(capsys):
-    assert main(["latency", "-l", "300", "-a", "0", "--kernel", "--json"]) == EXIT_OK
+    assert main(["latency", "-l", "300", "-a", "0", "--kernel", "--kernel-backend", "tracefs", "--json"]) == EXIT_OK
     doc = json.loads(capsys.readouterr().out)
+    assert doc["kernel_wakeup"]["source"] == "tracefs" and doc["kernel_wakeup"]["trace_complete"]
     k = doc["kernel_wakeup"]["cpus"]["0"]
     assert k["matched"] + k["no_switch_in"] == k["wakeups"] == doc["latency"]["cpus"]["0"]["samples"]
     assert k["unmatched"] == k["no_switch_in"] and k["kernel_above_user"] == 0
     assert k["irq"]["avg_us"] + k["thread"]["avg_us"] == pytest.approx(k["kernel"]["avg_us"], abs=0.002)
     assert 0 < k["return"]["avg_us"] == pytest.approx(k["user"]["avg_us"] - k["kernel"]["avg_us"], abs=0.002)
+
+
+def test_kernel_timing_takes_bpf_when_permitted_and_says_why_when_it_falls_back_to_tracefs(monkeypatch):
+    from irqlab.bpf import backend
+    from irqlab.bpf.syscall import BpfUnavailable
+    from irqlab.cli import latency
+
+    monkeypatch.setattr(backend, "check_permitted", lambda: None)
+    assert latency.kernel_backend(parse("latency", "--kernel")) == ("bpf", None)
+    assert latency.kernel_backend(parse("latency")) == (None, None)
+    assert latency.kernel_backend(parse("latency", "--kernel", "--kernel-backend", "tracefs")) == ("tracefs", None)
+    src, why = latency.kernel_backend(parse("latency", "--kernel", "--explain"))
+    assert src == "tracefs" and "--explain traces it anyway" in why
+    src, why = latency.kernel_backend(parse("latency", "--kernel", "--hist-limit", "100000"))
+    assert src == "tracefs" and "--hist-limit 100000 us is more buckets than a map element holds" in why
+    monkeypatch.setattr(backend, "check_permitted", lambda: "Operation not permitted (needs root or CAP_BPF+CAP_PERFMON)")
+    src, why = latency.kernel_backend(parse("latency", "--kernel"))
+    assert src == "tracefs" and why == ("BPF not used (Operation not permitted (needs root or CAP_BPF+CAP_PERFMON)); "
+                                        "kernel timing from the tracefs trace window")
+    with pytest.raises(BpfUnavailable, match="--kernel-backend bpf: Operation not permitted"):
+        latency.kernel_backend(parse("latency", "--kernel", "--kernel-backend", "bpf"))
+
+
+def test_kernel_table_names_its_source_and_the_fallback_reason():
+    from irqlab.analysis.wakeup import summarize_bpf
+    from irqlab.model.histogram import Histogram
+    from irqlab.outputs.latency_json import wakeup_json
+    from irqlab.outputs.latency_text import wakeup_lines
+
+    def hist(*v):
+        h = Histogram()
+        h.add_many(np.array(v, np.int64))
+        return h
+
+    parts = {"irq": {0: hist(4_000, 6_000)}, "thread": {0: hist(10_000, 12_000)}, "kernel": {0: hist(14_000, 18_000)}}
+    ws = summarize_bpf([(0, 9, np.array([20_000, 22_000, 40_000], np.int64))], parts, {"no_switch_in": {0: 1}})
+    text = "\n".join(wakeup_lines(ws))
+    assert "(in-kernel BPF histograms)" in text and "for all its wake-ups" in text
+    assert "# CPU 0: 1 wake-ups without a switch-in" in text and "did not see" not in text
+    row = next(line for line in text.splitlines() if line.startswith("0 "))
+    assert row.split()[:5] == ["0", "3", "2", "5.0", "6.0"]
+    assert "# BPF not used (x)" in "\n".join(wakeup_lines(ws, "BPF not used (x)"))
+    doc = wakeup_json(ws)["0"]
+    assert (doc["source"], doc["wakeups"], doc["matched"], doc["not_seen"], doc["kernel_above_user"]) == ("bpf", 3, 2, 0, None)
+    assert doc["kernel"] == {"count": 2, "avg_us": 16.0, "p99_us": 18.0, "max_us": 18.0}
+    assert doc["return"]["avg_us"] == pytest.approx(27.333 - 16.0, abs=0.001)

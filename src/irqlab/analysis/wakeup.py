@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irqlab.model.events import EventBatch, EventKind
+from irqlab.model.histogram import Histogram
 
 
 def deadlines_ns(samples_ns: np.ndarray, start_ns: int, interval_ns: int) -> np.ndarray:
@@ -114,3 +115,66 @@ def wakeup_report(batch: EventBatch, runs: Sequence[tuple[int, int, np.ndarray]]
                   interval_ns: int) -> tuple[CpuWakeups, ...]:
     """Per CPU (cpu, pid, samples), the kernel timing of every wake-up the probe measured."""
     return tuple(match(cpu, pid, s, deadlines_ns(s, start_ns, interval_ns), batch) for cpu, pid, s in runs)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class WakeupSummary:
+    """One CPU's kernel-timed wake-ups as histograms (ns), from either backend, beside the probe's figure.
+
+    From the trace window (tracefs) each wake-up is met with the probe's sample of the same
+    deadline, so `user` holds those samples and `kernel_above_user` is counted wake-up by
+    wake-up. From the BPF backend the kernel keeps only histograms: `user` holds all the
+    probe's samples and `kernel_above_user` is None (not known per wake-up).
+    """
+
+    cpu: int
+    pid: int
+    samples: int  # the probe's wake-ups
+    irq: Histogram  # deadline -> hrtimer expiry
+    thread: Histogram  # hrtimer expiry -> switch-in
+    kernel: Histogram  # deadline -> switch-in
+    user: Histogram  # the probe's figure
+    no_switch_in: int  # timer wake-ups the kernel did not switch in (the probe was still running, or untraced)
+    not_seen: int  # probe wake-ups whose expiry the kernel side never saw (lost, outside the window)
+    kernel_above_user: int | None
+    source: str  # "bpf" or "tracefs"
+
+    @property
+    def timed(self) -> int:
+        return self.kernel.count
+
+
+def _hist(values: np.ndarray, bucket_ns: int, limit_ns: int) -> Histogram:
+    h = Histogram(bucket_ns, limit_ns)
+    h.add_many(np.asarray(values, dtype=np.int64))
+    return h
+
+
+def summarize_matched(w: CpuWakeups, bucket_ns: int = 1_000, limit_ns: int = 1_000_000) -> WakeupSummary:
+    """The trace window's matched wake-ups as histograms (user: the samples of the same deadlines)."""
+    return WakeupSummary(w.cpu, w.pid, w.samples, _hist(w.irq_ns, bucket_ns, limit_ns), _hist(w.thread_ns, bucket_ns, limit_ns),
+                         _hist(w.kernel_ns, bucket_ns, limit_ns), _hist(w.user_ns, bucket_ns, limit_ns), w.no_switch_in,
+                         max(w.unmatched_user - w.no_switch_in, 0), w.kernel_above_user, "tracefs")
+
+
+def _part(parts: dict[str, dict[int, Histogram]], name: str, cpu: int, bucket_ns: int, limit_ns: int) -> Histogram:
+    h = parts.get(name, {}).get(cpu)
+    return h if h is not None else Histogram(bucket_ns, limit_ns)
+
+
+def summarize_bpf(runs: Sequence[tuple[int, int, np.ndarray]], parts: dict[str, dict[int, Histogram]],
+                  counters: dict[str, dict[int, int]], bucket_ns: int = 1_000, limit_ns: int = 1_000_000) -> tuple[WakeupSummary, ...]:
+    """Per probe (cpu, pid, samples): the in-kernel histograms of the CPU it ran on.
+
+    Counters are per CPU that counted them: starts, switch-ins and no_switch_in on the probe's
+    CPU; an expiry on the CPU whose timer interrupt ran it, so the wake-ups whose expiry was not
+    seen are the samples neither timed nor left without a switch-in.
+    """
+    out = []
+    for cpu, pid, samples in runs:
+        irq, thread, kernel = (_part(parts, name, cpu, bucket_ns, limit_ns) for name in ("irq", "thread", "kernel"))
+        n = int(np.asarray(samples).size)
+        no_switch = counters.get("no_switch_in", {}).get(cpu, 0)
+        out.append(WakeupSummary(cpu, pid, n, irq, thread, kernel, _hist(samples, bucket_ns, limit_ns),
+                                 no_switch, max(n - kernel.count - no_switch, 0), None, "bpf"))
+    return tuple(out)

@@ -51,8 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explain-top", type=int, default=3, metavar="N", help="print the N worst breaches in full (default 3)")
     p.add_argument("--buffer-kb", type=int, default=8192, metavar="KB", help="trace buffer per CPU for --explain (default 8192)")
     p.add_argument("--kernel", action="store_true",
-                   help="also time each wake-up from kernel events (root, tracefs): timer IRQ latency (deadline -> "
-                   "hrtimer expiry), thread latency (expiry -> switch-in) and their sum, beside the probe's own figure")
+                   help="also time each wake-up from kernel events (root): timer IRQ latency (deadline -> "
+                   "hrtimer expiry), thread latency (expiry -> switch-in) and their sum, beside the probe's own figure; "
+                   "in-kernel BPF histograms, or the tracefs trace window when BPF is unavailable or with --explain")
+    p.add_argument("--kernel-backend", choices=("auto", "bpf", "tracefs"), default="auto",
+                   help="where --kernel times wake-ups (default auto: bpf when permitted, else tracefs with the reason)")
     p.add_argument("--irq-threads", action="store_true", help="list irq/N-name threads against the probe's priority (no measurement unless -D/-l/--budget)")
     p.add_argument("--no-dma-latency", dest="dma_latency", action="store_false", default=None,
                    help="do not hold /dev/cpu_dma_latency at 0 us while measuring (by default it is held, as "
@@ -90,6 +93,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--hist-limit {args.hist_limit}: must be 1..1000000 us")
     if args.explain_over is not None and not 0 < args.explain_over <= 10_000_000:
         raise UsageError(f"--explain-over {args.explain_over:g}: must be more than 0 us")
+    if args.kernel_backend == "bpf" and args.explain:
+        raise UsageError("--kernel-backend bpf: not with --explain (which times wake-ups from its trace window)")
     if args.kernel and args.budget:
         raise UsageError("--kernel: not with --budget (budgets judge the probe's own figures)")
     if not 64 <= args.buffer_kb <= 1 << 20:
@@ -148,28 +153,79 @@ def _note_once(runs, policy: str) -> None:
         print(f"irqlab latency: memory not locked (mlockall: {lock}); page faults may show as latency", file=sys.stderr)
 
 
+def kernel_backend(args) -> tuple[str | None, str | None]:
+    """(where --kernel times wake-ups, why not BPF when auto fell back); (None, None) without --kernel."""
+    from irqlab.bpf.backend import check_permitted
+    from irqlab.bpf.syscall import BpfUnavailable
+
+    if not args.kernel:
+        return None, None
+    if args.kernel_backend == "tracefs":
+        return "tracefs", None
+    if args.explain:  # the window is traced anyway: its timestamps are the breach breakdown's too
+        return "tracefs", "kernel timing from the trace window (--explain traces it anyway)"
+    reason = check_permitted() or _hist_too_big(args)
+    if reason is None:
+        return "bpf", None
+    if args.kernel_backend == "bpf":
+        raise BpfUnavailable(f"--kernel-backend bpf: {reason}")
+    return "tracefs", f"BPF not used ({reason}); kernel timing from the tracefs trace window"
+
+
+def _hist_too_big(args) -> str | None:
+    from irqlab.bpf.backend import MAX_VALUE_BYTES
+    from irqlab.bpf.wakeup_hist import series_layout
+
+    lay = series_layout(_kernel_layout(args))
+    return f"--hist-limit {args.hist_limit} us is more buckets than a map element holds" if lay.words * 8 > MAX_VALUE_BYTES else None
+
+
+def _kernel_layout(args):
+    from irqlab.model.trace_result import HistogramLayout
+
+    return HistogramLayout(1_000, args.hist_limit * 1000)
+
+
 def measure_once(args, cpus, interval_ns: int, loops: int, priority: int, explain_over_ns: int | None):
-    """One probe run (with tracing around it for --explain): (ProbeRun, EventBatch|None, own tids)."""
+    """One probe run (with tracing around it for --explain): (ProbeRun, EventBatch|None, own tids).
+
+    With --kernel on the BPF backend, the programs are loaded before the probe starts and
+    their maps read after it ends into args.kernel_counts (a bpf.wakeup_hist.WakeupCounts).
+    """
     from contextlib import ExitStack
 
     from irqlab.probe.runner import measure
 
     progress = Progress(loops * interval_ns / 1e9) if sys.stderr.isatty() and not args.json else None
+    backend = getattr(args, "kernel_source", None)
     with ExitStack() as stack:
         args.dma_state = hold_dma(args, stack)
-        tracer = stack.enter_context(_tracer(args, cpus)) if args.explain or args.kernel else None
+        tracer = stack.enter_context(_tracer(args, cpus)) if args.explain or backend == "tracefs" else None
+        hist = None
+        if backend == "bpf":
+            from irqlab.bpf.wakeup_hist import WakeupHist
+
+            hist = stack.enter_context(WakeupHist(_kernel_layout(args)))
         own: dict[int, str] = {}
 
         def start_tracing(pids: dict[int, int]) -> None:
-            tracer.start()
-            own.update(own_threads())  # the reader thread exists from here on
+            if hist is not None:
+                hist.add_probes(pids)
+            if tracer is not None:
+                tracer.start()
+                own.update(own_threads())  # the reader thread exists from here on
 
         try:
             run = measure(cpus, interval_ns, loops, args.policy, priority, explain_over_ns, on_progress=progress,
-                          before_start=start_tracing if tracer else None)
+                          before_start=start_tracing if tracer or hist else None)
         finally:
             if progress:
                 progress.clear()
+        if hist is not None:
+            from irqlab.bpf.wakeup_hist import settle
+
+            settle()
+            args.kernel_counts = hist.read()
         if tracer is None:
             return run, None, {}
         tracer.stop()
@@ -206,7 +262,7 @@ def _tracer(args, cpus):
     from irqlab.tracer.lifecycle import LATENCY_EVENTS, EventSet, open_tracer
 
     events = LATENCY_EVENTS if args.explain else EventSet(())
-    if args.kernel:  # the probe's own chain: expiry -> waking -> switch-in
+    if getattr(args, "kernel_source", None) == "tracefs":  # the probe's own chain: expiry -> waking -> switch-in
         events = EventSet(tuple(dict.fromkeys(events.required + WAKEUP_EVENTS)), events.optional)
     # A drain every 0.5 s, not the default 0.1 s: reading trace_pipe_raw runs on the measured
     # CPUs too, and its time shows up in the breakdown under irqlab's own name (own_threads()).
@@ -303,12 +359,15 @@ def _single(args, cpus) -> int:
     loops = loops_of(interval_ns, duration, args.loops)
     over_ns = int((args.explain_over or 50) * 1000) if args.explain else None
     comms = task_comms() if args.explain else {}
+    args.kernel_source, args.kernel_fallback = kernel_backend(args)
+    if args.kernel_fallback and not args.json:
+        print(f"irqlab latency: {args.kernel_fallback}", file=sys.stderr)
     run, batch, own = measure_once(args, cpus, interval_ns, loops, args.priority, over_ns)
     _note_once(run, args.policy)
     report = summarize({r.cpu: r.samples_ns for r in run.cpus}, {r.cpu: r.missed for r in run.cpus},
                        limit_ns=args.hist_limit * 1000)
     exps, blame = explain_run(run, batch, comms, own) if args.explain else (None, None)
-    wakeups = kernel_wakeups(run, batch) if args.kernel else None
+    wakeups = kernel_wakeups(args, run, batch) if args.kernel else None
     notes = _thread_notes(cpus, run.cpus[0].policy, run.cpus[0].priority) if args.irq_threads else None
     if args.json:
         _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, batch, wakeups)
@@ -322,11 +381,23 @@ def _trace_line(batch, over_ns: int, exps) -> str:
     return f"# {len(exps)} wake-ups later than {over_ns / 1000:g} us explained from {len(batch)} trace events ({state})"
 
 
-def kernel_wakeups(run, batch):
-    """The kernel's timing of every probe wake-up (--kernel), per CPU."""
+def kernel_matched(run, batch):
+    """The trace window's timing of every probe wake-up, met with the probe's samples, per CPU."""
     from irqlab.analysis.wakeup import wakeup_report
 
     return wakeup_report(batch, [(r.cpu, r.pid, r.samples_ns) for r in run.cpus], run.start_ns, run.interval_ns)
+
+
+def kernel_wakeups(args, run, batch):
+    """The kernel's timing of the probe's wake-ups (--kernel), per CPU, from whichever backend ran."""
+    from irqlab.analysis.wakeup import summarize_bpf, summarize_matched
+
+    layout = _kernel_layout(args)
+    if args.kernel_source == "bpf":
+        c = args.kernel_counts
+        return summarize_bpf([(r.cpu, r.pid, r.samples_ns) for r in run.cpus], c.parts, c.counters,
+                             layout.bucket_ns, layout.limit_ns)
+    return tuple(summarize_matched(w, layout.bucket_ns, layout.limit_ns) for w in kernel_matched(run, batch))
 
 
 def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns, batch, wakeups) -> None:
@@ -344,8 +415,8 @@ def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns
     if args.hist:
         out += [""] + lt.hist_lines(report, args.hist)
     if wakeups is not None:
-        out += [""] + lt.wakeup_lines(wakeups)
-        if not batch.complete:
+        out += [""] + lt.wakeup_lines(wakeups, args.kernel_fallback)
+        if batch is not None and args.kernel_source == "tracefs" and not batch.complete:
             out.append(f"# trace: LOST EVENTS on CPU {','.join(str(c) for c, n in sorted(batch.lost.items()) if n)}")
     if exps is not None:
         out += ["", _trace_line(batch, over_ns, exps)]
@@ -370,7 +441,11 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
         explained = {"over_us": args.explain_over or 50, "trace_events": len(batch), "trace_complete": batch.complete,
                      "breaches": [lj.explanation_json(e) for e in exps[: max(args.explain_top, 0)]],
                      "summary": lj.blame_json(blame), "count": len(exps)}
-    kernel = None if wakeups is None else {"trace_complete": batch.complete, "cpus": lj.wakeup_json(wakeups)}
+    kernel = None
+    if wakeups is not None:
+        kernel = {"source": args.kernel_source, "fallback": args.kernel_fallback, "cpus": lj.wakeup_json(wakeups)}
+        if args.kernel_source == "tracefs":
+            kernel["trace_complete"] = batch.complete
     _print_json(lj.document(meta, probe=probe_json(run), latency=lj.report_json(report), explain=explained,
                             kernel_wakeup=kernel,
                             irq_threads=None if notes is None else lj.threads_json(notes)))

@@ -7,7 +7,7 @@ from typing import Any
 
 from irqlab import __version__
 from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
-from irqlab.analysis.wakeup import CpuWakeups
+from irqlab.analysis.wakeup import WakeupSummary
 
 SCHEMA_VERSION = 1
 
@@ -60,14 +60,20 @@ def document(meta: dict[str, Any], **sections: Any) -> dict[str, Any]:
             **{k: v for k, v in sections.items() if v is not None}}
 
 
-def _part(a) -> dict[str, Any]:
-    return {"avg_us": _us(float(a.mean())) if a.size else None, "max_us": _us(int(a.max())) if a.size else None}
+def _part(h) -> dict[str, Any]:
+    s = h.stats()
+    return {"count": s.count, "avg_us": _us(s.avg_ns), "p99_us": _us(s.p99_ns), "max_us": _us(s.max_ns)}
 
 
-def wakeup_json(wakeups: Sequence[CpuWakeups]) -> dict[str, Any]:
-    """Per CPU: kernel-timed wake-ups, their parts, and the probe's figure for the same ones."""
-    return {str(w.cpu): {"pid": w.pid, "wakeups": w.samples, "matched": int(w.deadline_ns.size),
-                         "unmatched": w.unmatched_user, "no_switch_in": w.no_switch_in,
-                         "kernel_above_user": w.kernel_above_user,
-                         "irq": _part(w.irq_ns), "thread": _part(w.thread_ns), "kernel": _part(w.kernel_ns),
-                         "user": _part(w.user_ns), "return": _part(w.user_ns - w.kernel_ns)} for w in wakeups}
+def wakeup_json(wakeups: Sequence[WakeupSummary]) -> dict[str, Any]:
+    """Per CPU: kernel-timed wake-ups, their parts, and the probe's figure (tracefs: for the same ones)."""
+    out = {}
+    for w in wakeups:
+        k, u = w.kernel.stats(), w.user.stats()
+        ret = None if k.avg_ns is None or u.avg_ns is None else _us(u.avg_ns - k.avg_ns)
+        out[str(w.cpu)] = {"pid": w.pid, "source": w.source, "wakeups": w.samples, "matched": w.timed,
+                           "unmatched": w.samples - w.timed, "no_switch_in": w.no_switch_in, "not_seen": w.not_seen,
+                           "kernel_above_user": w.kernel_above_user,
+                           "irq": _part(w.irq), "thread": _part(w.thread), "kernel": _part(w.kernel),
+                           "user": _part(w.user), "return": {"avg_us": ret}}
+    return out

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
-from irqlab.analysis.wakeup import CpuWakeups
+from irqlab.analysis.wakeup import WakeupSummary
 from irqlab.units import printable
 
 STAT_HEADER = ["CPU", "SAMPLES", "MIN_us", "AVG_us", "P50_us", "P90_us", "P99_us", "P99.9_us", "MAX_us", "OVER_LIMIT", "MISSED"]
@@ -146,36 +146,36 @@ def _short(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-WAKEUP_HEADER = ["CPU", "WAKEUPS", "MATCHED", "IRQ_AVG_us", "IRQ_MAX_us", "THREAD_AVG_us", "THREAD_MAX_us",
+WAKEUP_HEADER = ["CPU", "WAKEUPS", "TIMED", "IRQ_AVG_us", "IRQ_MAX_us", "THREAD_AVG_us", "THREAD_MAX_us",
                  "KERNEL_AVG_us", "KERNEL_P99_us", "KERNEL_MAX_us", "USER_AVG_us", "USER_MAX_us", "RETURN_AVG_us"]
+SOURCE = {"bpf": "in-kernel BPF histograms", "tracefs": "tracefs trace window"}
 
 
-def _avg(a: np.ndarray) -> float | None:
-    return float(a.mean()) if a.size else None
+def _return_avg(w: WakeupSummary) -> float | None:
+    k, u = w.kernel.stats(), w.user.stats()
+    return None if k.avg_ns is None or u.avg_ns is None else u.avg_ns - k.avg_ns
 
 
-def _max(a: np.ndarray) -> int | None:
-    return int(a.max()) if a.size else None
-
-
-def wakeup_lines(wakeups: Sequence[CpuWakeups]) -> list[str]:
-    """Kernel-timed wake-ups per CPU beside the probe's own figure for the same wake-ups."""
+def wakeup_lines(wakeups: Sequence[WakeupSummary], fallback: str | None = None) -> list[str]:
+    """Kernel-timed wake-ups per CPU beside the probe's own figure; fallback: why not BPF."""
     rows = []
     for w in wakeups:
-        k = w.kernel_ns
-        p99 = int(np.percentile(k, 99, method="higher")) if k.size else None
-        rows.append([str(w.cpu), str(w.samples), str(w.deadline_ns.size), us(_avg(w.irq_ns)), us(_max(w.irq_ns)),
-                     us(_avg(w.thread_ns)), us(_max(w.thread_ns)), us(_avg(k)), us(p99), us(_max(k)),
-                     us(_avg(w.user_ns)), us(_max(w.user_ns)), us(_avg(w.user_ns - k))])
-    out = ["# kernel wake-up latency, from kernel events (tracefs), in us: KERNEL = deadline -> switch-in "
-           "= IRQ (deadline -> hrtimer expiry) + THREAD (expiry -> switch-in); USER = the probe's figure for the "
-           "same wake-ups; RETURN = USER - KERNEL (return to user space and the interpreter's clock read)"]
+        i, t, k, u = (h.stats() for h in (w.irq, w.thread, w.kernel, w.user))
+        rows.append([str(w.cpu), str(w.samples), str(w.timed), us(i.avg_ns), us(i.max_ns), us(t.avg_ns), us(t.max_ns),
+                     us(k.avg_ns), us(k.p99_ns), us(k.max_ns), us(u.avg_ns), us(u.max_ns), us(_return_avg(w))])
+    source = wakeups[0].source if wakeups else "tracefs"
+    same = ("the same wake-ups" if source == "tracefs" else "all its wake-ups")
+    out = [f"# kernel wake-up latency, from kernel events ({SOURCE[source]}), in us: KERNEL = deadline -> switch-in "
+           f"= IRQ (deadline -> hrtimer expiry) + THREAD (expiry -> switch-in); USER = the probe's figure for {same}; "
+           "RETURN = USER - KERNEL (return to user space and the interpreter's clock read)"]
+    if fallback:
+        out.append(f"# {fallback}")
     out += table(WAKEUP_HEADER, rows)
     for w in wakeups:
         if w.no_switch_in:
-            out.append(f"# CPU {w.cpu}: {w.no_switch_in} wake-ups without a traced switch-in (not timed in the kernel)")
-        if w.unmatched_user > w.no_switch_in:
-            out.append(f"# CPU {w.cpu}: {w.unmatched_user - w.no_switch_in} wake-ups not in the trace "
+            out.append(f"# CPU {w.cpu}: {w.no_switch_in} wake-ups without a switch-in (not timed in the kernel)")
+        if w.not_seen:
+            out.append(f"# CPU {w.cpu}: {w.not_seen} wake-ups whose timer expiry the kernel side did not see "
                        "(events lost, or outside the window)")
         if w.kernel_above_user:
             out.append(f"# CPU {w.cpu}: {w.kernel_above_user} wake-ups with KERNEL > USER: the trace clock and "
