@@ -21,7 +21,7 @@ from irqlab.model.trace_result import HistogramLayout, TraceResult
 from irqlab.outputs.trace_json import trace_json
 from irqlab.tracer import lifecycle
 from irqlab.tracer.lifecycle import HANDLER_EVENTS, LATENCY_EVENTS, open_tracer
-from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
+from irqlab.tracing.decode import BH_WORK_FILTERS, DEFAULT_EVENTS, OPTIONAL_EVENTS
 from irqlab.tracing.textparse import parse_lines
 
 FLOOD = Path(__file__).resolve().parent.parent / "fixtures" / "trace" / "udpflood-budget8-30ms.txt.gz"
@@ -122,7 +122,7 @@ def test_tracefs_windows_are_the_sessions_batches_aggregated_with_the_spec(fakes
         results = list(tracer.windows(0.5, 2))
     (session,) = sessions
     assert session.kw == {"events": DEFAULT_EVENTS, "optional": OPTIONAL_EVENTS, "buffer_kb": 1024,
-                          "tracefs": Path("/t"), "cpus": (0, 1), "poll_s": 0.1}
+                          "tracefs": Path("/t"), "cpus": (0, 1), "poll_s": 0.1, "filters": dict(BH_WORK_FILTERS)}
     assert session.calls == ["open", ("stream", 0.5, 2), "close"]
     expected = aggregate_trace(flood_batch(), cpus=(0, 1), vectors=(3,), irqs=("LOC",), ksoftirqd_pids=(14, 22), layout=layout)
     assert [doc(r) for r in results] == [doc(expected)] * 2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from irqlab.analysis.trace_aggregate import aggregate_trace
 from irqlab.model.events import EventKind
@@ -61,3 +63,48 @@ def test_bh_work_is_listed_with_the_tasklets_with_its_duration():
 
 def test_the_trace_asks_for_the_workqueue_events_where_the_kernel_has_them():
     assert START in OPTIONAL_EVENTS and END in OPTIONAL_EVENTS
+
+
+def test_the_handler_trace_filters_the_workqueue_events_to_softirq_context_in_the_kernel(monkeypatch):
+    from irqlab.bpf import backend as bpf_backend
+    from irqlab.tracer import lifecycle
+
+    made: list[dict] = []
+
+    class Session:
+        def __init__(self, **kw) -> None:
+            made.append(kw)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+    monkeypatch.setattr(lifecycle, "TraceSession", Session)
+    monkeypatch.setattr(bpf_backend, "check_permitted", lambda: "not root")
+    with lifecycle.open_tracer("auto"):
+        pass
+    assert made[0]["filters"] == {START: "common_flags & 16", END: "common_flags & 16"}
+
+
+@pytest.fixture
+def live_tracefs():
+    if os.geteuid() != 0:
+        pytest.skip("needs root for tracefs")
+    from irqlab.tracing.instance import tracefs_for_setup
+
+    with tracefs_for_setup():
+        yield
+
+
+@pytest.mark.root
+@pytest.mark.live
+def test_a_filter_of_an_optional_event_the_kernel_lacks_goes_with_it(live_tracefs):
+    from irqlab.tracing.session import TraceSession
+
+    absent = "workqueue:irqlab_no_such_event"
+    with TraceSession(events=("irq:softirq_entry",), optional=(START, absent),
+                      filters={START: "common_flags & 16", absent: "common_flags & 16"}) as s:
+        assert absent in s.missing and START in s.enabled
+        assert s.instance.read("events", "workqueue", "workqueue_execute_start", "filter").strip() == "common_flags & 16"

@@ -30,7 +30,7 @@ from irqlab.bpf.backend import BpfLayoutUnsupported, BpfTracer, choose_backend
 from irqlab.errors import UsageError
 from irqlab.model.events import EventBatch
 from irqlab.model.trace_result import HistogramLayout, TraceResult
-from irqlab.tracing.decode import DEFAULT_EVENTS, OPTIONAL_EVENTS
+from irqlab.tracing.decode import BH_WORK_FILTERS, DEFAULT_EVENTS, OPTIONAL_EVENTS
 from irqlab.tracing.session import TraceSession
 
 
@@ -40,10 +40,11 @@ class EventSet:
 
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    filters: tuple[tuple[str, str], ...] = ()  # (event, kernel filter); one of an absent optional event goes with it
 
 
 # Handler durations, raise -> entry latency and ksoftirqd share: what both backends aggregate.
-HANDLER_EVENTS = EventSet(DEFAULT_EVENTS, OPTIONAL_EVENTS)
+HANDLER_EVENTS = EventSet(DEFAULT_EVENTS, OPTIONAL_EVENTS, BH_WORK_FILTERS)
 # What ran on a CPU while a timer wake-up was late (analysis/latency.py explain()): wake-ups
 # instead of raises. Raw events only, so the tracefs backend only.
 LATENCY_EVENTS = EventSet(
@@ -97,7 +98,7 @@ class Tracer:
             else:
                 self._session = TraceSession(events=s.events.required, optional=s.events.optional,
                                              buffer_kb=s.buffer_kb, tracefs=s.tracefs, cpus=s.cpus,
-                                             poll_s=s.poll_s).__enter__()
+                                             poll_s=s.poll_s, filters=dict(s.events.filters)).__enter__()
         except BaseException:
             self.close()
             raise
