@@ -100,3 +100,14 @@ def test_what_may_land_lists_irqs_managed_irqs_rps_and_xps_queues_naming_the_cpu
 def test_the_housekeeping_cpus_are_the_online_ones_not_declared_quiet():
     rep = report(Machine(cpus=(0, 1, 2, 3)), quiet={2: ("nohz_full",), 3: ("nohz_full",)}, nohz={2, 3})
     assert rep.housekeeping == (0, 1) and [c.cpu for c in rep.cpus] == [2, 3]
+
+
+def test_a_running_irqbalance_not_banned_from_the_cpu_may_place_irqs_there_and_a_banned_one_is_not_listed():
+    from irqlab.analysis.placement import Balancer
+
+    rates = compute_rates(*Machine().pair())
+    open_ = isolation_report(rates, {1: ("--cpus",)}, frozenset(), balancer=Balancer(812, (), "its default")).cpus[0].allowed
+    assert [(a.kind, a.name) for a in open_] == [("irqbalance", "irqbalance (pid 812)")]
+    assert open_[0].detail.startswith("may place IRQs here: CPU1 is not banned (it bans CPUs none: its default)")
+    banned = isolation_report(rates, {1: ("--cpus",)}, frozenset(), balancer=Balancer(812, (1,), "x")).cpus[0].allowed
+    assert banned == ()

@@ -120,3 +120,30 @@ def test_rps_of_a_queue_whose_irq_stays_follows_where_the_kernel_keeps_it():
 def test_each_irq_left_alone_is_listed_once():
     whats = [a.what for a in plan_placement(_map(), QUIET).left_alone]
     assert len(whats) == len(set(whats)) and "IRQ 201 (mlx5_comp1@pci:0000:03:00.0)" in whats
+
+
+def test_irqbalance_banned_from_the_quiet_cpus_only_warns_about_the_irqs_it_will_still_move():
+    from irqlab.analysis.placement import Balancer
+
+    p = plan_placement(_map(), QUIET, balancer=Balancer(812, (10, 11, 12, 13, 14, 15), "IRQBALANCE_BANNED_CPULIST=10-15 (pid 812)"))
+    (w,) = p.warnings
+    assert "quiet CPUs" not in w and "will overwrite the affinities of IRQs 30,100,101,102,103: ban them" in w and "--banirq=100" in w
+
+
+def test_irqbalance_banned_from_part_of_the_quiet_cpus_names_the_open_ones_and_the_list_to_set():
+    from irqlab.analysis.placement import Balancer
+
+    placed = [w.irq for w in plan_placement(_map(), QUIET).writes if w.irq is not None]
+    b = Balancer(812, (14, 15), "IRQBALANCE_BANNED_CPUS=c000 (/etc/sysconfig/irqbalance)", banned_irqs=tuple(placed))
+    (w,) = plan_placement(_map(), QUIET, balancer=b).warnings
+    assert w == ("irqbalance (pid 812) is running and may put IRQs on quiet CPUs 10-13 (it bans CPUs 14-15: "
+                 "IRQBALANCE_BANNED_CPUS=c000 (/etc/sysconfig/irqbalance)): set IRQBALANCE_BANNED_CPULIST=10-15 in its environment "
+                 "file (/etc/default/irqbalance or /etc/sysconfig/irqbalance; IRQBALANCE_BANNED_CPUS on irqbalance < 1.8) and "
+                 "restart it, or stop it")
+
+
+def test_irqbalance_banned_from_the_quiet_cpus_and_every_placed_irq_needs_no_warning():
+    from irqlab.analysis.placement import Balancer
+
+    placed = tuple(w.irq for w in plan_placement(_map(), QUIET).writes if w.irq is not None)
+    assert plan_placement(_map(), QUIET, balancer=Balancer(812, QUIET, "x", placed)).warnings == ()

@@ -34,6 +34,7 @@ from irqlab.analysis.causes import Source, VectorTime, nic_queues, sources_of
 from irqlab.analysis.delta import Rates
 from irqlab.analysis.isolation_trace import TraceAttribution, Traced
 from irqlab.analysis.netdelta import NetRates, ThreadShare, net_rates, thread_shares
+from irqlab.analysis.placement import Balancer
 from irqlab.cpulist import format_cpulist, format_cpumask
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
@@ -108,7 +109,7 @@ def function_cause(what: str) -> tuple[str, str]:
 class Allowed:
     """One thing permitted to land on the CPU."""
 
-    kind: str  # "irq", "managed-irq", "rps", "xps", "irq-thread", "napi-thread"
+    kind: str  # "irq", "managed-irq", "rps", "xps", "irq-thread", "napi-thread", "irqbalance"
     name: str
     detail: str
 
@@ -161,10 +162,16 @@ def _irq_names(rates: Rates) -> dict[str, str]:
     return {line.irq: line.name for line in (irq.lines if irq else ()) if line.numbered}
 
 
-def allowed_on(cpu: int, rates: Rates) -> tuple[Allowed, ...]:
-    """IRQs whose affinity includes cpu, RPS/XPS queues that name it, IRQ and NAPI threads that may run there."""
+def allowed_on(cpu: int, rates: Rates, balancer: Balancer | None = None) -> tuple[Allowed, ...]:
+    """IRQs whose affinity includes cpu, RPS/XPS queues that name it, IRQ and NAPI threads that may run there;
+    a running irqbalance not banned from it."""
     snap, names = rates.after, _irq_names(rates)
     out: list[Allowed] = []
+    if balancer is not None and cpu not in balancer.banned_cpus:
+        banned = format_cpulist(balancer.banned_cpus) or "none"
+        out.append(Allowed("irqbalance", f"irqbalance (pid {balancer.pid})",
+                           f"may place IRQs here: CPU{cpu} is not banned (it bans CPUs {banned}: {balancer.banned_by}); "
+                           f"add it to IRQBALANCE_BANNED_CPULIST in /etc/default/irqbalance or /etc/sysconfig/irqbalance and restart it"))
     for n, info in sorted(snap.irqinfo.items()):
         aff, eff = info.affinity or (), info.effective_affinity or ()
         if cpu not in aff and cpu not in eff:
@@ -365,7 +372,8 @@ def _attributed(landed: list[Offender], cpu: int, trace: TraceAttribution, hk: t
 
 
 def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_full: frozenset[int],
-                     trace: TraceAttribution | None = None, trace_note: str = "") -> IsolationReport:
+                     trace: TraceAttribution | None = None, trace_note: str = "",
+                     balancer: Balancer | None = None) -> IsolationReport:
     """Each declared-quiet CPU: what may land there, what did during the sample, and a verdict.
 
     The network state and the threads, when the snapshots carry them, feed the NET_RX causes as
@@ -382,6 +390,6 @@ def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_fu
         landed = _landed(cpu, cpu in nohz_full, rates, net, threads, qset, hk)
         if trace is not None:
             landed = _attributed(landed, cpu, trace, hk)
-        cpus.append(CpuIsolation(cpu, why, cpu in nohz_full, allowed_on(cpu, rates),
+        cpus.append(CpuIsolation(cpu, why, cpu in nohz_full, allowed_on(cpu, rates, balancer),
                                  tuple(o for o in landed if o.over), tuple(o for o in landed if not o.over)))
     return IsolationReport(rates.interval_s, hk, tuple(cpus), trace, trace_note)

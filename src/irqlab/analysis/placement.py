@@ -32,6 +32,34 @@ class LeftAlone:
 
 
 @dataclass(frozen=True, slots=True)
+class Balancer:
+    """A running irqbalance: the CPUs it keeps IRQs off and the IRQs it leaves alone (sources/irqbalance.py)."""
+
+    pid: int
+    banned_cpus: tuple[int, ...] = ()
+    banned_by: str = "unknown"  # "IRQBALANCE_BANNED_CPULIST=2-3 (/etc/default/irqbalance)", its default, ...
+    banned_irqs: tuple[int, ...] = ()
+
+
+def balancer_warning(b: Balancer, quiet: tuple[int, ...], placed: Iterable[int]) -> str | None:
+    """What a running irqbalance will undo of a placement that keeps `quiet` free and pins `placed`; None: nothing."""
+    open_cpus = tuple(c for c in quiet if c not in b.banned_cpus)
+    free = sorted(set(placed) - set(b.banned_irqs))
+    parts = []
+    if open_cpus:
+        banned = format_cpulist(b.banned_cpus) or "none"
+        parts.append(f"may put IRQs on quiet CPUs {format_cpulist(open_cpus)} (it bans CPUs {banned}: {b.banned_by}): "
+                     f"set IRQBALANCE_BANNED_CPULIST={format_cpulist(quiet)} in its environment file "
+                     "(/etc/default/irqbalance or /etc/sysconfig/irqbalance; IRQBALANCE_BANNED_CPUS on irqbalance < 1.8) and restart it")
+    if free:
+        parts.append("will overwrite the affinities of IRQs " + ",".join(map(str, free))
+                     + ": ban them (" + " ".join(f"--banirq={i}" for i in free) + " in IRQBALANCE_ARGS)")
+    if not parts:
+        return None
+    return f"irqbalance (pid {b.pid}) is running and " + "; and ".join(parts) + ", or stop it"
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
     housekeeping: tuple[int, ...]
     quiet: tuple[int, ...]
@@ -119,11 +147,14 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
 
 
 def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[int] | None = None,
-                   devices: Collection[str] = (), irqbalance_pid: int | None = None) -> Placement:
+                   devices: Collection[str] = (), irqbalance_pid: int | None = None,
+                   balancer: Balancer | None = None) -> Placement:
     """The plan for map m: quiet CPUs are kept free; housekeeping defaults to online minus quiet.
 
     `devices` limits the plan to those network devices (by name, in any namespace) and their
     IRQs; empty: every device but loopback, and every other movable IRQ on a quiet CPU.
+    A running irqbalance (`balancer`, or only its pid: bans unknown) is a warning naming what
+    it will undo: quiet CPUs it is not banned from, placed IRQs it does not leave alone.
     """
     quiet_t = tuple(sorted(set(quiet)))
     online = m.online or ()
@@ -153,10 +184,10 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
                 _place_irq(row, local, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto {onto}",
                            m.online, writes, alone)
     warnings = []
-    if irqbalance_pid is not None:
-        irqs = ",".join(str(w.irq) for w in writes if w.irq is not None) or "-"
-        warnings.append(
-            f"irqbalance (pid {irqbalance_pid}) is running and will overwrite these affinities: ban the quiet CPUs "
-            f"(IRQBALANCE_BANNED_CPULIST={format_cpulist(quiet_t) or '-'} or IRQBALANCE_BANNED_CPUS in its environment file) "
-            f"and the placed IRQs (--banirq={irqs.replace(',', ' --banirq=')}), or stop it")
+    if balancer is None and irqbalance_pid is not None:
+        balancer = Balancer(irqbalance_pid)
+    if balancer is not None:
+        w = balancer_warning(balancer, quiet_t, (x.irq for x in writes if x.irq is not None))
+        if w is not None:
+            warnings.append(w)
     return Placement(hk, quiet_t, tuple(writes), tuple(alone), tuple(warnings))

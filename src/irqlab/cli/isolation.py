@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.delta import compute_rates
     from irqlab.analysis.isolation import isolation_report
     from irqlab.cli.main import EXIT_OK, EXIT_WARNING
+    from irqlab.cli.plan import read_balancer
     from irqlab.errors import UsageError
     from irqlab.sources.fs import Roots
     from irqlab.sources.host import read_host
@@ -113,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(args.duration)
         rates = compute_rates(first, sampler.take())
         attribution = _attribution(tracer, tuple(quiet)) if tracer is not None else None
-    report = isolation_report(rates, quiet, nohz, attribution, note)
+    balancer, notes = read_balancer(roots)
+    for n in notes:
+        print(f"irqlab isolation: note: {n}", file=sys.stderr)
+    report = isolation_report(rates, quiet, nohz, attribution, note, balancer)
     code = EXIT_WARNING if any(c.verdict == "noisy" for c in report.cpus) else EXIT_OK
     if args.json:
         from irqlab.outputs.isolation_json import isolation_json

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from irqlab.cli import common
+
+if TYPE_CHECKING:
+    from irqlab.analysis.placement import Balancer
+    from irqlab.sources.fs import Roots
 
 PARSER_KW = dict(
     description="Compute a placement from the interrupt map: each NIC queue's IRQ on one of the "
@@ -36,6 +41,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: standard output)")
 
 
+def read_balancer(roots: Roots) -> tuple[Balancer | None, list[str]]:
+    """A running irqbalance with what it bans (sources/irqbalance.py), for plan and isolation; and notes."""
+    from irqlab.analysis.placement import Balancer
+    from irqlab.errors import SourceError
+    from irqlab.sources.irqbalance import read_irqbalance
+    from irqlab.sources.procs import pids_named
+
+    try:
+        ib = read_irqbalance(roots)
+    except SourceError as exc:  # a broken environment file: the daemon's bans are unknown
+        pids = pids_named(roots, "irqbalance")
+        return (Balancer(pids[0]) if pids else None), [f"irqbalance's bans unknown: {exc}"]
+    if ib.pid is None:
+        return None, list(ib.notes)
+    cpus, why = ib.banned()
+    irqs = ib.running.banned_irqs if ib.running is not None else ib.config.banned_irqs if ib.config is not None else ()
+    return Balancer(ib.pid, cpus, why, irqs), list(ib.notes)
+
+
 def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.placement import plan_placement
     from irqlab.cli.map import gather
@@ -43,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.errors import MissingSource, UsageError
     from irqlab.outputs.plan_toml import render_plan_toml
     from irqlab.sources.cmdline import read_kernel_isolation
-    from irqlab.sources.procs import pids_named
 
     roots = common.roots_of(args)
     m, notes = gather(roots, walk=roots.is_live and os.geteuid() == 0)
@@ -67,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     for dev in args.dev:
         if dev not in known:
             raise UsageError(f"--dev {dev}: no such network device (known: {', '.join(sorted(known)) or 'none'})")
-    balancer = pids_named(roots, "irqbalance") if roots.is_live else ()
+    balancer, balancer_notes = read_balancer(roots) if roots.is_live else (None, [])
+    notes += balancer_notes
     try:
-        placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev),
-                                   irqbalance_pid=balancer[0] if balancer else None)
+        placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev), balancer=balancer)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     header = "\n".join(f"note: {n}" for n in notes)

@@ -81,7 +81,7 @@ def parse_cmdline(text: str, path: str = "/proc/cmdline") -> KernelIsolation:
     )
 
 
-def _sys_list(roots: Roots, name: str) -> tuple[int, ...]:
+def sys_cpu_list(roots: Roots, name: str) -> tuple[int, ...]:
     path = roots.sys("devices", "system", "cpu", name)
     try:
         return parse_cpulist(read_text(path), str(path))
@@ -94,5 +94,5 @@ def read_kernel_isolation(roots: Roots) -> KernelIsolation:
     path = roots.proc("cmdline")
     got = parse_cmdline(read_text(path), str(path))
     return KernelIsolation(got.isolcpus, got.isolcpus_flags, got.nohz_full, got.rcu_nocbs, got.irqaffinity,
-                           _sys_list(roots, "isolated"), _sys_list(roots, "nohz_full"))
+                           sys_cpu_list(roots, "isolated"), sys_cpu_list(roots, "nohz_full"))
 
