@@ -55,6 +55,34 @@ class NetDevice:
         return self.statistics.get(name)
 
 
+# --- the netdev generic netlink family: one NAPI instance -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NapiInstance:
+    """One NAPI instance as `napi-get` of the netdev netlink family reports it.
+
+    Documentation/netlink/specs/netdev.yaml (v6.18), attribute-set "napi": the instance
+    (ifindex, id, irq, pid) since Linux 6.9; its own configuration since 6.13
+    (defer-hard-irqs, gro-flush-timeout, irq-suspend-timeout: net/core/dev.c napi_config)
+    and threaded since 6.17. An attribute the kernel did not send is None.
+    """
+
+    id: int  # the NAPI id (>= MIN_NAPI_ID 0x101 = 257: ids below are sender_cpu values)
+    ifindex: int
+    irq: int | None  # the IRQ the driver tied to it (netif_napi_set_irq()), when it did
+    pid: int | None  # its napi/DEV-ID kthread while threaded
+    defer_hard_irqs: int | None = None
+    gro_flush_timeout_ns: int | None = None
+    irq_suspend_timeout_ns: int | None = None  # epoll busy poll keeps the IRQ off this long
+    threaded: int | None = None  # 0 off, 1 threaded, 2 threaded busy poll (6.18)
+
+    @property
+    def suspends_irqs(self) -> bool:
+        """Its IRQ may be off because an application busy-polls it (IRQ suspension, 6.13+)."""
+        return bool(self.irq_suspend_timeout_ns) or bool(self.defer_hard_irqs and self.gro_flush_timeout_ns)
+
+
 # --- /proc/net/udp ------------------------------------------------------------------------
 
 
@@ -111,6 +139,12 @@ class NetView:
     udp: tuple[UdpSocket, ...] = ()
     devices: tuple[NetDevice, ...] = ()
     unreadable: tuple[Unreadable, ...] = ()
+    napis: tuple[NapiInstance, ...] = ()  # the netdev netlink family's NAPI instances
+    napi_note: str = ""  # why napis is empty although devices are not ("" when read)
+
+    def napis_of(self, dev: NetDevice) -> tuple[NapiInstance, ...]:
+        """The NAPI instances of one of its devices, by ifindex."""
+        return tuple(n for n in self.napis if dev.ifindex is not None and n.ifindex == dev.ifindex)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
-"""The network state of every namespace: devices, MIB counters and UDP sockets, for the doctor.
+"""The network state of every namespace: devices, MIB counters, UDP sockets and NAPI instances, for the doctor.
 
 Live, the host's own namespace is read in place, and every other namespace a process is in
 (or `ip netns` named) is read from inside it by a forked child (sources/netns.py,
-call_in_each_netns(), one child for all of them) through the very same readers. Unprivileged, setns(2) is refused: those
+call_in_each_netns(), one child for all of them) through the very same readers (the NAPI instances too: a netlink socket answers for the
+namespace it was opened in). Unprivileged, setns(2) is refused: those
 namespaces are listed as not entered, with the reason, never silently left out.
 
 A capture (`irqlab snapshot --net`) holds the host's files under its proc/ and sys/, and each
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
-from irqlab.model.net import NetDevice, NetNamespace, NetState, NetView, UdpSocket
+from irqlab.model.net import NapiInstance, NetDevice, NetNamespace, NetState, NetView, UdpSocket
 from irqlab.model.snapshot import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 from irqlab.sources.netdev import read_netdevs
@@ -58,7 +59,21 @@ def read_net_view(roots: Roots, namespace: NetNamespace) -> NetView:
         unreadable.extend(more)
     except SourceError as exc:
         unreadable.append(_unreadable("netdev", exc))
-    return NetView(namespace, counters, udp, devices, tuple(unreadable))
+    napis: tuple[NapiInstance, ...] = ()
+    note = "a capture holds no netlink answers: NAPI ids and per-NAPI settings unknown"
+    if roots.is_live:
+        napis, note = _napis()
+    return NetView(namespace, counters, udp, devices, tuple(unreadable), napis, note)
+
+
+def _napis() -> tuple[tuple[NapiInstance, ...], str]:
+    """This namespace's NAPI instances over netlink, or none and why (an old kernel is no error)."""
+    from irqlab.sources.napi import read_napis  # pyroute2: only for a live network read
+
+    try:
+        return read_napis(), ""
+    except SourceError as exc:
+        return (), exc.message
 
 
 def own_namespace(roots: Roots) -> int | None:
@@ -103,7 +118,7 @@ def read_net_state(roots: Roots | None = None, *, walk: bool = True, run_dir: Pa
             if isinstance(got, SourceError):
                 not_entered.append((ns, str(got)))
                 continue
-            views.append(NetView(ns, got.counters, got.udp, got.devices, got.unreadable))
+            views.append(NetView(ns, got.counters, got.udp, got.devices, got.unreadable, got.napis, got.napi_note))
     return _with_owners(roots, views, not_entered, denied)
 
 

@@ -28,7 +28,7 @@ class SampleSpec:
     irqinfo: bool = True  # /proc/irq/N/* for every IRQ: thousands of opens on big machines
     tasks: bool = True  # the /proc/PID scan for ksoftirqd and irq/ threads
     strict: bool = True  # a ParseError raises (commands) or is recorded (daemons)
-    net: bool = False  # /proc/net and /sys/class/net: devices, MIB counters, UDP sockets
+    net: bool = False  # /proc/net and /sys/class/net: devices, MIB counters, UDP sockets; NAPI over netlink
     netns: bool = True  # with net: every other network namespace too (needs root to enter)
     threads: bool = False  # every thread's schedstat: who waited for a CPU
     # The counter files are re-read every sample; a source named here only when this many
@@ -194,6 +194,10 @@ class Sampler:
             from irqlab.sources.netstate import read_net_state
 
             net = slow("net", lambda: (read_net_state(roots, walk=spec.netns), []), None)
+            if net is not None and net.views and net.views[0].napi_note:
+                # No netdev netlink family (Linux < 6.9), or a capture: not a failure, the
+                # per-NAPI part is absent and the status says why.
+                statuses.append(SourceStatus("napi", 0.0, True, net.views[0].napi_note))
         threads: tuple[ThreadSched, ...] = ()
         threads_ns: int | None = None
         if spec.threads:

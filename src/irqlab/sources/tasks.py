@@ -1,9 +1,11 @@
-"""The interrupt path's kernel threads: ksoftirqd/N and irq/N-name, from /proc/PID.
+"""The interrupt path's kernel threads: ksoftirqd/N, irq/N-name and napi/DEV-ID, from /proc/PID.
 
 ksoftirqd/N runs softirqs that overflowed irq_exit() on CPU N (kernel/softirq.c,
 softirq_threads: .thread_comm = "ksoftirqd/%u"). irq/N-name runs the threaded handler of
 IRQ N (kernel/irq/manage.c, setup_irq_thread(): "irq/%d-%s", and "irq/%d-s-%s" for the
-secondary thread of a forced-threaded IRQ). Both are children of kthreadd (pid 2).
+secondary thread of a forced-threaded IRQ). napi/DEV-ID polls NAPI instance ID of device DEV
+while it runs threaded (net/core/dev.c, napi_kthread_create(): "napi/%s-%d"); its work is
+thread time, not NET_RX softirq time. All are children of kthreadd (pid 2).
 
 The scan reads /proc/PID/comm first, since it is one short read, and reads stat, status
 and schedstat only for threads whose name matches.
@@ -108,6 +110,7 @@ _KTIMERS = re.compile(r"ktimers/([0-9]+)")
 # full name, up to 63 characters (fs/proc/array.c, proc_task_name() -> get_kthread_comm(),
 # absent from 5.15 builds and present in 5.19).
 _IRQ_THREAD = re.compile(r"irq/([0-9]+)-")
+_NAPI_THREAD = re.compile(r"napi/.")  # threaded NAPI: "napi/eth0-8193"; the id may be cut with the comm
 
 
 def classify(comm: str) -> tuple[str, int | None, int | None] | None:
@@ -118,6 +121,8 @@ def classify(comm: str) -> tuple[str, int | None, int | None] | None:
         return "ktimers", int(m.group(1)), None
     if (m := _IRQ_THREAD.match(comm)) is not None:
         return "irq", None, int(m.group(1))
+    if _NAPI_THREAD.match(comm) is not None:
+        return "napi", None, None
     return None
 
 
@@ -202,11 +207,13 @@ def _task(proc: str, pid: int, comm: str, problems: _Problems) -> TaskInfo | Non
 
 
 def _sort_key(task: TaskInfo) -> tuple[int, int, int]:
-    return (0, task.cpu or 0, task.pid) if task.kind == "ksoftirqd" else (1, task.irq or 0, task.pid)
+    if task.kind == "ksoftirqd":
+        return (0, task.cpu or 0, task.pid)
+    return (1, task.irq or 0, task.pid) if task.kind == "irq" else (2, 0, task.pid)
 
 
 def read_tasks(roots: Roots, prune: bool | None = None) -> tuple[tuple[TaskInfo, ...], list[Unreadable]]:
-    """Find the ksoftirqd/N and irq/N-name kernel threads under roots, ksoftirqd first.
+    """Find the ksoftirqd/N, irq/N-name and napi/DEV-ID kernel threads under roots, ksoftirqd first.
 
     prune: only look at kthreadd's children, when the kernel offers /proc/2/task/2/children.
     The default prunes a live root only: a capture holds some PID directories and need not
