@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from irqlab.model.devices import NetDeviceLink, PciFunction
-from irqlab.model.net import NetDevice
-from irqlab.model.snapshot import IrqInfo, IrqLine
+from irqlab.model.net import NapiInstance, NetDevice
+from irqlab.model.snapshot import IrqInfo, IrqLine, TaskInfo
 
 WHY_ARCH = "per-CPU: an architecture vector, not a numbered IRQ (no /proc/irq/N)"
 WHY_NO_AFFINITY = "no /proc/irq/N/smp_affinity: the kernel gives this IRQ no SMP affinity"
@@ -54,6 +54,8 @@ class IrqRow:
     movable: bool | None  # None: cannot tell (a capture)
     why: str | None  # why not movable (or why unknown)
     managed: bool | None = None
+    napi_id: int | None = None  # the NAPI instance the kernel ties to this IRQ (netdev netlink, 6.9+)
+    napi_thread: str | None = None  # its napi/DEV-ID kthread's comm, while it polls threaded
 
     @property
     def numbered(self) -> bool:
@@ -61,13 +63,22 @@ class IrqRow:
 
 
 @dataclass(frozen=True, slots=True)
+class NapiRow:
+    """One NAPI instance of a device and, when it polls threaded, its kthread."""
+
+    napi: NapiInstance
+    thread: TaskInfo | None  # napi/DEV-ID: its CPU, policy and priority
+
+
+@dataclass(frozen=True, slots=True)
 class NetDeviceMap:
-    """One network device: its queues' RPS/XPS and threaded NAPI, and its IRQs."""
+    """One network device: its queues' RPS/XPS and threaded NAPI, its NAPI instances, and its IRQs."""
 
     namespace: str  # "host" or the namespace's label
     device: NetDevice
     pci: str | None
     irqs: tuple[str, ...]
+    napis: tuple[NapiRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +130,14 @@ def build_map(
     netviews: Iterable[tuple[str, Iterable[NetDevice]]],
     nodes: Mapping[int, tuple[int, ...]],
     online: tuple[int, ...] | None,
+    napis: Mapping[tuple[str, str], tuple[NapiInstance, ...]] | None = None,
+    tasks: Iterable[TaskInfo] = (),
 ) -> IrqMap:
-    """The map: every numbered IRQ (from /proc/irq and /proc/interrupts) and every arch row."""
+    """The map: every numbered IRQ (from /proc/irq and /proc/interrupts) and every arch row.
+
+    napis: each (namespace label, device name)'s NAPI instances, where the kernel reports them;
+    tasks: the kernel threads, of which the napi/DEV-ID ones are named per instance.
+    """
     cpu_node = {cpu: node for node, cpus in nodes.items() for cpu in cpus}
     fn_of = {irq: fn for fn in functions for irq in fn.irqs}
     links_of: dict[str, list[NetDeviceLink]] = {}
@@ -131,8 +148,25 @@ def build_map(
     numbered = sorted(set(infos) | {int(k) for k in line_of if k.isdigit()})
     rows = [_row(n, infos.get(n), line_of.get(str(n)), fn_of.get(n), links_of, cpu_node) for n in numbered]
     rows += [_arch_row(line) for line in line_of.values() if not line.irq.isdigit()]
-    netdevs = _netdevs(netviews, links_of, rows)
+    by_pid = {t.pid: t for t in tasks if t.kind == "napi"}
+    napi_rows = {key: tuple(NapiRow(n, by_pid.get(n.pid) if n.pid else None) for n in found)
+                 for key, found in (napis or {}).items()}
+    rows = _with_napi(rows, napi_rows)
+    netdevs = _netdevs(netviews, links_of, rows, napi_rows)
     return IrqMap(tuple(rows), netdevs, dict(nodes), online)
+
+
+def _with_napi(rows: list[IrqRow], napi_rows: Mapping[tuple[str, str], tuple[NapiRow, ...]]) -> list[IrqRow]:
+    """Each host IRQ with the NAPI instance the kernel ties to it (an IRQ number is host-wide)."""
+    of_irq = {r.napi.irq: r for (label, _), found in napi_rows.items() if label == "host" for r in found if r.napi.irq}
+    out = []
+    for row in rows:
+        hit = of_irq.get(int(row.irq)) if row.numbered else None
+        if hit is not None:
+            comm = hit.thread.comm if hit.thread else None
+            row = replace(row, napi_id=hit.napi.id, napi_thread=comm)
+        out.append(row)
+    return out
 
 
 def _row(n: int, info: IrqInfo | None, line: IrqLine | None, fn: PciFunction | None,
@@ -162,14 +196,14 @@ def _arch_row(line: IrqLine) -> IrqRow:
 
 
 def _netdevs(netviews: Iterable[tuple[str, Iterable[NetDevice]]], links_of: Mapping[str, list[NetDeviceLink]],
-             rows: list[IrqRow]) -> tuple[NetDeviceMap, ...]:
+             rows: list[IrqRow], napi_rows: Mapping[tuple[str, str], tuple[NapiRow, ...]]) -> tuple[NetDeviceMap, ...]:
     pci_of = {link.name: pci for pci, ls in links_of.items() for link in ls}
     out = []
     for label, devices in netviews:
         for dev in devices:
             host = label == "host"
             irqs = tuple(r.irq for r in rows if host and r.netdev == dev.name)
-            out.append(NetDeviceMap(label, dev, pci_of.get(dev.name) if host else None, irqs))
+            out.append(NetDeviceMap(label, dev, pci_of.get(dev.name) if host else None, irqs, napi_rows.get((label, dev.name), ())))
     return tuple(out)
 
 

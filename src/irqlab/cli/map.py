@@ -40,6 +40,7 @@ def gather(roots, walk: bool):
     from irqlab.sources.netstate import read_net_state
     from irqlab.sources.numa import read_numa_nodes
     from irqlab.sources.pcidevs import read_netdev_links, read_pci_functions
+    from irqlab.sources.tasks import read_tasks
 
     infos, unreadable = read_irqinfo(roots, fields=("affinity", "effective_affinity", "node", "actions"))
     lines = read_interrupts(roots).lines
@@ -49,8 +50,12 @@ def gather(roots, walk: bool):
     notes += [f"namespace {ns.label} not read: {why}" for ns, why in state.not_entered]
     if not walk and roots.is_live:
         notes.append("other network namespaces are read as root only")
+    napis = {(label, d.name): v.napis_of(d) for (label, _), v in zip(views, state.views) for d in v.devices}
+    if state.views and state.views[0].napi_note:
+        notes.append(f"NAPI instances: {state.views[0].napi_note}")
+    tasks, _ = read_tasks(roots)  # the napi/DEV-ID threads: CPU, policy, priority
     m = build_map(infos, lines, read_pci_functions(roots), read_netdev_links(roots), views,
-                  read_numa_nodes(roots), read_host(roots).online_cpus)
+                  read_numa_nodes(roots), read_host(roots).online_cpus, napis, tasks)
     return m, notes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from irqlab.analysis.irqmap import IrqMap, IrqRow, NetDeviceMap
+from irqlab.analysis.irqmap import IrqMap, IrqRow, NapiRow, NetDeviceMap
 from irqlab.cpulist import format_cpulist
 
 SCHEMA = 1
@@ -21,7 +21,17 @@ def _row(r: IrqRow) -> dict[str, Any]:
         "netdev": r.netdev, "role": r.role, "queue": r.queue, "device_node": r.device_node,
         "affinity": _cpus(r.affinity), "effective_affinity": _cpus(r.effective_affinity),
         "affinity_nodes": list(r.affinity_nodes), "effective_nodes": list(r.effective_nodes),
-        "movable": r.movable, "why": r.why,
+        "movable": r.movable, "why": r.why, "napi_id": r.napi_id, "napi_thread": r.napi_thread,
+    }
+
+
+def _napi(r: NapiRow) -> dict[str, Any]:
+    n, th = r.napi, r.thread
+    return {
+        "id": n.id, "irq": n.irq, "pid": n.pid, "threaded": n.threaded, "defer_hard_irqs": n.defer_hard_irqs,
+        "gro_flush_timeout_ns": n.gro_flush_timeout_ns, "irq_suspend_timeout_ns": n.irq_suspend_timeout_ns,
+        "thread": None if th is None else {"comm": th.comm, "cpu": th.last_cpu, "policy": th.policy,
+                                           "rt_priority": th.rt_priority, "allowed_cpus": _cpus(th.allowed_cpus)},
     }
 
 
@@ -32,6 +42,7 @@ def _netdev(n: NetDeviceMap) -> dict[str, Any]:
         "numa_node": d.numa_node, "threaded": d.threaded, "irqs": list(n.irqs),
         "rx_queues": [{"index": q.index, "rps_cpus": _cpus(q.rps_cpus), "rps_flow_cnt": q.rps_flow_cnt} for q in d.rx_queues],
         "tx_queues": [{"index": q.index, "xps_cpus": _cpus(q.xps_cpus)} for q in d.tx_queues],
+        "napis": [_napi(r) for r in n.napis],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from irqlab.analysis.irqmap import IrqMap, IrqRow, NetDeviceMap
+from irqlab.analysis.irqmap import IrqMap, IrqRow, NapiRow, NetDeviceMap
 from irqlab.cpulist import format_cpulist
 
 _HEAD = ("IRQ", "queue", "actions", "affinity", "effective", "nodes", "movable")
@@ -30,9 +30,18 @@ def _cells(r: IrqRow) -> tuple[str, ...]:
             _nodes(r.effective_nodes or r.affinity_nodes), _movable(r))
 
 
+def _napi_cell(r: IrqRow) -> str:
+    if r.napi_id is None:
+        return "-"
+    return f"{r.napi_id}" + (f" {r.napi_thread}" if r.napi_thread else "")
+
+
 def _table(rows: list[IrqRow]) -> list[str]:
-    cells = [_HEAD] + [_cells(r) for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(_HEAD))]
+    # The NAPI column only where the kernel named an instance for one of these IRQs (6.9+).
+    napi = any(r.napi_id is not None for r in rows)
+    head = _HEAD + ("napi",) if napi else _HEAD
+    cells = [head] + [_cells(r) + ((_napi_cell(r),) if napi else ()) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     out = ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
     whys: dict[str, list[str]] = {}
     for r in rows:
@@ -57,7 +66,27 @@ def _queues(n: NetDeviceMap) -> list[str]:
     for t in d.tx_queues:
         xps = "-" if t.xps_cpus is None else (format_cpulist(t.xps_cpus) or "off")
         out.append(f"    tx-{t.index}  xps_cpus {xps}")
+    out += [_napi_line(r) for r in n.napis]
     return out
+
+
+def _ns(value: int | None) -> str:
+    return "-" if value is None else f"{value} ns"
+
+
+def _napi_line(r: NapiRow) -> str:
+    """One NAPI instance: its IRQ, its thread (CPU, policy, priority) and its own settings."""
+    n = r.napi
+    if r.thread is not None:
+        th = r.thread
+        prio = f" {th.rt_priority}" if th.rt_priority else ""
+        thread = f"{th.comm} (pid {th.pid}, CPU {'-' if th.last_cpu is None else th.last_cpu}, {th.policy}{prio})"
+    else:
+        thread = f"pid {n.pid}" if n.pid else "softirq"
+    threaded = {None: "", 0: "", 1: " threaded", 2: " threaded busy-poll"}.get(n.threaded, f" threaded {n.threaded}")
+    return (f"    napi {n.id}  irq {'-' if n.irq is None else n.irq}  {thread}{threaded}  "
+            f"defer_hard_irqs {'-' if n.defer_hard_irqs is None else n.defer_hard_irqs}  "
+            f"gro_flush_timeout {_ns(n.gro_flush_timeout_ns)}  irq_suspend_timeout {_ns(n.irq_suspend_timeout_ns)}")
 
 
 def render_map_text(m: IrqMap, notes: Iterable[str] = ()) -> str:
