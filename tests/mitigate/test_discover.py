@@ -26,7 +26,8 @@ def test_own_namespace_devices_and_their_napi_knobs_as_the_planner_compares_them
     ((ns, facts),) = found
     assert ns is None and facts["name"] == DEV
     assert facts["napi"] == {"napi_defer_hard_irqs": "2", "gro_flush_timeout": "20000"}
-    assert set(facts) == {"name", "napi", "coalesce"}
+    assert set(facts) == {"name", "napi", "coalesce", "napis"}
+    assert facts["napis"] == []  # a test root: no netlink answers are asked for
 
 
 def test_a_kernel_without_the_napi_knobs_leaves_them_out_silently(tmp_path):

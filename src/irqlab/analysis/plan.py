@@ -19,7 +19,9 @@ from irqlab.cpulist import format_cpulist
 from irqlab.model.knob import PlannedWrite  # the one description of a knob write (host and model)
 from irqlab.model.vectors import NET_VECTORS
 
-ACTIONS: tuple[str, ...] = ("alert", "affinity", "napi", "coalesce")
+# "threaded" (NAPI polls in napi/DEV-ID kthreads instead of NET_RX softirq) is in no default
+# rung: it changes which CPU and priority receive work runs at; a config asks for it.
+ACTIONS: tuple[str, ...] = ("alert", "affinity", "napi", "coalesce", "threaded")
 
 DEFAULT_LADDER: dict[str, dict[str, tuple[str, ...]]] = {
     "irq": {"warn": ("alert",), "act": ("alert", "affinity", "napi", "coalesce")},
@@ -56,8 +58,12 @@ class DeviceView:
     name: str
     netns: str | None
     irqs: tuple[int, ...] = ()  # its queue IRQs (none for veth)
-    napi: dict[str, str] = field(default_factory=dict)  # current napi_defer_hard_irqs, gro_flush_timeout
+    napi: dict[str, str] = field(default_factory=dict)  # current napi_defer_hard_irqs, gro_flush_timeout, threaded
     coalesce_supported: bool | None = None  # None: not probed
+    # Its NAPI instances and their own settings ("defer-hard-irqs", "gro-flush-timeout",
+    # "irq-suspend-timeout", "threaded"), when the kernel has per-NAPI configuration (6.13+):
+    # then the napi rung writes each instance, else the device's sysfs files.
+    napis: tuple[tuple[int, dict[str, str]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +178,40 @@ def _devices(storm: Storm, view: MachineView, skipped: list[str]) -> list[Device
     return devs
 
 
+def _device_or_each_napi(d: DeviceView, settings: tuple[tuple[str, str, int], ...], reason: str,
+                         skipped: list[str]) -> list[PlannedWrite]:
+    """Each NAPI instance's own setting where the kernel has them (6.13+), else the device's file.
+
+    settings: (sysfs attribute, per-NAPI attribute, value).
+    """
+    out = []
+    per_napi = [(i, c) for i, c in d.napis if all(a in c for _, a, _ in settings)]
+    for sysfs_attr, napi_attr, value in settings:
+        if per_napi:
+            for napi_id, current in per_napi:
+                if current.get(napi_attr) == str(value):
+                    skipped.append(f"{d.name} napi {napi_id} {napi_attr}: already {value}")
+                    continue
+                out.append(PlannedWrite("napi", f"{d.name} napi {napi_id} {napi_attr}", str(value), reason,
+                                        dev=d.name, attr=napi_attr, netns=d.netns, napi_id=napi_id))
+        elif d.napi.get(sysfs_attr) == str(value):
+            skipped.append(f"{d.name}/{sysfs_attr}: already {value}")
+        else:
+            out.append(PlannedWrite("napi", f"{d.name}/{sysfs_attr}", str(value), reason, dev=d.name, attr=sysfs_attr, netns=d.netns))
+    return out
+
+
 def _napi(storm: Storm, view: MachineView, cfg: PlanConfig, skipped: list[str]) -> list[PlannedWrite]:
     reason = f"{storm.key} {storm.value:.0f} {storm.unit}: switch to NAPI polling"
-    out = []
-    for d in _devices(storm, view, skipped):
-        for attr, value in (("napi_defer_hard_irqs", cfg.napi_defer_hard_irqs), ("gro_flush_timeout", cfg.gro_flush_timeout_ns)):
-            if d.napi.get(attr) == str(value):
-                skipped.append(f"{d.name}/{attr}: already {value}")
-                continue
-            out.append(PlannedWrite("napi", f"{d.name}/{attr}", str(value), reason, dev=d.name, attr=attr, netns=d.netns))
-    return out
+    settings = (("napi_defer_hard_irqs", "defer-hard-irqs", cfg.napi_defer_hard_irqs),
+                ("gro_flush_timeout", "gro-flush-timeout", cfg.gro_flush_timeout_ns))
+    return [w for d in _devices(storm, view, skipped) for w in _device_or_each_napi(d, settings, reason, skipped)]
+
+
+def _threaded(storm: Storm, view: MachineView, cfg: PlanConfig, skipped: list[str]) -> list[PlannedWrite]:
+    """NAPI polls move out of NET_RX softirq (and ksoftirqd) into napi/DEV-ID kthreads."""
+    reason = f"{storm.key} {storm.value:.0f} {storm.unit}: poll NAPI in kernel threads (threaded NAPI)"
+    return [w for d in _devices(storm, view, []) for w in _device_or_each_napi(d, (("threaded", "threaded", 1),), reason, skipped)]
 
 
 def _coalesce(storm: Storm, view: MachineView, cfg: PlanConfig, skipped: list[str]) -> list[PlannedWrite]:
@@ -196,7 +226,7 @@ def _coalesce(storm: Storm, view: MachineView, cfg: PlanConfig, skipped: list[st
     return out
 
 
-BUILDERS = {"affinity": _affinity, "napi": _napi, "coalesce": _coalesce}
+BUILDERS = {"affinity": _affinity, "napi": _napi, "coalesce": _coalesce, "threaded": _threaded}
 
 
 def plan(storm: Storm, view: MachineView, cfg: PlanConfig) -> Plan:
@@ -205,11 +235,11 @@ def plan(storm: Storm, view: MachineView, cfg: PlanConfig) -> Plan:
     actions = tuple(cfg.ladder.get(storm.cls, DEFAULT_LADDER[storm.cls]).get(rung, ()))
     writes: list[PlannedWrite] = []
     skipped: list[str] = []
-    seen: set[tuple[str, int | None, str | None, str | None, str | None]] = set()
+    seen: set[tuple[str, int | None, str | None, str | None, str | None, int | None]] = set()
     for action in actions:
         builder = BUILDERS.get(action)
         for w in builder(storm, view, cfg, skipped) if builder else ():
-            key = (w.kind, w.irq, w.dev, w.attr, w.netns)
+            key = (w.kind, w.irq, w.dev, w.attr, w.netns, w.napi_id)
             if key not in seen:
                 seen.add(key)
                 writes.append(w)

@@ -29,8 +29,9 @@ from irqlab.analysis.storm import StormDetector
 from irqlab.daemon.alerts import Alerter
 from irqlab.daemon.config import ConfigError, WatchConfig, load_config
 from irqlab.daemon.watchcore import WatchCore
-from irqlab.errors import IrqlabError
+from irqlab.errors import IrqlabError, SourceError
 from irqlab.mitigate.knobs import HostKnobs
+from irqlab.model.net import NetNamespace, NetState, NetView
 from irqlab.model.snapshot import Snapshot
 from irqlab.sources.fs import Roots
 from irqlab.sources.sampler import SampleSpec, sample
@@ -91,7 +92,7 @@ class Watch:
         self.alerter = Alerter(cfg.alert, on_error=lambda m: self.sink.emit("error", message=m))
         # Without --apply no journal is opened: the knobs only name what would be written.
         self.knobs = HostKnobs(self.roots)
-        self.core = WatchCore(cfg, sink, self.knobs, self.view, self.alerter, apply)
+        self.core = WatchCore(cfg, sink, self.knobs, self.view, self.alerter, apply, napis=self.host_napis)
         if cfg.devices:
             import pyroute2.ethtool  # noqa: F401 - once here, not in every forked netns child (~1 s)
         self._stop = False
@@ -235,6 +236,18 @@ class Watch:
 
     # --- the machine as the planner sees it -------------------------------------------
 
+    def host_napis(self, snap: Snapshot) -> NetState | None:
+        """The snapshot's network state, or this namespace's NAPI instances read now (one netlink dump)."""
+        if snap.net is not None or not self.roots.is_live:
+            return snap.net
+        from irqlab.sources.napi import read_napis
+
+        try:
+            napis = read_napis()
+        except SourceError:
+            return None
+        return NetState((NetView(NetNamespace(0, None, 0, (), (), "", host=True), napis=napis),))
+
     def view(self, snap: Snapshot) -> MachineView:
         from irqlab.mitigate import affinity, discover
 
@@ -257,7 +270,8 @@ class Watch:
                 self.sink.emit("skip", message=f"no network device matches {m.match!r}" + (f" in a netns matching {m.netns!r}" if m.netns else ""))
             for ns, f in found:
                 own_irqs = discover.netdev_irqs(self.roots, f["name"]) if ns is None else ()
-                devices.append(DeviceView(f["name"], ns, own_irqs, f["napi"], f["coalesce"]))
+                napis = tuple((int(i), dict(c)) for i, c in f.get("napis", ()))
+                devices.append(DeviceView(f["name"], ns, own_irqs, f["napi"], f["coalesce"], napis))
         try:
             online = affinity.online_cpus(self.roots)
         except IrqlabError:

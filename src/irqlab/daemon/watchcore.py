@@ -20,12 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from irqlab.analysis.causes import irq_suspension_note
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.plan import MachineView, Plan, plan
 from irqlab.analysis.storm import Storm, StormDetector, StormEvent
 from irqlab.daemon.config import WatchConfig
 from irqlab.errors import IrqlabError
 from irqlab.model.knob import Knob, KnobRefused, Knobs, KnobUnsupported, PlannedWrite
+from irqlab.model.net import NetState
 from irqlab.model.snapshot import Snapshot
 from irqlab.units import NS_PER_S
 
@@ -62,13 +64,16 @@ class WatchCore:
     """The detector -> plan -> Knobs loop of one watch. `apply=False` plans and reports, never writes."""
 
     def __init__(self, cfg: WatchConfig, sink: Sink, knobs: Knobs | None, view: Callable[[Snapshot], MachineView],
-                 alerts: Alerts, apply: bool = False) -> None:
+                 alerts: Alerts, apply: bool = False, napis: Callable[[Snapshot], NetState | None] = lambda snap: snap.net) -> None:
         self.cfg = cfg
         self.sink = sink
         self.knobs = knobs  # None only until the first snapshot on the model (the machine hands them over)
         self.view = view
         self.alerts = alerts
         self.apply = apply
+        # The NAPI instances (with their irq-suspend-timeout and defer-hard-irqs) an IRQ storm's
+        # end is checked against: the snapshot's own network state, or what the caller reads.
+        self.napis = napis
         self.detector = StormDetector(cfg.detect)
         self.state = WatchState()
         self.intervals = 0  # intervals seen so far; storm events carry it
@@ -99,6 +104,10 @@ class WatchCore:
             extra["duration_s"] = round((ev.at_ns - s.started_ns) / NS_PER_S, 1)
             extra["restore_in_s"] = self.cfg.hold_down_s
             self.state.restore_at[s.key] = ev.at_ns + int(self.cfg.hold_down_s * NS_PER_S)
+            if s.cls == "irq":
+                note = irq_suspension_note(self.napis(snap), s.subject)
+                if note:  # the IRQ may be off because an application polls: not surely the storm's end
+                    extra["note"] = f"IRQ {s.subject}{note}, nor surely a storm's end"
         else:
             self.state.restore_at.pop(s.key, None)  # back before its hold-down ran out
         body = self.sink.emit(ev.event, interval=self.intervals, storm=storm_json(s), **extra)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from irqlab.errors import IrqlabError
+from irqlab.errors import IrqlabError, SourceError
 from irqlab.mitigate.netns import list_netns, run_in_netns
 from irqlab.sources.devirqs import netdev_irqs, root_disk_irqs
 from irqlab.sources.fs import Roots
@@ -30,6 +30,7 @@ def _describe(name_pattern: str, procfs: str, sysfs: str) -> list[dict]:
     from irqlab.mitigate.napi import NAPI_ATTRS
 
     roots = Roots.of(procfs, sysfs)
+    napis = _napis(roots)
     out = []
     for dev in list_netdevs(roots):
         if not fnmatch.fnmatchcase(dev, name_pattern):
@@ -42,9 +43,30 @@ def _describe(name_pattern: str, procfs: str, sysfs: str) -> list[dict]:
             coalesce = False if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL) else None
         except Exception:  # noqa: BLE001 - a probe: unknown is an answer
             coalesce = None
+        ifindex = read_netdev_ints(roots, dev, ("ifindex",))[0].get("ifindex")
         out.append({"name": dev, "napi": {k: str(v) for k, v in values.items()}, "coalesce": coalesce,
-                    "unreadable": [u.message for u in unreadable]})
+                    "unreadable": [u.message for u in unreadable],
+                    "napis": [[n.id, _config(n)] for n in napis if n.ifindex == ifindex and _config(n)]})
     return out
+
+
+def _napis(roots: Roots) -> tuple:
+    """This namespace's NAPI instances (netdev netlink); () under a test root or without the family."""
+    if not roots.is_live:
+        return ()
+    from irqlab.sources.napi import read_napis
+
+    try:
+        return read_napis()
+    except SourceError:
+        return ()
+
+
+def _config(n) -> dict[str, str]:  # n: NapiInstance
+    """An instance's own settings, as the plan compares them (those this kernel reports)."""
+    values = {"defer-hard-irqs": n.defer_hard_irqs, "gro-flush-timeout": n.gro_flush_timeout_ns,
+              "irq-suspend-timeout": n.irq_suspend_timeout_ns, "threaded": n.threaded}
+    return {k: str(v) for k, v in values.items() if v is not None}
 
 
 def describe_devices(name_pattern: str, netns_pattern: str,

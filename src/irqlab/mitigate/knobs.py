@@ -2,7 +2,9 @@
 
 A knob is (kind, target, netns):
   affinity  /proc/irq/N/smp_affinity_list                      (netns None)
-  napi      /sys/class/net/DEV/napi_defer_hard_irqs | gro_flush_timeout  (DEV may be in netns)
+  napi      /sys/class/net/DEV/napi_defer_hard_irqs | gro_flush_timeout | threaded  (DEV may be in netns)
+            napi:DEV:ID:defer-hard-irqs | gro-flush-timeout | irq-suspend-timeout | threaded
+                                                 (one NAPI instance, netdev netlink napi-set, 6.13+)
   coalesce  ethtool:DEV:rx_coalesce_usecs | rx_max_coalesced_frames
   queue     /sys/class/net/DEV/queues/rx-N/rps_cpus | tx-N/xps_cpus  (DEV may be in netns)
 Every change is saved in the journal (fsync'ed) before it is written, and every value,
@@ -33,6 +35,7 @@ from irqlab.sources.fs import Roots
 
 _AFFINITY = re.compile(r".*/irq/([0-9]{1,7})/smp_affinity_list")
 _NAPI = re.compile(r"/sys/class/net/([^/\s]{1,15})/([a-z_]+)")
+_NAPI_ONE = re.compile(r"napi:([^/:\s]{1,15}):([0-9]{1,10}):([a-z-]+)")
 _COALESCE = re.compile(r"ethtool:([^/:\s]{1,15}):([a-z_]+)")
 _QUEUE = re.compile(r"/sys/class/net/([^/\s]{1,15})/(queues/(?:rx|tx)-[0-9]{1,5}/[a-z_]+)")
 
@@ -41,7 +44,10 @@ def queue_knob(dev: str, attr: str, netns: str | None) -> Knob:
     return Knob("queue", f"/sys/class/net/{dev}/{attr}", netns)
 
 
-def napi_knob(dev: str, attr: str, netns: str | None) -> Knob:
+def napi_knob(dev: str, attr: str, netns: str | None, napi_id: int | None = None) -> Knob:
+    """A device's NAPI attribute file, or (napi_id) one NAPI instance's attribute over netlink."""
+    if napi_id is not None:
+        return Knob("napi", f"napi:{dev}:{napi_id}:{attr}", netns)
     return Knob("napi", f"/sys/class/net/{dev}/{attr}", netns)
 
 
@@ -56,6 +62,8 @@ def affinity_knob(roots: Roots, irq: int) -> Knob:
 def _parts(knob: Knob, roots: Roots) -> tuple[str, ...]:
     """The knob's (irq,) / (dev, attr) / (dev, field), or IrqlabError if irqlab never writes it."""
     pattern = {"affinity": _AFFINITY, "napi": _NAPI, "coalesce": _COALESCE, "queue": _QUEUE}.get(knob.kind)
+    if knob.kind == "napi" and knob.target.startswith("napi:"):
+        pattern = _NAPI_ONE  # (dev, id, attr)
     m = pattern.fullmatch(knob.target) if pattern else None
     # affinity: exactly this root's /proc/irq/N/smp_affinity_list, never a look-alike elsewhere
     if m is None or (knob.kind == "affinity" and knob.target != affinity.affinity_path(roots, int(m.group(1)))):
@@ -79,6 +87,8 @@ class KnobFiles:
         p = _parts(knob, self.roots)
         if knob.kind == "affinity":
             return affinity.read_affinity(self.roots, int(p[0]))
+        if knob.kind == "napi" and len(p) == 3:
+            return napi.read_napi_config(knob.netns, *p)
         if knob.kind == "napi":
             return napi.read_napi(knob.netns, p[0], p[1], str(self.roots.sysfs))
         if knob.kind == "queue":
@@ -90,6 +100,8 @@ class KnobFiles:
         if knob.kind == "affinity":
             # An original may legitimately include isolated CPUs (it was the kernel's default).
             return affinity.validate_affinity(value, self.online, self.isolated, allow_isolated=True)
+        if knob.kind == "napi" and len(p) == 3:
+            return napi.validate_napi_config(p[0], p[1], p[2], value)
         if knob.kind == "napi":
             return napi.validate_napi(p[0], p[1], value)
         if knob.kind == "queue":
@@ -124,6 +136,8 @@ class KnobFiles:
         p = _parts(knob, self.roots)
         if knob.kind == "affinity":
             affinity.write_affinity(self.roots, int(p[0]), value)
+        elif knob.kind == "napi" and len(p) == 3:
+            napi.write_napi_config(knob.netns, p[0], p[1], p[2], value)
         elif knob.kind == "napi":
             napi.write_napi(knob.netns, p[0], p[1], value, str(self.roots.sysfs))
         elif knob.kind == "queue":
@@ -241,7 +255,7 @@ class HostKnobs:
         if write.kind == "affinity":
             return affinity_knob(self.roots, write.irq if write.irq is not None else -1)
         if write.kind == "napi":
-            return napi_knob(write.dev or "", write.attr or "", write.netns)
+            return napi_knob(write.dev or "", write.attr or "", write.netns, write.napi_id)
         if write.kind == "queue":
             return queue_knob(write.dev or "", write.attr or "", write.netns)
         return coalesce_knob(write.dev or "", write.attr or "", write.netns)

@@ -32,6 +32,9 @@ class PlannedWrite:
     dev: str | None = None  # napi, coalesce
     attr: str | None = None  # "napi_defer_hard_irqs", "gro_flush_timeout", "rx_coalesce_usecs"
     netns: str | None = None  # None: irqlab's own network namespace
+    # napi: one NAPI instance (netdev netlink napi-set, Linux 6.13+; attr "defer-hard-irqs",
+    # "gro-flush-timeout", "irq-suspend-timeout", "threaded"); None: the device's sysfs file.
+    napi_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
