@@ -69,3 +69,15 @@ def test_rt_thread_list_has_ktimers_ksoftirqd_and_irq_threads() -> None:
     assert "rtapp" not in kinds  # a user task: in the thread list, not the kernel's interrupt threads
     rtapp = next(t for t in read_threads(roots("rt-6.12-2cpu")) if t.comm == "rtapp")
     assert (rtapp.policy, rtapp.rt_priority, rtapp.last_cpu, rtapp.kthread) == ("fifo", 80, 1, False)
+
+
+def test_a_capture_keeps_what_tells_the_kernel_flavour(tmp_path: Path) -> None:
+    import shutil
+
+    from irqlab.sources.snapshot_dir import collect
+
+    shutil.copytree(FIXTURES / "rt-6.12-2cpu", tmp_path / "m")
+    (tmp_path / "m" / "proc" / "interrupts").write_text("           CPU0       CPU1\n  0:         10          0   IO-APIC   2-edge      timer\n")
+    raw = collect(Roots.of(tmp_path / "m" / "proc", tmp_path / "m" / "sys"))
+    assert raw.files["sys/kernel/realtime"] == b"1\n"
+    assert b"PREEMPT_RT" in raw.files["proc/sys/kernel/version"]

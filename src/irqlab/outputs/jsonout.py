@@ -16,7 +16,7 @@ import numpy as np
 from irqlab import __version__
 from irqlab.analysis.delta import Rates
 from irqlab.cpulist import format_cpulist
-from irqlab.model.snapshot import Snapshot
+from irqlab.model.snapshot import KernelInfo, Snapshot
 
 if TYPE_CHECKING:  # doctor_json.py renders findings; diff and top never load them
     from irqlab.analysis.findings import Finding
@@ -93,7 +93,15 @@ def snapshot_meta(snap: Snapshot) -> dict[str, Any]:
         "hostname": snap.host.hostname or None,
         "kernel": snap.host.kernel or None,
         "unreadable": [{"source": u.source, "path": u.path, "reason": u.reason} for u in snap.unreadable],
+        **({"kernel_info": kernel_json(snap.kernel)} if snap.kernel is not None else {}),
     }
+
+
+def kernel_json(k: KernelInfo) -> dict[str, Any]:
+    """What kind of kernel (sources/kernel.py): PREEMPT_RT, preemption model, IRQ time accounting (null: unknown)."""
+    return {"release": k.release or None, "realtime": k.realtime, "preempt": k.preempt, "preempt_dynamic": k.preempt_dynamic,
+            "irq_time_accounting": k.irq_time_accounting, "irq_time_evidence": k.irq_time_evidence or None,
+            "bh_workqueues": k.bh_workqueues}
 
 
 def irqs_json(

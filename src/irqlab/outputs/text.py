@@ -182,6 +182,15 @@ def _busy_cpus(rates: Rates, cpus: tuple[int, ...], ks: dict[int, float], sn_cpu
     return out
 
 
+def kernel_notes(snap: Snapshot) -> list[str]:
+    """What this kernel does not measure, said under the tables it affects (sources/kernel.py)."""
+    k = snap.kernel
+    if k is None or k.irq_time_accounting is not False:
+        return []
+    return ["note: this kernel does not account IRQ time (no CONFIG_IRQ_TIME_ACCOUNTING): %irq stays 0, %softirq is "
+            "sampled by the tick and interrupt time counts as the interrupted task's; `irqlab trace` (root) measures it"]
+
+
 def warnings_block(rates: Rates) -> list[str]:
     bad = [w for w in rates.warnings if w.kind not in ("appeared", "vanished")]
     return [f"warning: {w.message}" for w in bad]
@@ -190,7 +199,7 @@ def warnings_block(rates: Rates) -> list[str]:
 def render_top(rates: Rates, opts: TableOptions) -> str:
     parts = [header_line(rates.after, rates.interval_s, "irqlab top"), ""]
     parts += irq_table(rates, opts) + [""] + softirq_table(rates, opts) + [""] + cpu_table(rates, opts)
-    parts += warnings_block(rates)
+    parts += warnings_block(rates) + kernel_notes(rates.after)
     return _lines(parts)
 
 

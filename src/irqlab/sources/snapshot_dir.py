@@ -29,6 +29,8 @@ OTHER_FILES: tuple[str, ...] = (
     "proc/sys/kernel/hostname",
     "proc/sys/kernel/osrelease",
     "proc/sys/kernel/arch",
+    "proc/sys/kernel/version",  # uname -v: PREEMPT_RT, PREEMPT_DYNAMIC (sources/kernel.py)
+    "sys/kernel/realtime",  # "1" on PREEMPT_RT (6.12+)
     "proc/irq/default_smp_affinity",
     "sys/devices/system/cpu/possible",
     "sys/devices/system/cpu/online",
