@@ -20,6 +20,9 @@ documented in docs/trace.md, with the kernel code they rest on):
   just before its first entry on that CPU is a hardirq or vector exit; otherwise other
   (local_bh_enable(), or an interrupt exit whose handler was not traced).
 - Runs cut by the window edges or by lost events are counted as truncated, never as durations.
+- Threaded NAPI: a napi/DEV-ID kthread runs from a sched_switch that switches it in to the
+  next sched_switch on that CPU; a run cut by the window's edge counts up to the edge. This is
+  thread time (net/core/dev.c napi_threaded_poll(), v6.18), reported beside the softirqs.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ import numpy as np
 from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
 from irqlab.model.events import EventBatch, EventKind
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace_result import CONTEXTS, Handler, HistogramLayout, TraceResult, tasklet_name, vector_name
+from irqlab.model.trace_result import CONTEXTS, Handler, HistogramLayout, ThreadTime, TraceResult, tasklet_name, vector_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
 KSOFTIRQD = re.compile(r"ksoftirqd/\d+$")
+NAPI_THREAD = "napi/"  # net/core/dev.c napi_kthread_create(): "napi/%s-%d"
 _VECTOR_KEY = 1 << 40  # keeps vector keys apart from IRQ numbers in one hardirq pairing
 Truncated = dict[str, dict[int, int]]  # TraceResult.truncated: kind -> cpu -> runs cut short
 
@@ -56,13 +60,15 @@ class _Sorted:
     pid: np.ndarray
     arg0: np.ndarray
     arg1: np.ndarray
+    arg2: np.ndarray
 
     @classmethod
     def of(cls, batch: EventBatch, cpus: Collection[int] | None) -> _Sorted:
         keep = np.ones(len(batch), dtype=bool) if cpus is None else np.isin(batch.cpu, list(cpus))
         order = np.flatnonzero(keep)
         order = order[np.lexsort((batch.ts_ns[order], batch.cpu[order]))]
-        return cls(batch.ts_ns[order], batch.cpu[order], batch.kind[order], batch.pid[order], batch.arg0[order], batch.arg1[order])
+        return cls(batch.ts_ns[order], batch.cpu[order], batch.kind[order], batch.pid[order], batch.arg0[order], batch.arg1[order],
+                   batch.arg2[order])
 
 
 def _hist_by(cpus: np.ndarray, values: np.ndarray, layout: HistogramLayout) -> dict[int, Histogram]:
@@ -264,6 +270,38 @@ def _bh_work(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout
     return out
 
 
+def napi_threads(s: _Sorted, comms: dict[int, str], start_ns: int, end_ns: int) -> list[ThreadTime]:
+    """Run time of each napi/DEV-ID kthread on each CPU, from the sched_switch events.
+
+    On a CPU, a switch whose next_pid is the thread starts a run and the next switch there ends
+    it (its prev is the thread: common_pid). The first switch on a CPU whose prev is the thread
+    means it ran since the window began; a run still open at the end counts up to the end.
+    """
+    pids = np.array(sorted(p for p, c in comms.items() if c.startswith(NAPI_THREAD)), dtype=np.int64)
+    rows = np.flatnonzero(s.kind == EventKind.SCHED_SWITCH)
+    if pids.size == 0 or rows.size == 0:
+        return []
+    cpu, ts, prev, nxt, prio = s.cpu[rows], s.ts[rows], s.pid[rows], s.arg0[rows], s.arg2[rows]
+    last_on_cpu = np.r_[cpu[1:] != cpu[:-1], True]
+    first_on_cpu = np.r_[True, cpu[1:] != cpu[:-1]]
+    window = end_ns > start_ns  # a batch made without one spans its own events
+    start = min(start_ns, int(ts.min())) if window else int(ts.min())
+    end = np.where(last_on_cpu, max(end_ns, int(ts.max())) if window else int(ts.max()), np.r_[ts[1:], 0])
+    runs_in = np.isin(nxt, pids)  # a run from this switch to the next one on this CPU (or the edge)
+    ran_before = first_on_cpu & np.isin(prev, pids)  # a run from the window's start to this switch
+    pid = np.r_[nxt[runs_in], prev[ran_before]]
+    on = np.r_[cpu[runs_in], cpu[ran_before]]
+    ns = np.r_[end[runs_in] - ts[runs_in], ts[ran_before] - start]
+    counted = np.r_[np.ones(int(runs_in.sum()), dtype=np.int64), np.zeros(int(ran_before.sum()), dtype=np.int64)]
+    out = []
+    for p, c in sorted(set(zip(pid.tolist(), on.tolist()))):
+        sel = (pid == p) & (on == c)
+        last_prio = prio[runs_in][(nxt[runs_in] == p) & (cpu[runs_in] == c)]
+        out.append(ThreadTime(p, comms[p], c, int(ns[sel].sum()), int(counted[sel].sum()),
+                              int(last_prio[-1]) if last_prio.size else None))
+    return out
+
+
 def aggregate_trace(
     batch: EventBatch,
     *,
@@ -304,4 +342,5 @@ def aggregate_trace(
         ksoftirqd_pids=kpids,
         source=batch.source,
         layout=layout,
+        threads=tuple(napi_threads(s, batch.comms, batch.start_ns, batch.end_ns)),
     )

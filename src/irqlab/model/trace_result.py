@@ -73,6 +73,49 @@ class Handler:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadTime:
+    """How long one napi/DEV-ID kthread ran on one CPU in a window: thread time, not NET_RX softirq time.
+
+    Threaded NAPI polls in its own kthread (net/core/dev.c, napi_threaded_poll(), v6.18), so
+    its receive work is scheduled like a task: measured from sched:sched_switch (tracefs), or
+    from /proc/PID/schedstat deltas (the BPF backend, which keeps no events), then `cpu` is the
+    CPU it last ran on.
+    """
+
+    pid: int
+    comm: str  # "napi/veth1-8193"
+    cpu: int
+    run_ns: int
+    runs: int  # times it was switched in (0 from schedstat)
+    prio: int | None = None  # the kernel's prio at its last switch-in (sched_switch next_prio): < 100 real-time
+    source: str = "sched_switch"  # or "schedstat"
+
+    @property
+    def device(self) -> str:
+        """The device it polls, from the comm "napi/%s-%d" ("" when the comm was cut short)."""
+        dev, _, nid = self.comm.removeprefix("napi/").rpartition("-")
+        return dev if dev and nid.isdigit() else ""
+
+    @property
+    def napi_id(self) -> int | None:
+        _, _, nid = self.comm.rpartition("-")
+        return int(nid) if nid.isdigit() else None
+
+    @property
+    def priority(self) -> str:
+        """The kernel prio as a person sets it: "rt 50" (SCHED_FIFO/RR 50, prio 49), "nice 0" (prio 120).
+
+        include/linux/sched/prio.h (v6.18): MAX_RT_PRIO 100, an RT task's prio is 99 - rt_priority,
+        a normal task's 120 + nice; SCHED_DEADLINE is -1.
+        """
+        if self.prio is None:
+            return ""
+        if self.prio < 0:
+            return "deadline"
+        return f"rt {99 - self.prio}" if self.prio < 100 else f"nice {self.prio - 120}"
+
+
+@dataclass(frozen=True, slots=True)
 class TraceResult:
     """Everything `irqlab trace` reports for one window."""
 
@@ -89,6 +132,7 @@ class TraceResult:
     ksoftirqd_pids: tuple[int, ...] = ()
     source: str = ""
     layout: HistogramLayout = HistogramLayout()
+    threads: tuple[ThreadTime, ...] = ()  # napi/DEV-ID kthreads' run time per CPU
 
     @property
     def complete(self) -> bool:
@@ -120,6 +164,8 @@ class TraceResult:
             "truncated": {k: ints(v) for k, v in sorted(self.truncated.items())},
             "ksoftirqd_pids": list(self.ksoftirqd_pids), "source": self.source,
             "layout": {"bucket_ns": self.layout.bucket_ns, "limit_ns": self.layout.limit_ns},
+            "threads": [{"pid": t.pid, "comm": t.comm, "cpu": t.cpu, "run_ns": t.run_ns, "runs": t.runs,
+                         "prio": t.prio, "source": t.source} for t in self.threads],
         }
 
     @classmethod
@@ -149,6 +195,10 @@ class TraceResult:
             truncated={str(k): ints(v) for k, v in d["truncated"].items()},
             ksoftirqd_pids=tuple(int(p) for p in d["ksoftirqd_pids"]), source=str(d["source"]),
             layout=HistogramLayout(int(d["layout"]["bucket_ns"]), int(d["layout"]["limit_ns"])),
+            # Absent from evidence saved before threaded NAPI was traced: no threads.
+            threads=tuple(ThreadTime(int(t["pid"]), str(t["comm"]), int(t["cpu"]), int(t["run_ns"]), int(t["runs"]),
+                                     None if t["prio"] is None else int(t["prio"]), str(t["source"]))
+                          for t in d.get("threads", ())),
         )
 
 

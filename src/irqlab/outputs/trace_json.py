@@ -6,7 +6,7 @@ from typing import Any
 
 from irqlab import __version__
 from irqlab.model.histogram import Histogram
-from irqlab.model.trace_result import CONTEXTS, Handler, TraceResult
+from irqlab.model.trace_result import CONTEXTS, Handler, ThreadTime, TraceResult
 
 SCHEMA_VERSION = 1
 
@@ -92,4 +92,13 @@ def trace_json(r: TraceResult) -> dict[str, Any]:
         "tasklets": [handler_json(h, cpus) for h in r.tasklets],
         "softirq_passes": {str(c): {"passes": r.passes.get(c, 0), "restarts": r.restarts.get(c, 0)} for c in cpus},
         "truncated": {what: _by_cpu(per_cpu, cpus) for what, per_cpu in sorted(r.truncated.items())},
+        "napi_threads": [napi_thread_json(t, r.window_ns) for t in r.threads],
     }
+
+
+def napi_thread_json(t: ThreadTime, window_ns: int) -> dict[str, Any]:
+    """One napi/DEV-ID kthread on one CPU: its run time in the window (thread time, not NET_RX softirq time)."""
+    return {"pid": t.pid, "comm": t.comm, "device": t.device or None, "napi_id": t.napi_id, "cpu": t.cpu,
+            "runs": t.runs if t.source == "sched_switch" else None, "run_ns": t.run_ns,
+            "cpu_share": round(t.run_ns / window_ns, 4) if window_ns > 0 else None,
+            "prio": t.prio, "priority": t.priority or None, "source": t.source}

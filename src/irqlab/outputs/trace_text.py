@@ -116,6 +116,27 @@ def passes_lines(r: TraceResult) -> list[str]:
     return out
 
 
+def napi_thread_lines(r: TraceResult) -> list[str]:
+    """Threaded NAPI: each napi/DEV-ID kthread's run time per CPU, beside that CPU's NET_RX softirq time.
+
+    Nothing when no such thread ran: most machines poll NAPI in NET_RX softirq only.
+    """
+    if not r.threads:
+        return []
+    net_rx = next((h for h in r.softirqs if h.name == "NET_RX"), None)
+    window_ns = max(r.window_ns, 1)
+    how = "from sched_switch" if all(t.source == "sched_switch" for t in r.threads) else "from /proc/PID/schedstat, CPU = where it last ran"
+    rows = []
+    for t in sorted(r.threads, key=lambda t: (-t.run_ns, t.cpu, t.pid)):
+        rx = net_rx.gross.get(t.cpu) if net_rx else None
+        rows.append([t.comm, str(t.pid), t.device or "?", f"CPU{t.cpu}", str(t.runs) if t.source == "sched_switch" else "-",
+                     f"{t.run_ns / 1e6:.2f}", f"{100 * t.run_ns / window_ns:.1f}", t.priority or "-",
+                     f"{rx.sum_ns / 1e6:.2f}" if rx else "-"])
+    title = (f"NAPI threads (threaded NAPI polls in napi/DEV-ID kthreads: thread time, not NET_RX softirq time; {how}; "
+             "NET_RX_ms = NET_RX softirq time on that CPU)")
+    return [title] + _table(["THREAD", "PID", "DEVICE", "CPU", "RUNS", "RUN_ms", "%CPU", "PRIO", "NET_RX_ms"], rows)
+
+
 def truncated_line(r: TraceResult) -> str:
     parts = [f"{what} {sum(per.values())}" for what, per in sorted(r.truncated.items()) if sum(per.values())]
     return "not measured (cut by the window edges or lost events): " + (", ".join(parts) if parts else "none")
@@ -172,6 +193,8 @@ def render_trace(r: TraceResult, opts: TextOptions = TextOptions()) -> str:
     out += handler_lines("hardirq handler duration (gross = exit - entry; NET = minus nested handlers; us)", "IRQ", tuple(h for h in r.hardirqs if h.kind == "irq"), r, opts) + [""]
     out += handler_lines("x86 system vector handler duration (irq_vectors:*; us)", "VECTOR", tuple(h for h in r.hardirqs if h.kind == "vector"), r, opts) + [""]
     out += handler_lines("tasklet duration (us)", "FUNCTION", r.tasklets, r, opts) + [""]
+    napi = napi_thread_lines(r)
+    out += napi + [""] if napi else []
     out += passes_lines(r) + ["", truncated_line(r)]
     if opts.hist:
         for h in r.softirqs + r.hardirqs + r.tasklets:
