@@ -55,6 +55,9 @@ def test_only_hrtimer_wakeup_timers_are_taken_and_no_filter_when_kallsyms_hides_
     assert imm64s(W.hrtimer_start(FDS, start, WAKEUP_FN)) == [WAKEUP_FN]
     hidden = W.hrtimer_start(FDS, start, 0)
     assert imm64s(hidden) == [] and start.field("function").offset not in ctx_loads(hidden)
+    exp = fmt("timer:hrtimer_expire_entry")
+    assert imm64s(W.hrtimer_expire(FDS, exp, WAKEUP_FN)) == [WAKEUP_FN]
+    assert ctx_loads(W.hrtimer_expire(FDS, exp, WAKEUP_FN)) == {exp.field(n).offset for n in ("function", "hrtimer")}
 
 
 def test_the_switch_program_reads_next_pid_and_writes_the_ring_only_when_asked():

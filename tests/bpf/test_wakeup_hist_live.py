@@ -29,13 +29,16 @@ def _root_and_bpf():
         pytest.skip(reason)
 
 
-def _irqlab_programs() -> list[str]:
-    """Names of loaded BPF programs that irqlab owns, as bpftool lists them."""
+def _wakeup_programs() -> set[tuple[int, str]]:
+    """(id, name) of loaded wake-up timing programs (irqlab_wk_*), as bpftool lists them.
+
+    Only these: `irqlab trace` or `export` of another user may hold irqlab's other programs.
+    """
     tool = shutil.which("bpftool")
     if tool is None:
         missing_tool("bpftool")
     out = subprocess.run([tool, "--json", "prog", "show"], capture_output=True, text=True, check=True).stdout
-    return [p.get("name", "") for p in json.loads(out or "[]") if p.get("name", "").startswith("irqlab")]
+    return {(p["id"], p.get("name", "")) for p in json.loads(out or "[]") if p.get("name", "").startswith("irqlab_wk")}
 
 
 def _settled(check, timeout_s: float = 5.0):
@@ -92,7 +95,7 @@ def test_each_kernel_figure_is_below_the_probes_figure_of_the_same_wake_up():
 def test_latency_kernel_on_bpf_leaves_no_program_loaded_and_dma_latency_released(capsys):
     from irqlab.cli.main import EXIT_OK, main
 
-    assert _irqlab_programs() == [], "another irqlab run holds BPF programs: run this alone"
+    before = _wakeup_programs()
     assert main(["latency", "-l", "500", "--kernel", "--kernel-backend", "bpf", "--json"]) == EXIT_OK
     doc = json.loads(capsys.readouterr().out)
     k = doc["kernel_wakeup"]
@@ -103,7 +106,7 @@ def test_latency_kernel_on_bpf_leaves_no_program_loaded_and_dma_latency_released
         assert c["matched"] >= samples * 0.98
         assert c["kernel"]["count"] == c["irq"]["count"] == c["thread"]["count"] == c["matched"]
         assert c["kernel"]["max_us"] <= c["user"]["max_us"] and c["return"]["avg_us"] > 0
-    assert _settled(_irqlab_programs) == []
+    assert _settled(lambda: _wakeup_programs() - before) == set()
     holders = []
     for fd in os.listdir("/proc/self/fd"):
         try:

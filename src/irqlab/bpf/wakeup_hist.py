@@ -8,7 +8,7 @@ Three tracepoint programs (the same perf-event attachment as backend.py) and fiv
   CLOCK_MONOTONIC time the probe asked for: exactly its deadline (TIMER_ABSTIME; the timer
   slack only moves `expires`). The event carries it, so nothing is read from kernel memory
   and no structure offsets are assumed.
-- `timer:hrtimer_expire_entry` looks the pointer up, deletes it, and stores (deadline, now)
+- `timer:hrtimer_expire_entry` of an hrtimer_wakeup timer looks the pointer up, deletes it, and stores (deadline, now)
   in the probe's slot of `irqlab_wk_pend` (the timer may fire on another CPU).
 - `sched:sched_switch` with next_pid a probe takes its slot's pending expiry and adds
   IRQ = expiry - deadline, THREAD = switch-in - expiry and KERNEL = their sum to the
@@ -95,10 +95,10 @@ def _pending(a: Asm, m: WakeupMaps) -> None:
 def hrtimer_start(m: WakeupMaps, fmt: EventFormat, wakeup_fn: int) -> list[Insn]:
     a = Asm()
     a.mov(R6, R1)
+    if wakeup_fn:  # first: most timers started on the machine are not sleepers, and this is cheapest
+        a.ldx("dw", R1, R6, fmt.field("function").offset).ld_imm64(R2, wakeup_fn).jmp("jne", R1, R2, "out")
     a.call("get_current_pid_tgid").stx("w", R10, FP_PID, R0)  # low half: the thread id
     _slot_of(a, m)
-    if wakeup_fn:
-        a.ldx("dw", R1, R6, fmt.field("function").offset).ld_imm64(R2, wakeup_fn).jmp("jne", R1, R2, "out")
     _counters(a, m)
     _inc(a, "starts")
     _pending(a, m)
@@ -115,9 +115,12 @@ def hrtimer_start(m: WakeupMaps, fmt: EventFormat, wakeup_fn: int) -> list[Insn]
     return a.assemble()
 
 
-def hrtimer_expire(m: WakeupMaps, fmt: EventFormat) -> list[Insn]:
+def hrtimer_expire(m: WakeupMaps, fmt: EventFormat, wakeup_fn: int = 0) -> list[Insn]:
     a = Asm()
-    a.mov(R6, R1).call("ktime_get_ns").mov(R8, R0)
+    a.mov(R6, R1)
+    if wakeup_fn:  # only sleepers can be a probe's timer: skip the hash lookup for the others
+        a.ldx("dw", R1, R6, fmt.field("function").offset).ld_imm64(R2, wakeup_fn).jmp("jne", R1, R2, "out")
+    a.call("ktime_get_ns").mov(R8, R0)
     a.ldx("dw", R1, R6, fmt.field("hrtimer").offset).stx("dw", R10, FP_KEY, R1)
     a.mov(R2, R10).add(R2, FP_KEY).ld_map_fd(R1, m.timers).call("map_lookup_elem").jmp("jeq", R0, 0, "out")
     a.ldx("dw", R1, R0, 0).stx("w", R10, FP_SLOT, R1).ldx("dw", R1, R0, 8).stx("dw", R10, FP_SOFT, R1)
@@ -245,9 +248,9 @@ class WakeupHist:
             m["each"] = mk("irqlab_wk_each", ARRAY, 4, 24, self.probes * self.keep)
         fds = WakeupMaps(m["pids"].fd, m["timers"].fd, m["pending"].fd, m["hist"].fd, m["counters"].fd,
                          m["each"].fd if self.keep else -1)
-        specs = [("irqlab_wk_start", "timer:hrtimer_start",
-                  hrtimer_start(fds, formats["timer:hrtimer_start"], hrtimer_wakeup_address())),
-                 ("irqlab_wk_expire", "timer:hrtimer_expire_entry", hrtimer_expire(fds, formats["timer:hrtimer_expire_entry"])),
+        fn = hrtimer_wakeup_address()
+        specs = [("irqlab_wk_start", "timer:hrtimer_start", hrtimer_start(fds, formats["timer:hrtimer_start"], fn)),
+                 ("irqlab_wk_expire", "timer:hrtimer_expire_entry", hrtimer_expire(fds, formats["timer:hrtimer_expire_entry"], fn)),
                  ("irqlab_wk_switch", "sched:sched_switch", sched_switch(fds, lay, formats["sched:sched_switch"], self.keep))]
         for name, _event, insns in specs:  # load all first: a refusal attaches nothing
             self.prog_fds.append(syscall.prog_load(encode(insns), name))
