@@ -111,3 +111,14 @@ def test_a_running_irqbalance_not_banned_from_the_cpu_may_place_irqs_there_and_a
     assert open_[0].detail.startswith("may place IRQs here: CPU1 is not banned (it bans CPUs none: its default)")
     banned = isolation_report(rates, {1: ("--cpus",)}, frozenset(), balancer=Balancer(812, (1,), "x")).cpus[0].allowed
     assert banned == ()
+
+
+def test_with_isolcpus_managed_irq_a_managed_irq_with_a_housekeeping_cpu_may_not_land_and_one_without_still_may():
+    m = Machine(cpus=(0, 1, 2), irqs=[("36", "nvme0q1", [0, 0, 0]), ("37", "nvme0q2", [0, 0, 0])],
+                irqinfo={36: IrqInfo(36, affinity=(0, 1), effective_affinity=(0,), managed=True),
+                         37: IrqInfo(37, affinity=(1, 2), effective_affinity=(1,), managed=True)})
+    quiet = {1: ("isolcpus=managed_irq,domain",), 2: ("isolcpus=managed_irq,domain",)}
+    allowed = report(m, quiet=quiet).cpus[0].allowed
+    assert [a.name for a in allowed] == ["IRQ 37 nvme0q2"] and "no online housekeeping CPU" in allowed[0].detail
+    plain = report(m, quiet={1: ("--cpus",), 2: ("--cpus",)}).cpus[0].allowed
+    assert [a.name for a in plain] == ["IRQ 36 nvme0q1", "IRQ 37 nvme0q2"]

@@ -147,3 +147,74 @@ def test_irqbalance_banned_from_the_quiet_cpus_and_every_placed_irq_needs_no_war
 
     placed = tuple(w.irq for w in plan_placement(_map(), QUIET).writes if w.irq is not None)
     assert plan_placement(_map(), QUIET, balancer=Balancer(812, QUIET, "x", placed)).warnings == ()
+
+
+def _x86_map(extra_infos=None):
+    """_map() with the local timer row: an x86 machine, whose IRQs need a vector on their CPU."""
+    from irqlab.model.snapshot import IrqLine
+
+    m = _map(extra_infos)
+    return build_map({int(r.irq): IrqInfo(int(r.irq), affinity=r.affinity, effective_affinity=r.effective_affinity,
+                                          actions=r.actions, managed=r.managed) for r in m.rows if r.numbered},
+                     [IrqLine("LOC", "LOC", description="Local timer interrupts")],
+                     [PciFunction("0000:81:00.0", tuple(range(100, 104)), True, "ice", 1),
+                      PciFunction("0000:03:00.0", (200, 201), True, "mlx5_core", 0),
+                      PciFunction("0000:00:1f.2", (30,), True, "ahci", 0)],
+                     [NetDeviceLink("ens1f0", "0000:81:00.0", None), NetDeviceLink("enp3s0", "0000:03:00.0", None)],
+                     [("host", [_dev("ens1f0", 4, 1), _dev("enp3s0", 2, 0), _dev("lo", 1, None)])], NODES, ONLINE)
+
+
+def _matrix(free: dict[int, int]):
+    from irqlab.model.irqvectors import CpuVectors, VectorMatrix
+
+    return VectorMatrix({c: CpuVectors(c, free.get(c, 150)) for c in ONLINE}, "/sys/kernel/debug/irq/domains/VECTOR")
+
+
+def test_a_write_onto_a_cpu_with_no_free_vector_is_left_alone_as_enospc():
+    p = plan_placement(_x86_map(), QUIET, vectors=_matrix({8: 0}))
+    aff = {w.irq: w.cpus for w in p.writes if w.kind == "affinity"}
+    assert 100 not in aff and aff[101] == (9,) and 102 not in aff and aff[103] == (9,)
+    why = {a.what.split()[1]: a.why for a in p.left_alone}
+    assert why["100"].startswith("no free interrupt vector on CPU 8 (/sys/kernel/debug/irq/domains/VECTOR)")
+    assert "ENOSPC" in why["100"] and p.vector_source == "/sys/kernel/debug/irq/domains/VECTOR"
+
+
+def test_the_plans_own_moves_use_up_a_cpus_vectors():
+    # CPU 8 has one vector, CPU 9 two: queue 0 -> 8, queue 1 -> 9, queue 2 -> 8 (full), queue 3 -> 9
+    p = plan_placement(_x86_map(), QUIET, vectors=_matrix({8: 1, 9: 2}))
+    aff = {w.irq: w.cpus for w in p.writes if w.kind == "affinity"}
+    assert aff.get(100) == (8,) and aff.get(101) == (9,) and 102 not in aff and aff.get(103) == (9,)
+
+
+def test_a_write_keeping_the_irqs_current_cpu_needs_no_new_vector():
+    extra = {100: IrqInfo(100, affinity=ONLINE, effective_affinity=(8,), actions=("ice-ens1f0-TxRx-0",), managed=False)}
+    p = plan_placement(_x86_map(extra), QUIET, vectors=_matrix({8: 0}))
+    assert {w.irq: w.cpus for w in p.writes if w.kind == "affinity"}.get(100) == (8,)
+
+
+def test_without_debugfs_the_vector_space_is_estimated_and_said_to_be():
+    p = plan_placement(_x86_map(), QUIET)
+    assert p.vector_source.startswith("estimated from /proc/interrupts")
+    assert plan_placement(_map(), QUIET).vector_source == ""  # no LOC row: not x86, no per-CPU vector space
+
+
+def test_an_estimated_exhaustion_says_estimated():
+    from irqlab.analysis.irqvectors import ESTIMATED_CAPACITY
+
+    crowd = {1000 + i: IrqInfo(1000 + i, affinity=(8,), effective_affinity=(8,), actions=(f"x{i}",), managed=False)
+             for i in range(ESTIMATED_CAPACITY)}
+    p = plan_placement(_x86_map(crowd), QUIET)
+    why = {a.what.split()[1]: a.why for a in p.left_alone}
+    assert why["100"].startswith("no free interrupt vector on CPU 8 (estimated: estimated from /proc/interrupts")
+
+
+def test_with_isolcpus_managed_irq_a_managed_irq_with_a_housekeeping_cpu_is_kept_off_the_quiet_ones():
+    extra = {300: IrqInfo(300, affinity=(9, 10), effective_affinity=(10,), actions=("nvme0q3",), managed=True),
+             301: IrqInfo(301, affinity=(10, 11), effective_affinity=(10,), actions=("nvme0q4",), managed=True)}
+    p = plan_placement(_map(extra), QUIET, managed_irq_cpus=QUIET)
+    why = {a.what.split()[1]: a.why for a in p.left_alone}
+    assert "isolcpus=managed_irq keeps it on CPU 9 of its mask while one of them is online" in why["300"]
+    assert "may fire on quiet" not in why["300"]
+    assert "its mask 10-11 has no online housekeeping CPU" in why["301"] and why["301"].endswith("it may fire on quiet CPU 10-11")
+    plain = {a.what.split()[1]: a.why for a in plan_placement(_map(extra), QUIET).left_alone}
+    assert "may fire on quiet CPU 10" in plain["300"]

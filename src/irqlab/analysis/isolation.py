@@ -32,6 +32,7 @@ import numpy as np
 from irqlab.analysis.actions import Action, irq_affinity_action, rps_action, task_affinity_action
 from irqlab.analysis.causes import Source, VectorTime, nic_queues, sources_of
 from irqlab.analysis.delta import Rates
+from irqlab.analysis.irqvectors import managed_landing
 from irqlab.analysis.isolation_trace import TraceAttribution, Traced
 from irqlab.analysis.netdelta import NetRates, ThreadShare, net_rates, thread_shares
 from irqlab.analysis.placement import Balancer
@@ -162,7 +163,7 @@ def _irq_names(rates: Rates) -> dict[str, str]:
     return {line.irq: line.name for line in (irq.lines if irq else ()) if line.numbered}
 
 
-def allowed_on(cpu: int, rates: Rates, balancer: Balancer | None = None) -> tuple[Allowed, ...]:
+def allowed_on(cpu: int, rates: Rates, balancer: Balancer | None = None, managed_irq: frozenset[int] = frozenset()) -> tuple[Allowed, ...]:
     """IRQs whose affinity includes cpu, RPS/XPS queues that name it, IRQ and NAPI threads that may run there;
     a running irqbalance not banned from it."""
     snap, names = rates.after, _irq_names(rates)
@@ -178,6 +179,11 @@ def allowed_on(cpu: int, rates: Rates, balancer: Balancer | None = None) -> tupl
             continue
         name = names.get(str(n)) or ", ".join(info.actions or ()) or "-"
         detail = f"smp_affinity_list {format_cpulist(aff) or '-'}, effective {format_cpulist(eff) or '-'}"
+        if info.managed and managed_irq:
+            landing, how = managed_landing(aff, managed_irq, snap.host.online_cpus or aff)
+            if cpu not in landing and cpu not in eff:
+                continue  # isolcpus=managed_irq keeps it on a housekeeping CPU of its mask
+            detail += f"; {how}"
         out.append(Allowed("managed-irq" if info.managed else "irq", f"IRQ {n} {name}", detail))
     for view in snap.net.views if snap.net else ():
         for d in view.devices:
@@ -384,12 +390,14 @@ def isolation_report(rates: Rates, quiet: Mapping[int, tuple[str, ...]], nohz_fu
     threads = thread_shares(b.threads, a.threads, rates.interval_ns) if a.threads and b.threads else ()
     online = rates.after.host.online_cpus or (rates.interrupts.cpus if rates.interrupts else ())
     qset = set(quiet)
+    # isolcpus=managed_irq,LIST as the declarations name it ("isolcpus=managed_irq,domain")
+    managed_irq = frozenset(c for c, why in quiet.items() if any(d.startswith("isolcpus=") and "managed_irq" in d for d in why))
     hk = tuple(c for c in online if c not in qset)
     cpus = []
     for cpu, why in sorted(quiet.items()):
         landed = _landed(cpu, cpu in nohz_full, rates, net, threads, qset, hk)
         if trace is not None:
             landed = _attributed(landed, cpu, trace, hk)
-        cpus.append(CpuIsolation(cpu, why, cpu in nohz_full, allowed_on(cpu, rates, balancer),
+        cpus.append(CpuIsolation(cpu, why, cpu in nohz_full, allowed_on(cpu, rates, balancer, managed_irq),
                                  tuple(o for o in landed if o.over), tuple(o for o in landed if not o.over)))
     return IsolationReport(rates.interval_s, hk, tuple(cpus), trace, trace_note)

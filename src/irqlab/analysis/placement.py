@@ -19,7 +19,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from irqlab.analysis.irqmap import IrqMap, IrqRow, NetDeviceMap, preflight
+from irqlab.analysis.irqvectors import VectorBudget, estimate_matrix, managed_landing
 from irqlab.cpulist import format_cpulist
+from irqlab.model.irqvectors import VectorMatrix
 from irqlab.model.placement import PlaceWrite
 
 
@@ -66,6 +68,7 @@ class Placement:
     writes: tuple[PlaceWrite, ...]
     left_alone: tuple[LeftAlone, ...]
     warnings: tuple[str, ...]
+    vector_source: str = ""  # where the free vectors per CPU came from (x86); "" elsewhere
 
 
 def netns_name(label: str) -> str | None:
@@ -94,8 +97,10 @@ def _queue_irqs(rows: Iterable[IrqRow]) -> dict[int, list[IrqRow]]:
 
 
 def _place_irq(row: IrqRow, cpus: tuple[int, ...], why: str, online: Collection[int] | None,
-               writes: list[PlaceWrite], alone: list[LeftAlone]) -> None:
+               writes: list[PlaceWrite], alone: list[LeftAlone], budget: VectorBudget | None = None) -> None:
     refusal = preflight(row, cpus, online)
+    if refusal is None and row.movable is not None and budget is not None:
+        refusal = budget.take(row, cpus)
     if refusal is not None:
         alone.append(LeftAlone(_irq_name(row), refusal))
     elif row.movable is None:
@@ -105,7 +110,7 @@ def _place_irq(row: IrqRow, cpus: tuple[int, ...], why: str, online: Collection[
 
 
 def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m: IrqMap,
-            writes: list[PlaceWrite], alone: list[LeftAlone]) -> None:
+            writes: list[PlaceWrite], alone: list[LeftAlone], budget: VectorBudget | None) -> None:
     dev = nd.device
     netns = netns_name(nd.namespace)
     if nd.namespace != "host" and netns is None:
@@ -122,7 +127,7 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
         before = len(writes)
         for row in by_queue[q]:
             why = f"{dev.name} {row.role} queue {q}: one queue per CPU over {where} ({format_cpulist(local)})"
-            _place_irq(row, (cpu_of[q],), why, m.online, writes, alone)
+            _place_irq(row, (cpu_of[q],), why, m.online, writes, alone, budget)
         if len(writes) == before:
             # Nothing moved (managed, or unknown): RPS/XPS follow where the kernel keeps the IRQ.
             kept = [c for r in by_queue[q] for c in (r.effective_affinity or r.affinity or ()) if c in hk]
@@ -131,7 +136,7 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
         if row.movable is False:
             alone.append(LeftAlone(_irq_name(row), row.why or "cannot move"))
         elif set(row.affinity or ()) - set(local):
-            _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone)
+            _place_irq(row, local, f"{dev.name}'s other IRQ: onto {where}", m.online, writes, alone, budget)
 
     def cpu_for(i: int) -> int:
         return cpu_of[i] if i in cpu_of else local[i % len(local)]
@@ -148,13 +153,17 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
 
 def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[int] | None = None,
                    devices: Collection[str] = (), irqbalance_pid: int | None = None,
-                   balancer: Balancer | None = None) -> Placement:
+                   balancer: Balancer | None = None, vectors: VectorMatrix | None = None,
+                   managed_irq_cpus: Collection[int] = ()) -> Placement:
     """The plan for map m: quiet CPUs are kept free; housekeeping defaults to online minus quiet.
 
     `devices` limits the plan to those network devices (by name, in any namespace) and their
     IRQs; empty: every device but loopback, and every other movable IRQ on a quiet CPU.
     A running irqbalance (`balancer`, or only its pid: bans unknown) is a warning naming what
     it will undo: quiet CPUs it is not banned from, placed IRQs it does not leave alone.
+    Each affinity write also takes a vector on x86 (`vectors`, from debugfs; estimated from
+    the map when None): a write the kernel would refuse with ENOSPC is left alone.
+    `managed_irq_cpus` (isolcpus=managed_irq,LIST) say where managed IRQs may still fire.
     """
     quiet_t = tuple(sorted(set(quiet)))
     online = m.online or ()
@@ -162,11 +171,13 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
     if not hk:
         raise ValueError("no housekeeping CPU: every online CPU is isolated (give --cpus-housekeeping)")
     rows = {r.irq: r for r in m.rows if r.numbered}
+    matrix = vectors if vectors is not None else estimate_matrix(m)
+    budget = VectorBudget(matrix) if matrix is not None else None
     writes: list[PlaceWrite] = []
     alone: list[LeftAlone] = []
     chosen = [nd for nd in m.netdevs if (nd.device.name in devices if devices else nd.device.name != "lo")]
     for nd in chosen:
-        _device(nd, rows, hk, m, writes, alone)
+        _device(nd, rows, hk, m, writes, alone, budget)
     placed = {str(w.irq) for w in writes if w.irq is not None} | {a.what.split()[1] for a in alone if a.what.startswith("IRQ ")}
     if not devices:
         for row in rows.values():
@@ -174,7 +185,13 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
                 continue
             on_quiet = set(row.effective_affinity or row.affinity or ()) & set(quiet_t)
             if row.movable is False:
-                if on_quiet:
+                if row.managed and managed_irq_cpus:
+                    landing, how = managed_landing(row.affinity or (), managed_irq_cpus, online)
+                    if set(row.affinity or ()) & set(quiet_t):
+                        alone.append(LeftAlone(_irq_name(row), f"{row.why}; {how}"
+                                               + (f": it may fire on quiet CPU {format_cpulist(set(landing) & set(quiet_t))}"
+                                                  if set(landing) & set(quiet_t) else "")))
+                elif on_quiet:
                     alone.append(LeftAlone(_irq_name(row), f"{row.why}; it may fire on quiet CPU {format_cpulist(on_quiet)} "
                                            "(isolcpus=managed_irq keeps managed IRQs off isolated CPUs where it can)"))
                 continue
@@ -182,7 +199,7 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
                 local = _local(hk, row.device_node, m.nodes)
                 onto = f"NUMA node {row.device_node}'s housekeeping CPUs" if local != hk else "the housekeeping CPUs"
                 _place_irq(row, local, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto {onto}",
-                           m.online, writes, alone)
+                           m.online, writes, alone, budget)
     warnings = []
     if balancer is None and irqbalance_pid is not None:
         balancer = Balancer(irqbalance_pid)
@@ -190,4 +207,4 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
         w = balancer_warning(balancer, quiet_t, (x.irq for x in writes if x.irq is not None))
         if w is not None:
             warnings.append(w)
-    return Placement(hk, quiet_t, tuple(writes), tuple(alone), tuple(warnings))
+    return Placement(hk, quiet_t, tuple(writes), tuple(alone), tuple(warnings), matrix.source if matrix is not None else "")

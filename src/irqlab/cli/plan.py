@@ -67,14 +67,17 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.errors import MissingSource, UsageError
     from irqlab.outputs.plan_toml import render_plan_toml
     from irqlab.sources.cmdline import read_kernel_isolation
+    from irqlab.sources.vectors import read_vector_matrix
 
     roots = common.roots_of(args)
     m, notes = gather(roots, walk=roots.is_live and os.geteuid() == 0)
     online = m.online or ()
     if not online:
         raise UsageError("the online CPUs are unknown (no /sys/devices/system/cpu/online under --sysfs)")
+    managed_irq: tuple[int, ...] = ()
     try:
-        kernel_quiet = tuple(read_kernel_isolation(roots).quiet_cpus(online))
+        kernel = read_kernel_isolation(roots)
+        kernel_quiet, managed_irq = tuple(kernel.quiet_cpus(online)), kernel.managed_irq_cpus
     except MissingSource as exc:  # a capture without proc/cmdline
         kernel_quiet = ()
         notes.append(f"{exc.path}: missing; no CPU is counted as quiet but those --cpus-housekeeping leaves out")
@@ -91,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
         if dev not in known:
             raise UsageError(f"--dev {dev}: no such network device (known: {', '.join(sorted(known)) or 'none'})")
     balancer, balancer_notes = read_balancer(roots) if roots.is_live else (None, [])
+    # debugfs is read where it is mounted and never mounted by irqlab: without it, estimated
+    matrix = read_vector_matrix()[0] if roots.is_live else None
     notes += balancer_notes
     try:
-        placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev), balancer=balancer)
+        placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev), balancer=balancer,
+                                   vectors=matrix, managed_irq_cpus=managed_irq)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     header = "\n".join(f"note: {n}" for n in notes)

@@ -44,6 +44,8 @@ def render_plan_toml(p: Placement, header: str = "") -> str:
         "#   irqlab apply --undo        puts every value back",
         "# cpus are CPU lists (\"0-3,8\"); rps and xps write them as the kernel's hex masks.",
     ]
+    if p.vector_source:
+        lines.append(f"# interrupt vectors per CPU (x86; a write onto a full CPU is left alone, ENOSPC): {p.vector_source}")
     lines += [f"# WARNING: {warning}" for warning in p.warnings]
     if p.left_alone:
         lines.append("# left alone:")

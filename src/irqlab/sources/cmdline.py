@@ -37,6 +37,11 @@ class KernelIsolation:
     sys_isolated: tuple[int, ...] = ()  # /sys/devices/system/cpu/isolated (isolcpus=domain)
     sys_nohz_full: tuple[int, ...] = ()  # /sys/devices/system/cpu/nohz_full (CONFIG_NO_HZ_FULL)
 
+    @property
+    def managed_irq_cpus(self) -> tuple[int, ...]:
+        """isolcpus=managed_irq,LIST: the CPUs managed IRQs avoid while a housekeeping CPU of their mask is online."""
+        return self.isolcpus if "managed_irq" in self.isolcpus_flags else ()
+
     def quiet_cpus(self, online: tuple[int, ...]) -> dict[int, tuple[str, ...]]:
         """CPU -> the declarations that mean it to be quiet ("isolcpus=managed_irq,domain", "nohz_full", ...)."""
         out: dict[int, list[str]] = {}
