@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest_top import SYNTH96, VM_FLOOD, make_app, settle
+from conftest_top import SYNTH96, VM_FLOOD, make_app, settle, with_napi_thread
 
 
 async def first_frame(pilot) -> None:
@@ -29,3 +29,8 @@ def test_grouped_view_on_96_cpus(snap_compare):
 
 def test_main_screen_on_1152_cpus(snap_compare, big_capture):
     assert snap_compare(make_app(big_capture), terminal_size=(200, 60), run_before=first_frame)
+
+
+def test_main_screen_with_a_threaded_napi_thread(snap_compare, tmp_path):
+    # napi/veth1-8193 (SCHED_FIFO 50) ran 41 % of CPU1: %napi beside %soft, and the thread under the CPUs.
+    assert snap_compare(make_app(with_napi_thread(tmp_path)), terminal_size=(160, 40), run_before=first_frame)

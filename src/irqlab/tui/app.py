@@ -191,7 +191,7 @@ class TopApp(App[int]):
             self.query_one("#header", HeaderBar).show(self.frame, self.status)
             self.query_one("#irqs", IrqTable).show(self.frame)
             self.query_one("#softirqs", SoftirqMap).show(self.frame.softirqs, self.state.transposed)
-            self.query_one("#cpus", CpuSummary).show(self.frame.cpu_rows, self.frame.cpus_left_out)
+            self.query_one("#cpus", CpuSummary).show(self.frame)
 
     def change(self, state: model.ViewState) -> None:
         self.state = state

@@ -396,14 +396,32 @@ class CpuRow:
     processed: float | None  # softnet, per second
     dropped: float | None
     squeezed: float | None
+    napi_pct: float | None = None  # napi/DEV-ID kthreads that last ran here (None: no threaded NAPI)
 
     @property
     def busy(self) -> float:
-        return sum(x or 0.0 for x in (self.irq_pct, self.softirq_pct, self.ksoftirqd_pct)) + (self.processed or 0.0) / 1e4
+        return sum(x or 0.0 for x in (self.irq_pct, self.softirq_pct, self.ksoftirqd_pct, self.napi_pct)) + (self.processed or 0.0) / 1e4
 
 
 def _num(x) -> float | None:
     return None if x is None or np.isnan(x) else float(x)
+
+
+def napi_pct_by_cpu(rates: Rates) -> dict[int, float] | None:
+    """%CPU of the napi/DEV-ID kthreads by the CPU each last ran on; None when there are none.
+
+    Threaded NAPI's receive work is thread time (net/core/dev.c napi_threaded_poll(), v6.18),
+    absent from %softirq: this column is where it shows. A thread that moved between CPUs in
+    the interval counts on the last one (/proc/PID/stat `processor`).
+    """
+    napi = [r for r in rates.tasks if r.task.kind == "napi"]
+    if not napi:
+        return None
+    out: dict[int, float] = {}
+    for r in napi:
+        if r.task.last_cpu is not None:
+            out[r.task.last_cpu] = out.get(r.task.last_cpu, 0.0) + r.cpu_pct
+    return out
 
 
 def cpu_rows(rates: Rates, state: ViewState) -> tuple[list[CpuRow], int]:
@@ -411,6 +429,7 @@ def cpu_rows(rates: Rates, state: ViewState) -> tuple[list[CpuRow], int]:
     ct = rates.cpu
     cpus = ct.cpus if ct else (rates.interrupts.cpus if rates.interrupts else ())
     ks = rates.ksoftirqd_pct()
+    napi = napi_pct_by_cpu(rates)
     sn = rates.softnet
     sn_at = {c: i for i, c in enumerate(sn.cpus)} if sn else {}
     if ct is None and sn is None and not ks:
@@ -428,6 +447,7 @@ def cpu_rows(rates: Rates, state: ViewState) -> tuple[list[CpuRow], int]:
             _num(sn.field("processed")[j]) if j is not None else None,
             _num(sn.field("dropped")[j]) if j is not None else None,
             _num(sn.field("time_squeeze")[j]) if j is not None else None,
+            None if napi is None else napi.get(c, 0.0),
         ))
     if state.hide_idle and len(rows) > 1:
         rows = [r for r in rows if r.busy > 0 or (r.dropped or 0) > 0] or rows[:1]
@@ -497,6 +517,44 @@ def placement_rows(rates: Rates, state: ViewState) -> tuple[PlacementRow, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class NapiRow:
+    """One napi/DEV-ID kthread: threaded NAPI polling DEVICE, its CPU share, CPU, policy and priority."""
+
+    pid: int
+    comm: str
+    device: str  # from the comm "napi/%s-%d"; "?" when the comm was cut short
+    napi_id: int | None
+    cpu_pct: float
+    cpu: int | None  # the CPU it last ran on
+    allowed: str  # Cpus_allowed_list
+    policy: str  # "other", "fifo", ...
+    priority: str  # "50" for fifo/rr, "nice 0" otherwise
+
+
+def _napi_name(comm: str) -> tuple[str, int | None]:
+    dev, _, nid = comm.removeprefix("napi/").rpartition("-")
+    return (dev, int(nid)) if dev and nid.isdigit() else ("?", None)
+
+
+def napi_rows(rates: Rates, state: ViewState, limit: int = 8) -> tuple[tuple[NapiRow, ...], int]:
+    """The napi/DEV-ID kthreads, busiest first (idle ones hidden with idle rows), and how many matched.
+
+    The CPU choice keeps threads that last ran on a chosen CPU.
+    """
+    out = []
+    for r in sorted((r for r in rates.tasks if r.task.kind == "napi"), key=lambda r: (-r.cpu_pct, r.task.pid)):
+        t = r.task
+        if state.hide_idle and r.cpu_pct <= 0:
+            continue
+        if state.cpus is not None and t.last_cpu not in state.cpus:
+            continue
+        dev, nid = _napi_name(t.comm)
+        prio = str(t.rt_priority) if t.policy in ("fifo", "rr") else f"nice {t.nice}"
+        out.append(NapiRow(t.pid, t.comm, dev, nid, r.cpu_pct, t.last_cpu, _cpus_text(t.allowed_cpus), t.policy, prio))
+    return tuple(out[:limit]), len(out)
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     """Everything the screen shows for one refresh."""
 
@@ -510,6 +568,9 @@ class Frame:
     cpus_left_out: int
     state: ViewState
     placement: tuple[PlacementRow, ...] | None = None  # the placement view, when on
+    napi_rows: tuple[NapiRow, ...] = ()  # busy napi/DEV-ID kthreads (threaded NAPI)
+    napi_matched: int = 0  # napi threads that matched before the limit
+    napi_threads: bool = False  # any napi/DEV-ID kthread in this source (the %napi column)
 
 
 def build_frame(rates: Rates, findings: list[Finding], state: ViewState, t: Thresholds | None = None, source: str = "live") -> Frame:
@@ -522,6 +583,7 @@ def build_frame(rates: Rates, findings: list[Finding], state: ViewState, t: Thre
     else:
         cells, rows, matched = plan_cells((), np.zeros(0), state), [], 0
     crows, left = cpu_rows(rates, state)
+    napi, napi_matched = napi_rows(rates, state)
     return Frame(
         header=header(rates, findings, source),
         cells=cells,
@@ -533,4 +595,7 @@ def build_frame(rates: Rates, findings: list[Finding], state: ViewState, t: Thre
         cpus_left_out=left,
         state=state,
         placement=placement_rows(rates, state) if state.placement else None,
+        napi_rows=napi,
+        napi_matched=napi_matched,
+        napi_threads=any(r.task.kind == "napi" for r in rates.tasks),
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from irqlab.analysis.findings import Severity
-from irqlab.tui.model import Cells, CpuRow, Frame, IrqRow, Matrix, PlacementRow, SoftirqPanel
+from irqlab.tui.model import Cells, Frame, IrqRow, Matrix, PlacementRow, SoftirqPanel
 from irqlab.units import format_pct, format_rate, printable
 
 # One style and one block character per heat level (model.heat_levels: 0 idle .. 7 storm).
@@ -216,23 +217,45 @@ class SoftirqMap(Panel):
 
 
 class CpuSummary(Panel):
-    """Per CPU: %irq, %softirq, ksoftirqd %CPU, softnet processed/dropped/squeezed per second."""
+    """Per CPU: %irq, %softirq, ksoftirqd %CPU, %napi, softnet processed/dropped/squeezed per second;
+    under it the busy napi/DEV-ID kthreads (threaded NAPI) with their device, CPU, policy and priority."""
 
-    def show(self, rows: tuple[CpuRow, ...], left_out: int) -> None:
+    def show(self, frame: Frame) -> None:
+        rows, left_out = frame.cpu_rows, frame.cpus_left_out
         self.border_title = "per CPU (%: /proc/stat; softnet_stat: packets/s)"
         if not rows:
             self.paint("no /proc/stat, softnet_stat or ksoftirqd threads in this source", None)
             return
         t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-        for name in ("CPU", "%irq", "%soft", "%ksoftirqd", "pkts/s", "drop/s", "squeeze/s"):
+        # %napi only where threaded NAPI exists: its work is thread time, missing from %soft.
+        heads = ("CPU", "%irq", "%soft", "%ksoftirqd") + (("%napi",) if frame.napi_threads else ()) + ("pkts/s", "drop/s", "squeeze/s")
+        for name in heads:
             t.add_column(name, justify="right", no_wrap=True)
         for r in rows:
             drop = Text(format_rate(r.dropped), style="bold red" if r.dropped else "")
-            t.add_row(str(r.cpu), format_pct(r.irq_pct), format_pct(r.softirq_pct), format_pct(r.ksoftirqd_pct),
+            napi = (format_pct(r.napi_pct),) if frame.napi_threads else ()
+            t.add_row(str(r.cpu), format_pct(r.irq_pct), format_pct(r.softirq_pct), format_pct(r.ksoftirqd_pct), *napi,
                       format_rate(r.processed), drop, format_rate(r.squeezed))
         if left_out:
             t.add_row(f"+{left_out}", "quieter CPUs not shown", style="grey50")
-        self.paint(t, (len(rows), bool(left_out)))
+        if not frame.napi_threads:
+            self.paint(t, (len(rows), bool(left_out)))
+            return
+        self.paint(Group(t, Text(""), self._napi(frame)), (len(rows), bool(left_out), len(frame.napi_rows), frame.napi_matched))
+
+    @staticmethod
+    def _napi(frame: Frame) -> Table | Text:
+        """The napi/DEV-ID kthreads, busiest first: threaded NAPI's receive work runs as these threads."""
+        if not frame.napi_rows:
+            return Text("napi threads: none busy (threaded NAPI polls in napi/DEV-ID kthreads)", style="grey50")
+        t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold",
+                  title=f"napi threads (threaded NAPI), {len(frame.napi_rows)} of {frame.napi_matched}", title_justify="left")
+        for name, right in (("THREAD", False), ("DEVICE", False), ("%CPU", True), ("CPU", True), ("POLICY", False), ("PRIO", True)):
+            t.add_column(name, justify="right" if right else "left", no_wrap=True)
+        for r in frame.napi_rows:
+            t.add_row(_name(r.comm, 24), _name(r.device, 16), format_pct(r.cpu_pct), "-" if r.cpu is None else str(r.cpu),
+                      r.policy, r.priority)
+        return t
 
 
 HELP_TEXT = """\
