@@ -102,3 +102,12 @@ def test_lost_events_are_counted_so_the_rates_read_as_lower_bounds():
     b = dataclasses.replace(EventBatch.from_events([TraceEvent(1, 1, EventKind.WORK_EXECUTE, 5, 0x10, 0, 0)]), lost={1: 7})
     assert attribute(b, (1,), 1.0).lost == 7
     assert np.isclose(attribute(b, (1,), 2.0).of(1)[0].rate_per_s, 0.5)
+
+
+def test_a_traced_call_irqlab_has_no_row_for_does_not_keep_the_run_as_root_hint():
+    m = Machine(irqs=[("CAL", "Function call interrupts", [0, 30])])
+    attr = TraceAttribution(1.0, {1: (Traced("call", "some_unknown_fn", "caller+0x10", (0,), 30, 30.0),)})
+    cal = report(m, trace=attr).cpus[0].offenders[0]
+    assert "as root" not in cal.hint and cal.hint.startswith("the function above runs here at CPU0's request (caller+0x10)")
+    attr = TraceAttribution(1.0, {1: (Traced("call", "sched_ttwu_pending", "ttwu_queue_wakelist+0x11d", (0,), 30, 30.0),)})
+    assert "remote wake-ups" in report(m, trace=attr).cpus[0].offenders[0].cause

@@ -95,6 +95,8 @@ FUNCTION_CAUSES: dict[str, tuple[str, str]] = {
                       "nohz_full= (boot) lets an idle-looping CPU skip it; sysctl -w vm.stat_interval=N makes it rarer"),
     "delayed_work_timer_fn": ("the timer of a delayed work item queued on this CPU", "see the work item it queues (work below)"),
     "blk_mq_run_work_fn": ("a block device's queue run in kblockd on this CPU", "move the disk's queue IRQ; isolcpus=managed_irq for managed ones"),
+    "sched_ttwu_pending": ("remote wake-ups queued to this CPU's wake list (kernel/sched/core.c ttwu_queue_wakelist())",
+                           "keep the tasks that wake each other on one side: the workload's on the quiet CPU, the rest on housekeeping CPUs"),
     "lru_add_drain_per_cpu": ("lru_add_drain_all(): a drain of this CPU's page lists", "avoid mlock/munmap-heavy work on other CPUs while the workload runs"),
 }
 WORK_HINT = ("unbound work: echo {mask} > /sys/devices/virtual/workqueue/cpumask keeps it on housekeeping CPUs; "
@@ -355,6 +357,10 @@ def _with_trace(o: Offender, ts: tuple[Traced, ...]) -> Offender:
     if not ts:
         return o
     meaning, hint = function_cause(ts[0].what)
+    if not hint and ts[0].kind == "call":
+        who = ",".join(f"CPU{c}" for c in ts[0].senders) or "another CPU"
+        hint = (f"the function above runs here at {who}'s request ({ts[0].site or 'call site unknown'}): "
+                "the caller targets this CPU (often on behalf of a task or mm that runs here): change or stop that caller")
     cause = f"{o.cause}; traced: {_traced_list(ts)}" + (f" ({meaning})" if meaning and o.name != "NET_RX" else "")
     keep = o.action is not None or o.name in ("NET_RX", "LOC") or not hint
     return Offender(o.kind, o.name, o.rate_per_s, o.threshold_per_s, cause, o.action, o.hint if keep else hint)
