@@ -99,7 +99,7 @@ def test_latency_kernel_on_bpf_leaves_no_program_loaded_and_dma_latency_released
     assert main(["latency", "-l", "500", "--kernel", "--kernel-backend", "bpf", "--json"]) == EXIT_OK
     doc = json.loads(capsys.readouterr().out)
     k = doc["kernel_wakeup"]
-    assert k["source"] == "bpf" and k["fallback"] is None
+    assert k["source"] == "bpf" and k["fallback"] is None and k["bpf_recursion_misses"] >= 0
     for cpu, c in k["cpus"].items():
         samples = doc["latency"]["cpus"][cpu]["samples"]
         assert c["wakeups"] == samples and c["matched"] + c["no_switch_in"] + c["not_seen"] == samples

@@ -203,6 +203,7 @@ class WakeupCounts:
     parts: dict[str, dict[int, Histogram]]  # part -> cpu -> histogram (CPU of the switch-in)
     counters: dict[str, dict[int, int]]  # counter -> cpu -> count
     each: dict[int, np.ndarray]  # pid -> (n, 3) int64 deadline, expiry, switch-in (keep > 0)
+    misses: int = 0  # program runs the kernel skipped (another BPF program was running on that CPU)
 
 
 @dataclass
@@ -282,7 +283,7 @@ class WakeupHist:
             n = min(seq, self.keep)
             rows = [self.maps["each"].lookup_u64(slot * self.keep + (i % self.keep)) for i in range(seq - n, seq)]
             each[pid] = np.array(rows, dtype=np.int64).reshape(-1, 3)
-        return WakeupCounts(parts, counters, each)
+        return WakeupCounts(parts, counters, each, sum(c.recursion_misses for c in self.costs()))
 
     def costs(self) -> list[ProgramCost]:
         out = []

@@ -416,6 +416,10 @@ def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns
         out += [""] + lt.hist_lines(report, args.hist)
     if wakeups is not None:
         out += [""] + lt.wakeup_lines(wakeups, args.kernel_fallback)
+        misses = args.kernel_counts.misses if args.kernel_source == "bpf" else 0
+        if misses:
+            out.append(f"# BPF: {misses} program runs skipped by the kernel (another BPF program was running on "
+                       "that CPU); their wake-ups may be untimed")
         if batch is not None and args.kernel_source == "tracefs" and not batch.complete:
             out.append(f"# trace: LOST EVENTS on CPU {','.join(str(c) for c, n in sorted(batch.lost.items()) if n)}")
     if exps is not None:
@@ -444,6 +448,8 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
     kernel = None
     if wakeups is not None:
         kernel = {"source": args.kernel_source, "fallback": args.kernel_fallback, "cpus": lj.wakeup_json(wakeups)}
+        if args.kernel_source == "bpf":
+            kernel["bpf_recursion_misses"] = args.kernel_counts.misses
         if args.kernel_source == "tracefs":
             kernel["trace_complete"] = batch.complete
     _print_json(lj.document(meta, probe=probe_json(run), latency=lj.report_json(report), explain=explained,
