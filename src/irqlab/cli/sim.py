@@ -21,7 +21,7 @@ examples:
   irqlab sim examples/scenarios/nic-napi.toml -o /tmp/simcap && irqlab diff /tmp/simcap/t0 /tmp/simcap/t1
   irqlab sim examples/scenarios/nic-napi.toml --doctor
   irqlab sim examples/scenarios/watch-storm.toml    irqlab watch's detector and mitigations on a storm
-  irqlab sim --validate               the published-result experiments of docs/VALIDATION.md
+  irqlab sim --validate               the validation experiments of docs/VALIDATION.md (exit 1 if one FAILs)
 
 exit codes: 0 ok (with --doctor: 0 healthy, 1 warning, 2 critical), 3 bad scenario, 64 usage
 """,
@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="write each snapshot as a capture DIR/t0, DIR/t1, ... (read by irqlab diff/doctor)")
     p.add_argument("--doctor", action="store_true", help="run the doctor's rules on the first and last simulated snapshots")
     p.add_argument("--trace", metavar="NPZ", help="record trace events (EventBatch columns) into an .npz file")
-    p.add_argument("--validate", action="store_true", help="run the validation experiments (small scale) and print PASS/FAIL")
+    p.add_argument("--validate", action="store_true", help="run the validation experiments (published results; this machine's "
+                   "measurements, calibrated on one load and predicting held-out ones) and print PASS/FAIL and the time of each")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     common.add_json(p)
 
