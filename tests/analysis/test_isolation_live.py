@@ -75,5 +75,10 @@ def test_after_applying_the_rps_fix_rps_is_no_longer_the_quiet_cpus_first_offend
     assert again.returncode in (0, 1), again.stderr
     cpu = json.loads(again.stdout)["cpus"]["1"]
     offenders = cpu["offenders"]
-    assert cpu["verdict"] == "quiet" or not (offenders[0]["name"] == "NET_RX" and "via RPS" in offenders[0]["cause"]), offenders[0]
+    # Quiet, or a first offender that is not an RPS mask steering onto CPU1 (after the fix, a NET_RX
+    # that only sends the RPS IPIs of packets enqueued by a task running on CPU1 may remain: the
+    # causal model says "NET_RX via RPS IPIs: rps_cpus=1 ... steers ... to CPU0", with no rps fix).
+    top = offenders[0] if offenders else None
+    assert cpu["verdict"] == "quiet" or not (
+        top["name"] == "NET_RX" and (top["cause"].startswith("NET_RX via RPS: ") or (top["fix"] or {}).get("kind") == "rps")), top
     assert not any(a["kind"] == "rps" for a in cpu["allowed"]), cpu["allowed"]
