@@ -20,7 +20,7 @@ from irqlab.analysis.findings import Finding, Severity, rank
 from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
-from irqlab.model.snapshot import IrqLine, Snapshot, Spurious
+from irqlab.model.snapshot import IrqLine, Snapshot, Spurious, TaskInfo
 from irqlab.model.trace_result import TraceResult
 from irqlab.model.vectors import arch_meaning
 from irqlab.units import format_rate
@@ -655,6 +655,39 @@ def rule_counter_warnings(d: DoctorInput) -> list[Finding]:
     ]
 
 
+def rule_napi_threads(d: DoctorInput) -> list[Finding]:
+    """Threaded NAPI: each napi/DEV-ID kthread with its device, policy, priority, CPU and run time.
+
+    Its receive work is thread time (net/core/dev.c napi_threaded_poll(), v6.18), absent from
+    %softirq and NET_RX counts, so it is named here whether or not it causes harm.
+    """
+    threads = [t for t in d.after.tasks if t.kind == "napi"]
+    if not threads:
+        return []
+    pct = {r.task.pid: r.cpu_pct for r in d.rates.tasks}
+
+    def line(t: TaskInfo) -> str:
+        dev, _, nid = t.comm.removeprefix("napi/").rpartition("-")
+        polls = f"polls {dev}" if dev and nid.isdigit() else "its device name cut with the comm"
+        prio = f"{t.policy.upper()} {t.rt_priority}" if t.policy in ("fifo", "rr") else f"{t.policy.upper()} nice {t.nice}"
+        cpus = format_cpulist(t.allowed_cpus) if t.allowed_cpus else "?"
+        where = f"last on CPU{t.last_cpu}" if t.last_cpu is not None else "CPU ?"
+        return f"{t.comm} (pid {t.pid}): {polls}, {prio}, {where}, CPUs {cpus}, {pct.get(t.pid, 0.0):.1f} % CPU as thread time"
+
+    ordered = sorted(threads, key=lambda t: (-pct.get(t.pid, 0.0), t.pid))
+    total = sum(pct.get(t.pid, 0.0) for t in threads)
+    return [Finding(
+        Severity.INFO,
+        "napi-threads",
+        f"{len(threads)} NAPI threads",
+        f"{len(threads)} threaded NAPI kthreads ran {total:.1f} % CPU: receive work as thread time, not NET_RX softirq",
+        tuple(line(t) for t in ordered[:20]) + ((f"... and {len(ordered) - 20} more",) if len(ordered) > 20 else ()),
+        "they compete with tasks like any thread: pin one with `taskset -pc CPUS <pid>`, raise it with "
+        "`chrt -f -p 50 <pid>`; `echo 0 > /sys/class/net/DEV/threaded` returns its device to NET_RX softirq",
+        {"count": len(threads), "cpu_pct": round(total, 1)},
+    )]
+
+
 RULES: tuple[Callable[[DoctorInput], list[Finding]], ...] = (
     rule_storm,
     rule_ksoftirqd,
@@ -664,6 +697,7 @@ RULES: tuple[Callable[[DoctorInput], list[Finding]], ...] = (
     rule_affinity,
     rule_spurious,
     rule_irq_threads,
+    rule_napi_threads,
     rule_preempt_rt,
     rule_irq_time_accounting,
     rule_pressure,
