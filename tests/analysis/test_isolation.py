@@ -122,3 +122,14 @@ def test_with_isolcpus_managed_irq_a_managed_irq_with_a_housekeeping_cpu_may_not
     assert [a.name for a in allowed] == ["IRQ 37 nvme0q2"] and "no online housekeeping CPU" in allowed[0].detail
     plain = report(m, quiet={1: ("--cpus",), 2: ("--cpus",)}).cpus[0].allowed
     assert [a.name for a in plain] == ["IRQ 36 nvme0q1", "IRQ 37 nvme0q2"]
+
+
+def test_net_rx_that_only_sends_rps_ipis_away_points_at_the_tasks_running_on_the_cpu_not_at_a_queue():
+    x = view(X, devices=[device("veth1", rps=(0,), rx_packets=300_000)])
+    m = Machine(softirq={"NET_RX": [40_000, 3000]}, irqs=[("CAL", "Function call interrupts", [3000, 0])],
+                softnet={0: {"processed": 290_000, "received_rps": 3000}, 1: {"processed": 10}},
+                net=net(view(HOST), x), threads=[thread(901, "udp-flood", 1, 90, 2)])
+    first = report(m).cpus[0].offenders[0]
+    assert first.cause.startswith("NET_RX via RPS IPIs: rps_cpus=1 on veth1 rx-0") and first.action is None
+    assert first.hint == ("CPU1 only raises the RPS IPIs for packets that tasks running on it send or receive: "
+                          "move those tasks to the housekeeping CPUs (0) and keep only the workload here")

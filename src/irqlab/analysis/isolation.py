@@ -260,6 +260,9 @@ def _net_rx_fix(src: Source, cpu: int, quiet: set[int], hk: tuple[int, ...], rat
         return rps_action(src.namespace, src.device, src.queue, src.mask, new,
                           f"rps_cpus={format_cpumask(src.mask)} steers packets of {src.device} rx-{src.queue} to CPU{cpu}",
                           f"its packets are processed on {_cpus(new)}"), ""
+    if src.kind == "rps" and not src.target:
+        return None, (f"CPU{cpu} only raises the RPS IPIs for packets that tasks running on it send or receive: "
+                      f"move those tasks to the housekeeping CPUs ({format_cpulist(hk) or '-'}) and keep only the workload here")
     if src.kind == "nic-queue" and src.irq is not None:
         info = rates.after.irqinfo.get(int(src.irq)) if src.irq.isdigit() else None
         if info is not None and info.affinity is not None and not info.managed and _moved(info.affinity, quiet, hk):
