@@ -352,6 +352,8 @@ def test_kernel_table_names_its_source_and_the_fallback_reason():
     text = "\n".join(wakeup_lines(ws))
     assert "(in-kernel BPF histograms)" in text and "for all its wake-ups" in text
     assert "# CPU 0: 1 wake-ups without a switch-in" in text and "did not see" not in text
+    (late,) = summarize_bpf([(0, 9, np.array([20_000, 22_000, 40_000, 50_000], np.int64))], parts, {"no_switch_in": {0: 1}})
+    assert "# CPU 0: 1 wake-ups whose timer expiry the kernel side did not see (no program ran at their expiry)" in wakeup_lines([late])
     row = next(line for line in text.splitlines() if line.startswith("0 "))
     assert row.split()[:5] == ["0", "3", "2", "5.0", "6.0"]
     assert "# BPF not used (x)" in "\n".join(wakeup_lines(ws, "BPF not used (x)"))

@@ -175,8 +175,8 @@ def wakeup_lines(wakeups: Sequence[WakeupSummary], fallback: str | None = None) 
         if w.no_switch_in:
             out.append(f"# CPU {w.cpu}: {w.no_switch_in} wake-ups without a switch-in (not timed in the kernel)")
         if w.not_seen:
-            out.append(f"# CPU {w.cpu}: {w.not_seen} wake-ups whose timer expiry the kernel side did not see "
-                       "(events lost, or outside the window)")
+            why = "events lost, or outside the window" if w.source == "tracefs" else "no program ran at their expiry"
+            out.append(f"# CPU {w.cpu}: {w.not_seen} wake-ups whose timer expiry the kernel side did not see ({why})")
         if w.kernel_above_user:
             out.append(f"# CPU {w.cpu}: {w.kernel_above_user} wake-ups with KERNEL > USER: the trace clock and "
                        "CLOCK_MONOTONIC disagree")
