@@ -106,3 +106,32 @@ def test_the_json_names_each_napi_thread_with_its_run_time_and_share():
     (t,) = trace_json(_traced())["napi_threads"]
     assert t == {"pid": NAPI, "comm": "napi/veth1-8193", "device": "veth1", "napi_id": 8193, "cpu": 1, "runs": 1,
                  "run_ns": 410 * US, "cpu_share": 0.41, "prio": 49, "priority": "rt 50", "source": "sched_switch"}
+
+
+def _task(run_ns: int, comm: str = "napi/irqlab1767v0-289", last_cpu: int = 1, policy: str = "other", rt: int = 0):
+    from irqlab.model.snapshot import TaskInfo
+
+    return TaskInfo(pid=NAPI, comm=comm, kind="napi", cpu=None, irq=None, utime_ticks=0, stime_ticks=0, run_ns=run_ns,
+                    policy=policy, rt_priority=rt, nice=0, allowed_cpus=(0, 1), last_cpu=last_cpu)
+
+
+def test_sched_switch_cuts_the_comm_at_15_characters_and_proc_gives_the_whole_name_back():
+    from irqlab.analysis.trace_aggregate import with_napi_tasks
+
+    cut = {IDLE: "swapper/1", NAPI: "napi/irqlab1767"}  # TASK_COMM_LEN 16 in the event
+    r = aggregate_trace(EventBatch.from_events([switch(100, IDLE, NAPI), switch(400, NAPI, IDLE)], comms=cut,
+                                               start_ns=0, end_ns=1000 * US, source="tracefs"))
+    assert r.threads[0].device == ""
+    (t,) = with_napi_tasks(r, (), (_task(0),)).threads
+    assert (t.comm, t.device, t.napi_id, t.run_ns, t.source) == ("napi/irqlab1767v0-289", "irqlab1767v0", 289, 300 * US, "sched_switch")
+
+
+def test_the_bpf_backend_gets_napi_thread_time_from_schedstat_on_the_cpu_it_last_ran_on():
+    from irqlab.analysis.trace_aggregate import with_napi_tasks
+
+    bpf = TraceResult(10**9, (0, 1), {}, {}, (), (), (), {}, {}, {}, source="bpf")
+    (t,) = with_napi_tasks(bpf, (_task(5_000_000),), (_task(285_000_000, policy="fifo", rt=50),)).threads
+    assert (t.cpu, t.run_ns, t.runs, t.prio, t.priority, t.source) == (1, 280_000_000, 0, 49, "rt 50", "schedstat")
+    only_cpu0 = TraceResult(10**9, (0,), {}, {}, (), (), (), {}, {}, {}, source="bpf")
+    assert with_napi_tasks(only_cpu0, (_task(5),), (_task(9),)).threads == ()  # -C 0: it ran on CPU1
+    assert with_napi_tasks(bpf, (_task(5),), (_task(5),)).threads == ()  # did not run

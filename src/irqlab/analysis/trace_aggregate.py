@@ -28,14 +28,15 @@ documented in docs/trace.md, with the kernel code they rest on):
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from irqlab.analysis.trace_pairs import Runs, busy_before, nested_time, pair_flat, pair_nested
 from irqlab.model.events import EventBatch, EventKind
 from irqlab.model.histogram import Histogram
+from irqlab.model.snapshot import TaskInfo
 from irqlab.model.trace_result import CONTEXTS, Handler, HistogramLayout, ThreadTime, TraceResult, tasklet_name, vector_name
 from irqlab.model.vectors import SOFTIRQ_NAMES
 
@@ -300,6 +301,29 @@ def napi_threads(s: _Sorted, comms: dict[int, str], start_ns: int, end_ns: int) 
         out.append(ThreadTime(p, comms[p], c, int(ns[sel].sum()), int(counted[sel].sum()),
                               int(last_prio[-1]) if last_prio.size else None))
     return out
+
+
+def with_napi_tasks(result: TraceResult, before: Sequence[TaskInfo], after: Sequence[TaskInfo]) -> TraceResult:
+    """The result with its napi threads' full names, and for a backend without sched_switch
+    events (BPF) their run time from /proc/PID/schedstat read before and after the window.
+
+    sched_switch carries the 16-byte comm ("napi/irqlab1767", the device cut off); /proc/PID/comm
+    of a kthread has the whole name (fs/proc/array.c proc_task_name(), 5.17+). A schedstat
+    delta has no CPU: it is put on the CPU the thread last ran on.
+    """
+    full = {t.pid: t.comm for t in after if t.kind == "napi"}
+    threads = tuple(replace(t, comm=full.get(t.pid, t.comm)) for t in result.threads)
+    if result.source == "bpf" and not threads:
+        old = {(t.pid, t.comm): t for t in before if t.kind == "napi"}
+        for t in after:
+            prev = old.get((t.pid, t.comm))
+            if t.kind != "napi" or prev is None or t.run_ns is None or prev.run_ns is None or t.run_ns <= prev.run_ns:
+                continue
+            if t.last_cpu is None or (result.cpus and t.last_cpu not in result.cpus):
+                continue  # outside the traced CPUs (-C)
+            prio = 99 - t.rt_priority if t.policy in ("fifo", "rr") else 120 + t.nice
+            threads += (ThreadTime(t.pid, t.comm, t.last_cpu, t.run_ns - prev.run_ns, 0, prio, "schedstat"),)
+    return replace(result, threads=threads)
 
 
 def aggregate_trace(

@@ -96,10 +96,11 @@ def _windows(args: argparse.Namespace) -> tuple[float, int | None]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from irqlab.analysis.trace_aggregate import with_napi_tasks
     from irqlab.errors import UsageError
     from irqlab.model.trace_result import HistogramLayout
     from irqlab.sources.fs import Roots
-    from irqlab.sources.tasks import ksoftirqd_pids
+    from irqlab.sources.tasks import ksoftirqd_pids, read_tasks
     from irqlab.tracer.lifecycle import open_tracer
 
     seconds, count = _windows(args)
@@ -115,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
     with open_tracer(args.backend, tracefs=Path(args.tracefs) if args.tracefs else None, cpus=cpus,
                      buffer_kb=args.buffer_kb, layout=layout, ksoftirqd_pids=ksoftirqd_pids(Roots()),
                      vectors=vectors, irqs=irqs, on_note=_note) as tracer:
+        # napi/DEV-ID kthreads: full names, and their schedstat run time where BPF keeps no switches.
+        before = read_tasks(Roots())[0]
         for result in tracer.windows(seconds, count):
-            emit(result, args)
+            after = read_tasks(Roots())[0]
+            emit(with_napi_tasks(result, before, after), args)
+            before = after
     return 0
 
 
