@@ -64,20 +64,25 @@ def _columns(cpus: tuple[int, ...], only: tuple[int, ...] | None) -> np.ndarray:
 
 
 def sparse_by_cpu(
-    cpus: tuple[int, ...], delta: np.ndarray, rate: np.ndarray, only: tuple[int, ...] | None
+    cpus: tuple[int, ...], delta: np.ndarray, rate: np.ndarray, only: tuple[int, ...] | None,
+    live: np.ndarray | None = None,
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Per row, (delta, rate) keyed by CPU id with the zero cells left out (schema 2).
 
     A cell that was not differenced (NaN: a reset) is not zero: it stays, as null. Only the
-    nonzero cells are visited, so the cost follows the activity, not rows x CPUs.
+    nonzero cells are visited, so the cost follows the activity, not rows x CPUs. live: the
+    only rows that can hold a nonzero cell, in order (the others are not read at all).
     """
     cols = _columns(cpus, only)
-    d = delta[:, cols] if only is not None else delta
-    rows, at = np.nonzero(d != 0)  # NaN != 0: kept
-    bounds = np.searchsorted(rows, np.arange(d.shape[0] + 1)).tolist()
+    live = np.arange(delta.shape[0]) if live is None else live
+    d = delta[live] if len(live) < delta.shape[0] else delta
+    d = d[:, cols] if only is not None else d
+    picked, at = np.nonzero(d != 0)  # NaN != 0: kept
+    rows = live[picked]
+    bounds = np.searchsorted(rows, np.arange(delta.shape[0] + 1)).tolist()
     keys = [str(cpus[i]) for i in cols.tolist()]
     names = [keys[j] for j in at.tolist()]
-    dv = nums(d[rows, at])
+    dv = nums(d[picked, at])
     rv = nums(rate[rows, cols[at]])
     return [
         (dict(zip(names[lo:hi], dv[lo:hi])), dict(zip(names[lo:hi], rv[lo:hi])))
@@ -111,7 +116,10 @@ def irqs_json(
     if irq is None:
         return []
     info = rates.after.irqinfo
-    sparse = sparse_by_cpu(irq.cpus, irq.delta, irq.rate, only) if schema >= 2 else None
+    # A row whose total delta is 0 has a delta of 0 on every CPU (deltas are >= 0 or NaN, and a
+    # NaN makes the total NaN): most rows of a big machine, whose cells need not be read.
+    live = np.flatnonzero(irq.total_delta != 0)
+    sparse = sparse_by_cpu(irq.cpus, irq.delta, irq.rate, only, live) if schema >= 2 else None
     busy = (np.nan_to_num(irq.total_rate) > 0).tolist()
     total_delta, total_rate = nums(irq.total_delta), nums(irq.total_rate)
     out = []

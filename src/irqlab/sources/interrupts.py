@@ -131,15 +131,19 @@ CHUNK_BYTES = 1 << 18  # dense rows are checked in chunks this big, so temporari
 ZERO_FIELD = b"         0"  # "%10u" of 0: most counts on a big machine (IRQs sit on few CPUs)
 
 
-def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> list[bool]:
+SLOW, CONVERTED, ZEROS = 0, 1, 2  # what _fast_counts did with a row (SLOW: nothing)
+
+
+def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> list[int]:
     """Fill counts for the rows whose count region is well formed; say which rows those are.
 
-    counts comes zeroed: a row of zeros is recognised by one comparison and not written.
+    counts comes zeroed: a row of zeros is recognised by one comparison and not written (ZEROS:
+    its memory is np.zeros pages that nothing touches, and the totals do not read it either).
     """
     width = FIELD * ncpu
     padded = width + (-width % 8)  # each region padded with blanks to whole 8-byte words
     zeros, zeros_shifted = _zero_regions(ncpu)
-    fast = [False] * len(rows)
+    fast = [SLOW] * len(rows)
     src, pad = memoryview(raw), b" " * (padded - width)
     picked: list[int] = []
     regions: list[tuple[int, bool]] = []
@@ -153,7 +157,7 @@ def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> 
         if raw.startswith(zeros_shifted if shifted else zeros, colon + 1):
             # Every count 0 (944 of the 1056 rows of the 1152-CPU capture): one memcmp, and
             # neither a copy nor a check in numpy.
-            fast[k] = True
+            fast[k] = ZEROS
             continue
         picked.append(k)
         regions.append((colon, shifted))
@@ -172,7 +176,7 @@ def _fast_counts(raw: bytes, rows: list[Row], ncpu: int, counts: np.ndarray) -> 
         pos += padded
     ok = _fast_block(out[:pos], np.asarray(picked), ncpu, counts)
     for i in np.flatnonzero(ok).tolist():
-        fast[picked[i]] = True
+        fast[picked[i]] = CONVERTED
     return fast
 
 
@@ -457,11 +461,13 @@ def _actions(text: str) -> tuple[str, ...]:
 
 
 def _assemble(
-    raw: bytes, rows: list[Row], cpus: tuple[int, ...], counts: np.ndarray, fast: list[bool], path: str
+    raw: bytes, rows: list[Row], cpus: tuple[int, ...], counts: np.ndarray, fast: list[int], path: str
 ) -> Interrupts:
     """Interrupts from the fast rows' counts plus the slow path for every other row."""
     ncpu, width = len(cpus), FIELD * len(cpus)
-    totals = counts.sum(axis=1)
+    converted = [k for k, how in enumerate(fast) if how == CONVERTED]
+    totals = np.zeros(len(rows), np.int64)  # ZEROS rows: 0; SLOW rows: set below
+    totals[converted] = counts[converted].sum(axis=1)
     keys: set[str] = set()
     lines: list[IrqLine] = []
     for k, row in enumerate(rows):
