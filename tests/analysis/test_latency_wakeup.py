@@ -116,3 +116,27 @@ def test_a_switch_in_the_kernel_did_not_trace_is_counted_and_the_next_one_not_bo
     (w,) = wakeup_report(EventBatch.from_events(evs), [(0, PID, np.array([18_000, 9_000], np.int64))], START, INTERVAL)
     assert w.deadline_ns.tolist() == [d2] and w.kernel_ns.tolist() == [7_000]
     assert w.no_switch_in == 1 and w.unmatched_user == 1
+
+
+def test_an_explained_breach_takes_the_kernel_figure_from_the_same_events_and_its_parts_add_up_to_it():
+    from irqlab.analysis.latency import Breach, explain
+
+    d = START + INTERVAL
+    evs = chain(0, d, 70_000, 40_000)
+    # the LOC exits after the waking; the probe, switched in, is interrupted once more before its clock read
+    evs += [TraceEvent(d + 70_300, 0, K.VECTOR_EXIT, 0, 236, 0), TraceEvent(d + 112_000, 0, K.IRQ_ENTRY, PID, 30, 0),
+            TraceEvent(d + 115_000, 0, K.IRQ_EXIT, PID, 30, 0)]
+    batch = EventBatch.from_events(sorted(evs, key=lambda e: e.ts_ns))
+    (e,) = explain(batch, [Breach(0, PID, d, d + 120_000)])
+    (w,) = wakeup_report(batch, [(0, PID, np.array([120_000], np.int64))], START, INTERVAL)
+    assert (e.irq_ns, e.thread_ns, e.kernel_ns) == (int(w.irq_ns[0]), int(w.thread_ns[0]), int(w.kernel_ns[0]))
+    assert e.irq_ns + e.thread_ns == e.kernel_ns == 110_000
+    assert e.kernel_charged_ns == e.kernel_ns, "the parts up to the switch-in sum to the kernel figure"
+    assert sum(p.duration_ns for p in e.parts) == e.breach.latency_ns == 120_000
+    from irqlab.outputs.latency_json import explanation_json
+    from irqlab.outputs.latency_text import explanation_lines
+
+    assert ("  kernel: IRQ 70.0 (deadline -> hrtimer expiry) + THREAD 40.0 (expiry -> switch-in) = KERNEL 110 us, "
+            "the parts above up to the switch-in; then 10.0 us back to user space") in explanation_lines(e, START)
+    doc = explanation_json(e)
+    assert (doc["kernel_irq_us"], doc["kernel_thread_us"], doc["kernel_us"]) == (70.0, 40.0, 110.0)

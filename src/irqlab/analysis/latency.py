@@ -164,6 +164,27 @@ class Explanation:
     woken_ns: int | None  # sched_waking of the probe, on the trace clock
     switched_in_ns: int | None  # sched_switch to the probe
     complete: bool  # False: the trace lost events on this CPU or does not cover the window
+    # With the probe's hrtimer expiry traced (--kernel), the kernel figure of analysis/wakeup.py
+    # from the same events: expiry = the timer:hrtimer_expire_entry just before the probe's waking.
+    expiry_ns: int | None = None
+    kernel_charged_ns: int | None = None  # the parts' time from the deadline to the switch-in
+
+    @property
+    def irq_ns(self) -> int | None:
+        """deadline -> hrtimer expiry (rtla's IRQ latency), as --kernel times it."""
+        return None if self.expiry_ns is None else self.expiry_ns - self.breach.deadline_ns
+
+    @property
+    def thread_ns(self) -> int | None:
+        """hrtimer expiry -> switch-in (rtla's thread latency)."""
+        if self.expiry_ns is None or self.switched_in_ns is None:
+            return None
+        return self.switched_in_ns - self.expiry_ns
+
+    @property
+    def kernel_ns(self) -> int | None:
+        """deadline -> switch-in: irq_ns + thread_ns exactly."""
+        return None if self.switched_in_ns is None else self.switched_in_ns - self.breach.deadline_ns
 
     @property
     def culprit(self) -> Part | None:
@@ -237,6 +258,8 @@ class _Sweep:
         self.woken_ns: int | None = None
         self.switched_in_ns: int | None = None
         self.timer_irq_ns: int | None = None
+        self.expiry_ns: int | None = None
+        self.kernel_charged_ns: int | None = None
 
     def charge(self, t: int) -> None:
         lo, hi = max(self.prev, self.b.deadline_ns), min(t, self.b.woke_ns)
@@ -264,9 +287,14 @@ class _Sweep:
             self.task = int(ev.a0[i])
             if self.task == self.b.pid and self.switched_in_ns is None and t >= self.b.deadline_ns:
                 self.switched_in_ns = t
+                self.kernel_charged_ns = sum(self.time.values())  # charged up to t just above
         elif kind == EventKind.SCHED_WAKEUP and int(ev.a0[i]) == self.b.pid and t >= self.b.deadline_ns:
             if self.woken_ns is None:
                 self.woken_ns = t
+                # hrtimer_wakeup() wakes the probe straight from its timer's expiry: nothing is
+                # traced between the two (analysis/wakeup.py, kernel/time/hrtimer.c v6.18).
+                if i > 0 and int(ev.kind[i - 1]) == EventKind.HRTIMER_EXPIRE:
+                    self.expiry_ns = int(ev.ts[i - 1])
                 # The innermost hard interrupt open here is the timer interrupt that ran
                 # hrtimer_wakeup() (kernel/time/hrtimer.c, v6.18); a softirq around it may
                 # have begun long before.
@@ -309,7 +337,8 @@ class _Sweep:
     def result(self, complete: bool) -> Explanation:
         parts = [Part(k, label, ns, len(self.runs[(k, label)])) for (k, label), ns in self.time.items()]
         parts.sort(key=lambda p: (-p.duration_ns, p.label))
-        return Explanation(self.b, tuple(parts), self.timer_irq_ns, self.woken_ns, self.switched_in_ns, complete)
+        return Explanation(self.b, tuple(parts), self.timer_irq_ns, self.woken_ns, self.switched_in_ns, complete,
+                           self.expiry_ns, self.kernel_charged_ns if self.switched_in_ns is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

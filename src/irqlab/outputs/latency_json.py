@@ -40,6 +40,8 @@ def explanation_json(e: Explanation) -> dict[str, Any]:
             "timer_irq_us": _us(e.timer_irq_ns),
             "woken_after_us": None if e.woken_ns is None else _us(e.woken_ns - b.deadline_ns),
             "switched_in_after_us": None if e.switched_in_ns is None else _us(e.switched_in_ns - b.deadline_ns),
+            "kernel_irq_us": _us(e.irq_ns), "kernel_thread_us": _us(e.thread_ns),
+            "kernel_us": _us(e.kernel_ns) if e.irq_ns is not None else None,
             "parts": [{"kind": p.kind, "context": p.label, "time_us": _us(p.duration_ns), "runs": p.count} for p in e.parts]}
 
 

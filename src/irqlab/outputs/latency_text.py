@@ -106,6 +106,10 @@ def explanation_lines(e: Explanation, start_ns: int) -> list[str]:
         steps.append(f"switched in at +{us(e.switched_in_ns - b.deadline_ns)} us")
     if steps:
         out.append("  " + ", ".join(steps))
+    if e.irq_ns is not None and e.thread_ns is not None and e.kernel_ns is not None:
+        out.append(f"  kernel: IRQ {us(e.irq_ns)} (deadline -> hrtimer expiry) + THREAD {us(e.thread_ns)} (expiry -> "
+                   f"switch-in) = KERNEL {us(e.kernel_ns)} us, the parts above up to the switch-in; then "
+                   f"{us(b.latency_ns - e.kernel_ns)} us back to user space")
     if e.timer_irq_ns is not None and e.timer_irq_ns >= b.latency_ns / 2:
         out.append("  the timer interrupt itself came late: what ran before it had interrupts off, "
                    "or the (v)CPU was not running")
