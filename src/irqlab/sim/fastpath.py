@@ -45,6 +45,7 @@ class QuietNic(Protocol):
     arrived: int
     missed: int
     irq_count: int
+    irqs_unhandled: int
     handled_seq: int
     masked: bool
     disabled: bool
@@ -90,10 +91,11 @@ def idle_cycles(line: QuietNic, cpu: CPU) -> bool:
     weight, capacity, tick = napi.weight, line.capacity, m.tick_ns
     budget = m.netdev_budget
     cycles = 0
+    counting = not m.note_interrupt_skips_handled or line.irqs_unhandled  # note_interrupt(): 5.13+
     a = engine.now  # this cycle's arrival instant (the ring holds line.queued already)
     while True:
         # --- decide on local copies: the hardirq, then the poll, as the general path runs them
-        if line.irq_count >= WINDOW - 1:
+        if counting and line.irq_count >= WINDOW - 1:
             break  # note_interrupt() would complete its window: the general path
         if hard.const is not None:
             h = hard.const
@@ -153,7 +155,8 @@ def idle_cycles(line: QuietNic, cpu: CPU) -> bool:
             hard.skip(1)
         times[IRQ] += h
         line.handled_seq += 1
-        line.irq_count += 1  # note_interrupt(), IRQ_HANDLED
+        if counting:
+            line.irq_count += 1  # note_interrupt(), IRQ_HANDLED
         st.raised_ns[NET_RX] = t1
         st.irq_exit_runs += 1
         st.counts[NET_RX] += 1

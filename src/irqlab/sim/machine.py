@@ -109,10 +109,20 @@ class Machine:
         self.tracing = sc.trace
         # Constants read on every softirq pass (Scenario's properties cost a call each).
         self.tick_ns = sc.tick_ns
-        self.softirq_time_jiffies = softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
+        # handle_softirqs()'s limits by version: only MAX_SOFTIRQ_RESTART before 3.8; 3.8 (c10d73671ad3)
+        # replaced it with MAX_SOFTIRQ_TIME and need_resched(); 3.10 (34376a50fb1f) added it back.
+        unbounded = 1 << 62
+        self.softirq_time_jiffies = (softirq.msecs_to_jiffies(sc.max_softirq_time_ms, sc.hz)
+                                     if sc.kernel >= (3, 8) else unbounded)
+        self.softirq_checks_resched = sc.kernel >= (3, 8)
         self.rx_time_jiffies = rx_time_jiffies(sc)
         self.in_net_rx_action_rule = sc.kernel >= (6, 4)  # 8b43fd3d1d7d: sd->in_net_rx_action
-        self.max_softirq_restart = sc.max_softirq_restart
+        self.max_softirq_restart = sc.max_softirq_restart if not (3, 8) <= sc.kernel < (3, 10) else unbounded
+        # note_interrupt() counts an interrupt towards the 100,000 window only while some are
+        # unhandled, since 5.13 (kernel/irq/spurious.c, "genirq: Reduce irqdebug cacheline bouncing")
+        self.note_interrupt_skips_handled = sc.kernel >= (5, 13)
+        # ktimers/N: TIMER and HRTIMER softirqs in a SCHED_FIFO 1 thread under forced threading (6.13+)
+        self.ktimers = sc.threadirqs and sc.kernel >= (6, 13)
         self.netdev_budget = sc.netdev_budget
         self.threadirqs = sc.threadirqs
         self.defer_to_ksoftirqd = sc.era in ("4.9", "4.15")  # the "let ksoftirqd do its job" eras
@@ -147,6 +157,10 @@ class Machine:
         self.sockets = {t.name: napi.Socket(self, t.rcvbuf) for t in sc.tasks if t.kind == "receiver"}
         self.lines: list[Line] = [self._device(d) for d in sc.devices]
         self.user_tasks = [self._user_task(i, t) for i, t in enumerate(sc.tasks)]
+        if self.ktimers:  # (made last, so the other threads keep their PIDs)
+            for cpu, st in zip(self.cpus, self.softirq_state):
+                st.ktimerd = self._ktimerd(cpu)
+        self.window_base: dict[str, list] | None = None  # counters() at the window's start
 
     # --- construction --------------------------------------------------------------------
 
@@ -191,6 +205,15 @@ class Machine:
         t.gen = softirq.ksoftirqd_body(self, self.cpus[c], t)
         t.running = True  # runs once at boot and sleeps: it blocks on its first step
         self.cpus[c].enqueue(t)
+        return t
+
+    def _ktimerd(self, cpu: CPU) -> Task:
+        """ktimers/N: ktimerd_setup() makes it SCHED_FIFO 1 ("sched_set_fifo_low()")."""
+        t = self.new_task(f"ktimers/{cpu.id}", cpu.id, "fifo", 1, kthread=True)
+        t.kind = "ktimers"
+        t.gen = softirq.ktimerd_body(self, cpu, t)
+        t.running = True  # smpboot: runs once and sleeps
+        cpu.enqueue(t)
         return t
 
     def _device(self, d) -> DeviceLine:
@@ -289,7 +312,9 @@ class Machine:
             line.handled_seq += 1
             if line.dev.unhandled and spurious.unhandled_now(line, line.handled_seq, line.dev.unhandled):
                 ret = IRQ_NONE
-            if ret == IRQ_HANDLED and line.irq_count < spurious.WINDOW - 1:
+            if ret == IRQ_HANDLED and not line.irqs_unhandled and self.note_interrupt_skips_handled:
+                pass  # note_interrupt() since 5.13: "if (likely(!desc->irqs_unhandled)) return;"
+            elif ret == IRQ_HANDLED and line.irq_count < spurious.WINDOW - 1:
                 line.irq_count += 1  # note_interrupt()'s common case, inlined
             else:
                 spurious.note_interrupt(self, line, ret)
@@ -298,8 +323,12 @@ class Machine:
 
     def irq_exit(self, cpu: CPU) -> None:
         """__irq_exit_rcu(): leaving the last interrupt level with softirqs pending runs them."""
-        if cpu.sirq.pending and not cpu.in_interrupt():
-            softirq.invoke_softirq(self, cpu)
+        st = cpu.sirq
+        if (st.pending or st.timer_pending) and not cpu.in_interrupt():
+            if st.pending:
+                softirq.invoke_softirq(self, cpu)
+            if st.timer_pending and st.ktimerd is not None:
+                self.wake(st.ktimerd, cpu)  # wake_timersd()
 
     def wake(self, t: Task, from_cpu: CPU | None) -> None:
         """try_to_wake_up() on t's CPU; a remote wake-up that preempts sends a RES IPI."""
@@ -355,12 +384,33 @@ class Machine:
                 if t == start:
                     self._reset_histograms()
                     self.window_times = [dict(c.times) for c in self.cpus]
+                    self.window_base = self.counters()
                 self._flush_histograms()
                 self.snapshots.append(snapshot(self))
             self.engine.run(horizon)
             if self.progress:
                 self.progress(k / steps)
         return self
+
+    def counters(self) -> dict[str, list]:
+        """Every counter the summary reports, as of now: per CPU, line, task and socket.
+
+        The summary subtracts the values at the window's start, so each covers the window only.
+        """
+        sts, sds = self.softirq_state, self.softnet
+        return {
+            "restarts": [st.restarts for st in sts], "handoffs": [st.handoffs for st in sts],
+            "deferred": [st.deferred_irq_exit for st in sts], "counts": [list(st.counts) for st in sts],
+            "ksoftirqd_vectors": [list(st.ksoftirqd_vectors) for st in sts],
+            "task_vectors": [list(st.task_vectors) for st in sts],
+            "bh_lock_waits": [st.bh_lock_waits for st in sts], "pi_boosts": [st.pi_boosts for st in sts],
+            "squeeze": [sd.time_squeeze for sd in sds], "dropped": [sd.dropped for sd in sds],
+            "processed": [sd.processed for sd in sds], "received_rps": [sd.received_rps for sd in sds],
+            "arrived": [getattr(ln, "arrived", 0) for ln in self.lines],
+            "missed": [getattr(ln, "missed", 0) for ln in self.lines],
+            "run_ns": [t.run_ns for t in self.user_tasks], "forwarded": [self.forwarded],
+            "received": [s.received for s in self.sockets.values()], "socket_drops": [s.drops for s in self.sockets.values()],
+        }
 
     def _control(self, knobs) -> None:
         """The policy's periodic sample: a snapshot of now, then whatever it writes."""
@@ -378,7 +428,11 @@ class Machine:
             rcu.rcu_sched_clock_irq(self, cpu)
         for name, chance, _ in self.sc.tick_raise:  # in the LOC hardirq: they run on its irq_exit()
             if self.rng.random() < chance:
-                softirq.raise_softirq(self, cpu, SOFTIRQ_NR[name])
+                nr = SOFTIRQ_NR[name]
+                if self.ktimers and nr in (softirq.TIMER, softirq.HRTIMER):
+                    softirq.raise_ktimers_thread(self, cpu, nr)  # raise_timer_softirq()
+                else:
+                    softirq.raise_softirq(self, cpu, nr)
         cpu.add_timer((self.engine.now // self.sc.tick_ns + 1) * self.sc.tick_ns, self._tick, None)
 
     def _sync_all(self) -> None:

@@ -30,6 +30,7 @@ class Kernel(CpuHost, Protocol):
     defer_to_ksoftirqd: bool  # the 4.9 .. 6.4 "let ksoftirqd do its job" rule is in force
     netdev_budget: int
     rx_time_jiffies: int  # net_rx_action()'s time limit in jiffies, by kernel version
+    note_interrupt_skips_handled: bool  # 5.13+: handled interrupts count only while some are unhandled
     in_net_rx_action_rule: bool  # v6.4+: no NET_RX raise while net_rx_action() runs (8b43fd3d1d7d)
     forwarded: int  # packets the forwarding path sent on
     sockets: dict[str, Any]  # napi.Socket by receiver task name

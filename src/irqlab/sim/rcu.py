@@ -8,7 +8,10 @@ callbacks left, invoke_rcu_core() raises RCU_SOFTIRQ again. A steady stream of c
 fragment queues freed by inet_frag_destroy() -> call_rcu(), one per reassembled datagram) thus
 keeps RCU_SOFTIRQ re-raising itself: handle_softirqs() restarts until its limits hand the CPU's
 softirqs to ksoftirqd, and NET_RX raised meanwhile runs there too. Above qhimark (10,000
-queued) the limit is lifted (rdp->blimit = DEFAULT_MAX_RCU_BLIMIT).
+queued) the limit is raised to DEFAULT_MAX_RCU_BLIMIT (10,000 per run: __call_rcu_core() sets
+rdp->blimit), and put back once the queue is down to qlowmark (100) (rcu_do_batch(): "Reinstate
+batch limit if we have worked down the excess"). The 3 ms rcu_resched_ns time check that comes
+with the raised limit is not modelled.
 
 The grace period is a fixed `machine.rcu_gp_ms` here (the real one depends on every CPU's
 quiescent states): callbacks queued at t are ready at the first tick after t + gp, where
@@ -28,7 +31,9 @@ from irqlab.sim.softirq import RCU, raise_softirq
 from irqlab.sim.workload import CostSampler
 
 RCU_DIVISOR = 7  # kernel/rcu/tree.c rcu_divisor
-QHIMARK = 10_000  # kernel/rcu/tree.c qhimark: more queued than this lifts the batch limit
+QHIMARK = 10_000  # kernel/rcu/tree.c qhimark: more queued than this raises the batch limit
+QLOWMARK = 100  # qlowmark: at or below this the normal limit is back
+DEFAULT_MAX_RCU_BLIMIT = 10_000  # the raised limit
 
 
 class RcuHost(Kernel, Protocol):
@@ -41,7 +46,7 @@ class RcuHost(Kernel, Protocol):
 class RcuData:
     """struct rcu_data of one CPU, reduced to its callback counts."""
 
-    __slots__ = ("waiting", "ready", "queued", "invoked", "batches", "cost")
+    __slots__ = ("waiting", "ready", "queued", "invoked", "batches", "cost", "high")
 
     def __init__(self, cost: CostSampler) -> None:
         self.waiting: deque[list[int]] = deque()  # [ready_ns, callbacks] waiting for their grace period
@@ -50,6 +55,7 @@ class RcuData:
         self.invoked = 0
         self.batches = 0  # rcu_do_batch() calls that invoked something
         self.cost = cost
+        self.high = False  # rdp->blimit == DEFAULT_MAX_RCU_BLIMIT (queued went above qhimark)
 
 
 def call_rcu(m: RcuHost, cpu_id: int, n: int = 1) -> None:
@@ -61,6 +67,8 @@ def call_rcu(m: RcuHost, cpu_id: int, n: int = 1) -> None:
     else:
         rd.waiting.append([ready_ns, n])
     rd.queued += n
+    if rd.queued > QHIMARK:
+        rd.high = True  # __call_rcu_core(): "rdp->blimit = DEFAULT_MAX_RCU_BLIMIT"
 
 
 def rcu_sched_clock_irq(m: RcuHost, cpu: CPU) -> None:
@@ -78,14 +86,15 @@ def rcu_core(m: RcuHost, cpu: CPU) -> Generator:
     rd = m.rcu[cpu.id]
     if not rd.ready:
         return
-    bl = m.sc.rcu_blimit if rd.queued <= QHIMARK else rd.ready
-    bl = max(bl, rd.ready >> RCU_DIVISOR)
+    bl = max(DEFAULT_MAX_RCU_BLIMIT if rd.high else m.sc.rcu_blimit, rd.ready >> RCU_DIVISOR)
     busy = cpu.need_resched or cpu.curr is not None  # need_resched() || !is_idle_task(current)
     n = min(rd.ready, bl) if busy else rd.ready
     rd.ready -= n
     rd.queued -= n
     rd.invoked += n
     rd.batches += 1
+    if rd.high and rd.queued <= QLOWMARK:
+        rd.high = False  # "Reinstate batch limit if we have worked down the excess"
     cost = rd.cost.total(n)
     if cost and not cpu.work_inline(cost):
         yield cost

@@ -3,7 +3,14 @@
 handle_softirqs() is written as the kernel writes it: take the pending mask, clear it,
 run each set vector in bit order, then restart while more is pending, jiffies are before
 `end` (MAX_SOFTIRQ_TIME = msecs_to_jiffies(2), so HZ-granular), need_resched is clear and
---max_restart (MAX_SOFTIRQ_RESTART = 10) is non-zero; otherwise wake ksoftirqd.
+--max_restart (MAX_SOFTIRQ_RESTART = 10) is non-zero; otherwise wake ksoftirqd. Before 3.8
+only the restart limit applied; 3.8 (c10d73671ad3) replaced it with the 2 ms and need_resched
+checks, and 3.10 (34376a50fb1f) added it back (Machine sets the limits by version).
+
+Under forced threading from 6.13 the TIMER and HRTIMER softirqs the tick raises go to the
+ktimers/N thread (SCHED_FIFO 1) instead: raise_timer_softirq() -> raise_ktimers_thread() sets
+a separate mask, irq_exit() wakes the thread, and run_ktimerd() moves the mask into the
+pending one and runs handle_softirqs() (kernel/softirq.c, include/linux/interrupt.h).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ class SoftirqHost(Kernel, Protocol):
 
     actions: list[Callable[[Any, CPU], Generator]]  # softirq_vec[]: the action of each vector
     raise_latency: list[Any]  # per vector, a BufferedHistogram of raise -> entry (its .pending list)
-    softirq_time_jiffies: int  # MAX_SOFTIRQ_TIME
-    max_softirq_restart: int  # MAX_SOFTIRQ_RESTART
+    softirq_time_jiffies: int  # MAX_SOFTIRQ_TIME (unbounded before 3.8)
+    max_softirq_restart: int  # MAX_SOFTIRQ_RESTART (unbounded in 3.8 and 3.9)
+    softirq_checks_resched: bool  # the need_resched() check of handle_softirqs() (3.8+)
 
 
 def msecs_to_jiffies(ms: int, hz: int) -> int:
@@ -124,7 +132,7 @@ def handle_softirqs(m: SoftirqHost, cpu: CPU, task: Task | None) -> Generator:
         pending = st.pending
         if not pending:
             break
-        if engine.now // m.tick_ns < end and not cpu.need_resched:
+        if engine.now // m.tick_ns < end and not (cpu.need_resched and m.softirq_checks_resched):
             max_restart -= 1
             if max_restart:
                 st.restarts += 1
@@ -135,6 +143,36 @@ def handle_softirqs(m: SoftirqHost, cpu: CPU, task: Task | None) -> Generator:
     if task is not None:
         task.bh -= 1
         task.acct = saved
+
+
+def raise_ktimers_thread(m: Kernel, cpu: CPU, nr: int) -> None:
+    """raise_ktimers_thread(): a TIMER/HRTIMER raise under forced threading (6.13+), for ktimers/N."""
+    st = cpu.sirq
+    bit = 1 << nr
+    if not (st.pending | st.timer_pending) & bit:
+        st.raised_ns[nr] = m.engine.now
+    st.timer_pending |= bit
+    if m.tracing:
+        m.trace(cpu, EventKind.SOFTIRQ_RAISE, nr)
+
+
+def ktimerd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
+    """run_ktimerd(): the timer softirqs raised for it, with whatever else is pending."""
+    st = cpu.sirq
+    rt = m.sc.preempt_rt
+    while True:
+        if not st.timer_pending:
+            yield BLOCK
+            continue
+        if rt:
+            yield from local_bh_disable(m, cpu, task)  # ksoftirqd_run_begin()
+        st.pending |= st.timer_pending  # or_softirq_pending(timer_si)
+        st.timer_pending = 0
+        yield from handle_softirqs(m, cpu, task)
+        if rt:
+            task.bh -= 1
+            _bh_unlock(m, cpu, task)  # ksoftirqd_run_end()
+        yield RESCHED
 
 
 def local_bh_disable(m: Kernel, cpu: CPU, task: Task) -> Generator:

@@ -1,6 +1,7 @@
 """The spurious-interrupt detector, note_interrupt() of kernel/irq/spurious.c (v6.18).
 
-Every interrupt counts; an unhandled one (IRQ_NONE) counts as unhandled, the count restarting
+Every interrupt counts (since 5.13 only while the line has unhandled ones: "genirq: Reduce
+irqdebug cacheline bouncing" returns early when irqs_unhandled is 0); an unhandled one (IRQ_NONE) counts as unhandled, the count restarting
 at 1 when the previous unhandled one is more than HZ/10 old. At 100,000 interrupts the window
 closes: more than 99,900 unhandled prints "irq N: nobody cared", disables the line
 (IRQS_SPURIOUS_DISABLED) and starts poll_spurious_irqs() every POLL_SPURIOUS_IRQ_INTERVAL
@@ -36,6 +37,8 @@ def note_interrupt(m: SpuriousHost, line: Line, ret: int) -> None:
         else:
             line.irqs_unhandled += 1
         line.last_unhandled = jiffies
+    if m.note_interrupt_skips_handled and not line.irqs_unhandled:
+        return  # "if (likely(!desc->irqs_unhandled)) return;" (5.13+)
     line.irq_count += 1
     if line.irq_count < WINDOW:
         return

@@ -93,6 +93,8 @@ class SoftirqState:
         # PREEMPT_RT struct softirq_ctrl: the per-CPU BH local_lock (an rtmutex) and who waits for it
         self.bh_owner: Task | None = None
         self.bh_waiters: list[Task] = []
+        self.timer_pending = 0  # pending_timer_softirq: TIMER/HRTIMER raised for ktimers/N (6.13+ forced threading)
+        self.ktimerd: Task | None = None
         self.bh_tasks = 0  # PREEMPT_RT softirq_ctrl.cnt: tasks inside a BH-disabled section on this CPU
         self.bh_lock_waits = 0  # local_bh_disable() calls that had to block
         self.pi_boosts = 0  # owners that inherited a waiter's priority

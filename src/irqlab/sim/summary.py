@@ -30,6 +30,9 @@ class CpuSummary:
     net_rx_in_tasks_pct: float = 0.0  # ... in other tasks' local_bh_enable(): IRQ threads, senders, readers
     bh_lock_waits: int = 0  # PREEMPT_RT: local_bh_disable() calls that blocked on the CPU's BH lock
     pi_boosts: int = 0  # PREEMPT_RT: BH lock holders boosted to a waiter's priority
+    net_rx_runs: int = 0  # NET_RX softirq runs (/proc/softirqs)
+    packets_per_net_rx: float = 0.0  # softnet_stat processed / NET_RX runs
+    received_rps: int = 0  # softnet_stat received_rps: RPS IPIs taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,30 +63,50 @@ class Summary:
     watch: dict | None = None  # the policy's report ([watch]), its writes, the moved IRQs' CPUs
 
 
+def _delta(now: list, base: list) -> list:
+    """now - base, element by element (nested one level for per-vector lists)."""
+    return [_delta(a, b) if isinstance(a, list) else a - b for a, b in zip(now, base)]
+
+
+def _share(n: int, of: int) -> float:
+    return 100.0 * n / of if of else 0.0
+
+
+def window_counters(m: Machine) -> dict[str, list]:
+    """Machine.counters() over the measured window: now minus their values at its start."""
+    now = m.counters()
+    base = m.window_base
+    if base is None:  # the window has not started (a summary of a run cut short)
+        return now
+    return {k: _delta(v, base[k]) for k, v in now.items()}
+
+
 def summarize(m: Machine) -> Summary:
-    """Differences between the first and last snapshot window, plus the run's histograms."""
+    """Every counter and time over the measured window (warm-up excluded), plus the window's histograms."""
     first, last = m.snapshots[0], m.snapshots[-1]
     win = last.taken_ns - first.taken_ns
     base = {t.pid: t.run_ns for t in first.tasks}
     ks = {t.cpu: t.run_ns - base.get(t.pid, 0) for t in last.tasks if t.kind == "ksoftirqd"}
     # Exact ns from the model, not /proc/stat's USER_HZ ticks (10 ms steps on short windows).
     start_times = m.window_times or [dict.fromkeys(c.times, 0) for c in m.cpus]
+    w = window_counters(m)
     cpus = []
-    for c, st in enumerate(m.softirq_state):
+    for c in range(len(m.softirq_state)):
         times = m.cpus[c].times
         pct = {f: 100.0 * (times[f] - start_times[c][f]) / win for f in ("irq", "softirq", "idle")}
-        sd = m.softnet[c]
-        nrx = st.counts[3]
-        cpus.append(CpuSummary(c, 100.0 * ks.get(c, 0) / win, pct["softirq"], pct["irq"], pct["idle"], st.restarts,
-                               st.handoffs, st.deferred_irq_exit, 100.0 * st.ksoftirqd_vectors[3] / nrx if nrx else 0.0,
-                               sd.time_squeeze, sd.dropped, 100.0 * st.task_vectors[3] / nrx if nrx else 0.0,
-                               st.bh_lock_waits, st.pi_boosts))
+        nrx = w["counts"][c][3]
+        cpus.append(CpuSummary(
+            c, 100.0 * ks.get(c, 0) / win, pct["softirq"], pct["irq"], pct["idle"], w["restarts"][c],
+            w["handoffs"][c], w["deferred"][c], _share(w["ksoftirqd_vectors"][c][3], nrx), w["squeeze"][c],
+            w["dropped"][c], _share(w["task_vectors"][c][3], nrx), w["bh_lock_waits"][c], w["pi_boosts"][c], nrx,
+            w["processed"][c] / nrx if nrx else 0.0, w["received_rps"][c]))
+    per_s = 1e9 / max(win, 1)
     return Summary(
-        scenario=m.sc.name, era=m.sc.era, window_ns=win, cpus=tuple(cpus), tasks=tuple(_tasks(m, first, win)),
+        scenario=m.sc.name, era=m.sc.era, window_ns=win, cpus=tuple(cpus), tasks=tuple(_tasks(m, w, win)),
         raise_latency={SOFTIRQ_NAMES[v]: h for v, h in enumerate(m.raise_latency) if h.count},
-        arrivals_per_s=sum(getattr(ln, "arrived", 0) for ln in m.lines) * 1e9 / max(m.engine.now, 1),
-        delivered_per_s=(m.forwarded + sum(s.received for s in m.sockets.values())) * 1e9 / max(m.engine.now, 1),
-        ring_drops=sum(getattr(ln, "missed", 0) for ln in m.lines),
+        arrivals_per_s=sum(w["arrived"]) * per_s,
+        delivered_per_s=(sum(w["forwarded"]) + sum(w["received"])) * per_s,
+        ring_drops=sum(w["missed"]),
         nobody_cared=tuple(int(ln.irq) for ln in m.lines if ln.nobody_cared), messages=tuple(m.messages),
         heap_events=m.engine.processed, watch=_watch(m, first, last),
     )
@@ -105,11 +128,13 @@ def _watch(m: Machine, first, last) -> dict | None:
     return out
 
 
-def _tasks(m: Machine, first, win: int):
-    for t, spec in zip(m.user_tasks, m.sc.tasks):
-        sock = m.sockets.get(spec.name)
-        yield TaskSummary(spec.name, spec.cpu, spec.policy, 100.0 * t.run_ns / max(m.engine.now, 1), t.latency,
-                          sock.received * 1e9 / max(m.engine.now, 1) if sock else None, sock.drops if sock else None)
+def _tasks(m: Machine, w: dict[str, list], win: int):
+    socks = list(m.sockets)
+    for i, (t, spec) in enumerate(zip(m.user_tasks, m.sc.tasks)):
+        k = socks.index(spec.name) if spec.name in m.sockets else None
+        yield TaskSummary(spec.name, spec.cpu, spec.policy, 100.0 * w["run_ns"][i] / max(win, 1), t.latency,
+                          w["received"][k] * 1e9 / max(win, 1) if k is not None else None,
+                          w["socket_drops"][k] if k is not None else None)
 
 
 def summary_json(s: Summary) -> dict:
@@ -139,11 +164,13 @@ def render_summary(s: Summary) -> str:
     us = lambda v: "-" if v is None else f"{v / 1000:.1f}"  # noqa: E731
     out = [f"irqlab sim - {s.scenario}, {s.era} rules, window {s.window_ns / 1e9:.3f} s (simulated)", ""]
     out.append(f"{'CPU':>3} {'ksoftirqd%':>10} {'softirq%':>9} {'irq%':>6} {'idle%':>6} {'restarts':>9} "
-               f"{'handoffs':>9} {'deferred':>9} {'NET_RX@ksd%':>11} {'NET_RX@task%':>12} {'squeeze':>8} {'drops':>7}")
+               f"{'handoffs':>9} {'deferred':>9} {'NET_RX@ksd%':>11} {'NET_RX@task%':>12} {'squeeze':>8} {'drops':>7}"
+               f" {'NET_RX':>8} {'pkts/run':>8} {'rps_ipi':>8}")
     for c in s.cpus:
         out.append(f"{c.cpu:>3} {c.ksoftirqd_pct:>10.1f} {c.softirq_pct:>9.1f} {c.irq_pct:>6.1f} {c.idle_pct:>6.1f} "
                    f"{c.restarts:>9} {c.handoffs:>9} {c.deferred_irq_exit:>9} {c.net_rx_in_ksoftirqd_pct:>11.1f} "
-                   f"{c.net_rx_in_tasks_pct:>12.1f} {c.time_squeeze:>8} {c.backlog_drops:>7}")
+                   f"{c.net_rx_in_tasks_pct:>12.1f} {c.time_squeeze:>8} {c.backlog_drops:>7} {c.net_rx_runs:>8} "
+                   f"{c.packets_per_net_rx:>8.1f} {c.received_rps:>8}")
     if any(c.bh_lock_waits or c.pi_boosts for c in s.cpus):
         out.append("PREEMPT_RT BH lock: " + ", ".join(f"CPU{c.cpu} {c.bh_lock_waits} waits, {c.pi_boosts} PI boosts" for c in s.cpus))
     out += ["", f"{'vector':<8} {'runs':>9} {'p50 us':>8} {'p99 us':>8} {'max us':>8}   (raise -> entry)"]
