@@ -267,3 +267,14 @@ def test_sim_prints_net_rx_runs_and_packets_per_run_in_text_and_json(capsys):
     assert main([*args, "--json"]) == 0
     cpu0 = json.loads(capsys.readouterr().out)["cpus"][0]
     assert cpu0["net_rx_runs"] > 0 and cpu0["packets_per_net_rx"] >= 1.0 and "received_rps" in cpu0
+
+
+def test_a_kernel_sweep_tabulates_restarts_and_packets_per_net_rx_run(tmp_path, capsys):
+    scenario = tmp_path / "two-nics.toml"
+    scenario.write_text('[machine]\ncpus = 1\nduration_s = 0.02\n'
+                        + "".join(f'[[device]]\nname = "eth{i}"\nirq = {41 + i}\narrival = {{ rate = 200000 }}\n'
+                                  'hardirq_ns = 1500\nwork_ns = { mean = 1200, dist = "exp" }\n' for i in (0, 1)))
+    for metric in ("restarts", "packets_per_net_rx"):
+        assert main(["sim", str(scenario), "--sweep", "machine.kernel=6.3,6.18", "--metric", metric, "--json", "-q"]) == 0
+        old, new = (r[metric] for r in json.loads(capsys.readouterr().out)["runs"])
+        assert (new == 0 and old > 0) if metric == "restarts" else new > old

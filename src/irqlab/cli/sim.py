@@ -16,6 +16,7 @@ PARSER_KW = dict(
 examples:
   irqlab sim examples/scenarios/nic-napi.toml
   irqlab sim examples/scenarios/nic-napi.toml --set net.netdev_budget=600 --json
+  irqlab sim examples/scenarios/nic-napi.toml --set task.app=remove
   irqlab sim examples/scenarios/dumazet-udp.toml --sweep machine.kernel=pre-4.9,4.9,6.5
   irqlab sim examples/scenarios/nic-napi.toml --sweep device.eth0.arrival.rate=1e5,4e5,1.6e6 --plot sweep.png
   irqlab sim examples/scenarios/nic-napi.toml -o /tmp/simcap && irqlab diff /tmp/simcap/t0 /tmp/simcap/t1
@@ -28,12 +29,13 @@ exit codes: 0 ok (with --doctor: 0 healthy, 1 warning, 2 critical), 3 bad scenar
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )
 
-SWEEP_METRICS = ("delivered_per_s", "ksoftirqd_pct", "softirq_pct", "handoffs", "time_squeeze", "task_p99_us", "received_per_s")
+SWEEP_METRICS = ("delivered_per_s", "ksoftirqd_pct", "softirq_pct", "handoffs", "restarts", "time_squeeze", "net_rx_runs",
+                 "packets_per_net_rx", "task_p99_us", "received_per_s")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", metavar="SCENARIO", help="a scenario TOML file (docs/sim.md)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scenario key, e.g. net.netdev_budget=600 (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scenario key, e.g. net.netdev_budget=600, or drop a device or task: device.NAME=remove (repeatable)")
     p.add_argument("--sweep", metavar="KEY=A,B,C", help="run once per value of KEY and tabulate")
     p.add_argument("--metric", choices=SWEEP_METRICS, default="delivered_per_s", help="what --sweep tabulates and plots (default delivered_per_s)")
     p.add_argument("--plot", metavar="PNG", help="with --sweep: write a plot of the metric")
@@ -164,8 +166,11 @@ def metric_of(s, metric: str) -> float:
         return s.delivered_per_s
     if metric in ("ksoftirqd_pct", "softirq_pct"):
         return max(getattr(c, metric) for c in s.cpus)
-    if metric in ("handoffs", "time_squeeze"):
+    if metric in ("handoffs", "restarts", "time_squeeze", "net_rx_runs"):
         return float(sum(getattr(c, metric) for c in s.cpus))
+    if metric == "packets_per_net_rx":  # over every CPU's NET_RX runs
+        runs = sum(c.net_rx_runs for c in s.cpus)
+        return sum(c.packets_per_net_rx * c.net_rx_runs for c in s.cpus) / runs if runs else 0.0
     if metric == "received_per_s":
         return float(sum(t.received_per_s or 0 for t in s.tasks))
     lat = [t.latency.percentile(99) for t in s.tasks if t.latency is not None and t.latency.count]
