@@ -111,3 +111,9 @@ def test_a_traced_call_irqlab_has_no_row_for_does_not_keep_the_run_as_root_hint(
     assert "as root" not in cal.hint and cal.hint.startswith("the function above runs here at CPU0's request (caller+0x10)")
     attr = TraceAttribution(1.0, {1: (Traced("call", "sched_ttwu_pending", "ttwu_queue_wakelist+0x11d", (0,), 30, 30.0),)})
     assert "remote wake-ups" in report(m, trace=attr).cpus[0].offenders[0].cause
+
+
+def test_every_event_kind_has_a_value_of_its_own():
+    # An IntEnum silently makes a second name with a taken value an alias of the first: the csd
+    # events would then be read as BH work and the other way round.
+    assert len({k.value for k in EventKind.__members__.values()}) == len(EventKind.__members__)

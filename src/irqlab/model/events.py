@@ -62,11 +62,11 @@ class EventKind(IntEnum):
     IPI_SEND_MASK = 16
     WORK_EXECUTE = 17
     TIMER_EXPIRE = 18
-    CSD_QUEUE = 19
     # Work items of a BH workqueue (WQ_BH, Linux >= 6.9, commit 4cb1ef64609f): they run in softirq
     # context, inside TASKLET or HI, where tasklets ran before (kernel/workqueue.c bh_worker()).
     BH_WORK_ENTRY = 19
     BH_WORK_EXIT = 20
+    CSD_QUEUE = 21
 
 
 # x86 system vectors seen through irq_vectors:* (arch/x86/include/asm/trace/irq_vectors.h);

@@ -38,6 +38,16 @@ SPECS: dict[str, Spec] = {
     "napi:napi_poll": (EventKind.NAPI_POLL, ("work", "budget")),  # arg2: device index, below
     # kernel/time/hrtimer.c __run_hrtimer(): the timer's callback is about to run (v6.18).
     "timer:hrtimer_expire_entry": (EventKind.HRTIMER_EXPIRE, ("hrtimer", "now", "function")),
+    # Who interrupted a CPU (irqlab isolation). include/trace/events/ipi.h (Linux >= 6.6, commit
+    # 68e2d17c9eb3 "trace: Add trace_ipi_send_cpu()"): recorded on the sender, `callsite` its
+    # _RET_IP_, `callback` the function the target runs (NULL for a reschedule IPI).
+    "ipi:ipi_send_cpu": (EventKind.IPI_SEND, ("cpu", "callsite", "callback")),
+    "ipi:ipi_send_cpumask": (EventKind.IPI_SEND_MASK, (None, "callsite", "callback")),  # arg0: below
+    "workqueue:workqueue_execute_start": (EventKind.WORK_EXECUTE, ("function", "work")),
+    "timer:timer_expire_entry": (EventKind.TIMER_EXPIRE, ("function", "timer")),
+    # include/trace/events/csd.h (Linux >= 6.6): the function a function-call IPI runs on the
+    # target (ipi_send_cpu's callback is only generic_smp_call_function_single_interrupt).
+    "csd:csd_queue_cpu": (EventKind.CSD_QUEUE, ("cpu", "callsite", "func")),
 }
 for _name, _id in VECTOR_IDS.items():  # arch/x86/include/asm/trace/irq_vectors.h
     SPECS[f"irq_vectors:{_name}_entry"] = (EventKind.VECTOR_ENTRY, ("vector", _id))
@@ -179,6 +189,8 @@ def decode(buf, recs: Records, page_cpu: np.ndarray, catalog: Catalog, **meta) -
             comms.update(_first_strings(data, out["arg0"][sel], offs, lens, fmt.field("comm")))
         elif kind is EventKind.NAPI_POLL:
             out["arg2"][sel] = _napi_devices(data, offs, lens, fmt, devices)
+        elif kind is EventKind.IPI_SEND_MASK:
+            out["arg0"][sel] = _cpumask_bits(data, offs, lens, fmt.field("cpumask"))
     rows = np.nonzero(keep)[0]
     rows = rows[np.argsort(out["ts_ns"][rows], kind="stable")]
     return EventBatch(**{c: v[rows] for c, v in out.items()}, irq_names=names, comms=comms,
@@ -209,3 +221,17 @@ def _napi_devices(data, offs, lens, fmt: EventFormat, devices: list[str]) -> np.
             devices.append(name)
     uniq, inverse = np.unique(napi, return_inverse=True)
     return np.array([devices.index(by_ptr[int(k)]) for k in uniq], np.int64)[inverse]
+
+
+def _cpumask_bits(data, offs, lens, f: Field) -> np.ndarray:
+    """arg0 of IPI_SEND_MASK: the first word of each record's __data_loc cpumask (unsigned longs,
+    little-endian), CPUs 0-62 as bits; CPUs from 63 on are not kept (the column is an int64)."""
+    out = np.zeros(offs.shape[0], np.int64)
+    for i, (off, length) in enumerate(zip(offs.tolist(), lens.tolist())):
+        loc = int(data[off + f.offset: off + f.offset + 4].view("<u4")[0])
+        start, n = loc & 0xFFFF, loc >> 16
+        if n == 0 or start + n > length:
+            continue
+        word = bytes(data[off + start: off + start + min(n, 8)]).ljust(8, b"\0")
+        out[i] = int.from_bytes(word, "little") & 0x7FFF_FFFF_FFFF_FFFF
+    return out

@@ -34,6 +34,15 @@ from irqlab.tracing.symbols import Kallsyms
 from irqlab.tracing.textparse import parse_lines
 
 DEFAULT_BUFFER_KB = 4096
+# The columns that hold kernel function addresses, named from /proc/kallsyms (model/events.py).
+ADDRESS_COLUMNS: tuple[tuple[EventKind, str], ...] = (
+    (EventKind.TASKLET_ENTRY, "arg0"), (EventKind.TASKLET_EXIT, "arg0"),
+    (EventKind.BH_WORK_ENTRY, "arg0"), (EventKind.BH_WORK_EXIT, "arg0"),
+    (EventKind.IPI_SEND, "arg1"), (EventKind.IPI_SEND, "arg2"),
+    (EventKind.IPI_SEND_MASK, "arg1"), (EventKind.IPI_SEND_MASK, "arg2"),
+    (EventKind.CSD_QUEUE, "arg1"), (EventKind.CSD_QUEUE, "arg2"),
+    (EventKind.WORK_EXECUTE, "arg0"), (EventKind.TIMER_EXPIRE, "arg0"), (EventKind.HRTIMER_EXPIRE, "arg2"),
+)
 
 
 class TraceSession:
@@ -277,12 +286,13 @@ class TraceSession:
         return self._symbolise(batch)
 
     def _symbolise(self, batch: EventBatch) -> EventBatch:
-        tasklets = np.isin(batch.kind, (EventKind.TASKLET_ENTRY, EventKind.TASKLET_EXIT, EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT))
-        if not tasklets.any():
+        addrs = [np.unique(getattr(batch, col)[batch.kind == kind]) for kind, col in ADDRESS_COLUMNS
+                 if (batch.kind == kind).any()]
+        if not addrs:
             return batch
         if self._kallsyms is None:
             self._kallsyms = Kallsyms.load(self.procfs)
-        return dataclasses.replace(batch, symbols=self._kallsyms.lookup(int(a) for a in np.unique(batch.arg0[tasklets])))
+        return dataclasses.replace(batch, symbols=self._kallsyms.lookup(int(a) for a in np.unique(np.concatenate(addrs)) if a))
 
 
 def _page_missed(missed: np.ndarray, page_cpu: np.ndarray) -> dict[int, int]:
