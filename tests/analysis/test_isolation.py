@@ -133,3 +133,18 @@ def test_net_rx_that_only_sends_rps_ipis_away_points_at_the_tasks_running_on_the
     assert first.cause.startswith("NET_RX via RPS IPIs: rps_cpus=1 on veth1 rx-0") and first.action is None
     assert first.hint == ("CPU1 only raises the RPS IPIs for packets that tasks running on it send or receive: "
                           "move those tasks to the housekeeping CPUs (0) and keep only the workload here")
+
+
+def test_napi_and_irq_threads_are_listed_by_their_allowed_cpus_not_by_where_they_last_ran():
+    from irqlab.model.snapshot import TaskInfo
+
+    def task(pid, comm, kind, allowed, last):
+        return TaskInfo(pid, comm, kind, None, None, 0, 0, 0, "SCHED_OTHER", 0, 0, allowed, last)
+
+    a, b = Machine().pair()
+    extra = (task(700, "napi/veth1-278", "napi", (0, 1), 0), task(701, "irq/41-eth0", "irq", (0,), 0),
+             task(702, "napi/veth2-279", "napi", (0,), 1))
+    b = dataclasses.replace(b, tasks=b.tasks + extra)
+    allowed = isolation_report(compute_rates(a, b), {1: ("--cpus",)}, frozenset()).cpus[0].allowed
+    assert [(x.kind, x.name, x.detail) for x in allowed] == [
+        ("napi-thread", "napi/veth1-278 (pid 700)", "allowed CPUs 0-1, last ran on CPU0")]

@@ -195,12 +195,19 @@ def allowed_on(cpu: int, rates: Rates, balancer: Balancer | None = None, managed
             for t in d.tx_queues:
                 if t.xps_cpus and cpu in t.xps_cpus:
                     out.append(Allowed("xps", f"{d.name} tx-{t.index}", f"xps_cpus={format_cpumask(t.xps_cpus)} ({view.namespace.label})"))
+    seen_napi = set()
     for task in snap.tasks:
-        if task.kind == "irq" and task.allowed_cpus and cpu in task.allowed_cpus:
-            out.append(Allowed("irq-thread", f"{task.comm} (pid {task.pid})", f"allowed CPUs {format_cpulist(task.allowed_cpus)}"))
+        if task.kind in ("irq", "napi") and task.allowed_cpus and cpu in task.allowed_cpus:
+            kind = "irq-thread" if task.kind == "irq" else "napi-thread"
+            seen_napi.add(task.pid)
+            last = f", last ran on CPU{task.last_cpu}" if task.last_cpu is not None else ""
+            out.append(Allowed(kind, f"{task.comm} (pid {task.pid})", f"allowed CPUs {format_cpulist(task.allowed_cpus)}{last}"))
+        elif task.kind == "napi":
+            seen_napi.add(task.pid)  # its allowed CPUs were read and exclude this CPU
     for th in snap.threads:
-        if th.kthread and th.comm.startswith("napi/") and th.last_cpu == cpu:
-            out.append(Allowed("napi-thread", f"{th.comm} (pid {th.tid})", f"last ran on CPU{cpu} (its allowed CPUs are not read)"))
+        # Only when the task list did not read it (a capture without /proc/PID/status).
+        if th.kthread and th.comm.startswith("napi/") and th.last_cpu == cpu and th.tid not in seen_napi:
+            out.append(Allowed("napi-thread", f"{th.comm} (pid {th.tid})", f"last ran on CPU{cpu} (its allowed CPUs were not read)"))
     return tuple(out)
 
 
