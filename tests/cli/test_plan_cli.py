@@ -120,3 +120,19 @@ def test_a_knob_a_plan_holds_is_refused_to_another_journal_such_as_watchs(vm, ca
         with pytest.raises(KnobRefused, match=f"journal {journal} of a stopped irqlab still holds its original"):
             watch.apply(rps)
     assert main(["apply", *_args(vm), "--undo", "--journal", journal]) == 0
+
+
+def test_apply_preflights_vector_space_with_the_plans_own_moves_counted(vm, capsys, monkeypatch):
+    """A move onto a CPU with no free vector is refused before anything is written (ENOSPC predicted);
+    a write that keeps the IRQ on its current CPU needs no new vector and passes."""
+    from irqlab.analysis import irqvectors
+
+    plan = _plan(vm, capsys, "--dev", "eth0")
+    plan.write_text(plan.read_text() + '\n[[write]]\nkind = "affinity"\nirq = 38\ncpus = "0"\n')
+    monkeypatch.setattr(irqvectors, "ESTIMATED_CAPACITY", 0)  # every CPU's vectors taken
+    assert main(["apply", *_args(vm), str(plan), "--yes", "--journal", str(vm.parent / "j")]) == 3
+    cap = capsys.readouterr()
+    assert "REFUSED: no free interrupt vector on CPU 0 (estimated: " in cap.out and "ENOSPC" in cap.out
+    assert not (vm.parent / "j").exists()
+    plan.write_text(plan.read_text().replace('irq = 38\ncpus = "0"', 'irq = 38\ncpus = "1"'))
+    assert main(["apply", *_args(vm), str(plan)]) == 0  # IRQ 38 is on CPU1 already: it keeps its vector

@@ -56,12 +56,17 @@ class Checked:
 def _check(plan, roots) -> list[Checked]:
     """Every write preflighted (map's preflight) and validated as mitigate validates a new value."""
     from irqlab.analysis.irqmap import preflight
+    from irqlab.analysis.irqvectors import VectorBudget, estimate_matrix
     from irqlab.cli.map import gather
     from irqlab.errors import IrqlabError
     from irqlab.mitigate.knobs import HostKnobs, KnobFiles
+    from irqlab.sources.vectors import read_vector_matrix
 
     m, _ = gather(roots, walk=False)
     rows = {r.irq: r for r in m.rows if r.numbered}
+    # x86 vector space, with the plan's own moves counted in order (as `irqlab plan` predicts it).
+    matrix = (read_vector_matrix()[0] if roots.is_live else None) or estimate_matrix(m)
+    budget = VectorBudget(matrix) if matrix is not None else None
     files = KnobFiles(roots)
     knobs = HostKnobs(roots)
     out = []
@@ -72,6 +77,8 @@ def _check(plan, roots) -> list[Checked]:
         if w.kind == "affinity":
             row = rows.get(str(w.irq))
             refusal = f"IRQ {w.irq} does not exist" if row is None else preflight(row, w.cpus, m.online)
+            if refusal is None and row is not None and budget is not None:
+                refusal = budget.take(row, w.cpus)
         current = None
         try:
             current = knobs.read(pw)
