@@ -50,7 +50,8 @@ def balancer_warning(b: Balancer, quiet: tuple[int, ...], placed: Iterable[int])
     parts = []
     if open_cpus:
         banned = format_cpulist(b.banned_cpus) or "none"
-        parts.append(f"may put IRQs on quiet CPUs {format_cpulist(open_cpus)} (it bans CPUs {banned}: {b.banned_by}): "
+        bans = f"it bans CPUs {banned}: {b.banned_by}" if b.banned_by != "unknown" else "what it bans was not read"
+        parts.append(f"may put IRQs on quiet CPUs {format_cpulist(open_cpus)} ({bans}): "
                      f"set IRQBALANCE_BANNED_CPULIST={format_cpulist(quiet)} in its environment file "
                      "(/etc/default/irqbalance or /etc/sysconfig/irqbalance; IRQBALANCE_BANNED_CPUS on irqbalance < 1.8) and restart it")
     if free:
