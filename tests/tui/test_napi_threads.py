@@ -60,3 +60,21 @@ def test_the_cpu_panel_shows_the_napi_column_and_threads_only_where_threaded_nap
     assert "%napi" in text and "napi/veth1-8193" in text and "veth1" in text and "fifo" in text
     plain = drive(make_app(VM_FLOOD[:2]), cpu_panel, size=(160, 40))
     assert "%napi" not in plain and "napi" not in plain
+
+
+def test_the_plain_text_and_json_top_show_the_napi_thread_and_its_cpu(tmp_path):
+    from irqlab.outputs.jsonout import rates_json
+    from irqlab.outputs.text import TableOptions, render_top
+
+    a, b = list(replay(with_napi_thread(tmp_path)))
+    rates = compute_rates(a, b)
+    text = render_top(rates, TableOptions())
+    head = next(line for line in text.splitlines() if line.startswith("CPU ") and "%ksoftirqd" in line)
+    assert "%napi" in head
+    assert "threaded NAPI kthreads (their receive work is thread time, not %soft)" in text
+    row = next(line for line in text.splitlines() if line.startswith("napi/veth1-8193"))
+    assert row.split() == ["napi/veth1-8193", str(NAPI_PID), "41.0", "1", "fifo", "50"]
+    (t,) = [t for t in rates_json(rates)["threads"] if t["kind"] == "napi"]
+    assert t["last_cpu"] == 1 and t["pid"] == NAPI_PID
+    plain = render_top(compute_rates(*list(replay(VM_FLOOD[:2]))), TableOptions())
+    assert "%napi" not in plain and "threaded NAPI" not in plain

@@ -432,6 +432,22 @@ class Rates:
         """ksoftirqd %CPU by CPU id."""
         return {r.task.cpu: r.cpu_pct for r in self.tasks if r.task.kind == "ksoftirqd" and r.task.cpu is not None}
 
+    def napi_pct(self) -> dict[int, float] | None:
+        """%CPU of the napi/DEV-ID kthreads by the CPU each last ran on; None when there are none.
+
+        Threaded NAPI's receive work is thread time (net/core/dev.c napi_threaded_poll(), v6.18),
+        absent from %softirq: this is where it shows. A thread that moved between CPUs in the
+        interval counts on the last one (/proc/PID/stat `processor`).
+        """
+        napi = [r for r in self.tasks if r.task.kind == "napi"]
+        if not napi:
+            return None
+        out: dict[int, float] = {}
+        for r in napi:
+            if r.task.last_cpu is not None:
+                out[r.task.last_cpu] = out.get(r.task.last_cpu, 0.0) + r.cpu_pct
+        return out
+
 
 def compute_rates(a: Snapshot, b: Snapshot, interval_ns: int | None = None) -> Rates:
     """Rates between two snapshots; interval_ns overrides their timestamps."""

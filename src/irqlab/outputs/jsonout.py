@@ -210,7 +210,7 @@ def rates_json(
         "per_cpu": cpus_json(rates, only),
         "threads": [
             {"pid": r.task.pid, "comm": r.task.comm, "kind": r.task.kind, "cpu_pct": num(r.cpu_pct),
-             "policy": r.task.policy, "rt_priority": r.task.rt_priority}
+             "policy": r.task.policy, "rt_priority": r.task.rt_priority, "last_cpu": r.task.last_cpu}
             for r in rates.tasks
         ],
         "warnings": [{"source": w.source, "subject": w.subject, "kind": w.kind, "message": w.message} for w in rates.warnings],

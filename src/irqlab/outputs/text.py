@@ -136,6 +136,7 @@ def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
     """Per-CPU summary: %irq, %softirq, %idle, ksoftirqd %CPU, softnet rates."""
     cpus = rates.cpu.cpus if rates.cpu else (rates.interrupts.cpus if rates.interrupts else ())
     ks = rates.ksoftirqd_pct()
+    napi = rates.napi_pct()  # None: no threaded NAPI, and no column
     sn = rates.softnet.rate if rates.softnet else None
     sn_cpu = {c: i for i, c in enumerate(rates.softnet.cpus)} if rates.softnet else {}
     busy = _busy_cpus(rates, cpus, ks, sn_cpu)
@@ -155,16 +156,32 @@ def cpu_table(rates: Rates, opts: TableOptions) -> list[str]:
                 format_pct(None if pct is None or np.isnan(pct[6]) else float(pct[6])),
                 format_pct(None if pct is None or np.isnan(pct[3]) else float(pct[3])),
                 format_pct(ks.get(c)),
+                *([] if napi is None else [format_pct(napi.get(c, 0.0))]),
                 _cell(snv[0]),
                 _cell(snv[1]),
                 _cell(snv[2]),
                 "",
             ]
         )
-    head = ["CPU", "%irq", "%soft", "%idle", "%ksoftirqd", "pkts/s", "drop/s", "squeeze/s", ""]
+    head = ["CPU", "%irq", "%soft", "%idle", "%ksoftirqd", *([] if napi is None else ["%napi"]), "pkts/s", "drop/s", "squeeze/s", ""]
     out = ["per CPU (%irq/%soft/%idle from /proc/stat; softnet_stat packets/s)"] + _table(head, rows)
+    if napi is not None:
+        out += napi_lines(rates)
     if rates.softnet is not None and not rates.softnet.cpu_ids_known:
         out.append("  softnet_stat has no CPU column before Linux 5.14: CPU ids of its rows are guesses")
+    return out
+
+
+def napi_lines(rates: Rates, limit: int = 8) -> list[str]:
+    """The threaded-NAPI kthreads (receive work as thread time, not in %soft), busiest first."""
+    napi = sorted((r for r in rates.tasks if r.task.kind == "napi"), key=lambda r: (-r.cpu_pct, r.task.pid))
+    rows = [[r.task.comm, f"{r.task.pid}", format_pct(r.cpu_pct), "-" if r.task.last_cpu is None else f"{r.task.last_cpu}",
+             r.task.policy, f"{r.task.rt_priority}" if r.task.policy in ("fifo", "rr") else f"nice {r.task.nice}"]
+            for r in napi[:limit]]
+    out = ["threaded NAPI kthreads (their receive work is thread time, not %soft)"]
+    out += _table(["THREAD", "PID", "%CPU", "CPU", "POLICY", "PRIO"], rows, left=1)
+    if len(napi) > limit:
+        out.append(f"  +{len(napi) - limit} more")
     return out
 
 

@@ -408,20 +408,8 @@ def _num(x) -> float | None:
 
 
 def napi_pct_by_cpu(rates: Rates) -> dict[int, float] | None:
-    """%CPU of the napi/DEV-ID kthreads by the CPU each last ran on; None when there are none.
-
-    Threaded NAPI's receive work is thread time (net/core/dev.c napi_threaded_poll(), v6.18),
-    absent from %softirq: this column is where it shows. A thread that moved between CPUs in
-    the interval counts on the last one (/proc/PID/stat `processor`).
-    """
-    napi = [r for r in rates.tasks if r.task.kind == "napi"]
-    if not napi:
-        return None
-    out: dict[int, float] = {}
-    for r in napi:
-        if r.task.last_cpu is not None:
-            out[r.task.last_cpu] = out.get(r.task.last_cpu, 0.0) + r.cpu_pct
-    return out
+    """%CPU of the napi/DEV-ID kthreads by the CPU each last ran on (Rates.napi_pct)."""
+    return rates.napi_pct()
 
 
 def cpu_rows(rates: Rates, state: ViewState) -> tuple[list[CpuRow], int]:
