@@ -171,6 +171,10 @@ def test_knobs_refuse_what_the_kernel_refuses_and_what_the_model_lacks(machine):
         k.apply(napi("2", "old0"))
     with pytest.raises(InvalidWrite, match="not an integer"):
         k.apply(napi("-1", "eth0"))
+    with pytest.raises(NotModelled, match="threaded NAPI"):  # watch's threaded rung: not an invalid write
+        k.apply(PlannedWrite("napi", "eth0/threaded", "1", "test", dev="eth0", attr="threaded"))
+    with pytest.raises(NotModelled, match="IRQ suspension"):
+        k.apply(PlannedWrite("napi", "eth0 napi 8193 irq-suspend-timeout", "20000000", "test", dev="eth0", attr="irq-suspend-timeout"))
     assert m.policy_log == [] and m.lines[0].cpu == 0 and k.pending() == []
     assert k.apply(affinity("1", 41)) == "0" and m.lines[0].cpu == 1
 

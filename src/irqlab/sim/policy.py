@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from irqlab.sim.ports import Controlled as Machine  # (the ports it writes, not the class: sim/ imports one way)
 
 KINDS = ("affinity", "napi", "coalesce")
+# What watch's rungs may write to a host's NAPI that the model's NapiNic has no state for.
+UNMODELLED_NAPI_ATTRS = {
+    "threaded": "threaded NAPI (a napi/DEV-ID kthread polling instead of NET_RX) is not modelled by the simulator",
+    "irq-suspend-timeout": "IRQ suspension (epoll busy polling) is not modelled by the simulator",
+}
 NAPI_ATTRS = {"napi_defer_hard_irqs": ("defer_hard_irqs", 2**31 - 1), "gro_flush_timeout": ("gro_flush_timeout_ns", 10**10)}
 
 
@@ -209,6 +214,8 @@ class ModelKnobs:
 
     def _napi(self, a: PlannedWrite) -> tuple[NapiNic, str, int]:
         spec = NAPI_ATTRS.get(a.attr or "")
+        if spec is None and a.attr in UNMODELLED_NAPI_ATTRS:
+            raise NotModelled(f"{knob_path(a)}: {UNMODELLED_NAPI_ATTRS[a.attr]}")
         if spec is None:
             raise InvalidWrite(f"{knob_path(a)}: not a NAPI attribute ({', '.join(NAPI_ATTRS)})")
         for ln in self.m.lines:
