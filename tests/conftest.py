@@ -82,7 +82,21 @@ def _machine_state() -> dict[str, str]:
                 state[path] = Path(path).read_text().strip()
             except OSError:
                 continue  # unreadable here (e.g. xps_cpus of a single-queue device)
+    state.update(_napi_state())
     return state
+
+
+def _napi_state() -> dict[str, str]:
+    """The host namespace's per-NAPI settings (netdev netlink, 6.13+): watch's napi rung writes them."""
+    from irqlab.errors import IrqlabError
+    from irqlab.sources.napi import read_napis
+
+    try:
+        napis = read_napis()
+    except (IrqlabError, OSError):
+        return {}  # no netdev family here: nothing per NAPI to change
+    return {f"napi {n.id} (ifindex {n.ifindex})": f"defer-hard-irqs={n.defer_hard_irqs} gro-flush-timeout={n.gro_flush_timeout_ns} "
+            f"irq-suspend-timeout={n.irq_suspend_timeout_ns} threaded={n.threaded}" for n in napis}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

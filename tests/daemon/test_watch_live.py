@@ -22,8 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from irqlab.errors import IrqlabError
 from irqlab.mitigate.discover import netdev_irqs
+from irqlab.mitigate.napi import read_napi_config, write_napi_config
 from irqlab.sources.fs import Roots
+from irqlab.sources.napi import read_napis
 from live_load import load, reader_priority, require_load
 
 pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.slow]
@@ -95,13 +98,37 @@ class Host:
         self.irqs = netdev_irqs(Roots(), "eth0")
         self.saved = {f"/sys/class/net/eth0/{a}": Path(f"/sys/class/net/eth0/{a}").read_text().strip() for a in NAPI}
         self.saved |= {f"/proc/irq/{i}/smp_affinity_list": Path(f"/proc/irq/{i}/smp_affinity_list").read_text().strip() for i in self.irqs}
+        # From 6.13 the napi rung writes eth0's NAPI instances over netlink (napi-set), not its sysfs files.
+        self.napi_ids = [n.id for n in self._napis() if n.defer_hard_irqs is not None]
+        self.saved |= self._napi_values()
+
+    @staticmethod
+    def _napis():
+        try:
+            return read_napis(int(Path("/sys/class/net/eth0/ifindex").read_text()))
+        except IrqlabError:
+            return ()
+
+    def _napi_values(self) -> dict[str, str]:
+        return {f"napi:eth0:{i}:{a}": read_napi_config(None, "eth0", str(i), a) for i in self.napi_ids for a in ("defer-hard-irqs", "gro-flush-timeout")}
 
     def now(self) -> dict[str, str]:
-        return {p: Path(p).read_text().strip() for p in self.saved}
+        out = {p: Path(p).read_text().strip() for p in self.saved if p.startswith("/")}
+        return out | self._napi_values()
+
+    def defer_hard_irqs(self, now: dict[str, str]) -> set[str]:
+        """eth0's defer-hard-irqs: its NAPI instances' where the kernel has them, else its sysfs file."""
+        if self.napi_ids:
+            return {now[f"napi:eth0:{i}:defer-hard-irqs"] for i in self.napi_ids}
+        return {now["/sys/class/net/eth0/napi_defer_hard_irqs"]}
 
     def put_back(self) -> None:
         for path, value in self.saved.items():
-            if Path(path).read_text().strip() != value:
+            if path.startswith("napi:"):
+                _, dev, napi_id, attr = path.split(":")
+                if read_napi_config(None, dev, napi_id, attr) != value:
+                    write_napi_config(None, dev, napi_id, attr, value)
+            elif Path(path).read_text().strip() != value:
                 Path(path).write_text(value)
 
 
@@ -207,7 +234,7 @@ def test_a_real_udp_flood_is_detected_mitigated_and_every_change_restored(tmp_pa
         assert ns_read(ns, dev, "napi_defer_hard_irqs") == "2"
         assert ns_read(ns, dev, "gro_flush_timeout") == "200000"
         changed = host.now()
-        assert changed["/sys/class/net/eth0/napi_defer_hard_irqs"] == "2"
+        assert host.defer_hard_irqs(changed) == {"2"}
         assert any(changed[p] != host.saved[p] for p in changed if "/irq/" in p)
         assert_flood_ran(ns, dev, rx0)
         # SIGTERM while the veth still exists: its knobs must come back, not be "gone".
