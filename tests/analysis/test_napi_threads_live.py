@@ -1,6 +1,6 @@
 """Threaded NAPI on this kernel, end to end: load.sh -m tcp --threaded (TCP over a veth pair
 with GRO, its receive side switched to threaded NAPI) seen by `irqlab snapshot --net`, the
-doctor, top's view model and `irqlab trace`.
+doctor, top's view model, `irqlab map` and `irqlab trace`.
 
 Root and live: run under the live lock (`flock /tmp/irqlab-live.lock ...`). load.sh makes and
 deletes its two namespaces (irqlab<PID>s, irqlab<PID>c); the test checks they are gone.
@@ -56,6 +56,7 @@ def test_a_threaded_napi_kthread_is_seen_with_its_cpu_policy_priority_and_thread
         irqlab("snapshot", "--net", "-o", str(b))
         traced = json.loads(irqlab("trace", "--backend", "tracefs", "-d", "1.5", "--json"))
         bpf = json.loads(irqlab("trace", "--backend", "bpf", "-d", "1", "--json"))
+        mapped = json.loads(irqlab("map", "--json"))
         assert proc.poll() is None, "load.sh ended before the measurements did"
     assert tag not in _netns(), "load.sh left its namespaces behind"
 
@@ -86,6 +87,12 @@ def test_a_threaded_napi_kthread_is_seen_with_its_cpu_policy_priority_and_thread
     (found,) = [f for f in doc["findings"] if f["code"] == "napi-threads"]
     line = next(e for e in found["evidence"] if e.startswith(f"{napi.comm} (pid {napi.pid})"))
     assert f"polls {tag}v0" in line and f"last on CPU{task.last_cpu}" in line and "% CPU as thread time" in line
+
+    # The map: the device's NAPI instance names its thread with CPU, policy and priority.
+    (mdev,) = [d for d in mapped["netdevs"] if d["name"] == f"{tag}v0"]
+    (mnapi,) = [n for n in mdev["napis"] if n["pid"] == napi.pid]
+    assert mnapi["threaded"] == 1 and mnapi["thread"]["comm"] == napi.comm
+    assert mnapi["thread"]["cpu"] in (0, 1) and mnapi["thread"]["policy"] == task.policy
 
     # The trace: its switches (tracefs) and its schedstat (bpf), under its whole name.
     mine = [t for t in traced["napi_threads"] if t["pid"] == napi.pid]
