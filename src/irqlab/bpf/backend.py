@@ -216,19 +216,8 @@ class BpfTracer:
         Every descriptor is closed even when one fails; the failures are then raised together
         as one IrqlabError (a descriptor that will not close was closed twice: a bug to see).
         """
-        failed = []
-        for fd in self.perf_fds + self.prog_fds:
-            try:
-                os.close(fd)
-            except OSError as exc:
-                failed.append(f"fd {fd}: {exc.strerror or exc}")
-        self.perf_fds, self.prog_fds = [], []
-        for name, mp in self.maps.items():
-            try:
-                mp.close()
-            except OSError as exc:
-                failed.append(f"map {name}: {exc.strerror or exc}")
-        self.maps = {}
+        failed = syscall.close_all(self.perf_fds, self.prog_fds, self.maps)
+        self.perf_fds, self.prog_fds, self.maps = [], [], {}
         if failed:
             raise IrqlabError(f"BPF backend: closing failed ({'; '.join(failed)})")
 

@@ -209,3 +209,20 @@ def enable_stats() -> int:
     attr = ctypes.create_string_buffer(_ATTR_SIZE)
     struct.pack_into("<I", attr, 0, BPF_STATS_RUN_TIME)
     return bpf(BPF_ENABLE_STATS, attr, "ENABLE_STATS")
+
+
+def close_all(perf_fds: list[int], prog_fds: list[int], maps: dict) -> list[str]:
+    """Detach and free a program set: closing the perf fds detaches, closing the last prog/map fd
+    frees. Every descriptor is closed even when one fails; the failures are returned, one each."""
+    failed = []
+    for fd in perf_fds + prog_fds:
+        try:
+            os.close(fd)
+        except OSError as exc:
+            failed.append(f"fd {fd}: {exc.strerror or exc}")
+    for name, mp in maps.items():
+        try:
+            mp.close()
+        except OSError as exc:
+            failed.append(f"map {name}: {exc.strerror or exc}")
+    return failed

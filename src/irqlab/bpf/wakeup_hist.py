@@ -24,7 +24,6 @@ written to a ring `irqlab_wk_each` of keep records per probe, read once at the e
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,16 +297,8 @@ class WakeupHist:
 
     def close(self) -> None:
         """Detach (perf fds), then free programs and maps (their last fds)."""
-        failed = []
-        for fd in self.perf_fds + self.prog_fds:
-            try:
-                os.close(fd)
-            except OSError as exc:
-                failed.append(f"fd {fd}: {exc.strerror or exc}")
-        self.perf_fds, self.prog_fds = [], []
-        for mp in self.maps.values():
-            mp.close()
-        self.maps = {}
+        failed = syscall.close_all(self.perf_fds, self.prog_fds, self.maps)
+        self.perf_fds, self.prog_fds, self.maps = [], [], {}
         if failed:
             raise IrqlabError(f"BPF wake-up timing: closing failed ({'; '.join(failed)})")
 
