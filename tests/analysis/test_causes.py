@@ -525,5 +525,13 @@ def test_namespaces_that_could_not_be_entered_are_named_once_with_why():
     assert f.evidence[2].startswith("3 processes whose /proc/PID/ns/net this user may not read")
 
 
+def test_links_refused_to_root_are_not_told_to_run_as_root():
+    a, b = (dataclasses.replace(s, denied=1, reader_root=True) for s in net(view(HOST)))
+    (f,) = [f for f in run(Machine(net=(a, b), threads=[thread(1, "a", 0, 1, 0)])) if f.code == "netns-unseen"]
+    assert f.evidence == ("1 process whose /proc/PID/ns/net the kernel refused even to root (a ptrace access check: the process "
+                          "holds capabilities this reader lacks): their namespaces are not even counted",)
+    assert "run as root" not in f.recommendation and "capability bounding set" in f.recommendation
+
+
 def test_nothing_unseen_says_nothing():
     assert "netns-unseen" not in codes(run(Machine(net=net(view(HOST)), threads=[thread(1, "a", 0, 1, 0)])))

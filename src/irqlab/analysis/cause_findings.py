@@ -635,7 +635,10 @@ def _unseen(model: CausalModel) -> Cause | None:
     lines = [f"{ns.label}: {why}" for ns, why in net.not_entered[:10]]
     if len(net.not_entered) > 10:
         lines.append(f"... and {len(net.not_entered) - 10} more")
-    if net.denied:
+    if net.denied and net.reader_root:
+        lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net the kernel refused even to root "
+                     "(a ptrace access check: the process holds capabilities this reader lacks): their namespaces are not even counted")
+    elif net.denied:
         lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net this user may not read: "
                      "their namespaces are not even counted")
     parts = []
@@ -647,6 +650,9 @@ def _unseen(model: CausalModel) -> Cause | None:
         Severity.INFO, "netns-unseen", "network namespaces",
         f"{' and '.join(parts)}: their drops and devices are not in these findings",
         tuple(lines),
+        ("run irqlab with every capability those processes hold: a root whose capability bounding set lacks some "
+         "(a restricted container or sandbox) fails the kernel's ptrace access check on their namespace links "
+         "(fs/proc/namespaces.c proc_ns_readlink())") if net.reader_root and not net.not_entered else
         "run as root (setns() into another network namespace needs CAP_SYS_ADMIN, and reading another user's "
         "/proc/PID/ns/net needs ptrace access) to see every namespace",
         {"count": len(net.not_entered), "denied": net.denied},

@@ -78,6 +78,7 @@ class NetRates:
     namespaces: tuple[NamespaceRates, ...]
     not_entered: tuple[tuple[NetNamespace, str], ...] = ()
     denied: int = 0
+    reader_root: bool | None = None  # the later state's reader ran as root (None: not known)
 
 
 def _device_rates(a: NetView, b: NetView, dt_s: float) -> tuple[DeviceRates, ...]:
@@ -117,7 +118,7 @@ def net_rates(a: NetState, b: NetState, interval_ns: int) -> NetRates:
                 sockets=_socket_drops(prev, view, b, dt_s),
             )
         )
-    return NetRates(interval_ns, tuple(out), b.not_entered, b.denied)
+    return NetRates(interval_ns, tuple(out), b.not_entered, b.denied, b.reader_root)
 
 
 # --- threads --------------------------------------------------------------------------------

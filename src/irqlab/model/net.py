@@ -156,6 +156,7 @@ class NetState:
     denied: int = 0  # processes whose namespace link this user may not read
     socket_pids: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # socket inode -> pids
     comms: Mapping[int, str] = field(default_factory=dict)  # pid -> comm, for socket_pids
+    reader_root: bool | None = None  # the live reader ran as root (None: a capture, not known)
 
     def view(self, inode: int) -> NetView | None:
         return next((v for v in self.views if v.namespace.inode == inode), None)

@@ -14,6 +14,7 @@ socket owners are kept as the kernel shows them, proc/PID/fd/N links whose text 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable
@@ -119,7 +120,7 @@ def read_net_state(roots: Roots | None = None, *, walk: bool = True, run_dir: Pa
                 not_entered.append((ns, str(got)))
                 continue
             views.append(NetView(ns, got.counters, got.udp, got.devices, got.unreadable, got.napis, got.napi_note))
-    return _with_owners(roots, views, not_entered, denied)
+    return dataclasses.replace(_with_owners(roots, views, not_entered, denied), reader_root=os.geteuid() == 0)
 
 
 def _with_owners(roots: Roots, views: list[NetView], not_entered: list[tuple[NetNamespace, str]], denied: int) -> NetState:
