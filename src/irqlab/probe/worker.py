@@ -66,6 +66,7 @@ def _loop(cfg: WorkerConfig, start_ns: int, buf: array, breaches: list, conn) ->
     pts = ctypes.byref(ts)
     sleep = libc.clock_nanosleep
     now_ns = time.monotonic_ns
+    clock, abstime, eintr = libc.CLOCK_MONOTONIC, libc.TIMER_ABSTIME, errno.EINTR
     interval, loops, every = cfg.interval_ns, cfg.loops, cfg.progress_every
     over = cfg.explain_over_ns if cfg.explain_over_ns is not None else 1 << 62
     k = i = missed = mx = 0
@@ -73,12 +74,15 @@ def _loop(cfg: WorkerConfig, start_ns: int, buf: array, breaches: list, conn) ->
         k += 1
         deadline = start_ns + k * interval
         ts.tv_sec, ts.tv_nsec = divmod(deadline, NS_PER_S)
-        rc = sleep(libc.CLOCK_MONOTONIC, libc.TIMER_ABSTIME, pts, None)
-        while rc == errno.EINTR and not _stop:
-            rc = sleep(libc.CLOCK_MONOTONIC, libc.TIMER_ABSTIME, pts, None)
+        # The clock is read first: the fewest bytecodes (cold in the cache after the sleep)
+        # between the syscall's return and the reading, as cyclictest does.
+        rc = sleep(clock, abstime, pts, None)
+        woke = now_ns()
+        while rc == eintr and not _stop:
+            rc = sleep(clock, abstime, pts, None)
+            woke = now_ns()
         if rc:
             break  # EINTR with a stop request (any other error cannot happen with valid args)
-        woke = now_ns()
         lat = woke - deadline
         buf[i] = lat
         i += 1
