@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 
 from irqlab.cli import common
+
+# As in cli/diff.py: top does no linear algebra, and OpenBLAS would start a thread per CPU when
+# numpy loads (the user's own setting wins). Set before the first numpy import of the process.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 PARSER_KW = dict(
     description="Print the busiest hard IRQs and softirqs with per-CPU rates, and per CPU "
@@ -83,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     opts = TableOptions(only_cpus=only, top=args.top, max_columns=args.columns, hide_idle=not args.all)
     spec = SampleSpec(irqinfo=True, tasks=True)
+    if args.replay or count == 1:
+        # A finite one-shot run makes almost no reference cycles (see cli/diff.py): no collector.
+        gc.disable()
     if args.replay:
         from irqlab.sources.replay import replay
 
