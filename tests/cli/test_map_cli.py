@@ -60,7 +60,7 @@ def test_the_vm_capture_has_its_pci_functions():
 @pytest.mark.live
 @pytest.mark.root
 def test_every_not_movable_claim_is_refused_by_the_kernel(capsys):
-    """Write the current list back only where the map says no; a movable IRQ is never written."""
+    """Write the current list back only where the map says no (movable claims: the next test)."""
     assert os.geteuid() == 0, "root test"
     assert main(["map", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["irqs"]
@@ -91,3 +91,31 @@ def test_every_not_movable_claim_is_refused_by_the_kernel(capsys):
             os.close(fd)
     if os.path.exists("/sys/kernel/irq/36/actions") and open("/sys/kernel/irq/36/actions").read().startswith("virtio1-req"):
         assert "36" in refused
+
+
+@pytest.mark.live
+@pytest.mark.root
+def test_every_movable_claim_is_accepted_by_the_kernel_and_changes_nothing(capsys):
+    """Write each movable IRQ's current list back: the kernel takes it, and the effective CPU stays
+    (x86 keeps the vector when its CPU is online and in the new mask: arch/x86/kernel/apic/vector.c
+    assign_vector_locked()), so nothing on the machine changes."""
+    assert os.geteuid() == 0, "root test"
+    assert main(["map", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["irqs"]
+    movable = [r["irq"] for r in rows if r["irq"].isdigit() and r["movable"] and os.path.exists(f"/proc/irq/{r['irq']}/smp_affinity_list")]
+    assert movable, "this VM has movable IRQs (eth0's queues)"
+    for irq in movable:
+        base = f"/proc/irq/{irq}"
+        with open(f"{base}/smp_affinity_list") as f:
+            text = f.read().strip()
+        eff_path = f"{base}/effective_affinity_list"
+        eff = open(eff_path).read().strip() if os.path.exists(eff_path) else None
+        fd = os.open(f"{base}/smp_affinity_list", os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())  # raises if the kernel refuses what the map called movable
+        finally:
+            os.close(fd)
+        assert open(f"{base}/smp_affinity_list").read().strip() == text
+        if eff is not None:
+            assert open(eff_path).read().strip() == eff, f"IRQ {irq}: writing its own list back moved it"
+
