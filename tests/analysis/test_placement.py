@@ -218,3 +218,39 @@ def test_with_isolcpus_managed_irq_a_managed_irq_with_a_housekeeping_cpu_is_kept
     assert "its mask 10-11 has no online housekeeping CPU" in why["301"] and why["301"].endswith("it may fire on quiet CPU 10-11")
     plain = {a.what.split()[1]: a.why for a in plan_placement(_map(extra), QUIET).left_alone}
     assert "may fire on quiet CPU 10" in plain["300"]
+
+
+# --- threaded NAPI kthreads (napi/DEV-ID) -----------------------------------------------------
+
+
+def _napi_task(pid: int, comm: str, allowed, kind: str = "napi"):
+    from irqlab.model.snapshot import TaskInfo
+
+    return TaskInfo(pid=pid, comm=comm, kind=kind, cpu=None, irq=None, utime_ticks=0, stime_ticks=0, run_ns=None,
+                    policy="SCHED_OTHER", rt_priority=0, nice=0, allowed_cpus=allowed)
+
+
+def test_a_napi_thread_allowed_on_a_quiet_cpu_is_written_onto_the_housekeeping_cpus_only():
+    tasks = [_napi_task(900, "napi/ens1f0-8193", ONLINE), _napi_task(901, "napi/enp3s0-8194", (0, 1))]
+    p = plan_placement(_map(), QUIET, tasks=tasks)
+    (w,) = [w for w in p.writes if w.kind == "thread-affinity"]  # 901 is allowed on housekeeping CPUs only
+    assert (w.pid, w.comm, w.cpus, w.current) == (900, "napi/ens1f0-8193", p.housekeeping, ONLINE)
+    assert not set(w.cpus) & set(QUIET) and "quiet CPU 10-15" in w.why
+    assert w.target == "thread napi/ens1f0-8193 (pid 900)" and w.value() == "0-9"
+    assert w.planned().kind == "thread" and (w.planned().pid, w.planned().comm) == (900, "napi/ens1f0-8193")
+
+
+def test_irq_threads_and_ksoftirqd_are_not_placed_and_unread_cpus_are_said():
+    tasks = [_napi_task(902, "irq/30-ahci", ONLINE, kind="irq"), _napi_task(903, "ksoftirqd/12", (12,), kind="ksoftirqd"),
+             _napi_task(904, "napi/ens1f0-8195", None)]
+    p = plan_placement(_map(), QUIET, tasks=tasks)
+    assert not [w for w in p.writes if w.kind == "thread-affinity"]
+    assert [a.why for a in p.left_alone if a.what == "thread napi/ens1f0-8195 (pid 904)"] == ["its allowed CPUs were not read"]
+
+
+def test_dev_limits_the_napi_threads_to_that_device():
+    tasks = [_napi_task(900, "napi/ens1f0-8193", ONLINE), _napi_task(905, "napi/veth-x-1-9000", ONLINE)]
+    p = plan_placement(_map(), QUIET, devices=("enp3s0",), tasks=tasks)
+    assert not [w for w in p.writes if w.kind == "thread-affinity"]
+    p = plan_placement(_map(), QUIET, devices=("veth-x-1",), tasks=tasks)
+    assert [w.pid for w in p.writes if w.kind == "thread-affinity"] == [905]  # "veth-x-1": the id follows the last "-"

@@ -136,3 +136,40 @@ def test_apply_preflights_vector_space_with_the_plans_own_moves_counted(vm, caps
     assert not (vm.parent / "j").exists()
     plan.write_text(plan.read_text().replace('irq = 38\ncpus = "0"', 'irq = 38\ncpus = "1"'))
     assert main(["apply", *_args(vm), str(plan)]) == 0  # IRQ 38 is on CPU1 already: it keeps its vector
+
+
+def _napi_thread(vm: Path, pid: int, comm: str, flags: int = 2129984, allowed: str = "0-1") -> None:
+    """A threaded-NAPI kthread in the capture's /proc (flags 2129984 hold PF_KTHREAD)."""
+    d = vm / "proc" / str(pid)
+    d.mkdir(exist_ok=True)
+    (d / "comm").write_text(comm + "\n")
+    (d / "stat").write_text(f"{pid} ({comm}) S 2 0 0 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 25 0 0 "
+                            "18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+    (d / "status").write_text(f"Name:\t{comm}\nCpus_allowed:\t3\nCpus_allowed_list:\t{allowed}\n")
+
+
+def test_plan_moves_a_napi_thread_off_the_quiet_cpu_and_the_dry_run_shows_it(vm, capsys):
+    _napi_thread(vm, 4242, "napi/eth0-8193")
+    plan = _plan(vm, capsys, "--cpus-housekeeping", "0", "--dev", "eth0")
+    text = plan.read_text()
+    assert 'kind = "thread-affinity"\npid = 4242\ncomm = "napi/eth0-8193"\ncpus = "0"\n' in text
+    assert main(["apply", *_args(vm), str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert ("thread napi/eth0-8193 (pid 4242)  sched_setaffinity:4242:napi/eth0-8193  0-1 -> 0  "
+            "# eth0's threaded NAPI may run on quiet CPU 1: onto the housekeeping CPUs") in out
+    assert "dry run: 2 write(s) would change a value" in out
+
+
+@pytest.mark.parametrize(("then", "refusal"), [
+    (lambda vm: shutil.rmtree(vm / "proc" / "4242"), "pid 4242 (napi/eth0-8193) no longer exists"),
+    (lambda vm: _napi_thread(vm, 4242, "kworker/1:2"), "pid 4242 is now 'kworker/1:2', not 'napi/eth0-8193'"),
+    (lambda vm: _napi_thread(vm, 4242, "napi/eth0-8193", flags=4194560), "pid 4242 (napi/eth0-8193) is not a kernel thread"),
+])
+def test_apply_refuses_a_thread_write_whose_pid_is_no_longer_that_kthread(vm, capsys, then, refusal):
+    _napi_thread(vm, 4242, "napi/eth0-8193")
+    plan = _plan(vm, capsys, "--cpus-housekeeping", "0", "--dev", "eth0")
+    then(vm)
+    assert main(["apply", *_args(vm), str(plan), "--yes", "--journal", str(vm.parent / "j")]) == 3
+    cap = capsys.readouterr()
+    assert f"thread napi/eth0-8193 (pid 4242)  sched_setaffinity:4242:napi/eth0-8193  REFUSED: {refusal}" in cap.out
+    assert "1 write(s) refused by preflight; nothing was written" in cap.err and not (vm.parent / "j").exists()

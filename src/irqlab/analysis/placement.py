@@ -11,6 +11,11 @@ same CPU, so a packet is steered, processed and answered where its interrupt lan
 (Documentation/networking/scaling.rst, "Suggested Configuration"). A device without IRQs of
 its own (a veth, a bridge) has its queues spread over all housekeeping CPUs the same way. Any
 other movable IRQ whose affinity reaches a quiet CPU is moved onto the housekeeping CPUs.
+
+A threaded-NAPI kthread (napi/DEV-ID) allowed on a quiet CPU gets its device's NUMA-local
+housekeeping CPUs (a thread-affinity write). IRQ threads (irq/N-name) are not placed: each
+follows its IRQ's effective affinity by itself (kernel/irq/manage.c, irq_set_thread_affinity()
+flags the thread, irq_thread_check_affinity() moves it before its next run).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from irqlab.analysis.irqvectors import VectorBudget, estimate_matrix, managed_la
 from irqlab.cpulist import format_cpulist
 from irqlab.model.irqvectors import VectorMatrix
 from irqlab.model.placement import PlaceWrite
+from irqlab.model.snapshot import TaskInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +158,41 @@ def _device(nd: NetDeviceMap, rows: Mapping[str, IrqRow], hk: tuple[int, ...], m
                                      dev=dev.name, queue=txq.index, netns=netns, current=txq.xps_cpus))
 
 
+def napi_thread_device(comm: str) -> str:
+    """The device of a napi/DEV-ID comm (net/core/dev.c, napi_kthread_create(): "napi/%s-%d")."""
+    name = comm[len("napi/"):]
+    return name.rsplit("-", 1)[0] if "-" in name else name
+
+
+def _napi_threads(tasks: Iterable[TaskInfo], m: IrqMap, hk: tuple[int, ...], quiet: tuple[int, ...],
+                  devices: Collection[str], writes: list[PlaceWrite], alone: list[LeftAlone]) -> None:
+    """Every napi/DEV-ID kthread allowed on a quiet CPU: onto its device's NUMA-local housekeeping CPUs."""
+    by_pid = {row.thread.pid: nd for nd in m.netdevs for row in nd.napis if row.thread is not None}
+    for t in tasks:
+        if t.kind != "napi":
+            continue
+        nd = by_pid.get(t.pid)
+        dev = nd.device.name if nd is not None else napi_thread_device(t.comm)
+        if devices and dev not in devices:
+            continue
+        what = f"thread {t.comm} (pid {t.pid})"
+        if t.allowed_cpus is None:
+            alone.append(LeftAlone(what, "its allowed CPUs were not read"))
+            continue
+        on_quiet = set(t.allowed_cpus) & set(quiet)
+        if not on_quiet:
+            continue
+        node = nd.device.numa_node if nd is not None else None
+        local = _local(hk, node, m.nodes)
+        onto = f"NUMA node {node}'s housekeeping CPUs" if local != hk else "the housekeeping CPUs"
+        writes.append(PlaceWrite("thread-affinity", local, f"{dev}'s threaded NAPI may run on quiet CPU "
+                                 f"{format_cpulist(on_quiet)}: onto {onto}", pid=t.pid, comm=t.comm, current=t.allowed_cpus))
+
+
 def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[int] | None = None,
                    devices: Collection[str] = (), irqbalance_pid: int | None = None,
                    balancer: Balancer | None = None, vectors: VectorMatrix | None = None,
-                   managed_irq_cpus: Collection[int] = ()) -> Placement:
+                   managed_irq_cpus: Collection[int] = (), tasks: Iterable[TaskInfo] = ()) -> Placement:
     """The plan for map m: quiet CPUs are kept free; housekeeping defaults to online minus quiet.
 
     `devices` limits the plan to those network devices (by name, in any namespace) and their
@@ -165,6 +202,7 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
     Each affinity write also takes a vector on x86 (`vectors`, from debugfs; estimated from
     the map when None): a write the kernel would refuse with ENOSPC is left alone.
     `managed_irq_cpus` (isolcpus=managed_irq,LIST) say where managed IRQs may still fire.
+    `tasks` (sources/tasks.py): the napi/DEV-ID threads among them are placed too.
     """
     quiet_t = tuple(sorted(set(quiet)))
     online = m.online or ()
@@ -201,6 +239,7 @@ def plan_placement(m: IrqMap, quiet: Iterable[int], *, housekeeping: Iterable[in
                 onto = f"NUMA node {row.device_node}'s housekeeping CPUs" if local != hk else "the housekeeping CPUs"
                 _place_irq(row, local, f"reaches quiet CPU {format_cpulist(set(row.affinity or ()) & set(quiet_t))}: onto {onto}",
                            m.online, writes, alone, budget)
+    _napi_threads(tasks, m, hk, quiet_t, devices, writes, alone)
     warnings = []
     if balancer is None and irqbalance_pid is not None:
         balancer = Balancer(irqbalance_pid)

@@ -60,6 +60,7 @@ def _check(plan, roots) -> list[Checked]:
     from irqlab.cli.map import gather
     from irqlab.errors import IrqlabError
     from irqlab.mitigate.knobs import HostKnobs, KnobFiles
+    from irqlab.mitigate.threads import ThreadGone
     from irqlab.sources.vectors import read_vector_matrix
 
     m, _ = gather(roots, walk=False)
@@ -82,6 +83,8 @@ def _check(plan, roots) -> list[Checked]:
         current = None
         try:
             current = knobs.read(pw)
+        except ThreadGone as exc:  # the pid is no longer that kthread: never write it
+            refusal = refusal or str(exc)
         except (OSError, IrqlabError) as exc:
             refusal = refusal or f"cannot read it: {exc}"
         if refusal is None:
@@ -104,7 +107,7 @@ def _print_checked(checked: list[Checked], yes: bool) -> None:
             state = "already so"
         else:
             state = f"{c.current} -> {c.value}"
-        if not c.refusal and w.kind != "affinity":
+        if not c.refusal and w.kind in ("rps", "xps"):
             state += f" (CPUs {format_cpulist(w.cpus)})"
         sys.stdout.write(f"{w.target}  {c.where}  {state}  # {w.why}\n")
     todo = sum(1 for c in checked if not c.refusal and c.current != c.value)

@@ -1,4 +1,4 @@
-"""`irqlab plan`: a placement of NIC queue IRQs, RPS and XPS, written as TOML to edit and apply."""
+"""`irqlab plan`: a placement of NIC queue IRQs, RPS, XPS and napi threads, written as TOML to edit and apply."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ PARSER_KW = dict(
     description="Compute a placement from the interrupt map: each NIC queue's IRQ on one of the "
     "device's NUMA-local housekeeping CPUs (online minus the CPUs meant to be quiet: isolcpus=, "
     "nohz_full=, rcu_nocbs=, outside irqaffinity=), each queue's rps_cpus and xps_cpus on the same "
-    "CPU, every other movable IRQ off the quiet CPUs; managed and per-CPU IRQs left alone, with "
-    "why. Writes a TOML plan to read, edit, and give to `irqlab apply`.",
+    "CPU, every other movable IRQ and every threaded-NAPI kthread (napi/DEV-ID) off the quiet CPUs; "
+    "managed and per-CPU IRQs left alone, with why (IRQ threads follow their IRQ). Writes a TOML plan to read, edit, and give to `irqlab apply`.",
     epilog="""\
 examples:
   irqlab plan -o /root/irq.plan                 plan for this machine, into a file
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.errors import MissingSource, UsageError
     from irqlab.outputs.plan_toml import render_plan_toml
     from irqlab.sources.cmdline import read_kernel_isolation
+    from irqlab.sources.tasks import read_tasks
     from irqlab.sources.vectors import read_vector_matrix
 
     roots = common.roots_of(args)
@@ -97,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
     # debugfs is read where it is mounted and never mounted by irqlab: without it, estimated
     matrix = read_vector_matrix()[0] if roots.is_live else None
     notes += balancer_notes
+    tasks, unreadable = read_tasks(roots)  # the napi/DEV-ID threads and the CPUs they may run on
+    notes += [f"{u.path}: {u.message}" for u in unreadable]
     try:
         placement = plan_placement(m, quiet, housekeeping=hk, devices=tuple(args.dev), balancer=balancer,
-                                   vectors=matrix, managed_irq_cpus=managed_irq)
+                                   vectors=matrix, managed_irq_cpus=managed_irq, tasks=tasks)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     header = "\n".join(f"note: {n}" for n in notes)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from irqlab.errors import IrqlabError
 
-KINDS = ("affinity", "napi", "coalesce", "queue")
+KINDS = ("affinity", "napi", "coalesce", "queue", "thread")
 RUN_DIR_ENV = "IRQLAB_RUN_DIR"  # tests and second instances point the host-wide registry elsewhere
 DEFAULT_RUN_DIR = "/run/irqlab"
 

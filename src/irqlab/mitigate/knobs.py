@@ -7,6 +7,7 @@ A knob is (kind, target, netns):
                                                  (one NAPI instance, netdev netlink napi-set, 6.13+)
   coalesce  ethtool:DEV:rx_coalesce_usecs | rx_max_coalesced_frames
   queue     /sys/class/net/DEV/queues/rx-N/rps_cpus | tx-N/xps_cpus  (DEV may be in netns)
+  thread    sched_setaffinity:PID:COMM   a kernel thread's allowed CPUs (mitigate/threads.py)
 Every change is saved in the journal (fsync'ed) before it is written, and every value,
 including an original read back from the journal, is validated before it is written:
 KnobFiles.check() holds a replayed record to the rules of a fresh write (the target is exactly
@@ -25,13 +26,14 @@ import re
 import time
 from collections.abc import Collection
 
-from irqlab.errors import IrqlabError, MissingSource
-from irqlab.mitigate import affinity, coalesce, napi, queues
+from irqlab.errors import IrqlabError, MissingSource, SourceError
+from irqlab.mitigate import affinity, coalesce, napi, queues, threads
 from irqlab.mitigate.journal import KINDS, Journal, JournalError, KnobOwned, RestoreResult, SavedSetting, restore_pending  # noqa: F401 - KINDS re-exported
 from irqlab.mitigate.netns import _NAME as _NETNS_NAME
 from irqlab.mitigate.netns import NetnsError
 from irqlab.model.knob import Knob, KnobRefused, KnobUnsupported, PlannedWrite, Restored
 from irqlab.sources.fs import Roots
+from irqlab.sources.host import read_cpus
 
 _AFFINITY = re.compile(r".*/irq/([0-9]{1,7})/smp_affinity_list")
 _NAPI = re.compile(r"/sys/class/net/([^/\s]{1,15})/([a-z_]+)")
@@ -55,13 +57,18 @@ def coalesce_knob(dev: str, field: str, netns: str | None) -> Knob:
     return Knob("coalesce", f"ethtool:{dev}:{field}", netns)
 
 
+def thread_knob(pid: int, comm: str) -> Knob:
+    return Knob("thread", threads.thread_target(pid, comm))
+
+
 def affinity_knob(roots: Roots, irq: int) -> Knob:
     return Knob("affinity", affinity.affinity_path(roots, irq))
 
 
 def _parts(knob: Knob, roots: Roots) -> tuple[str, ...]:
     """The knob's (irq,) / (dev, attr) / (dev, field), or IrqlabError if irqlab never writes it."""
-    pattern = {"affinity": _AFFINITY, "napi": _NAPI, "coalesce": _COALESCE, "queue": _QUEUE}.get(knob.kind)
+    pattern = {"affinity": _AFFINITY, "napi": _NAPI, "coalesce": _COALESCE, "queue": _QUEUE,
+               "thread": threads.TARGET}.get(knob.kind)
     if knob.kind == "napi" and knob.target.startswith("napi:"):
         pattern = _NAPI_ONE  # (dev, id, attr)
     m = pattern.fullmatch(knob.target) if pattern else None
@@ -70,8 +77,8 @@ def _parts(knob: Knob, roots: Roots) -> tuple[str, ...]:
         raise IrqlabError(f"{knob.kind} {knob.target!r}: not a knob irqlab writes")
     if knob.netns is not None and (not _NETNS_NAME.match(knob.netns) or knob.netns in (".", "..")):
         raise IrqlabError(f"netns {knob.netns!r}: not a network namespace name")
-    if knob.kind == "affinity" and knob.netns is not None:
-        raise IrqlabError(f"{knob.target}: IRQ affinity has no network namespace")
+    if knob.kind in ("affinity", "thread") and knob.netns is not None:
+        raise IrqlabError(f"{knob.target}: {knob.kind} has no network namespace")
     return m.groups()
 
 
@@ -83,10 +90,19 @@ class KnobFiles:
         self.online = affinity.online_cpus(roots)
         self.isolated = affinity.isolated_cpus(roots)
 
+    def _possible(self) -> tuple[int, ...]:
+        """The possible CPUs (an original's bound for a thread); the online ones if unreadable."""
+        try:
+            return read_cpus(self.roots, "possible")
+        except SourceError:
+            return self.online
+
     def read(self, knob: Knob) -> str:
         p = _parts(knob, self.roots)
         if knob.kind == "affinity":
             return affinity.read_affinity(self.roots, int(p[0]))
+        if knob.kind == "thread":
+            return threads.read_thread_affinity(self.roots, int(p[0]), p[1])
         if knob.kind == "napi" and len(p) == 3:
             return napi.read_napi_config(knob.netns, *p)
         if knob.kind == "napi":
@@ -100,6 +116,9 @@ class KnobFiles:
         if knob.kind == "affinity":
             # An original may legitimately include isolated CPUs (it was the kernel's default).
             return affinity.validate_affinity(value, self.online, self.isolated, allow_isolated=True)
+        if knob.kind == "thread":
+            # An original may name CPUs that are possible but offline (a kthread's default mask).
+            return threads.validate_thread_affinity(value, self._possible())
         if knob.kind == "napi" and len(p) == 3:
             return napi.validate_napi_config(p[0], p[1], p[2], value)
         if knob.kind == "napi":
@@ -126,6 +145,9 @@ class KnobFiles:
         """A value irqlab sets (not an original): also online, not isolated, for CPU knobs."""
         if knob.kind == "affinity":
             return affinity.validate_affinity(value, self.online, self.isolated)
+        if knob.kind == "thread":
+            _parts(knob, self.roots)
+            return threads.validate_thread_affinity(value, self.online, self.isolated)
         if knob.kind == "queue":
             p = _parts(knob, self.roots)
             return queues.validate_queue(p[0], p[1], value, self.online, self.isolated)
@@ -136,6 +158,8 @@ class KnobFiles:
         p = _parts(knob, self.roots)
         if knob.kind == "affinity":
             affinity.write_affinity(self.roots, int(p[0]), value)
+        elif knob.kind == "thread":
+            threads.write_thread_affinity(self.roots, int(p[0]), p[1], value)
         elif knob.kind == "napi" and len(p) == 3:
             napi.write_napi_config(knob.netns, p[0], p[1], p[2], value)
         elif knob.kind == "napi":
@@ -147,8 +171,8 @@ class KnobFiles:
 
 
 def _gone(exc: Exception) -> bool:
-    """The IRQ, device or namespace no longer exists: nothing is left to restore."""
-    if isinstance(exc, (MissingSource, NetnsError)):
+    """The IRQ, device, namespace or thread no longer exists: nothing is left to restore."""
+    if isinstance(exc, (MissingSource, NetnsError, threads.ThreadGone)):
         return True
     if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
         return True
@@ -258,6 +282,8 @@ class HostKnobs:
             return napi_knob(write.dev or "", write.attr or "", write.netns, write.napi_id)
         if write.kind == "queue":
             return queue_knob(write.dev or "", write.attr or "", write.netns)
+        if write.kind == "thread":
+            return thread_knob(write.pid if write.pid is not None else -1, write.comm or "")
         return coalesce_knob(write.dev or "", write.attr or "", write.netns)
 
     def read(self, write: PlannedWrite) -> str:

@@ -35,6 +35,8 @@ class PlannedWrite:
     # napi: one NAPI instance (netdev netlink napi-set, Linux 6.13+; attr "defer-hard-irqs",
     # "gro-flush-timeout", "irq-suspend-timeout", "threaded"); None: the device's sysfs file.
     napi_id: int | None = None
+    pid: int | None = None  # thread: a kernel thread's pid, and the comm it must still have
+    comm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """A placement plan as TOML a person reads and edits: one [[write]] table per knob.
 
 The loader is sources/plan_file.py; the two are held to each other by a round-trip test.
-Each table names its knob (kind and irq, or dev, queue and netns), the CPUs it gets, and why;
+Each table names its knob (kind and irq; dev, queue and netns; or pid and comm), the CPUs it gets, and why;
 the file it writes and the value it has now are comments, so an edit changes only the plan.
 """
 
@@ -26,6 +26,8 @@ def _table(w: PlaceWrite) -> list[str]:
     out = ["[[write]]", f"# {w.path}: now {now}", f"kind = {_q(w.kind)}"]
     if w.kind == "affinity":
         out.append(f"irq = {w.irq}")
+    elif w.kind == "thread-affinity":
+        out += [f"pid = {w.pid}", f"comm = {_q(w.comm or '')}"]
     else:
         out += [f"dev = {_q(w.dev or '')}", f"queue = {w.queue}"]
         if w.netns is not None:
@@ -44,6 +46,9 @@ def render_plan_toml(p: Placement, header: str = "") -> str:
         "#   irqlab apply --undo        puts every value back",
         "# cpus are CPU lists (\"0-3,8\"); rps and xps write them as the kernel's hex masks.",
     ]
+    if any(w.kind == "thread-affinity" for w in p.writes):
+        lines.append("# a thread-affinity write holds only while the thread lives: the kernel makes a new napi thread "
+                     "(new pid, default CPUs) when threaded NAPI is turned off and on or the device goes down and up")
     if p.vector_source:
         lines.append(f"# interrupt vectors per CPU (x86; a write onto a full CPU is left alone, ENOSPC): {p.vector_source}")
     lines += [f"# WARNING: {warning}" for warning in p.warnings]

@@ -26,6 +26,8 @@ _WRITE = {
     "dev": Str(None, max_len=15, nonempty=True),
     "queue": Int(None, lo=0, hi=65535),
     "netns": Str(None, max_len=64, nonempty=True),
+    "pid": Int(None, lo=1, hi=(1 << 22)),  # PID_MAX_LIMIT (include/linux/threads.h)
+    "comm": Str(None, max_len=63, nonempty=True),
     "cpus": CpuList(required=True),
     "why": Str("edited by hand", max_len=1000),
 }
@@ -42,20 +44,31 @@ class Plan:
     writes: tuple[PlaceWrite, ...]
 
 
+# The keys that name each kind's knob (all required), and the optional ones it may add.
+_NAMES = {"affinity": (("irq",), ()), "rps": (("dev", "queue"), ("netns",)), "xps": (("dev", "queue"), ("netns",)),
+          "thread-affinity": (("pid", "comm"), ())}
+_NAME_KEYS = ("irq", "dev", "queue", "netns", "pid", "comm")
+
+
 def _write(v: Values) -> PlaceWrite:
     kind = v["kind"]
-    need = ("irq",) if kind == "affinity" else ("dev", "queue")
+    need, may = _NAMES[kind]
     for key in need:
         if v[key] is None:
             raise v.fail(key, f"missing (a {kind} write names its {' and '.join(need)})")
-    for key in ("dev", "queue", "netns") if kind == "affinity" else ("irq",):
-        if key in v.given:
+    for key in _NAME_KEYS:
+        if key in v.given and key not in need + may:
             raise v.fail(key, f"not a key of a {kind} write")
     if kind == "affinity" and not v["cpus"]:
         raise v.fail("cpus", "empty CPU list: an IRQ needs at least one CPU")
+    if kind == "thread-affinity" and not v["cpus"]:
+        raise v.fail("cpus", "empty CPU list: a thread needs at least one CPU")
+    if v["comm"] is not None and not v["comm"].isprintable():
+        raise v.fail("comm", f"{v['comm']!r} is not a thread name")
     if v["dev"] in (".", "..") or (v["dev"] and "/" in v["dev"]):
         raise v.fail("dev", f"{v['dev']!r} is not an interface name")
-    return PlaceWrite(kind, v["cpus"], v["why"], irq=v["irq"], dev=v["dev"], queue=v["queue"], netns=v["netns"])
+    return PlaceWrite(kind, v["cpus"], v["why"], irq=v["irq"], dev=v["dev"], queue=v["queue"], netns=v["netns"],
+                      pid=v["pid"], comm=v["comm"])
 
 
 def parse_plan(table: object, origin: str = "") -> Plan:
