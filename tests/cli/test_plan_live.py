@@ -121,3 +121,75 @@ def test_an_apply_killed_mid_way_is_undone_byte_for_byte(tmp_path, lab):
     undo = _irqlab(env, "apply", "--undo", "--journal", journal)
     assert undo.returncode == 0 and undo.stdout.count("restored") == 2, undo.stdout + undo.stderr
     assert _snapshot(ns, irq) == before
+
+
+@pytest.fixture
+def napi_lab(tmp_path):
+    """A veth pair in a namespace the test makes, GRO on and threaded NAPI on: napi/vta-ID runs."""
+    ns = f"irqlabnapi{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "vta", "type", "veth", "peer", "name", "vtb"], check=True)
+        for dev in ("vta", "vtb"):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", "vta", "gro", "on"], check=True, capture_output=True)
+        subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /sys/class/net/vta/threaded"], check=True)
+        yield ns, dict(os.environ, IRQLAB_RUN_DIR=str(tmp_path / "run"))
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def _napi_pid(dev: str) -> int:
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _comm(int(p)).startswith(f"napi/{dev}-")]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _allowed(pid: int) -> bytes:
+    with open(f"/proc/{pid}/status", "rb") as f:
+        return next(line for line in f if line.startswith(b"Cpus_allowed_list:"))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="moving a thread off a quiet CPU needs two CPUs")
+def test_apply_moves_a_napi_thread_off_the_quiet_cpu_and_undo_puts_its_cpus_back_exactly(tmp_path, napi_lab):
+    ns, env = napi_lab
+    pid = _napi_pid("vta")
+    before = _allowed(pid)
+    assert b"1" in before, before  # allowed on CPU 1, which the plan keeps quiet
+    out = _irqlab(env, "plan", "--dev", "vta", "--cpus-housekeeping", "0", "-o", str(tmp_path / "p.toml"))
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "p.toml").read_text()
+    assert f'kind = "thread-affinity"\npid = {pid}\ncomm = "{_comm(pid)}"\ncpus = "0"\n' in text
+    journal = str(tmp_path / "j")
+    done = _irqlab(env, "apply", str(tmp_path / "p.toml"), "--yes", "--journal", journal)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert os.sched_getaffinity(pid) == {0} and _allowed(pid) == b"Cpus_allowed_list:\t0\n"
+    undo = _irqlab(env, "apply", "--undo", "--journal", journal)
+    assert undo.returncode == 0 and f"sched_setaffinity:{pid}:{_comm(pid)}: 0 -> " in undo.stdout, undo.stdout + undo.stderr
+    assert _allowed(pid) == before
+
+
+def test_a_napi_thread_the_kernel_recreated_is_gone_at_undo_and_the_new_one_untouched(tmp_path, napi_lab):
+    ns, env = napi_lab
+    pid = _napi_pid("vta")
+    out = _irqlab(env, "plan", "--dev", "vta", "--cpus-housekeeping", "0", "-o", str(tmp_path / "p.toml"))
+    assert out.returncode == 0, out.stderr
+    journal = str(tmp_path / "j")
+    assert _irqlab(env, "apply", str(tmp_path / "p.toml"), "--yes", "--journal", journal).returncode == 0
+    # threaded off and on: the kernel stops the thread and makes a new one (net/core/dev.c napi_stop_kthread())
+    for v in ("0", "1"):
+        subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", f"echo {v} > /sys/class/net/vta/threaded"], check=True)
+    new = _napi_pid("vta")
+    assert new != pid and os.sched_getaffinity(new) != {0}  # the placement did not survive
+    fresh = _allowed(new)
+    undo = _irqlab(env, "apply", "--undo", "--journal", journal)
+    assert undo.returncode == 0 and f"sched_setaffinity:{pid}:napi/vta-" in undo.stdout and " gone" in undo.stdout, undo.stdout
+    assert _allowed(new) == fresh
