@@ -56,19 +56,23 @@ def online_cpus(roots: Roots) -> tuple[int, ...]:
     return read_cpus(roots, "online")
 
 
-def validate_affinity(value: str, online: tuple[int, ...], isolated: tuple[int, ...], allow_isolated: bool = False) -> str:
-    """The kernel's form of a CPU list, or MitigationError: non-empty, online, not isolated."""
+def validate_affinity(value: str, online: tuple[int, ...], isolated: tuple[int, ...], allow_isolated: bool = False,
+                      what: str = "affinity") -> str:
+    """The kernel's form of a CPU list, or MitigationError: non-empty, online, not isolated.
+
+    `what` names the value in the message: an IRQ's "affinity", a thread's "thread affinity".
+    """
     try:
-        cpus = parse_cpulist(value, "affinity")
+        cpus = parse_cpulist(value, what)
     except ParseError as exc:
-        raise MitigationError(f"affinity {value!r}: not a CPU list ({exc.message})") from None
+        raise MitigationError(f"{what} {value!r}: not a CPU list ({exc.message})") from None
     if not cpus:
-        raise MitigationError("affinity: empty CPU list")
+        raise MitigationError(f"{what}: empty CPU list")
     offline = set(cpus) - set(online)
     if offline:
-        raise MitigationError(f"affinity {value!r}: CPU {format_cpulist(offline)} not online")
+        raise MitigationError(f"{what} {value!r}: CPU {format_cpulist(offline)} not online")
     if not allow_isolated and set(cpus) & set(isolated):
-        raise MitigationError(f"affinity {value!r}: CPU {format_cpulist(set(cpus) & set(isolated))} is isolated (isolcpus)")
+        raise MitigationError(f"{what} {value!r}: CPU {format_cpulist(set(cpus) & set(isolated))} is isolated (isolcpus)")
     return format_cpulist(cpus)
 
 

@@ -20,8 +20,8 @@ import re
 import select
 
 from irqlab.cpulist import format_cpulist, parse_cpulist
-from irqlab.errors import MissingSource, ParseError, SourceError
-from irqlab.mitigate.affinity import MitigationError
+from irqlab.errors import MissingSource, SourceError
+from irqlab.mitigate.affinity import MitigationError, validate_affinity
 from irqlab.sources.fs import Roots, read_text
 from irqlab.sources.tasks import PF_KTHREAD, parse_pid_stat, parse_status_allowed
 
@@ -66,17 +66,7 @@ def read_thread_affinity(roots: Roots, pid: int, comm: str) -> str:
 
 def validate_thread_affinity(value: str, allowed: tuple[int, ...], isolated: tuple[int, ...] = ()) -> str:
     """The kernel's form of a CPU list, or MitigationError: non-empty, within `allowed`, none of `isolated`."""
-    try:
-        cpus = parse_cpulist(value, "thread affinity")
-    except ParseError as exc:
-        raise MitigationError(f"thread affinity {value!r}: not a CPU list ({exc.message})") from None
-    if not cpus:
-        raise MitigationError("thread affinity: empty CPU list")
-    if set(cpus) - set(allowed):
-        raise MitigationError(f"thread affinity {value!r}: CPU {format_cpulist(set(cpus) - set(allowed))} not online")
-    if set(cpus) & set(isolated):
-        raise MitigationError(f"thread affinity {value!r}: CPU {format_cpulist(set(cpus) & set(isolated))} is isolated (isolcpus)")
-    return format_cpulist(cpus)
+    return validate_affinity(value, allowed, isolated, what="thread affinity")
 
 
 def _exited(pidfd: int) -> bool:
