@@ -35,7 +35,16 @@ def test_a_tracefs_buffer_too_small_for_the_flood_reports_partial_with_the_lost_
         before, t0 = sum(softirq_counts().values()), time.monotonic()
         js = _irqlab("trace", "--backend", "tracefs", "--buffer-kb", str(small_kb), "-d", "1", "--json")
         after, t1 = sum(softirq_counts().values()), time.monotonic()
-        text = _irqlab("trace", "--backend", "tracefs", "--buffer-kb", str(small_kb), "-d", "1")
+        # The text run needs the flood too; once (1 run in ~5 CI runs) it traced 405 events,
+        # the flood not running during its window. Its own window is measured, and only a
+        # window that did not see the load is taken again (at most twice); the last must have.
+        for _ in range(3):
+            b2, t2 = sum(softirq_counts().values()), time.monotonic()
+            text = _irqlab("trace", "--backend", "tracefs", "--buffer-kb", str(small_kb), "-d", "1")
+            a2, t3 = sum(softirq_counts().values()), time.monotonic()
+            if a2 - b2 >= max(5000, 0.25 * rate * (t3 - t2)):
+                break
+    assert_ran(a2 - b2, rate * (t3 - t2), "NET_RX runs around the text window")
     assert js.returncode == 0, js.stderr
     assert text.returncode == 0, text.stderr
     assert_ran(after - before, rate * (t1 - t0), "NET_RX runs around the window")
