@@ -231,3 +231,15 @@ def test_as_an_unprivileged_user_it_is_one_line_and_exit_3():
         pytest.skip(f"nobody cannot import irqlab here: {proc.stderr.strip()[:200]}")
     assert proc.returncode == EXIT_ERROR and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("irqlab trace: ") and "root" in proc.stderr
+
+
+def test_a_run_that_waited_for_a_cpu_far_longer_than_it_traced_says_how_to_run_it(capsys):
+    from irqlab.cli.trace import _starved
+
+    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0)  # measured under the UDP flood at SCHED_OTHER
+    err = capsys.readouterr().err
+    assert "took 44 s for 1 s of tracing" in err and "1.2 s of CPU" in err
+    assert "chrt -f 1 irqlab trace" in err
+    for wall, cpu in ((3.0, 0.7), (43.8, 30.0)):  # prompt, or busy decoding a big window itself
+        _starved(wall_s=wall, cpu_s=cpu, window_s=1.0)
+        assert capsys.readouterr().err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from irqlab.cli import common
 
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     layout = HistogramLayout(args.bucket_us * 1000, args.limit_us * 1000)
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
+    started, cpu0 = time.monotonic(), time.process_time()
     with open_tracer(args.backend, tracefs=Path(args.tracefs) if args.tracefs else None, cpus=cpus,
                      buffer_kb=args.buffer_kb, layout=layout, ksoftirqd_pids=ksoftirqd_pids(Roots()),
                      vectors=vectors, irqs=irqs, on_note=_note) as tracer:
@@ -122,7 +124,24 @@ def run(args: argparse.Namespace) -> int:
             after = read_tasks(Roots())[0]
             emit(with_napi_tasks(result, before, after), args)
             before = after
+    _starved(time.monotonic() - started, time.process_time() - cpu0, seconds * (count or 1))
     return 0
+
+
+def _starved(wall_s: float, cpu_s: float, window_s: float) -> None:
+    """One line on stderr when the run waited far longer for a CPU than it traced.
+
+    Under a flood on every CPU, interrupt work and the flood's SCHED_OTHER threads leave this
+    process little CPU: a 1 s window was seen to take 17-53 s to start, drain and report. The
+    window's own figures stay right (events carry kernel timestamps; what the buffer could not
+    hold is counted as lost), but the user waits, and a late reader loses more.
+    """
+    waited = wall_s - window_s
+    if waited > 10 and cpu_s < 0.5 * waited:
+        print(f"irqlab trace: this run took {wall_s:.0f} s for {window_s:g} s of tracing and used "
+              f"{cpu_s:.1f} s of CPU: it waited for a CPU the rest of the time (interrupt work and "
+              "other tasks held them). Under a flood, run it at a real-time priority so that it "
+              "reads and reports promptly: chrt -f 1 irqlab trace ...", file=sys.stderr)
 
 
 def _note(note: str) -> None:
