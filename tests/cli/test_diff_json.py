@@ -106,3 +106,25 @@ def test_diff_json_of_the_1152_cpu_capture_stays_under_5_mb(capsys, big_pair):
     loc = next(r for r in doc["irqs"] if r["irq"] == "LOC")
     assert len(loc["delta"]) == 1152 and set(loc["delta"].values()) == {250}
     assert sum(len(r["delta"]) for r in doc["irqs"]) == 1152  # nothing else moved
+
+
+@pytest.mark.parametrize("command", [("diff", str(CAPTURES / FLOOD_A), str(CAPTURES / FLOOD_B)),
+                                     ("diff", str(CAPTURES / FLOOD_A), str(CAPTURES / FLOOD_B), "--json", "--json-schema", "1"),
+                                     ("top", "--replay", str(CAPTURES / FLOOD_A), str(CAPTURES / FLOOD_B), "--json")])
+def test_a_process_that_ends_without_tearing_down_still_writes_all_it_printed(capsys, command):
+    """diff and one-shot top end with os._exit (cli/main.py): a pipe still gets every byte, as
+    main() in this process prints it, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "irqlab", *command], capture_output=True, env=_env_utc(), timeout=60)
+    code, out, err = run(capsys, *command)
+    assert (proc.returncode, proc.stderr.decode()) == (code, err) == (0, "")
+    assert proc.stdout.decode() == out and len(out) > 500  # the text form is less than a pipe buffer
+
+
+def _env_utc() -> dict[str, str]:
+    import os
+
+    # Block-buffered stdout, as a user's pipe has (this shell may set PYTHONUNBUFFERED).
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "TZ": "UTC"}

@@ -53,23 +53,9 @@ def _load(directory: str):
     return take_snapshot(Roots.capture(directory))
 
 
-def _keep_freed_memory() -> None:
-    """Ask glibc to reuse freed memory instead of returning it to the kernel at once.
-
-    Each capture's /proc/interrupts is read into a fresh buffer (13 MB at 1152 CPUs), and the
-    rates make arrays of 9.7 MB: glibc maps each with mmap and unmaps it when freed, so every
-    one faults its pages in anew (a few us each in a VM). With the thresholds raised freed
-    memory is reused: at 1152 CPUs the two loads and the rates fault 8,200 pages, not 9,500.
-    A process-wide choice, so made here, by the command, not in a library module.
-    """
-    import ctypes  # numpy imports it anyway
-
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD (malloc.h): no mmap below 256 MiB
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
-    except (OSError, AttributeError):
-        pass  # not glibc: its own allocator's defaults
+def fast_exit(args: argparse.Namespace) -> bool:
+    """Read-only, one shot: nothing to restore, so the process may end without tearing down."""
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.analysis.delta import compute_rates
     from irqlab.errors import UsageError
 
-    _keep_freed_memory()
+    common.keep_freed_memory()
 
     if args.interval is not None and not args.interval > 0:
         raise UsageError(f"--interval {args.interval:g}: must be more than 0")

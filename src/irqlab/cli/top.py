@@ -67,6 +67,12 @@ def _since_boot(args: argparse.Namespace, roots, only) -> int:
     return 0
 
 
+def fast_exit(args: argparse.Namespace) -> bool:
+    """Plain tables or JSON, ended by itself: read-only, so the process may end without
+    tearing down (cli/main.py). Never the live view, which restores the terminal."""
+    return bool(args.json or args.once or not sys.stdout.isatty())
+
+
 def run(args: argparse.Namespace) -> int:
     from irqlab.errors import UsageError
 
@@ -84,14 +90,18 @@ def run(args: argparse.Namespace) -> int:
     if tui:
         return _run_tui(args, roots, only, count)
     from irqlab.analysis.delta import compute_rates
-    from irqlab.outputs.text import TableOptions, render_top
     from irqlab.sources.sampler import SampleSpec, sample
 
-    opts = TableOptions(only_cpus=only, top=args.top, max_columns=args.columns, hide_idle=not args.all)
     spec = SampleSpec(irqinfo=True, tasks=True)
     if args.replay or count == 1:
-        # A finite one-shot run makes almost no reference cycles (see cli/diff.py): no collector.
+        # A finite one-shot run makes almost no reference cycles (see cli/diff.py): no collector,
+        # and freed memory is kept for reuse.
         gc.disable()
+        common.keep_freed_memory()
+    if not args.json:
+        from irqlab.outputs.text import TableOptions, render_top
+
+        opts = TableOptions(only_cpus=only, top=args.top, max_columns=args.columns, hide_idle=not args.all)
     if args.replay:
         from irqlab.sources.replay import replay
 
