@@ -61,15 +61,6 @@ def write_napi(netns: str | None, dev: str, attr: str, value: str, sysfs: str = 
     write_attr(netns, dev, attr, validate_napi(dev, attr, value), sysfs)
 
 
-def _devices() -> list[str]:
-    return sorted(os.listdir("/sys/class/net"))
-
-
-def list_devices(netns: str | None) -> list[str]:
-    """Network devices of a namespace (None: ours)."""
-    return run_in_netns(netns, _devices)
-
-
 # --- one NAPI instance, over netlink ----------------------------------------------------------
 
 
