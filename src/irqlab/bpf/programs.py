@@ -222,6 +222,32 @@ class _Builder:
         """FP_PID = current thread id + 1 (0 stays 'nobody')."""
         self.a.call("get_current_pid_tgid").alu("and", R0, 0x7FFFFFFF).add(R0, 1).stx("dw", R10, FP_PID, R0)
 
+    def hard_slot(self, key: Reg | None) -> None:
+        """r1 = the state words of IRQ `key` (bounds-checked, else goto out), or r9 for a vector slot."""
+        if key is not None:
+            self.state_ptr(R1, key, self.lay.max_irq, "out")
+        else:
+            self.a.mov(R1, R9)
+
+    # the end of a timed run (softirq, hardirq, vector, tasklet; raise -> entry latency)
+    def elapsed(self, base: Reg, word: int, miss: str) -> None:
+        """r6 = now - the stamp at base+word, which is cleared; no stamp: count `miss` and goto out."""
+        a = self.a
+        stamped = self.fresh("stamped")
+        a.ldx("dw", R2, base, self.s(word)).jmp("jne", R2, 0, stamped)
+        self.misc_inc(miss)
+        a.ja("out")
+        a.label(stamped).st("dw", base, self.s(word), 0).mov(R6, R8).sub(R6, R2)
+
+    def save_since(self, base: Reg, snap_word: int, total_word: int) -> None:
+        """FP_SAVE = this CPU's total at total_word less the snapshot of it at base+snap_word."""
+        self.a.ldx("dw", R2, base, self.s(snap_word)).ldx("dw", R3, R9, self.s(total_word)).sub(R3, R2).stx("dw", R10, FP_SAVE, R3)
+
+    def record_net(self, series: int, key: Reg | None) -> None:
+        """Record r6 less FP_SAVE (the time nested inside it) in series; nothing when that exceeds it."""
+        self.a.ldx("dw", R1, R10, FP_SAVE).jmp("jgt", R1, R6, "out").sub(R6, R1)
+        self.record(series, key, R6)
+
 
 def softirq_entry(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     b = _Builder(maps, lay)
@@ -254,10 +280,7 @@ def softirq_entry(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     b.state_ptr(R1, R7, NR_SOFTIRQS, "out")
     a.stx("dw", R1, b.s(S_SOFT_TS), R8).ldx("dw", R2, R9, b.s(S_HARD_NS)).stx("dw", R1, b.s(S_SOFT_HARD), R2)
     # raise -> entry latency: the clock started at the first raise of a clear pending bit
-    a.ldx("dw", R2, R1, b.s(S_RAISE)).jmp("jne", R2, 0, "raised")
-    b.misc_inc("unraised")
-    a.ja("out")
-    a.label("raised").st("dw", R1, b.s(S_RAISE), 0).mov(R6, R8).sub(R6, R2)
+    b.elapsed(R1, S_RAISE, "unraised")
     b.record(lay.soft_lat, R7, R6)
     return b.epilogue()
 
@@ -269,14 +292,10 @@ def softirq_exit(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     b.pid()
     a.ldx("dw", R1, R10, FP_PID).stx("dw", R9, b.s(S_PASS_PID), R1).st("dw", R9, b.s(S_LAST_HARD), 0).st("dw", R9, b.s(S_DEPTH), 0)
     b.state_ptr(R1, R7, NR_SOFTIRQS, "out")
-    a.ldx("dw", R2, R1, b.s(S_SOFT_TS)).jmp("jne", R2, 0, "paired")
-    b.misc_inc("trunc_softirq")
-    a.ja("out")
-    a.label("paired").st("dw", R1, b.s(S_SOFT_TS), 0).mov(R6, R8).sub(R6, R2)
-    a.ldx("dw", R2, R1, b.s(S_SOFT_HARD)).ldx("dw", R3, R9, b.s(S_HARD_NS)).sub(R3, R2).stx("dw", R10, FP_SAVE, R3)
+    b.elapsed(R1, S_SOFT_TS, "trunc_softirq")
+    b.save_since(R1, S_SOFT_HARD, S_HARD_NS)
     b.record(lay.soft_gross, R7, R6, with_ctx=True)
-    a.ldx("dw", R1, R10, FP_SAVE).jmp("jgt", R1, R6, "out").sub(R6, R1)  # net = gross - hardirq time inside
-    b.record(lay.soft_net, R7, R6)
+    b.record_net(lay.soft_net, R7)  # net = gross - hardirq time inside
     return b.epilogue()
 
 
@@ -298,32 +317,22 @@ def _hard_entry(b: _Builder, ts_word: int, inner_word: int, key: Reg | None) -> 
     """Entry of an IRQ (key = r7) or a vector slot: nesting, entry time, nested-time snapshot."""
     a = b.a
     b.hard_enter()
-    if key is not None:
-        b.state_ptr(R1, key, b.lay.max_irq, "out")
-    else:
-        a.mov(R1, R9)
+    b.hard_slot(key)
     a.stx("dw", R1, b.s(ts_word), R8).ldx("dw", R2, R9, b.s(S_INNER_NS)).stx("dw", R1, b.s(inner_word), R2)
 
 
 def _hard_exit(b: _Builder, ts_word: int, inner_word: int, key: Reg | None, gross: int, net: int) -> None:
     a = b.a
     b.hard_exit()
-    if key is not None:
-        b.state_ptr(R1, key, b.lay.max_irq, "out")
-    else:
-        a.mov(R1, R9)
-    a.ldx("dw", R2, R1, b.s(ts_word)).jmp("jne", R2, 0, "paired")
-    b.misc_inc("trunc_hardirq")
-    a.ja("out")
-    a.label("paired").st("dw", R1, b.s(ts_word), 0).mov(R6, R8).sub(R6, R2)
-    a.ldx("dw", R2, R1, b.s(inner_word)).ldx("dw", R3, R9, b.s(S_INNER_NS)).sub(R3, R2).stx("dw", R10, FP_SAVE, R3)
+    b.hard_slot(key)
+    b.elapsed(R1, ts_word, "trunc_hardirq")
+    b.save_since(R1, inner_word, S_INNER_NS)
     # A handler that exits still nested adds its time to S_INNER_NS, for its parent's NET.
     a.ldx("dw", R1, R9, b.s(S_DEPTH)).jmp("jeq", R1, 0, "top")
     a.ldx("dw", R1, R9, b.s(S_INNER_NS)).add(R1, R6).stx("dw", R9, b.s(S_INNER_NS), R1)
     a.label("top")
     b.record(gross, key, R6)
-    a.ldx("dw", R1, R10, FP_SAVE).jmp("jgt", R1, R6, "out").sub(R6, R1)
-    b.record(net, key, R6)
+    b.record_net(net, key)
 
 
 def irq_entry(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
@@ -373,16 +382,11 @@ def tasklet_entry(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
 
 def tasklet_exit(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     b = _Builder(maps, lay)
-    a = b.a
     b.prologue(None)
-    a.ldx("dw", R2, R9, b.s(S_TASKLET_TS)).jmp("jne", R2, 0, "paired")
-    b.misc_inc("trunc_tasklet")
-    a.ja("out")
-    a.label("paired").st("dw", R9, b.s(S_TASKLET_TS), 0).mov(R6, R8).sub(R6, R2)
-    a.ldx("dw", R2, R9, b.s(S_TASKLET_HARD)).ldx("dw", R3, R9, b.s(S_HARD_NS)).sub(R3, R2).stx("dw", R10, FP_SAVE, R3)
+    b.elapsed(R9, S_TASKLET_TS, "trunc_tasklet")
+    b.save_since(R9, S_TASKLET_HARD, S_HARD_NS)
     b.record(lay.tasklet, None, R6)
-    a.ldx("dw", R1, R10, FP_SAVE).jmp("jgt", R1, R6, "out").sub(R6, R1)
-    b.record(lay.tasklet + 1, None, R6)
+    b.record_net(lay.tasklet + 1, None)
     return b.epilogue()
 
 
