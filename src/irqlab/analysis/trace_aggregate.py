@@ -250,25 +250,26 @@ def _softirqs(s: _Sorted, hard: _Hard, ksoftirqd: np.ndarray, layout: HistogramL
     return out, passes, restarts
 
 
-def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
-    _, _, cpu, func, gross, net = _runs(s, hard, EventKind.TASKLET_ENTRY, EventKind.TASKLET_EXIT, "tasklet", truncated)
+def _by_function(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated,
+                 kind: str, entry: int, exit_: int) -> list[Handler]:
+    """Runs between entry and exit events, one Handler of `kind` per function (arg0)."""
+    _, _, cpu, func, gross, net = _runs(s, hard, entry, exit_, kind, truncated)
     out = []
     for f in np.unique(func):
         sel = func == f
-        out.append(Handler("tasklet", int(f), tasklet_name(int(f), batch.symbols), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
+        out.append(Handler(kind, int(f), tasklet_name(int(f), batch.symbols), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
     return out
+
+
+def _tasklets(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
+    return _by_function(s, hard, batch, layout, truncated, "tasklet", EventKind.TASKLET_ENTRY, EventKind.TASKLET_EXIT)
 
 
 def _bh_work(s: _Sorted, hard: _Hard, batch: EventBatch, layout: HistogramLayout, truncated: Truncated) -> list[Handler]:
     """BH workqueue work items (Linux >= 6.9), by function: what tasklets became, timed like them."""
     if not np.isin(s.kind, (EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT)).any():
         return []  # none traced (before 6.9, or none ran): no row, and no "bhwork" in truncated
-    _, _, cpu, func, gross, net = _runs(s, hard, EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT, "bhwork", truncated)
-    out = []
-    for f in np.unique(func):
-        sel = func == f
-        out.append(Handler("bhwork", int(f), tasklet_name(int(f), batch.symbols), _hist_by(cpu[sel], gross[sel], layout), _hist_by(cpu[sel], net[sel], layout)))
-    return out
+    return _by_function(s, hard, batch, layout, truncated, "bhwork", EventKind.BH_WORK_ENTRY, EventKind.BH_WORK_EXIT)
 
 
 def napi_threads(s: _Sorted, comms: dict[int, str], start_ns: int, end_ns: int) -> list[ThreadTime]:
