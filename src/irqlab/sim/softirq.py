@@ -156,14 +156,26 @@ def raise_ktimers_thread(m: Kernel, cpu: CPU, nr: int) -> None:
         m.trace(cpu, EventKind.SOFTIRQ_RAISE, nr)
 
 
+def _smpboot_thread(should_run: Callable[[], int], thread_fn: Callable[[], Generator]) -> Generator:
+    """smpboot_thread_fn() (kernel/smpboot.c): sleep until thread_should_run(), then thread_fn().
+
+    ksoftirqd/N and ktimers/N are both such threads; each run ends in a reschedule point
+    (run_ksoftirqd()'s cond_resched(), the loop's own for ktimers/N).
+    """
+    while True:
+        if not should_run():
+            yield BLOCK
+            continue
+        yield from thread_fn()
+        yield RESCHED
+
+
 def ktimerd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
     """run_ktimerd(): the timer softirqs raised for it, with whatever else is pending."""
     st = cpu.sirq
     rt = m.sc.preempt_rt
-    while True:
-        if not st.timer_pending:
-            yield BLOCK
-            continue
+
+    def run_ktimerd() -> Generator:
         if rt:
             yield from local_bh_disable(m, cpu, task)  # ksoftirqd_run_begin()
         st.pending |= st.timer_pending  # or_softirq_pending(timer_si)
@@ -172,7 +184,8 @@ def ktimerd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
         if rt:
             task.bh -= 1
             _bh_unlock(m, cpu, task)  # ksoftirqd_run_end()
-        yield RESCHED
+
+    yield from _smpboot_thread(lambda: st.timer_pending, run_ktimerd)
 
 
 def local_bh_disable(m: Kernel, cpu: CPU, task: Task) -> Generator:
@@ -244,10 +257,8 @@ def ksoftirqd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
     """smpboot thread loop: ksoftirqd_should_run() = local_softirq_pending(); run_ksoftirqd()."""
     st = cpu.sirq
     rt = m.sc.preempt_rt
-    while True:
-        if not st.pending:
-            yield BLOCK
-            continue
+
+    def run_ksoftirqd() -> Generator:
         if rt:
             # ksoftirqd_run_begin(): __local_bh_disable_ip(SOFTIRQ_OFFSET) takes the BH lock; the
             # task that held it may have run the pending work meanwhile.
@@ -260,4 +271,5 @@ def ksoftirqd_body(m: SoftirqHost, cpu: CPU, task: Task) -> Generator:
         else:
             st.ksoftirqd_runs += 1
             yield from handle_softirqs(m, cpu, task)
-        yield RESCHED  # cond_resched()
+
+    yield from _smpboot_thread(lambda: st.pending, run_ksoftirqd)
