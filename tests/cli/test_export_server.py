@@ -163,7 +163,13 @@ def test_half_sent_requests_are_capped_and_timed_out(exporter):
 
 
 def test_a_client_that_trickles_its_request_is_cut_at_the_deadline(exporter):
-    """One byte a second never trips the 5 s read timeout; the 15 s deadline still ends it."""
+    """One byte a second never trips the 5 s read timeout; the 15 s deadline still ends it.
+
+    Not before 14 s (the read timeout would cut at ~5 s), and within the 25 s the client
+    trickles for (the whole request would take 69 s): the client sees the close only at its
+    next send or the one after, and a loaded machine (a flood in another test run) delays the
+    server's own wake-up, so a tighter upper bound measured the machine, not the deadline.
+    """
     e = exporter()
     request = b"GET /metrics HTTP/1.0\r\n" + b"X-Slow: " + b"a" * 40 + b"\r\n\r\n"
     start = time.monotonic()
@@ -178,7 +184,8 @@ def test_a_client_that_trickles_its_request_is_cut_at_the_deadline(exporter):
             time.sleep(1.0)
             if time.monotonic() - start > 25:
                 break
-    assert cut is not None and 14 <= cut <= 19, cut
+    assert cut is not None, "the server still read the request after 25 s"
+    assert cut >= 14, cut
 
 
 # --- TLS and basic auth --------------------------------------------------------------------

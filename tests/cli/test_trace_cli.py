@@ -239,7 +239,52 @@ def test_a_run_that_waited_for_a_cpu_far_longer_than_it_traced_says_how_to_run_i
     _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0)  # measured under the UDP flood at SCHED_OTHER
     err = capsys.readouterr().err
     assert "took 44 s for 1 s of tracing" in err and "1.2 s of CPU" in err
-    assert "chrt -f 1 irqlab trace" in err
+    assert "irqlab trace --realtime 1" in err
     for wall, cpu in ((3.0, 0.7), (43.8, 30.0)):  # prompt, or busy decoding a big window itself
         _starved(wall_s=wall, cpu_s=cpu, window_s=1.0)
         assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", ["trace", "doctor", "isolation"])
+def test_realtime_out_of_range_is_one_usage_line(capsys, command):
+    from irqlab.cli.main import EXIT_USAGE, main
+
+    assert main([command, "--realtime", "0"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.strip() == f"irqlab {command}: --realtime 0: must be between 1 and 99"
+
+
+def test_realtime_switches_this_process_to_sched_fifo_and_says_when_it_may_not(monkeypatch):
+    import argparse
+    import os
+
+    from irqlab.cli import common
+    from irqlab.errors import IrqlabError
+
+    seen = []
+    monkeypatch.setattr(os, "sched_setscheduler", lambda pid, policy, param: seen.append((pid, policy, param.sched_priority)))
+    common.enter_realtime(argparse.Namespace(realtime=7), "trace")
+    common.enter_realtime(argparse.Namespace(realtime=None), "trace")  # not asked: nothing
+    assert seen == [(0, os.SCHED_FIFO, 7)]
+
+    def refuse(*a):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with pytest.raises(IrqlabError, match=r"--realtime 7: not permitted .*`chrt -f 7 irqlab trace"):
+        common.enter_realtime(argparse.Namespace(realtime=7), "trace")
+
+
+def test_realtime_really_runs_the_command_at_sched_fifo_as_root():
+    """A real process: its policy and priority read back from /proc while it runs."""
+    import os
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("SCHED_FIFO needs root here")
+    code = ("import os, sys; from irqlab.cli import common; import argparse; "
+            "common.enter_realtime(argparse.Namespace(realtime=3), 'trace'); "
+            "print(os.sched_getscheduler(0) == os.SCHED_FIFO, os.sched_getparam(0).sched_priority)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.split() == ["True", "3"]

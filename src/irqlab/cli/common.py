@@ -114,3 +114,34 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
     except (OSError, AttributeError):
         pass  # not glibc: its own allocator's defaults
+
+
+def add_realtime(parser: argparse.ArgumentParser) -> None:
+    """--realtime PRIO, as `perf record -r`: read and report at SCHED_FIFO PRIO."""
+    parser.add_argument(
+        "--realtime", type=int, metavar="PRIO",
+        help="run at SCHED_FIFO priority PRIO (1-99; root or CAP_SYS_NICE), so that a flood on "
+        "every CPU does not starve the reader; only this process, nothing to restore",
+    )
+
+
+def enter_realtime(args: argparse.Namespace, command: str) -> None:
+    """Switch this process to SCHED_FIFO args.realtime before it starts any thread.
+
+    Only the calling thread changes (sched_setscheduler(0)); threads started later inherit it,
+    so this runs first, before a tracer's drain thread. The policy ends with the process.
+    """
+    import os
+
+    prio = getattr(args, "realtime", None)
+    if prio is None:
+        return
+    if not 1 <= prio <= 99:
+        raise UsageError(f"--realtime {prio}: must be between 1 and 99")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+    except PermissionError:
+        from irqlab.errors import IrqlabError
+
+        raise IrqlabError(f"--realtime {prio}: not permitted (needs root or CAP_SYS_NICE; "
+                         f"or run `chrt -f {prio} irqlab {command} ...` as a user who may)") from None

@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also trace handler durations for up to --trace-seconds (auto: when root and tracefs works)",
     )
     p.add_argument("--trace-seconds", type=float, default=1.0, metavar="S", help="seconds of tracing within the sample (default 1)")
+    common.add_realtime(p)
     common.add_roots(p)
     common.add_json(p)
 
@@ -252,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.storm_warn <= args.storm_crit:
         raise UsageError("--storm-warn must be positive and not above --storm-crit")
+    common.enter_realtime(args, "doctor")
     sample = _two_snapshots(args)
     interval_ns = int(sample.interval * 1e9) if sample.interval else None
     rates = compute_rates(sample.first, sample.second, interval_ns)

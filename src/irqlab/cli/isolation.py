@@ -37,6 +37,7 @@ exit codes: 0 every CPU quiet, 1 some CPU noisy, 3 error, 64 usage (no CPU decla
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", metavar="LIST", help='the CPUs meant to be quiet, e.g. "2-3" (default: from the kernel command line and sysfs)')
     p.add_argument("-d", "--duration", type=float, default=3.0, metavar="SECONDS", help="sampling time (default 3)")
+    common.add_realtime(p)
     common.add_json(p)
 
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.duration > 0 or args.duration > 3600:
         raise UsageError(f"--duration {args.duration:g}: must be more than 0 and at most 3600 seconds")
+    common.enter_realtime(args, "isolation")
     roots = Roots()  # a live sample: a capture is one instant, and has no /proc/cmdline
     quiet, nohz = declared(roots, args.cpus, read_host(roots).online_cpus or ())
     sampler = Sampler(roots, SampleSpec(irqinfo=True, tasks=True, net=True, netns=True, threads=True))

@@ -21,6 +21,7 @@ examples:
   irqlab trace 1 5 -C 1                 five 1-second reports of CPU1
   irqlab trace --irq 41,LOC --hist log2 one IRQ and the local timer, with bcc-style histograms
   irqlab trace --json > trace.json      the documented JSON (docs/trace.md)
+  irqlab trace --realtime 1 -d 2        under a flood on every CPU: read at SCHED_FIFO 1
 
 rules (docs/trace.md): durations are exit - entry on one CPU; NET subtracts nested hard IRQs;
 latency runs from the first raise of a clear pending bit to the entry of that vector on
@@ -47,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--buffer-kb", type=int, default=8192, metavar="N", help="ring buffer per CPU in KiB (default 8192)")
     p.add_argument("--bucket-us", type=int, default=1, metavar="N", help="linear histogram bucket (default 1 us)")
     p.add_argument("--limit-us", type=int, default=1000, metavar="N", help="linear histogram range before the overflow row (default 1000 us)")
+    common.add_realtime(p)
     common.add_json(p)
 
 
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bucket_us < 1 or args.limit_us < args.bucket_us or args.limit_us % args.bucket_us or args.limit_us // args.bucket_us > 100_000:
         raise UsageError("--bucket-us must be >= 1 and divide --limit-us, with at most 100000 buckets")
     layout = HistogramLayout(args.bucket_us * 1000, args.limit_us * 1000)
+    common.enter_realtime(args, "trace")
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
     started, cpu0 = time.monotonic(), time.process_time()
@@ -141,7 +144,7 @@ def _starved(wall_s: float, cpu_s: float, window_s: float) -> None:
         print(f"irqlab trace: this run took {wall_s:.0f} s for {window_s:g} s of tracing and used "
               f"{cpu_s:.1f} s of CPU: it waited for a CPU the rest of the time (interrupt work and "
               "other tasks held them). Under a flood, run it at a real-time priority so that it "
-              "reads and reports promptly: chrt -f 1 irqlab trace ...", file=sys.stderr)
+              "reads and reports promptly: irqlab trace --realtime 1 ...", file=sys.stderr)
 
 
 def _note(note: str) -> None:
