@@ -9,7 +9,8 @@ from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.doctor import diagnose
 from irqlab.analysis.findings import Severity, worst
 from irqlab.analysis.thresholds import Thresholds
-from irqlab.model.snapshot import IrqInfo, Pressure, Spurious, TaskInfo, Unreadable
+from irqlab.model.snapshot import IrqInfo, Pressure, Spurious, TaskInfo
+from irqlab.model.unreadable import Unreadable
 
 
 def codes(findings):

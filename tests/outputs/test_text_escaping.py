@@ -16,7 +16,8 @@ from pathlib import Path
 from builders import interrupts, snapshot, softirqs
 from irqlab.analysis.delta import compute_rates
 from irqlab.analysis.findings import Finding, Severity
-from irqlab.outputs.text import TableOptions, render_doctor, render_top
+from irqlab.outputs.doctor_text import render_doctor
+from irqlab.outputs.text import TableOptions, render_top
 from irqlab.tui.model import IrqRow
 from irqlab.tui.widgets import IrqTable
 

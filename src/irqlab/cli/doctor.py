@@ -265,11 +265,12 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         findings = [f for f in findings if f.severity >= Severity.WARNING or f.severity == Severity.OK]
     if args.json:
-        from irqlab.outputs.jsonout import doctor_json, dumps
+        from irqlab.outputs.doctor_json import doctor_json
+        from irqlab.outputs.jsonout import dumps
 
         sys.stdout.write(dumps(doctor_json(findings, rates, code)))
     else:
-        from irqlab.outputs.text import render_doctor
+        from irqlab.outputs.doctor_text import render_doctor
 
         sys.stdout.write(render_doctor(findings, rates))
     return code

@@ -150,11 +150,12 @@ def _doctor(m, args) -> int:
     rates = compute_rates(m.snapshots[0], m.snapshots[-1])
     findings = diagnose(rates)
     if args.json:
-        from irqlab.outputs.jsonout import doctor_json, dumps
+        from irqlab.outputs.doctor_json import doctor_json
+        from irqlab.outputs.jsonout import dumps
 
         sys.stdout.write(dumps(doctor_json(findings, rates, exit_code(findings))))
     else:
-        from irqlab.outputs.text import render_doctor
+        from irqlab.outputs.doctor_text import render_doctor
 
         sys.stdout.write(render_doctor(findings, rates))
     return exit_code(findings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from irqlab.model.snapshot import Unreadable
+from irqlab.model.unreadable import Unreadable
 
 Counters = Mapping[tuple[str, str], int]  # ("Udp", "RcvbufErrors") -> value
 

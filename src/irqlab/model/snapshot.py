@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from irqlab.model.unreadable import Unreadable
+
 if TYPE_CHECKING:
     from irqlab.model.net import NetState, ThreadSched
 
@@ -287,16 +289,6 @@ class KernelInfo:
     def bh_workqueues(self) -> bool:
         """Linux >= 6.9 (commit 4cb1ef64609f "workqueue: Implement BH workqueues"): tasklets move to BH workqueues."""
         return self.release_tuple is not None and self.release_tuple >= (6, 9)
-
-
-@dataclass(frozen=True, slots=True)
-class Unreadable:
-    """A source the sampler could not read; shown to the user once, plainly."""
-
-    source: str  # "softnet", "irqinfo", "tasks", ...
-    path: str
-    reason: str  # "missing", "permission", "parse", "error"
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,9 +17,6 @@ from irqlab import __version__
 from irqlab.analysis.delta import Rates
 from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import KernelInfo, Snapshot
-
-if TYPE_CHECKING:  # doctor_json.py renders findings; diff and top never load them
-    from irqlab.analysis.findings import Finding
 
 SCHEMA_VERSION = 1  # doctor
 RATES_SCHEMAS = (1, 2)  # diff and top: 1 every cell, 2 sparse (zero deltas left out)
@@ -215,20 +212,6 @@ def rates_json(
         ],
         "warnings": [{"source": w.source, "subject": w.subject, "kind": w.kind, "message": w.message} for w in rates.warnings],
     }
-
-
-def finding_json(f: Finding) -> dict[str, Any]:
-    """One doctor finding (outputs/doctor_json.py renders the doctor's report)."""
-    from irqlab.outputs.doctor_json import finding_json as render
-
-    return render(f)
-
-
-def doctor_json(findings: list[Finding], rates: Rates, exit_code: int) -> dict[str, Any]:
-    """The doctor's report; kept here for callers of this module (outputs/doctor_json.py renders it)."""
-    from irqlab.outputs.doctor_json import doctor_json as render
-
-    return render(findings, rates, exit_code)
 
 
 def dumps(obj: Any, pretty: bool = True) -> str:

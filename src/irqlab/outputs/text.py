@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +12,6 @@ from irqlab.cpulist import format_cpulist
 from irqlab.model.snapshot import Snapshot
 from irqlab.outputs.columns import ColumnPlan, plan_columns
 from irqlab.units import format_pct, format_rate, printable
-
-if TYPE_CHECKING:  # the doctor's renderers live in doctor_text.py; diff and top never load findings
-    from irqlab.analysis.findings import Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,20 +219,6 @@ def render_top(rates: Rates, opts: TableOptions) -> str:
     parts += irq_table(rates, opts) + [""] + softirq_table(rates, opts) + [""] + cpu_table(rates, opts)
     parts += warnings_block(rates) + kernel_notes(rates.after)
     return _lines(parts)
-
-
-def render_finding(f: Finding) -> list[str]:
-    """One doctor finding's lines (outputs/doctor_text.py renders the doctor's report)."""
-    from irqlab.outputs.doctor_text import render_finding as render
-
-    return render(f)
-
-
-def render_doctor(findings: list[Finding], rates: Rates) -> str:
-    """The doctor's report; kept here for callers of this module (outputs/doctor_text.py renders it)."""
-    from irqlab.outputs.doctor_text import render_doctor as render
-
-    return render(findings, rates)
 
 
 def _lines(parts: list[str]) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
-from irqlab.model.snapshot import IrqInfo, Spurious, Unreadable
+from irqlab.model.snapshot import IrqInfo, Spurious
+from irqlab.model.unreadable import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_optional, read_small, read_text, translate
 
 # --- pure parsers ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import TypeVar
 from irqlab.cpulist import parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.net import NetDevice, RxQueue, TxQueue
-from irqlab.model.snapshot import Unreadable
+from irqlab.model.unreadable import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 
 T = TypeVar("T")

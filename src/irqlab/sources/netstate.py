@@ -22,7 +22,7 @@ from pathlib import Path
 
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
 from irqlab.model.net import NapiInstance, NetDevice, NetNamespace, NetState, NetView, UdpSocket
-from irqlab.model.snapshot import Unreadable
+from irqlab.model.unreadable import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 from irqlab.sources.netdev import read_netdevs
 from irqlab.sources.netns import NETNS_RUN_DIR, call_in_each_netns, parse_ns_link, read_netns

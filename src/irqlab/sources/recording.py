@@ -38,8 +38,8 @@ from irqlab.model.snapshot import (
     Spurious,
     Stat,
     TaskInfo,
-    Unreadable,
 )
+from irqlab.model.unreadable import Unreadable
 
 READABLE_VERSIONS = (1, 2)
 Doc = dict[str, Any]  # a decoded JSON document of a recording (layout, sample, array index)

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from irqlab.errors import ParseError, SourceError, UnsafeSource, reason_of
-from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, SourceStatus, TaskInfo, Unreadable
+from irqlab.model.snapshot import HostInfo, IrqInfo, Snapshot, SourceStatus, TaskInfo
 from irqlab.model.snapshot_dir import CAPTURE_META
+from irqlab.model.unreadable import Unreadable
 from irqlab.sources.fs import Roots, read_text
 from irqlab.units import NS_PER_S
 

@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from irqlab.cpulist import parse_cpulist, parse_cpumask
 from irqlab.errors import MissingSource, ParseError, SourceError, reason_of
-from irqlab.model.snapshot import POLICY_NAMES, TaskInfo, Unreadable
+from irqlab.model.snapshot import POLICY_NAMES, TaskInfo
+from irqlab.model.unreadable import Unreadable
 from irqlab.sources.fs import Roots, list_dir, read_text
 
 T = TypeVar("T")
