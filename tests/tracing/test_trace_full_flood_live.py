@@ -18,12 +18,12 @@ SOFTIRQ_EVENTS = ("irq:softirq_raise", "irq:softirq_entry", "irq:softirq_exit")
 
 
 def _irqlab(*args: str) -> subprocess.CompletedProcess:
-    # At SCHED_FIFO 1 (`--realtime 1`), as docs/trace.md says to trace a flood: at SCHED_OTHER
-    # the flood on both CPUs left the command so little CPU that one `-d 1` run took 17-53 s
-    # (its imports alone 8 s), and a second run could start after the 60 s flood had ended (a
-    # CI failure: the text window traced 426 events and so lost none). The imports before the
-    # switch still run at SCHED_OTHER; chrt would cover them too, --realtime is what is tested.
-    return subprocess.run([sys.executable, "-m", "irqlab", *args, "--realtime", "1"],
+    # At SCHED_FIFO 1 from its first instruction (chrt), as docs/trace.md says to trace a
+    # flood: at SCHED_OTHER the flood on both CPUs left the command so little CPU that one
+    # `-d 1` run took 17-53 s (its imports alone 8 s), and a second run could start after the
+    # 60 s flood had ended (a CI failure: the text window traced 426 events and so lost none).
+    # `--realtime 1` switched only after the command's imports then: the test once took 43 s.
+    return subprocess.run(["chrt", "-f", "1", sys.executable, "-m", "irqlab", *args],
                           capture_output=True, text=True, timeout=120)
 
 

@@ -245,6 +245,7 @@ def _trace_findings(traced: Traced, rates) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.enter_realtime(args, "doctor")  # first: the imports below (numpy) starve under a flood too
     from irqlab.analysis.delta import compute_rates
     from irqlab.analysis.doctor import diagnose
     from irqlab.analysis.findings import Severity
@@ -253,7 +254,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.storm_warn <= args.storm_crit:
         raise UsageError("--storm-warn must be positive and not above --storm-crit")
-    common.enter_realtime(args, "doctor")
     sample = _two_snapshots(args)
     interval_ns = int(sample.interval * 1e9) if sample.interval else None
     rates = compute_rates(sample.first, sample.second, interval_ns)

@@ -90,6 +90,7 @@ def _attribution(tracer: Tracer, cpus: tuple[int, ...]) -> TraceAttribution:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.enter_realtime(args, "isolation")  # first: the imports below (numpy) starve under a flood too
     import time
 
     from irqlab.analysis.delta import compute_rates
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.duration > 0 or args.duration > 3600:
         raise UsageError(f"--duration {args.duration:g}: must be more than 0 and at most 3600 seconds")
-    common.enter_realtime(args, "isolation")
     roots = Roots()  # a live sample: a capture is one instant, and has no /proc/cmdline
     quiet, nohz = declared(roots, args.cpus, read_host(roots).online_cpus or ())
     sampler = Sampler(roots, SampleSpec(irqinfo=True, tasks=True, net=True, netns=True, threads=True))

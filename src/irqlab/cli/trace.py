@@ -97,6 +97,7 @@ def _windows(args: argparse.Namespace) -> tuple[float, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    common.enter_realtime(args, "trace")  # first: the imports below (numpy) starve under a flood too
     from pathlib import Path
 
     from irqlab.analysis.trace_aggregate import with_napi_tasks
@@ -114,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
     if args.bucket_us < 1 or args.limit_us < args.bucket_us or args.limit_us % args.bucket_us or args.limit_us // args.bucket_us > 100_000:
         raise UsageError("--bucket-us must be >= 1 and divide --limit-us, with at most 100000 buckets")
     layout = HistogramLayout(args.bucket_us * 1000, args.limit_us * 1000)
-    common.enter_realtime(args, "trace")
     if sys.stderr.isatty() and not args.json and count == 1:
         print(f"tracing for {seconds:g} s ...", file=sys.stderr, flush=True)
     started, cpu0 = time.monotonic(), time.process_time()
