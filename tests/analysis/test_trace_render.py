@@ -52,3 +52,14 @@ def test_story_json_golden(golden):
     assert timer["contexts"]["irq_exit"]["runs"] == 1
     golden("trace-story.json", dumps(doc))
     assert json.loads(dumps(doc)) == doc
+
+
+def test_the_bpf_backend_says_where_tasklet_and_bh_work_rows_would_be_what_it_does_not_keep():
+    import dataclasses
+
+    result = aggregate_trace(story())
+    title = next(line for line in render_trace(result).splitlines() if line.startswith("tasklet duration"))
+    assert title == "tasklet duration (us): none"
+    bpf = render_trace(dataclasses.replace(result, source="bpf"))
+    title = next(line for line in bpf.splitlines() if line.startswith("tasklet duration"))
+    assert "does not trace BH workqueue work: --backend tracefs lists each" in title and "one row" in title
