@@ -147,7 +147,7 @@ def main() -> int:
         print(f"\n{'tool':11s} {'programs':>8s} {'runs/s':>10s} {'ns/run':>7s} {'BPF ms per s':>13s}  (medians)")
         for t in tools[1:]:
             c = costs[t]
-            med = lambda k: statistics.median(x[k] for x in c if x.get(k) is not None)  # noqa: E731
+            med = lambda k, c=c: statistics.median(x[k] for x in c if x.get(k) is not None)  # noqa: E731
             print(f"{t:11s} {c[0]['programs']:8d} {med('runs_per_s'):10.0f} {med('ns_per_run'):7.0f} {med('bpf_ns_per_s') / 1e6:13.1f}")
     return 0
 

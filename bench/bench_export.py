@@ -113,7 +113,7 @@ def main() -> int:
             size: dict[str, int] = {}
             cpu0 = {k: cpu_ticks(p.pid) for k, (p, _) in running.items()}
             for _ in range(args.n):
-                for name, (p, port) in running.items():
+                for name, (_p, port) in running.items():
                     dt, n = scrape(port)
                     wall[name].append(dt)
                     size[name] = n
