@@ -87,6 +87,19 @@ def _umount(target: Path) -> None:
             pass
 
 
+def _release(t: Tracefs) -> None:
+    """At the end of this run's last use: undo our mount, or one whose maker has died meanwhile.
+
+    Two runs overlap: the first mounts, the second finds the mount and uses it, the first
+    ends while the second still holds its instance (EBUSY: the mount stays, with the first
+    run's record). Without this the second, ending last, left tracefs mounted until the next
+    run. It adopts the record of the dead run and unmounts; if yet another run holds it now,
+    the mount stays with this run's record, for whoever ends after it.
+    """
+    if t.mounted_here or (os.geteuid() == 0 and _left_by_a_dead_run(t.root)):
+        _umount(t.root)
+
+
 def _left_by_a_dead_run(target: Path) -> bool:
     """True when the record says a run that no longer exists mounted `target` (killed with
     SIGKILL before it could unmount): this run adopts the mount and undoes it when done."""
@@ -131,11 +144,10 @@ def tracefs_for_setup(root: Path | None = None) -> Iterator[Tracefs]:
     try:
         yield t
     finally:
-        if t.mounted_here:
-            with _LOCK:
-                busy = bool(_LIVE)
-            if not busy:
-                _umount(t.root)
+        with _LOCK:
+            busy = bool(_LIVE)
+        if not busy:
+            _release(t)
 
 
 def _check(root: Path, mounted_here: bool) -> Tracefs:
@@ -312,8 +324,8 @@ class Instance:
                 if exc.errno != errno.EBUSY:
                     break
                 threading.Event().wait(0.02)
-        if self.tracefs.mounted_here and not _LIVE:
-            _umount(self.tracefs.root)
+        if not _LIVE:
+            _release(self.tracefs)
 
 
 def _sweep() -> None:
