@@ -132,3 +132,59 @@ def test_the_export_provider_keeps_cumulative_histograms_per_vector_and_irq():
         ("softirq_latency", (("vector", "NET_RX"),)): 2,
         ("handler_duration", (("irq", "LOC"), ("name", "LOC"))): 2,
     }
+
+
+def test_the_bh_work_programs_go_on_only_inside_a_tasklet_or_hi_softirq_and_only_then_count():
+    from irqlab.bpf.asm import JMP, STX
+
+    formats = load_formats(EVENTS)
+    lay = layout_for(HistogramLayout())
+    specs = {s.event: s for s in P.build_all(FDS, lay, formats)}
+    func = formats[P.BH_WORK_EVENTS[0]].field("function")
+    assert field_loads(specs[P.BH_WORK_EVENTS[0]].insns) == [(func.offset, 0x18)]  # the pointer, as a double word
+    assert field_loads(specs[P.BH_WORK_EVENTS[1]].insns) == []
+    stamps = {8 * (P.S_SOFT_TS + v) for v in (0, 6)}  # HI and TASKLET entry stamps (model/vectors.py)
+    events = 8 * (P.S_MISC + P.MISC.index("events"))
+    for q in P.BH_WORK_EVENTS:
+        insns = specs[q].insns
+        loads = [k for k, i in enumerate(insns) if i.code & 0x07 == LDX and i.src == 9 and i.off in stamps]
+        assert {insns[k].off for k in loads} == stamps, q
+        test = next(k for k in range(max(loads), len(insns)) if insns[k].code & 0x07 == JMP)
+        assert insns[test].code & 0xF0 == 0x10 and insns[test].imm == 0  # jeq 0: neither stamp, no run
+        assert insns[test + insns[test].off + 1:][:1] == insns[-2:-1]  # to the exit, r0 = 0
+        counted = [k for k, i in enumerate(insns) if i.code & 0x07 == STX and i.dst == 9 and i.off == events]
+        assert counted and min(counted) > test  # kworker work is not an event of the report
+
+
+def test_bh_work_programs_need_both_workqueue_events():
+    formats = load_formats(EVENTS)
+    lay = layout_for(HistogramLayout())
+    assert {s.name for s in P.build_all(FDS, lay, formats)} >= {"irqlab_bh_in", "irqlab_bh_out"}
+    for q in P.BH_WORK_EVENTS:  # a kernel with only one of them (or neither, before 3.x) gets neither program
+        partial = {k: v for k, v in formats.items() if k != q}
+        assert not any(s.name.startswith("irqlab_bh") for s in P.build_all(FDS, lay, partial))
+
+
+def test_the_bh_work_series_becomes_a_bhwork_row_named_by_its_last_function():
+    layout = HistogramLayout()
+    lay = layout_for(layout)
+    addr = 0xFFFFFFFF81A2B3C0
+    key = addr - (1 << 64)  # kept as the int64 the tracefs batch stores (tracing/symbols.py Kallsyms.lookup())
+    gross, net = _series(lay, {0: [2000, 3000], 1: [1500]}), _series(lay, {0: [1900, 3000], 1: [1500]})
+    gross[1, P.H_KEY] = addr  # the CPU that saw it last; the other keeps 0
+    tasklet = _series(lay, {1: [800]})
+    tasklet[1, P.H_KEY] = addr + 0x40
+    zero = Counters(np.zeros((2, len(P.MISC)), np.int64), 0)
+    now = Counters(zero.misc.copy(), 0)
+    now.misc[0, P.MISC.index("trunc_bhwork")] = 2
+    series = {lay.bhwork: gross, lay.bhwork + 1: net, lay.tasklet: tasklet}
+    r = to_result(series, lay, layout, 1_000_000_000, zero, now, symbols={key: "tcp_tsq_workfn"})
+    rows = {h.kind: h for h in r.tasklets}
+    assert set(rows) == {"tasklet", "bhwork"}
+    bh = rows["bhwork"]
+    assert (bh.key, bh.name) == (key, "tcp_tsq_workfn")
+    assert {c: h.count for c, h in bh.gross.items()} == {0: 2, 1: 1} and bh.net[0].sum_ns == 4900
+    assert rows["tasklet"].key == key + 0x40 and rows["tasklet"].name not in ("", "tcp_tsq_workfn")  # not in the symbols
+    assert r.truncated["bhwork"] == {0: 2}
+    # No BH work seen and none cut: no "bhwork" in truncated, as with the tracefs backend.
+    assert "bhwork" not in to_result({lay.tasklet: tasklet}, lay, layout, 1, zero, zero).truncated

@@ -9,7 +9,10 @@ Differences from the tracefs backend (for docs/trace.md):
 - State persists across intervals: a run that spans two reports is measured in the second,
   so only the first report can have runs cut by its start ("truncated" then counts exits
   without an entry; "unraised" counts entries with no recorded raise; "latency" stays empty).
-- Tasklets are not told apart by function: one row, keyed by the last function seen.
+- Tasklets are not told apart by function: one row, keyed by the last function seen; the same
+  for BH workqueue work (one "bhwork" row). A work item is a BH pool's when it runs inside a
+  TASKLET or HI softirq by the programs' own entry/exit stamps (tracefs tests the record's
+  softirq flag, which a tracepoint program may not read).
 - IRQ numbers above the highest allocated at load time + 32 get no histogram: their runs count
   as truncated hardirqs (the map holds one series pair per IRQ slot, per CPU).
 - The hardirq nesting depth is reset at every softirq entry/exit and sched_switch (no
@@ -51,7 +54,7 @@ LIVE = Roots()  # the programs run on this machine: its /proc and /sys
 
 def _events_wanted() -> list[str]:
     out = [f"irq:{e}" for e in ("softirq_entry", "softirq_exit", "softirq_raise", "irq_handler_entry",
-                                "irq_handler_exit", "tasklet_entry", "tasklet_exit")] + ["sched:sched_switch"]
+                                "irq_handler_exit", "tasklet_entry", "tasklet_exit")] + ["sched:sched_switch", *P.BH_WORK_EVENTS]
     for v in P.VECTOR_EVENTS:
         out += [f"irq_vectors:{v}_entry", f"irq_vectors:{v}_exit"]
     return out
@@ -74,6 +77,7 @@ PROGRAM_FIELDS: dict[str, tuple[str, tuple[int, ...]]] = {
     **{f"irq:softirq_{e}": ("vec", (4,)) for e in ("entry", "exit", "raise")},
     **{f"irq:irq_handler_{e}": ("irq", (4,)) for e in ("entry", "exit")},
     **{f"irq:tasklet_{e}": ("func", (4, 8)) for e in ("entry", "exit")},
+    **{q: ("function", (4, 8)) for q in P.BH_WORK_EVENTS},
     **{f"irq_vectors:{v}_{e}": ("vector", (4,)) for v in P.VECTOR_EVENTS for e in ("entry", "exit")},
 }
 
@@ -277,11 +281,10 @@ class BpfTracer:
             time.sleep(max(0.0, deadline - time.monotonic()))
             gen, window, before, now = self.flip()
             series = self.read_series(gen)
-            t = series.get(self.lay.tasklet)
-            if t is not None:
+            funcs = [int(t[:, P.H_KEY].max().astype(np.int64)) for t in map(series.get, (self.lay.tasklet, self.lay.bhwork)) if t is not None]
+            if funcs:
                 kallsyms = kallsyms or Kallsyms.load()
-                func = int(t[:, P.H_KEY].max().astype(np.int64))
-                symbols.update(kallsyms.lookup([func]))
+                symbols.update(kallsyms.lookup(funcs))
             yield to_result(series, self.lay, self.layout, window, before, now, self.ksoftirqd_pids, symbols=symbols, **filters)
             n += 1
 
@@ -375,13 +378,18 @@ def _hardirqs(series, lay, layout, cpus, irqs) -> list[Handler]:
 
 
 def _tasklets(series, lay, layout, cpus, symbols: dict[int, str]) -> list[Handler]:
-    g = series.get(lay.tasklet)
-    if g is None:
-        return []
-    func = int(g[:, P.H_KEY].max().astype(np.int64))  # the batch keeps addresses as int64
-    n = series.get(lay.tasklet + 1, np.zeros_like(g))
-    h = Handler("tasklet", func, tasklet_name(func, symbols), _hists(g, lay, layout, cpus), _hists(n, lay, layout, cpus))
-    return [h] if h.gross else []
+    """The tasklet row and the BH work row: each one series pair keyed by the last function seen."""
+    out = []
+    for kind, base in (("tasklet", lay.tasklet), ("bhwork", lay.bhwork)):
+        g = series.get(base)
+        if g is None:
+            continue
+        func = int(g[:, P.H_KEY].max().astype(np.int64))  # the batch keeps addresses as int64
+        n = series.get(base + 1, np.zeros_like(g))
+        h = Handler(kind, func, tasklet_name(func, symbols), _hists(g, lay, layout, cpus), _hists(n, lay, layout, cpus))
+        if h.gross:
+            out.append(h)
+    return out
 
 
 def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: HistogramLayout, window_ns: int, before: Counters,
@@ -394,6 +402,9 @@ def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: Histog
     misses = now.misses - before.misses
     seen = [c for c in range(d.shape[0]) if col["events"][c] and (cpus is None or c in cpus)]
     trunc_hard = col["trunc_hardirq"] + col["dropped_irq"]
+    tasklets = tuple(_tasklets(series, lay, layout, cpus, symbols or {}))
+    # "bhwork" only when BH work was seen, as the tracefs backend (analysis/trace_aggregate.py _bh_work())
+    bhwork = {"bhwork": _by_cpu(col["trunc_bhwork"], cpus)} if lay.bhwork in series or col["trunc_bhwork"].any() else {}
     return TraceResult(
         window_ns=window_ns,
         cpus=tuple(sorted(set(cpus))) if cpus is not None else tuple(seen),
@@ -401,11 +412,12 @@ def to_result(series: dict[int, np.ndarray], lay: P.SeriesLayout, layout: Histog
         lost={-1: misses} if misses else {},
         hardirqs=tuple(_hardirqs(series, lay, layout, cpus, irqs)),
         softirqs=tuple(_softirqs(series, lay, layout, cpus, vectors)),
-        tasklets=tuple(_tasklets(series, lay, layout, cpus, symbols or {})),
+        tasklets=tasklets,
         passes=_by_cpu(col["passes"], cpus),
         restarts=_by_cpu(col["restarts"], cpus),
         truncated={"hardirq": _by_cpu(trunc_hard, cpus), "softirq": _by_cpu(col["trunc_softirq"], cpus),
-                   "tasklet": _by_cpu(col["trunc_tasklet"], cpus), "latency": {}, "unraised": _by_cpu(col["unraised"], cpus)},
+                   "tasklet": _by_cpu(col["trunc_tasklet"], cpus), "latency": {}, "unraised": _by_cpu(col["unraised"], cpus),
+                   **bhwork},
         ksoftirqd_pids=tuple(ksoftirqd_pids),
         source="bpf",
         layout=layout,

@@ -4,7 +4,8 @@ Everything is assembled here from field offsets read out of tracefs `format` fil
 hold the data (both per-CPU, so programs never need atomics: a tracepoint program cannot
 nest on its CPU, trace_call_bpf's bpf_prog_active guard skips and counts a nested run):
 
-- `irqlab_state` (1 element): entry timestamps per softirq vector / IRQ / system vector,
+- `irqlab_state` (1 element): entry timestamps per softirq vector / IRQ / system vector / tasklet /
+  BH work item,
   the pending-raise timestamp per vector, hardirq nesting depth and accumulated hardirq time
   (for NET durations), the softirq pass bookkeeping, and monotonic counters (events, passes,
   restarts, truncated runs) that userspace differences between reads.
@@ -24,10 +25,16 @@ from dataclasses import dataclass
 
 from irqlab.bpf.asm import R0, R1, R2, R3, R6, R7, R8, R9, R10, Asm, Reg
 from irqlab.model.events import VECTOR_BY_ID
-from irqlab.model.vectors import NR_SOFTIRQS
+from irqlab.model.vectors import NR_SOFTIRQS, SOFTIRQ_NR
+from irqlab.tracing.decode import BH_WORK
 from irqlab.tracing.formats import EventFormat
 
 MAX_IRQ = 1024  # the most IRQ slots a layout may have (state element: 2 words per IRQ)
+# A work item's start and end (kernel/workqueue.c process_one_work()), kept only for BH pools'
+# work: what runs inside a TASKLET or HI softirq (bh_worker() from tasklet_action() and
+# tasklet_hi_action(), kernel/softirq.c v6.18).
+BH_WORK_EVENTS: tuple[str, ...] = tuple(BH_WORK)
+BH_VECTORS: tuple[int, ...] = (SOFTIRQ_NR["HI"], SOFTIRQ_NR["TASKLET"])
 # irq_vectors:<name>_entry/_exit pairs, in slot order: the VECTOR_* ids of model/events.
 VECTOR_EVENTS: tuple[str, ...] = VECTOR_BY_ID
 
@@ -38,7 +45,7 @@ HDR = 12
 LOG2 = 64
 # Monotonic counters in the state element (word index after the state slots).
 MISC = ("events", "passes", "restarts", "trunc_softirq", "trunc_hardirq", "unraised", "dropped_irq",
-        "trunc_tasklet", *(f"entries{v}" for v in range(NR_SOFTIRQS)))
+        "trunc_tasklet", *(f"entries{v}" for v in range(NR_SOFTIRQS)), "trunc_bhwork")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +65,13 @@ class SeriesLayout:
     irq_base: int = 3 * NR_SOFTIRQS + 2 + 2 * len(VECTOR_EVENTS)  # gross max_irq, then net max_irq
 
     @property
-    def series(self) -> int:
+    def bhwork(self) -> int:
+        """BH workqueue work: gross, net (after the IRQ series, so the others keep their numbers)."""
         return self.irq_base + 2 * self.max_irq
+
+    @property
+    def series(self) -> int:
+        return self.bhwork + 2
 
     @property
     def irq_net(self) -> int:
@@ -94,7 +106,8 @@ _S = 30 + 2 * len(VECTOR_EVENTS)
 S_DEPTH, S_HARD_IN, S_HARD_NS, S_INNER_NS, S_LAST_HARD, S_PASS_PID, S_CTX, S_PREV_VEC = range(_S, _S + 8)
 S_TASKLET_TS, S_TASKLET_HARD = _S + 8, _S + 9
 S_MISC = _S + 10
-S_IRQ_TS = S_MISC + len(MISC)  # then max_irq entry times, then max_irq nested-time snapshots
+S_BHWORK_TS, S_BHWORK_HARD = S_MISC + len(MISC), S_MISC + len(MISC) + 1
+S_IRQ_TS = S_MISC + len(MISC) + 2  # then max_irq entry times, then max_irq nested-time snapshots
 
 # Stack slots (offsets from r10).
 FP_KEY0, FP_HKEY, FP_GEN, FP_PID, FP_SAVE = -8, -4, -16, -24, -32
@@ -123,8 +136,8 @@ class _Builder:
         self._n += 1
         return f"{stem}{self._n}"
 
-    def prologue(self, field_off: int | None, field_size: int = 4) -> None:
-        """r7 = the event field, r8 = now, r9 = this CPU's state; gen*series on the stack; events += 1."""
+    def prologue(self, field_off: int | None, field_size: int = 4, count: bool = True) -> None:
+        """r7 = the event field, r8 = now, r9 = this CPU's state; gen*series on the stack; events += 1 if count."""
         a = self.a
         if field_off is not None:
             a.ldx("dw" if field_size == 8 else "w", R7, R1, field_off)
@@ -133,7 +146,8 @@ class _Builder:
         a.call("map_lookup_elem").jmp("jeq", R0, 0, "out").mov(R9, R0)
         a.ld_map_value(R1, self.m.ctl).ldx("w", R1, R1, 0).alu("and", R1, 1).alu("mul", R1, self.lay.series)
         a.stx("dw", R10, FP_GEN, R1)
-        self.misc_inc("events")
+        if count:
+            self.misc_inc("events")
 
     def epilogue(self) -> list:
         self.a.label("out").mov(R0, 0).exit()
@@ -390,6 +404,44 @@ def tasklet_exit(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     return b.epilogue()
 
 
+def _in_bh_softirq(b: _Builder) -> None:
+    """Goto out unless this CPU is inside a TASKLET or HI softirq run; else count the event.
+
+    That tells a BH pool's work from a kworker's, as the tracefs backend's `common_flags & 16`
+    filter does (docs/trace.md). A tracepoint program cannot read common_flags itself: the verifier
+    refuses context reads below offset 8 ("invalid bpf_context access off=2 size=1",
+    kernel/trace/bpf_trace.c tp_prog_is_valid_access()). So the test is the programs' own
+    softirq entry stamps (softirq_entry() sets, softirq_exit() clears them).
+    """
+    a = b.a
+    hi, tasklet = BH_VECTORS
+    a.ldx("dw", R2, R9, b.s(S_SOFT_TS + hi)).ldx("dw", R3, R9, b.s(S_SOFT_TS + tasklet)).alu("or", R2, R3)
+    a.jmp("jeq", R2, 0, "out")
+    b.misc_inc("events")
+
+
+def bh_work_entry(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
+    """workqueue_execute_start of a BH pool's work: stamped and keyed like a tasklet_entry."""
+    b = _Builder(maps, lay)
+    f = fmt.field("function")
+    b.prologue(f.offset, f.size, count=False)
+    _in_bh_softirq(b)
+    b.a.stx("dw", R9, b.s(S_BHWORK_TS), R8).ldx("dw", R2, R9, b.s(S_HARD_NS)).stx("dw", R9, b.s(S_BHWORK_HARD), R2)
+    b.set_key_word(lay.bhwork, None, R7)
+    return b.epilogue()
+
+
+def bh_work_exit(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
+    b = _Builder(maps, lay)
+    b.prologue(None, count=False)
+    _in_bh_softirq(b)
+    b.elapsed(R9, S_BHWORK_TS, "trunc_bhwork")
+    b.save_since(R9, S_BHWORK_HARD, S_HARD_NS)
+    b.record(lay.bhwork, None, R6)
+    b.record_net(lay.bhwork + 1, None)
+    return b.epilogue()
+
+
 def sched_switch(maps: Maps, lay: SeriesLayout, fmt: EventFormat) -> list:
     """A context switch ends a softirq pass and hides an earlier hardirq exit (as analysis.trace)."""
     b = _Builder(maps, lay)
@@ -410,11 +462,14 @@ class ProgramSpec:
 def build_all(maps: Maps, lay: SeriesLayout, formats: dict[str, EventFormat]) -> list[ProgramSpec]:
     """Every program whose tracepoint exists here (formats: qualified name -> EventFormat)."""
     out = []
-    fixed = (("irq:softirq_entry", "irqlab_si_in", softirq_entry), ("irq:softirq_exit", "irqlab_si_out", softirq_exit),
+    fixed = [("irq:softirq_entry", "irqlab_si_in", softirq_entry), ("irq:softirq_exit", "irqlab_si_out", softirq_exit),
              ("irq:softirq_raise", "irqlab_si_raise", softirq_raise), ("irq:irq_handler_entry", "irqlab_hi_in", irq_entry),
              ("irq:irq_handler_exit", "irqlab_hi_out", irq_exit), ("irq:tasklet_entry", "irqlab_tl_in", tasklet_entry),
              ("irq:tasklet_exit", "irqlab_tl_out", tasklet_exit),
-             ("sched:sched_switch", "irqlab_switch", sched_switch))
+             ("sched:sched_switch", "irqlab_switch", sched_switch)]
+    # BH workqueue work (Linux >= 6.9): both events or neither (an entry never ended would leave a stamp)
+    if all(q in formats for q in BH_WORK_EVENTS):
+        fixed += [(BH_WORK_EVENTS[0], "irqlab_bh_in", bh_work_entry), (BH_WORK_EVENTS[1], "irqlab_bh_out", bh_work_exit)]
     for event, name, fn in fixed:
         if event in formats:
             out.append(ProgramSpec(name, event, fn(maps, lay, formats[event])))
