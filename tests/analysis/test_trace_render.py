@@ -54,7 +54,7 @@ def test_story_json_golden(golden):
     assert json.loads(dumps(doc)) == doc
 
 
-def test_the_bpf_backend_says_where_tasklet_and_bh_work_rows_would_be_what_it_does_not_keep():
+def test_the_bpf_backend_says_its_tasklet_and_bh_work_rows_are_one_each_under_the_last_function():
     import dataclasses
 
     result = aggregate_trace(story())
@@ -62,4 +62,5 @@ def test_the_bpf_backend_says_where_tasklet_and_bh_work_rows_would_be_what_it_do
     assert title == "tasklet duration (us): none"
     bpf = render_trace(dataclasses.replace(result, source="bpf"))
     title = next(line for line in bpf.splitlines() if line.startswith("tasklet duration"))
-    assert "does not trace BH workqueue work: --backend tracefs lists each" in title and "one row" in title
+    assert "one tasklet row and one BH work row, each under the last function seen" in title
+    assert "--backend tracefs lists each function" in title and "does not trace" not in title

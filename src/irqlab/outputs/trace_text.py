@@ -192,10 +192,10 @@ def render_trace(r: TraceResult, opts: TextOptions = TextOptions()) -> str:
     out = header_lines(r) + [""] + softirq_lines(r, opts) + [""]
     out += handler_lines("hardirq handler duration (gross = exit - entry; NET = minus nested handlers; us)", "IRQ", tuple(h for h in r.hardirqs if h.kind == "irq"), r, opts) + [""]
     out += handler_lines("x86 system vector handler duration (irq_vectors:*; us)", "VECTOR", tuple(h for h in r.hardirqs if h.kind == "vector"), r, opts) + [""]
-    # The BPF programs keep one tasklet series and no BH workqueue series (docs/trace.md): said
-    # where those rows would be, not only in the docs, since `auto` picks bpf when it may.
-    tasklet_title = ("tasklet duration (us; bpf keeps one row, under the last function seen, and does not trace "
-                     "BH workqueue work: --backend tracefs lists each)" if r.source == "bpf" else "tasklet duration (us)")
+    # The BPF programs keep one tasklet series and one BH workqueue series (docs/trace.md): said
+    # where those rows are, not only in the docs, since `auto` picks bpf when it may.
+    tasklet_title = ("tasklet duration (us; bpf keeps one tasklet row and one BH work row, each under the last "
+                     "function seen: --backend tracefs lists each function)" if r.source == "bpf" else "tasklet duration (us)")
     out += handler_lines(tasklet_title, "FUNCTION", r.tasklets, r, opts) + [""]
     napi = napi_thread_lines(r)
     out += napi + [""] if napi else []
