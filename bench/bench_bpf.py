@@ -31,9 +31,8 @@ RECEIVER = re.compile(r"0\.00-(?P<secs>\d+\.\d+)\s+sec.*?(?P<lost>\d+)/(?P<total
 # irqlab's BPF backend as `irqlab trace --backend bpf 1` would run it: read maps every second.
 IRQLAB = """
 import sys, time
-from pathlib import Path
 from irqlab.bpf.backend import BpfTracer
-with BpfTracer(Path("/sys/kernel/tracing")) as tracer:
+with BpfTracer() as tracer:  # finds tracefs, mounting it for set-up when it is not mounted
     print("ready", flush=True)  # every program attached
     while True:
         time.sleep(1.0)
