@@ -7,7 +7,6 @@ system BH workqueue (Linux >= 6.10), so a 2 s window on this VM holds hundreds o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -15,18 +14,7 @@ import time
 import pytest
 from tests.live_load import assert_ran, load, softirq_counts, softirq_rate
 
-pytestmark = [pytest.mark.live, pytest.mark.root]
-
-
-@pytest.fixture(autouse=True)
-def _root_and_bpf():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from irqlab.bpf.backend import check_permitted
-
-    reason = check_permitted()
-    if reason:
-        pytest.skip(reason)
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.usefixtures("bpf_permitted")]
 
 
 def _irqlab(*args: str) -> subprocess.CompletedProcess:

@@ -16,20 +16,9 @@ from tests.live_load import load, plan_window, reader_priority, trace_fill_rate
 
 from servers import missing_tool
 
-pytestmark = [pytest.mark.live, pytest.mark.root]
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.usefixtures("bpf_permitted")]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _root_and_bpf():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from irqlab.bpf.backend import check_permitted
-
-    reason = check_permitted()
-    if reason:
-        pytest.skip(reason)
 
 
 def proc_softirqs() -> np.ndarray:

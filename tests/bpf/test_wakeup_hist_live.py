@@ -13,20 +13,9 @@ import pytest
 
 from servers import missing_tool
 
-pytestmark = [pytest.mark.live, pytest.mark.root]
+pytestmark = [pytest.mark.live, pytest.mark.root, pytest.mark.usefixtures("bpf_permitted")]
 
 LOOPS, INTERVAL = 2000, 1_000_000
-
-
-@pytest.fixture(autouse=True)
-def _root_and_bpf():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    from irqlab.bpf.backend import check_permitted
-
-    reason = check_permitted()
-    if reason:
-        pytest.skip(reason)
 
 
 def _wakeup_programs() -> set[tuple[int, str]]:

@@ -46,14 +46,20 @@ print(json.dumps(out))
 """
 
 
-def test_a_mount_left_by_a_killed_run_is_undone_by_the_next_run(tmp_path):
+def _in_private_mount_namespace(driver: str, tmp_path: Path) -> dict:
+    """Run a driver script in its own mount namespace (the host's mounts are never touched),
+    with its own run directory for the mount record; its last stdout line is its JSON."""
     if shutil.which("unshare") is None:
         missing_tool("unshare (util-linux)")
     env = {**os.environ, "IRQLAB_RUN_DIR": str(tmp_path / "run")}
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", DRIVER],
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", driver],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.splitlines()[-1])
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def test_a_mount_left_by_a_killed_run_is_undone_by_the_next_run(tmp_path):
+    out = _in_private_mount_namespace(DRIVER, tmp_path)
     assert out["before"] == [] and out["child"] == "up"
     # SIGKILL gives no chance to clean up: the mount and its record stay...
     assert out["after_kill"] == ["/sys/kernel/tracing"] and out["marker_after_kill"]
@@ -91,13 +97,7 @@ print(json.dumps(out))
 
 
 def test_when_the_run_that_mounted_ends_first_the_last_run_to_end_unmounts(tmp_path):
-    if shutil.which("unshare") is None:
-        missing_tool("unshare (util-linux)")
-    env = {**os.environ, "IRQLAB_RUN_DIR": str(tmp_path / "run")}
-    r = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", OVERLAP],
-                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.splitlines()[-1])
+    out = _in_private_mount_namespace(OVERLAP, tmp_path)
     assert out["before"] == []
     assert out["first"] == ["up", "True"] and out["second"] == ["up", "False"]  # the first mounted
     # The first could not unmount (the second's instance holds it: EBUSY), so it stays...
