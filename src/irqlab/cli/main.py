@@ -91,15 +91,11 @@ def _command_of(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run irqlab; returns the exit code."""
     if argv is None:  # the process's own command line: a one-shot command may end it at once
-        rc = _main(list(sys.argv[1:]))
-        if _FAST_EXIT.get("ok"):
+        rc, fast = _main(list(sys.argv[1:]))
+        if fast:
             _exit_now(rc)
         return rc
-    return _main(list(argv))
-
-
-# Set by _main when the command that ran is read-only and declares FAST_EXIT (cli/diff.py).
-_FAST_EXIT: dict[str, bool] = {}
+    return _main(list(argv))[0]
 
 
 def _exit_now(rc: int) -> None:
@@ -118,13 +114,15 @@ def _exit_now(rc: int) -> None:
     os._exit(rc)
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> tuple[int, bool]:
+    """(exit code, whether the process may end without tearing down: a read-only one-shot
+    command that finished, per its module's `fast_exit(args)`)."""
     command = _command_of(argv)
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return EXIT_USAGE
+        return EXIT_USAGE, False
     if args.command not in DAEMONS or getattr(args, "once", False):
         # A closed pipe (`irqlab top | head`) ends a printing command quietly, as Unix tools
         # do. Never a daemon: there EPIPE comes from a scrape client or an exec hook that hung
@@ -137,18 +135,17 @@ def _main(argv: list[str]) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         rc = int(module.run(args) or 0)
-        _FAST_EXIT["ok"] = bool(getattr(module, "fast_exit", lambda a: False)(args))
-        return rc
+        return rc, bool(getattr(module, "fast_exit", lambda a: False)(args))
     except UsageError as exc:
         print(f"irqlab {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, False
     except IrqlabError as exc:
         print(f"irqlab {args.command}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_ERROR, False
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, False
     except BrokenPipeError:
         # A daemon's own stdout was closed (`irqlab watch --json | head -1`): it has already
         # restored what it changed on the way out; stop quietly, as a printing command would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return EXIT_ERROR
+        return EXIT_ERROR, False

@@ -67,16 +67,21 @@ def _since_boot(args: argparse.Namespace, roots, only) -> int:
     return 0
 
 
+def _live_view(args: argparse.Namespace) -> bool:
+    """The Textual screen: on a terminal, without --once or --json (else plain tables)."""
+    return sys.stdout.isatty() and not args.once and not args.json
+
+
 def fast_exit(args: argparse.Namespace) -> bool:
-    """Plain tables or JSON, ended by itself: read-only, so the process may end without
-    tearing down (cli/main.py). Never the live view, which restores the terminal."""
-    return bool(args.json or args.once or not sys.stdout.isatty())
+    """Plain tables or JSON: read-only, so the process may end without tearing down
+    (cli/main.py). Never the live view, which restores the terminal."""
+    return not _live_view(args)
 
 
 def run(args: argparse.Namespace) -> int:
     from irqlab.errors import UsageError
 
-    tui = sys.stdout.isatty() and not args.once and not args.json
+    tui = _live_view(args)
     count = 1 if args.once or (args.count is None and not sys.stdout.isatty() and not args.replay) else args.count
     common.check_interval(args.interval, count)
     if args.top < 1 or args.columns < 1:
