@@ -75,7 +75,6 @@ class TraceSession:
         self._running = False
         self._stats: dict[int, statsmod.CpuStats] = {}
         self._kallsyms: Kallsyms | None = None
-        self._budget = 1
         # A drain thread keeps the kernel buffers empty while the caller decodes or aggregates
         # (os.read releases the GIL); the lock serialises it with the caller's own drains.
         self._lock = threading.Lock()
@@ -127,10 +126,6 @@ class TraceSession:
         self.catalog = Catalog.of(load_format(events_dir, q) for q in self.enabled)
         self._open_readers()
         self._stats = self.read_stats()
-        # Reads per file in one drain pass: a CPU's whole buffer plus one page; trace_pipe
-        # (one file for all CPUs, 64 KiB reads of text about 4 x the size of the raw records).
-        per_cpu = self.buffer_kb * 1024 // self.layout.page_size + 1
-        self._budget = per_cpu if self.reader == "raw" else (self.buffer_kb * 4 * len(self.cpus) >> 6) + 1
 
     def _open_readers(self) -> None:
         assert self.instance is not None
@@ -164,12 +159,8 @@ class TraceSession:
         self._thread.start()
 
     def _pump(self) -> None:
-        pause = self.poll_s
-        while not self._halt.wait(pause):
-            # A pass that reached its bound on some CPU (a flood fills the buffer as fast as it
-            # is read) is followed at once, after a 1 ms pause that lets a caller waiting
-            # for the lock (the end of a window) take it.
-            pause = 0.001 if self.drain() >= self._budget else self.poll_s
+        while not self._halt.wait(self.poll_s):
+            self.drain()
 
     def _stop_thread(self) -> None:
         self._halt.set()
@@ -199,14 +190,9 @@ class TraceSession:
 
     def _drain_locked(self) -> int:
         size = self.layout.page_size
-        # One pass reads at most what a CPU's buffer holds, plus one page: everything that was
-        # buffered when the pass began is then read, and a writer faster than this reader
-        # (not seen here: the flood fills ~1,700 pages/s per CPU, a read takes a few us) could
-        # not keep the pass, and the lock the end of a window waits for, forever.
-        budget = self._budget
         n = 0
         for cpu, fd in self._fds.items():
-            for _ in range(budget):
+            while True:
                 try:
                     chunk = os.read(fd, size if cpu >= 0 else 1 << 16)
                 except BlockingIOError:
