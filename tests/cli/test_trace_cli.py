@@ -236,12 +236,16 @@ def test_as_an_unprivileged_user_it_is_one_line_and_exit_3():
 def test_a_run_that_waited_for_a_cpu_far_longer_than_it_traced_says_how_to_run_it(capsys):
     from irqlab.cli.trace import _starved
 
-    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0)  # measured under the UDP flood at SCHED_OTHER
+    # measured under the UDP flood at SCHED_OTHER
+    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0, realtime=None, argv=["trace", "-d", "1", "--vector", "NET_RX"])
     err = capsys.readouterr().err
     assert "took 44 s for 1 s of tracing" in err and "1.2 s of CPU" in err
-    assert "irqlab trace --realtime 1" in err
+    assert err.rstrip().endswith("promptly: irqlab trace -d 1 --vector NET_RX --realtime 1")  # the user's own command
+    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0, realtime=5, argv=["trace", "--realtime", "5"])
+    err = capsys.readouterr().err
+    assert "even at SCHED_FIFO 5" in err and "--realtime 1" not in err
     for wall, cpu in ((3.0, 0.7), (43.8, 30.0)):  # prompt, or busy decoding a big window itself
-        _starved(wall_s=wall, cpu_s=cpu, window_s=1.0)
+        _starved(wall_s=wall, cpu_s=cpu, window_s=1.0, realtime=None, argv=[])
         assert capsys.readouterr().err == ""
 
 
