@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -38,18 +39,26 @@ def _irqlab(env, *args, code: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A namespace with a veth pair (never touching eth0's addresses); removed afterwards."""
-    ns = f"irqlabplan{uuid.uuid4().hex[:6]}"
+@contextmanager
+def _veth_namespace(prefix: str, a: str, b: str):
+    """A namespace of the test's own with a veth pair a-b, both up (never touching eth0's
+    addresses); removed afterwards, whatever the test did."""
+    ns = f"{prefix}{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        subprocess.run(["ip", "-n", ns, "link", "add", "vpa", "type", "veth", "peer", "name", "vpb"], check=True)
-        subprocess.run(["ip", "-n", ns, "link", "set", "vpa", "up"], check=True)
-        env = dict(os.environ, IRQLAB_RUN_DIR=str(tmp_path / "run"))
-        yield ns, env
+        subprocess.run(["ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+        for dev in (a, b):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A namespace with a veth pair vpa-vpb, and a run directory of the test's own."""
+    with _veth_namespace("irqlabplan", "vpa", "vpb") as ns:
+        yield ns, dict(os.environ, IRQLAB_RUN_DIR=str(tmp_path / "run"))
 
 
 def _eth0_irq(env) -> int | None:
@@ -126,17 +135,10 @@ def test_an_apply_killed_mid_way_is_undone_byte_for_byte(tmp_path, lab):
 @pytest.fixture
 def napi_lab(tmp_path):
     """A veth pair in a namespace the test makes, GRO on and threaded NAPI on: napi/vta-ID runs."""
-    ns = f"irqlabnapi{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "add", "vta", "type", "veth", "peer", "name", "vtb"], check=True)
-        for dev in ("vta", "vtb"):
-            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+    with _veth_namespace("irqlabnapi", "vta", "vtb") as ns:
         subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", "vta", "gro", "on"], check=True, capture_output=True)
         subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /sys/class/net/vta/threaded"], check=True)
         yield ns, dict(os.environ, IRQLAB_RUN_DIR=str(tmp_path / "run"))
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def _napi_pid(dev: str) -> int:

@@ -31,7 +31,7 @@ def test_a_plan_without_threads_says_nothing_of_them():
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
-    ('comm = "napi/ens1f0-8193"\n', "", "write[17].comm: missing (a thread-affinity write names its pid and comm)"),
+    ('comm = "napi/ens1f0-8193"\n', "", "write[17].comm: missing (every thread-affinity write names its pid and comm)"),
     ("pid = 900\n", "pid = 900\nirq = 3\n", "write[17].irq: not a key of a thread-affinity write"),
     ("pid = 900\n", "pid = 0\n", "write[17].pid: "),
     ('cpus = "0-9"', 'cpus = ""', "write[17].cpus: empty CPU list: a thread needs at least one CPU"),

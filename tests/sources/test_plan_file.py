@@ -46,7 +46,7 @@ def _edited(old: str, new: str) -> str:
     ('cpus = "8"', 'cpus = "8-"', "<plan>: write[0].cpus: not a CPU list like 0-3,8"),
     ('cpus = "8"', 'cpus = "10"', "<plan>: write[0].cpus: CPU 10 is in plan.quiet"),
     ('cpus = "8"', 'cpus = ""', "<plan>: write[0].cpus: empty CPU list: an IRQ needs at least one CPU"),
-    ('irq = 100', 'dev = "eth0"', "<plan>: write[0].irq: missing (a affinity write names its irq)"),
+    ('irq = 100', 'dev = "eth0"', "<plan>: write[0].irq: missing (every affinity write names its irq)"),
     ('queue = 0\ncpus = "8"', 'cpus = "8"', "<plan>: write[1].queue: missing"),
     ('dev = "ens1f0"', 'dev = "ens1f0"\nirq = 3', "<plan>: write[1].irq: not a key of a rps write"),
     ('version = 1', 'version = 2', "<plan>: plan.version: must be one of 1, not 2"),

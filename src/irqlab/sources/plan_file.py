@@ -55,7 +55,7 @@ def _write(v: Values) -> PlaceWrite:
     need, may = _NAMES[kind]
     for key in need:
         if v[key] is None:
-            raise v.fail(key, f"missing (a {kind} write names its {' and '.join(need)})")
+            raise v.fail(key, f"missing (every {kind} write names its {' and '.join(need)})")
     for key in _NAME_KEYS:
         if key in v.given and key not in need + may:
             raise v.fail(key, f"not a key of a {kind} write")
