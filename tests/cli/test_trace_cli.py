@@ -292,3 +292,18 @@ def test_realtime_really_runs_the_command_at_sched_fifo_as_root():
             "print(os.sched_getscheduler(0) == os.SCHED_FIFO, os.sched_getparam(0).sched_priority)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True).stdout
     assert out.split() == ["True", "3"]
+
+
+@pytest.mark.parametrize("command", ["trace", "doctor", "isolation"])
+def test_realtime_not_permitted_is_one_error_line_and_exit_3(capsys, monkeypatch, command):
+    import os
+
+    from irqlab.cli.main import EXIT_ERROR, main
+
+    def refuse(*a):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    assert main([command, "--realtime", "2"]) == EXIT_ERROR == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"irqlab {command}: --realtime 2: not permitted")
