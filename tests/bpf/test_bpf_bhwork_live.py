@@ -25,11 +25,12 @@ def _irqlab(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bpf_lists_the_tcp_small_queue_work_as_one_bhwork_row_under_tcp_load():
-    with load("-m", "tcp", duration=25):
+    with load("-m", "tcp", duration=25) as tcp:
         rate = sum(softirq_rate("NET_RX").values())
         before, t0 = sum(softirq_counts("NET_RX").values()), time.monotonic()
         run = _irqlab("trace", "--backend", "bpf", "-d", "2", "--json")
         after, t1 = sum(softirq_counts("NET_RX").values()), time.monotonic()
+        assert tcp.poll() is None, "the TCP load ended before the trace did"
     assert run.returncode == 0, run.stderr
     assert_ran((after - before) % (1 << 32), rate * (t1 - t0), "NET_RX runs around the window")
     doc = json.loads(run.stdout)
