@@ -60,7 +60,30 @@ def commands(a: Path, b: Path, lsirq: str) -> dict[str, list[str]]:
             sys.executable, "-c", "import os; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); import numpy"
         ],
         "python -c pass (interpreter start-up, a floor)": [sys.executable, "-c", "pass"],
+        # What any numpy-based diff must do before its own modules, rates and rendering: the
+        # two floors that show where the text goal (<= 1.0 x) stands (docs/PERFORMANCE.md).
+        "numpy + reading A and B (a floor)": [sys.executable, "-c", _FLOOR_READ, str(a), str(b)],
+        "numpy + reading and parsing A and B's interrupts (a floor)": [sys.executable, "-c", _FLOOR_PARSE, str(a), str(b)],
     }
+
+
+# As diff does it: one OpenBLAS thread, no cyclic collector; every file of both captures read.
+_FLOOR_READ = """\
+import gc, os, sys
+gc.disable()
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy
+data = {}
+for d in sys.argv[1:]:
+    for f in sorted(os.listdir(d + "/proc")):
+        data[d + "/proc/" + f] = open(d + "/proc/" + f, "rb").read()
+"""
+# ... and irqlab's /proc/interrupts parser (sources/interrupts.py) on both, nothing else of irqlab.
+_FLOOR_PARSE = _FLOOR_READ + """\
+from irqlab.sources.interrupts import parse_interrupts
+for d in sys.argv[1:]:
+    parse_interrupts(data[d + "/proc/interrupts"])
+"""
 
 
 # --- the captures ----------------------------------------------------------------------
