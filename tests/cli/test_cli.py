@@ -70,6 +70,28 @@ def test_diff_cpu_filter(capsys):
     assert all(set(r["rate"]) <= {"1"} for r in doc["irqs"])
 
 
+def test_cpus_that_the_captures_do_not_have(capsys):
+    # vm-udpflood is a 2-CPU machine: -C 7 would print tables with no CPU column at all.
+    code, out, err = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "-C", "7")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == "irqlab diff: -C 7: not among the captures' CPUs (0-1)\n"
+    code, out, err = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "-C", "1,7", "--json")
+    assert code == 0 and json.loads(out)["cpus"] == [1]
+    assert err == "irqlab diff: note: -C: 7 not among the captures' CPUs (0-1); left out\n"
+    code, _, err = run(capsys, "top", "--replay", str(FLOOD_A), str(FLOOD_B), "--once", "-C", "4-5")
+    assert code == EXIT_USAGE and err == "irqlab top: -C 4-5: not among the captures' CPUs (0-1)\n"
+    code, _, err = run(capsys, "top", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys", "-C", "9")
+    assert code == EXIT_USAGE and "not among the capture's CPUs (0-1)" in err
+
+
+def test_diff_top_must_be_positive(capsys):
+    # A negative --top sliced the table from the end and showed more rows, not fewer.
+    for value in ("0", "-3"):
+        code, out, err = run(capsys, "diff", str(FLOOD_A), str(FLOOD_B), "--top", value)
+        assert (code, out) == (EXIT_USAGE, "")
+        assert err == f"irqlab diff: --top {value}: must be at least 1\n"
+
+
 def test_doctor_on_two_captures_golden(capsys, golden):
     code, out, _ = run(capsys, "doctor", "--procfs", f"{FLOOD_A}/proc", "--sysfs", f"{FLOOD_A}/sys", "--then", str(FLOOD_B))
     assert code in (0, 1, 2)

@@ -428,6 +428,14 @@ class Rates:
                 out.extend(part.warnings)
         return tuple(out)
 
+    def cpu_ids(self) -> tuple[int, ...]:
+        """Every CPU id that some table of these rates covers, ascending."""
+        ids: set[int] = set()
+        for part in (self.interrupts, self.softirqs, self.cpu, self.softnet):
+            if part is not None:
+                ids.update(part.cpus)
+        return tuple(sorted(ids))
+
     def ksoftirqd_pct(self) -> dict[int, float]:
         """ksoftirqd %CPU by CPU id."""
         return {r.task.cpu: r.cpu_pct for r in self.tasks if r.task.kind == "ksoftirqd" and r.task.cpu is not None}

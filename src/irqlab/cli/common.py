@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from irqlab.errors import UsageError
 
@@ -69,6 +70,24 @@ def cpus_of(args: argparse.Namespace) -> tuple[int, ...] | None:
     if not cpus:
         raise UsageError("-C: empty CPU list")
     return cpus
+
+
+def check_cpus_present(command: str, only: tuple[int, ...] | None, present: tuple[int, ...], where: str) -> None:
+    """-C names CPUs that the reading has: none of them is a usage error, some missing a note.
+
+    mpstat -P refuses a CPU the machine does not have; a table with no CPU columns would say
+    nothing, and its totals would still be every CPU's.
+    """
+    if only is None or not present:
+        return
+    from irqlab.cpulist import format_cpulist
+
+    missing = sorted(set(only) - set(present))
+    if len(missing) == len(only):
+        raise UsageError(f"-C {format_cpulist(only)}: not among {where} CPUs ({format_cpulist(present)})")
+    if missing:
+        print(f"irqlab {command}: note: -C: {format_cpulist(missing)} not among {where} CPUs "
+              f"({format_cpulist(present)}); left out", file=sys.stderr)
 
 
 def check_interval(interval: float, count: int | None) -> None:

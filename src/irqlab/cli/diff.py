@@ -70,12 +70,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.interval is not None and not args.interval > 0:
         raise UsageError(f"--interval {args.interval:g}: must be more than 0")
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: must be at least 1")
     only = common.cpus_of(args)
     a, b = _load(args.a), _load(args.b)
     interval_ns = int(args.interval * 1e9) if args.interval else None
     if interval_ns is None and (a.taken_ns == 0 or b.taken_ns == 0):
         raise UsageError("the captures carry no time (no irqlab-capture.json or proc/uptime): pass --interval SECONDS")
     rates = compute_rates(a, b, interval_ns)
+    common.check_cpus_present("diff", only, rates.cpu_ids(), "the captures'")
     if args.json:
         from irqlab.outputs.jsonout import render_rates
 

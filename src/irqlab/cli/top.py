@@ -55,6 +55,7 @@ def _since_boot(args: argparse.Namespace, roots, only) -> int:
     from irqlab.sources.sampler import take_snapshot
 
     rates = since_boot(take_snapshot(roots))
+    common.check_cpus_present("top", only, rates.cpu_ids(), "the capture's")
     if args.json:
         from irqlab.outputs.jsonout import render_rates
 
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     for snap in snaps:
         if prev is not None:
             rates = compute_rates(prev, snap)
+            if n == 0:
+                common.check_cpus_present("top", only, rates.cpu_ids(), "the captures'" if args.replay else "this machine's")
             if args.json:
                 from irqlab.outputs.jsonout import render_rates
 
