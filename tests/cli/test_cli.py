@@ -158,6 +158,20 @@ def test_bad_cpu_list_and_interval_are_usage_errors(capsys):
     assert exc.value.code == EXIT_USAGE
 
 
+def test_an_unknown_option_is_named_with_the_commands_own_usage(capsys):
+    # Not the list of commands: the usage of the command the option was given to.
+    with pytest.raises(SystemExit) as exc:
+        main(["diff", str(FLOOD_A), str(FLOOD_B), "--duration", "3"])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_USAGE
+    assert err.startswith("usage: irqlab diff ") and "COMMAND" not in err
+    assert err.endswith("irqlab diff: error: unrecognized arguments: --duration 3\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["--bogus"])
+    assert exc.value.code == EXIT_USAGE
+    assert capsys.readouterr().err.endswith("irqlab: error: unrecognized arguments: --bogus\n")
+
+
 def test_every_command_has_help_with_examples(capsys):
     from irqlab.cli.main import COMMANDS
 

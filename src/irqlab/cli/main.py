@@ -57,7 +57,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"irqlab: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")  # "irqlab sim: error: ..."
         sys.exit(EXIT_USAGE)
 
 
@@ -73,7 +73,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         if name == command:
             mod = importlib.import_module(module)
-            mod.add_arguments(sub.add_parser(name, help=help_text, **mod.PARSER_KW))
+            parser.set_defaults(command_parser=sub.add_parser(name, help=help_text, **mod.PARSER_KW))
+            mod.add_arguments(parser.get_default("command_parser"))
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -119,7 +120,9 @@ def _main(argv: list[str]) -> tuple[int, bool]:
     command that finished, per its module's `fast_exit(args)`)."""
     command = _command_of(argv)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser: its usage line, not the list of commands
+        (getattr(args, "command_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE, False
