@@ -115,7 +115,7 @@ def test_interval_mode_prints_one_compact_json_per_window(replay, capsys):
 
 @pytest.mark.parametrize("argv", [
     ["--vector", "NET_FOO"], ["--irq", "LOCX"], ["-d", "2", "1"], ["-d", "0"], ["0.5", "0"],
-    ["--buffer-kb", "1"], ["--bucket-us", "3", "--limit-us", "10"], ["-C", "x"],
+    ["--buffer-kb", "1"], ["--bucket-us", "3", "--limit-us", "10"], ["-C", "x"], ["-C", "9999"],
 ])
 def test_bad_options_exit_64_with_one_line(argv, capsys):
     code, out, err = run(capsys, *argv)

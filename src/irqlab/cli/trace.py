@@ -104,11 +104,13 @@ def run(args: argparse.Namespace) -> int:
     from irqlab.errors import UsageError
     from irqlab.model.trace_result import HistogramLayout
     from irqlab.sources.fs import Roots
+    from irqlab.sources.host import read_host
     from irqlab.sources.tasks import ksoftirqd_pids, read_tasks
     from irqlab.tracer.lifecycle import open_tracer
 
     seconds, count = _windows(args)
-    cpus = common.cpus_of(args)
+    # A CPU that is not online would be traced silently as "0 events".
+    cpus = common.online_cpu_list(args.cpus, "-C", read_host(Roots()).online_cpus or ()) if args.cpus else None
     vectors, irqs = _vectors(args.vector), _irqs(args.irq)
     if not 4 <= args.buffer_kb <= 1 << 21:
         raise UsageError(f"--buffer-kb {args.buffer_kb}: must be between 4 and 2097152")
