@@ -520,7 +520,9 @@ def test_namespaces_that_could_not_be_entered_are_named_once_with_why():
     a, b = (dataclasses.replace(s, not_entered=unseen, denied=3) for s in (a, b))
     findings = run(Machine(net=(a, b), threads=[thread(1, "a", 0, 1, 0)]))
     (f,) = [f for f in findings if f.code == "netns-unseen"]
-    assert f.severity is Severity.INFO and "not in these findings" in f.title
+    assert f.severity is Severity.INFO
+    assert f.title == ("2 network namespaces could not be entered and those of 3 processes could not be read: "
+                       "their drops and devices are not in these findings")
     assert f.evidence[:2] == ("netns of iperf3 (pid 900): setns: Operation not permitted", "netns srv: setns: Operation not permitted")
     assert f.evidence[2].startswith("3 processes whose /proc/PID/ns/net this user may not read")
 
@@ -531,6 +533,7 @@ def test_links_refused_to_root_are_not_told_to_run_as_root():
     assert f.evidence == ("1 process whose /proc/PID/ns/net the kernel refused even to root (a ptrace access check: the process "
                           "holds capabilities this reader lacks): their namespaces are not even counted",)
     assert "run as root" not in f.recommendation and "capability bounding set" in f.recommendation
+    assert f.title == "the network namespace of 1 process could not be read: their drops and devices are not in these findings"
 
 
 def test_nothing_unseen_says_nothing():

@@ -57,6 +57,29 @@ def test_malformed_ns_link_gives_one_parse_error_with_file_line_and_token(tmp_pa
     assert parse_ns_link("net:[4026531840]\n", "x") == 4026531840
 
 
+def test_a_process_reaped_between_listing_and_readlink_is_not_counted_as_denied(tmp_path: Path, monkeypatch) -> None:
+    # The kernel answers EACCES for the ns link of a task already gone (proc_ns_readlink():
+    # get_proc_task() is NULL): a flood's short-lived processes made the doctor report
+    # "refused even to root". Process 100 is gone by its readlink; 300's link is refused while
+    # it is still there.
+    proc = tmp_path / "proc"
+    shutil.copytree(NET / "proc-owners", proc, symlinks=True)
+    real = os.readlink
+
+    def readlink(path, *a, **kw):
+        pid = Path(path).parent.parent.name
+        if pid == "100":
+            shutil.rmtree(proc / "100")
+        if pid in ("100", "300"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "readlink", readlink)
+    found = read_netns(Roots(proc, tmp_path / "sys"), run_dir=tmp_path / "none")
+    assert found.denied == 1
+    assert [(n.inode, n.pid) for n in found.namespaces] == [(4026531833, 200), (4026532301, 301)]
+
+
 def test_another_users_ns_links_are_counted_as_denied_not_raised() -> None:
     root = tempfile.mkdtemp(prefix="irqlab-t-netns-")
     try:

@@ -645,7 +645,9 @@ def _unseen(model: CausalModel) -> Cause | None:
     if net.not_entered:
         parts.append(f"{len(net.not_entered)} network namespace{'s' if len(net.not_entered) > 1 else ''} could not be entered")
     if net.denied:
-        parts.append("others could not be found")
+        parts.append(f"those of {net.denied} process{'es' if net.denied > 1 else ''} could not be read" if net.not_entered
+                     else f"the network namespace{'s' if net.denied > 1 else ''} of {net.denied} "
+                     f"process{'es' if net.denied > 1 else ''} could not be read")
     finding = Finding(
         Severity.INFO, "netns-unseen", "network namespaces",
         f"{' and '.join(parts)}: their drops and devices are not in these findings",

@@ -96,8 +96,11 @@ def read_netns(roots: Roots, run_dir: Path = NETNS_RUN_DIR) -> Namespaces:
         try:
             target = os.readlink(path)  # the link's text only; nothing is followed
         except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                denied += 1  # ptrace access mode check (fs/proc/namespaces.c, proc_ns_readlink())
+            # proc_ns_readlink() (fs/proc/namespaces.c) answers EACCES both when the ptrace
+            # access check refuses and when the process is gone (reaped since the listing,
+            # get_proc_task() finds no task): only a process still there counts as denied.
+            if exc.errno in (errno.EACCES, errno.EPERM) and os.path.lexists(f"{proc}/{pid}"):
+                denied += 1
             continue  # else exited since the listing, or a capture without ns/
         members.setdefault(parse_ns_link(target, path), []).append(pid)
     named = _named(run_dir)
