@@ -15,6 +15,7 @@ from irqlab.analysis.findings import Severity
 from irqlab.analysis.netdelta import net_rates
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.model.histogram import Histogram
+from irqlab.model.net import RefusedProcess
 from irqlab.model.snapshot import IrqInfo
 from irqlab.model.trace_result import Handler, TraceResult
 
@@ -528,12 +529,16 @@ def test_namespaces_that_could_not_be_entered_are_named_once_with_why():
 
 
 def test_links_refused_to_root_are_not_told_to_run_as_root():
-    a, b = (dataclasses.replace(s, denied=1, reader_root=True) for s in net(view(HOST)))
+    refused = (RefusedProcess(1, "process_api", ("CAP_SYS_RESOURCE",)), RefusedProcess(77, "", ()), RefusedProcess(78, "x", None))
+    a, b = (dataclasses.replace(s, denied=4, reader_root=True, refused=refused) for s in net(view(HOST)))
     (f,) = [f for f in run(Machine(net=(a, b), threads=[thread(1, "a", 0, 1, 0)])) if f.code == "netns-unseen"]
-    assert f.evidence == ("1 process whose /proc/PID/ns/net the kernel refused even to root (a ptrace access check: the process "
-                          "holds capabilities this reader lacks): their namespaces are not even counted",)
+    assert f.evidence == ("4 processes whose /proc/PID/ns/net the kernel refused even to root (a ptrace access check: the process "
+                          "holds capabilities this reader lacks): their namespaces are not even counted",
+                          "pid 1 (process_api) holds CAP_SYS_RESOURCE, which this reader lacks",
+                          "pid 77: holds no capability this reader lacks (an LSM or a user namespace refused)",
+                          "pid 78 (x): its capabilities could not be read")
+    assert f.title.startswith("the network namespaces of 4 processes could not be read")
     assert "run as root" not in f.recommendation and "capability bounding set" in f.recommendation
-    assert f.title == "the network namespace of 1 process could not be read: their drops and devices are not in these findings"
 
 
 def test_nothing_unseen_says_nothing():

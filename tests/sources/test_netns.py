@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError
+from irqlab.model.net import RefusedProcess
 from irqlab.sources.fs import Roots
 from irqlab.sources.netns import NetNamespace, parse_ns_link, read_each_netns, read_in_netns, read_netns
+from irqlab.sources.procs import capability_names
 from irqlab.sources.sockets import parse_udp
 from privilege import as_nobody
 from servers import missing_tool
@@ -75,9 +77,30 @@ def test_a_process_reaped_between_listing_and_readlink_is_not_counted_as_denied(
         return real(path, *a, **kw)
 
     monkeypatch.setattr(os, "readlink", readlink)
+    # Who was refused, and why: it holds CAP_SYS_RESOURCE (24) and CAP_BPF (39), the reader not.
+    (proc / "300" / "status").write_text("Name:\tnginx\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n")
+    (proc / "self").mkdir()
+    (proc / "self" / "status").write_text(f"Name:\tirqlab\nCapEff:\t{0x1ffffffffff & ~(1 << 24 | 1 << 39):016x}\n")
     found = read_netns(Roots(proc, tmp_path / "sys"), run_dir=tmp_path / "none")
     assert found.denied == 1
+    assert found.refused == (RefusedProcess(300, "nginx", ("CAP_SYS_RESOURCE", "CAP_BPF")),)
     assert [(n.inode, n.pid) for n in found.namespaces] == [(4026531833, 200), (4026532301, 301)]
+
+
+def test_a_refused_process_whose_capabilities_cannot_be_read_is_still_named(tmp_path: Path, monkeypatch) -> None:
+    proc = tmp_path / "proc"
+    shutil.copytree(NET / "proc-owners", proc, symlinks=True)
+    real = os.readlink
+
+    def readlink(path, *a, **kw):
+        if "/300/" in str(path):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "readlink", readlink)
+    found = read_netns(Roots(proc, tmp_path / "sys"), run_dir=tmp_path / "none")
+    assert found.refused == (RefusedProcess(300, "nginx", None),)  # no status files: reasons unknown
+    assert capability_names(1 << 41 | 1 << 24 | 1) == ("CAP_CHOWN", "CAP_SYS_RESOURCE", "cap_41")  # newer than the table
 
 
 def test_another_users_ns_links_are_counted_as_denied_not_raised() -> None:

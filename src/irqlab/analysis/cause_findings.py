@@ -26,6 +26,7 @@ from irqlab.analysis.findings import Finding, Severity
 from irqlab.analysis.netdelta import NamespaceRates, ThreadShare
 from irqlab.analysis.thresholds import Thresholds
 from irqlab.cpulist import format_cpulist, format_cpumask
+from irqlab.model.net import RefusedProcess
 from irqlab.model.snapshot import IrqInfo
 from irqlab.units import format_rate
 
@@ -627,6 +628,15 @@ def causes(model: CausalModel, rates: Rates, t: Thresholds) -> list[Cause]:
     return out + ([busy] if busy else []) + ([unseen] if unseen else [])
 
 
+def _refused_line(r: RefusedProcess) -> str:
+    who = f"pid {r.pid}" + (f" ({r.comm})" if r.comm else "")
+    if r.missing_caps is None:
+        return f"{who}: its capabilities could not be read"
+    if not r.missing_caps:
+        return f"{who}: holds no capability this reader lacks (an LSM or a user namespace refused)"
+    return f"{who} holds {', '.join(r.missing_caps)}, which this reader lacks"
+
+
 def _unseen(model: CausalModel) -> Cause | None:
     """The namespaces this reader could not enter or name: their drops and devices are missing from every finding."""
     net = model.net
@@ -638,6 +648,7 @@ def _unseen(model: CausalModel) -> Cause | None:
     if net.denied and net.reader_root:
         lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net the kernel refused even to root "
                      "(a ptrace access check: the process holds capabilities this reader lacks): their namespaces are not even counted")
+        lines += [_refused_line(r) for r in net.refused]
     elif net.denied:
         lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net this user may not read: "
                      "their namespaces are not even counted")

@@ -13,7 +13,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from irqlab.model.net import NetDevice, NetNamespace, NetState, NetView, ThreadSched, UdpSocket
+from irqlab.model.net import NetDevice, NetNamespace, NetState, NetView, RefusedProcess, ThreadSched, UdpSocket
 from irqlab.units import NS_PER_S
 
 WRAP32 = 1 << 32
@@ -79,6 +79,7 @@ class NetRates:
     not_entered: tuple[tuple[NetNamespace, str], ...] = ()
     denied: int = 0
     reader_root: bool | None = None  # the later state's reader ran as root (None: not known)
+    refused: tuple[RefusedProcess, ...] = ()  # the first few denied processes, named
 
 
 def _device_rates(a: NetView, b: NetView, dt_s: float) -> tuple[DeviceRates, ...]:
@@ -118,7 +119,7 @@ def net_rates(a: NetState, b: NetState, interval_ns: int) -> NetRates:
                 sockets=_socket_drops(prev, view, b, dt_s),
             )
         )
-    return NetRates(interval_ns, tuple(out), b.not_entered, b.denied, b.reader_root)
+    return NetRates(interval_ns, tuple(out), b.not_entered, b.denied, b.reader_root, b.refused)
 
 
 # --- threads --------------------------------------------------------------------------------

@@ -148,6 +148,17 @@ class NetView:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedProcess:
+    """A process whose /proc/PID/ns/net link the kernel refused to this reader (ptrace access check)."""
+
+    pid: int
+    comm: str  # "" when unreadable
+    # Capabilities it holds (CapPrm) that this reader lacks (CapEff): why the check refused root.
+    # None when either set could not be read.
+    missing_caps: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NetState:
     """Every network namespace this reader could see, the host's first."""
 
@@ -157,6 +168,7 @@ class NetState:
     socket_pids: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # socket inode -> pids
     comms: Mapping[int, str] = field(default_factory=dict)  # pid -> comm, for socket_pids
     reader_root: bool | None = None  # the live reader ran as root (None: a capture, not known)
+    refused: tuple[RefusedProcess, ...] = ()  # the first few denied processes, named
 
     def view(self, inode: int) -> NetView | None:
         return next((v for v in self.views if v.namespace.inode == inode), None)

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError, UnsafeSource
-from irqlab.model.net import NetNamespace
+from irqlab.model.net import NetNamespace, RefusedProcess
 from irqlab.sources.fs import Roots, list_dir, read_bytes, read_text
+from irqlab.sources.procs import capability_names, capability_set
 
 NETNS_RUN_DIR = Path("/run/netns")
 COMMS_KEPT = 3  # comms shown per namespace: enough to recognise a container
@@ -50,6 +51,7 @@ _FRAME = struct.Struct("!BI")  # kind, payload length
 class Namespaces:
     namespaces: tuple[NetNamespace, ...]
     denied: int  # processes whose ns link this user may not read (another user's, without root)
+    refused: tuple[RefusedProcess, ...] = ()  # the first REFUSED_KEPT of them, named
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ def read_netns(roots: Roots, run_dir: Path = NETNS_RUN_DIR) -> Namespaces:
     """Every network namespace a process is in, or that /run/netns names; by lowest PID, named ones last."""
     members: dict[int, list[int]] = {}
     denied = 0
+    refused: list[int] = []
     proc = str(roots.procfs)
     for pid in sorted(int(n) for n in list_dir(roots.procfs) if n.isascii() and n.isdigit()):
         path = f"{proc}/{pid}/ns/net"
@@ -101,6 +104,8 @@ def read_netns(roots: Roots, run_dir: Path = NETNS_RUN_DIR) -> Namespaces:
             # get_proc_task() finds no task): only a process still there counts as denied.
             if exc.errno in (errno.EACCES, errno.EPERM) and os.path.lexists(f"{proc}/{pid}"):
                 denied += 1
+                if len(refused) < REFUSED_KEPT:
+                    refused.append(pid)
             continue  # else exited since the listing, or a capture without ns/
         members.setdefault(parse_ns_link(target, path), []).append(pid)
     named = _named(run_dir)
@@ -118,7 +123,23 @@ def read_netns(roots: Roots, run_dir: Path = NETNS_RUN_DIR) -> Namespaces:
                 ns_path=str(run_dir / names[0]) if names else f"{proc}/{pids[0]}/ns/net",
             )
         )
-    return Namespaces(tuple(spaces), denied)
+    return Namespaces(tuple(spaces), denied, tuple(_refused(roots, pid) for pid in refused))
+
+
+REFUSED_KEPT = 5  # refused processes named in a finding; the rest are counted
+
+
+def _refused(roots: Roots, pid: int) -> RefusedProcess:
+    """Who was refused, and the capabilities it holds that this reader lacks.
+
+    Root passes the ptrace access check of proc_ns_readlink() unless the target's permitted set
+    is not a subset of the reader's and the reader lacks CAP_SYS_PTRACE over it (commoncap
+    cap_ptrace_access_check()): a root whose bounding set was cut (a container, a sandboxed
+    agent) is refused by a process that kept the full set.
+    """
+    theirs, mine = capability_set(roots, pid, "CapPrm"), capability_set(roots, "self", "CapEff")
+    missing = None if theirs is None or mine is None else capability_names(theirs & ~mine)
+    return RefusedProcess(pid, _comm(str(roots.procfs), pid) or "", missing)
 
 
 def _comm(proc: str, pid: int) -> str | None:

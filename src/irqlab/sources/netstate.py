@@ -106,9 +106,9 @@ def read_net_state(roots: Roots | None = None, *, walk: bool = True, run_dir: Pa
         return _captured(roots, walk)
     try:
         listing = read_netns(roots, run_dir)
-        spaces, denied = listing.namespaces, listing.denied
+        spaces, denied, refused = listing.namespaces, listing.denied, listing.refused
     except SourceError:
-        spaces, denied = (), 0
+        spaces, denied, refused = (), 0, ()
     host = _host(own_namespace(roots), spaces)
     views = [read_net_view(roots, host)]
     not_entered: list[tuple[NetNamespace, str]] = []
@@ -120,7 +120,7 @@ def read_net_state(roots: Roots | None = None, *, walk: bool = True, run_dir: Pa
                 not_entered.append((ns, str(got)))
                 continue
             views.append(NetView(ns, got.counters, got.udp, got.devices, got.unreadable, got.napis, got.napi_note))
-    return dataclasses.replace(_with_owners(roots, views, not_entered, denied), reader_root=os.geteuid() == 0)
+    return dataclasses.replace(_with_owners(roots, views, not_entered, denied), refused=refused, reader_root=os.geteuid() == 0)
 
 
 def _with_owners(roots: Roots, views: list[NetView], not_entered: list[tuple[NetNamespace, str]], denied: int) -> NetState:
