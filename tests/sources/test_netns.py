@@ -61,9 +61,9 @@ def test_malformed_ns_link_gives_one_parse_error_with_file_line_and_token(tmp_pa
 
 def test_a_process_reaped_between_listing_and_readlink_is_not_counted_as_denied(tmp_path: Path, monkeypatch) -> None:
     # The kernel answers EACCES for the ns link of a task already gone (proc_ns_readlink():
-    # get_proc_task() is NULL): a flood's short-lived processes made the doctor report
-    # "refused even to root". Process 100 is gone by its readlink; 300's link is refused while
-    # it is still there.
+    # get_proc_task() is NULL), as for a refused check: counted, a short-lived process would
+    # read as "refused even to root". Process 100 is gone by its readlink; 300's link is
+    # refused while it is still there.
     proc = tmp_path / "proc"
     shutil.copytree(NET / "proc-owners", proc, symlinks=True)
     real = os.readlink
