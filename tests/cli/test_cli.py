@@ -84,6 +84,19 @@ def test_cpus_that_the_captures_do_not_have(capsys):
     assert code == EXIT_USAGE and "not among the capture's CPUs (0-1)" in err
 
 
+def test_the_live_view_refuses_cpus_this_machine_does_not_have_before_the_screen_switches(capsys, monkeypatch):
+    from irqlab.cli import top as top_cli
+    from irqlab.sources.fs import Roots
+    from irqlab.sources.host import read_host
+
+    monkeypatch.setattr(top_cli, "_live_view", lambda args: True)
+    monkeypatch.setattr(top_cli, "_run_tui", lambda *a: pytest.fail("the screen was started"))
+    online = read_host(Roots()).online_cpus
+    assert online
+    code, _, err = run(capsys, "top", "-C", str(max(online) + 1))
+    assert code == EXIT_USAGE and "not among this machine's CPUs" in err and err.count("\n") == 1
+
+
 def test_diff_top_must_be_positive(capsys):
     # A negative --top sliced the table from the end and showed more rows, not fewer.
     for value in ("0", "-3"):

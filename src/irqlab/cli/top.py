@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if not roots.is_live and not args.replay:
         return _since_boot(args, roots, only)
     if tui:
+        if only is not None and not args.replay:  # said before the screen switches
+            from irqlab.sources.host import read_host
+
+            common.check_cpus_present("top", only, read_host(roots).online_cpus or (), "this machine's")
         return _run_tui(args, roots, only, count)
     from irqlab.analysis.delta import compute_rates
     from irqlab.sources.sampler import SampleSpec, sample
