@@ -84,8 +84,11 @@ def one_run(tool: str, load_s: int, stats: bool = False) -> tuple[float, dict]:
             after = prog_stats()
             new = {i: v for i, v in after.items() if i not in before}  # the tool's programs
             ns, runs = sum(v[1] for v in new.values()), sum(v[2] for v in new.values())
-            cost = {"programs": len(new), "bpf_ns_per_s": ns / (time.monotonic() - t0), "runs_per_s": runs / (time.monotonic() - t0),
-                    "ns_per_run": ns / runs if runs else None}
+            dt = time.monotonic() - t0
+            cost = {"programs": len(new), "bpf_ns_per_s": ns / dt, "runs_per_s": runs / dt,
+                    "ns_per_run": ns / runs if runs else None,
+                    # per program: runs/s and BPF ms/s (where the time goes: which events fire most)
+                    "by_program": {v[0]: [v[2] / dt, v[1] / dt / 1e6] for v in new.values() if v[2]}}
     finally:
         if proc is not None:
             proc.send_signal(2)
@@ -148,6 +151,16 @@ def main() -> int:
             c = costs[t]
             med = lambda k, c=c: statistics.median(x[k] for x in c if x.get(k) is not None)  # noqa: E731
             print(f"{t:11s} {c[0]['programs']:8d} {med('runs_per_s'):10.0f} {med('ns_per_run'):7.0f} {med('bpf_ns_per_s') / 1e6:13.1f}")
+        print(f"\n{'program':24s} {'runs/s':>10s} {'ns/run':>7s} {'BPF ms per s':>13s}  (medians; programs that ran)")
+        for t in tools[1:]:
+            names = sorted({n for x in costs[t] for n in x.get("by_program", {})})
+            rows = []
+            for n in names:
+                per_s = statistics.median(x["by_program"].get(n, [0, 0])[0] for x in costs[t])
+                ms = statistics.median(x["by_program"].get(n, [0, 0])[1] for x in costs[t])
+                rows.append((ms, n, per_s))
+            for ms, n, per_s in sorted(rows, reverse=True):
+                print(f"{t + ' ' + n:24s} {per_s:10.0f} {1e6 * ms / per_s if per_s else 0:7.0f} {ms:13.1f}")
     return 0
 
 
