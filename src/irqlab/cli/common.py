@@ -57,19 +57,8 @@ def roots_of(args: argparse.Namespace):
 
 
 def cpus_of(args: argparse.Namespace) -> tuple[int, ...] | None:
-    """The -C list, or None for all CPUs."""
-    if not getattr(args, "cpus", None):
-        return None
-    from irqlab.cpulist import parse_cpulist
-    from irqlab.errors import ParseError
-
-    try:
-        cpus = parse_cpulist(args.cpus, "-C")
-    except ParseError as exc:
-        raise UsageError(f"-C {args.cpus!r}: not a CPU list like 0-3,8 ({exc.message})") from None
-    if not cpus:
-        raise UsageError("-C: empty CPU list")
-    return cpus
+    """The -C list, or None for all CPUs (checked against no online set: captures have their own)."""
+    return online_cpu_list(args.cpus, "-C", ()) if getattr(args, "cpus", None) else None
 
 
 def check_cpus_present(command: str, only: tuple[int, ...] | None, present: tuple[int, ...], where: str) -> None:
@@ -98,15 +87,15 @@ def check_interval(interval: float, count: int | None) -> None:
 
 
 def online_cpu_list(text: str, option: str, online: tuple[int, ...]) -> tuple[int, ...]:
-    """A CPU list given on the command line (`--cpus 2-3`): parsed, not empty, every CPU online;
-    UsageError naming the option otherwise."""
+    """A CPU list given on the command line (`--cpus 2-3`): parsed, not empty, every CPU online
+    (when online is known); UsageError naming the option otherwise."""
     from irqlab.cpulist import format_cpulist, parse_cpulist
     from irqlab.errors import ParseError, UsageError
 
     try:
         cpus = parse_cpulist(text, option)
     except ParseError as exc:
-        raise UsageError(f"{option} {text!r}: not a CPU list like 2-3 ({exc.message})") from None
+        raise UsageError(f"{option} {text!r}: not a CPU list like 0-3,8 ({exc.message})") from None
     if not cpus:
         raise UsageError(f"{option}: empty CPU list")
     offline = sorted(set(cpus) - set(online)) if online else []
