@@ -95,6 +95,13 @@ def test_the_live_view_refuses_cpus_this_machine_does_not_have_before_the_screen
     assert online
     code, _, err = run(capsys, "top", "-C", str(max(online) + 1))
     assert code == EXIT_USAGE and "not among this machine's CPUs" in err and err.count("\n") == 1
+    # the plain tables say it at once too, not after sampling an interval
+    import irqlab.sources.sampler as sampler
+
+    monkeypatch.setattr(top_cli, "_live_view", lambda args: False)
+    monkeypatch.setattr(sampler, "sample", lambda *a, **kw: pytest.fail("sampled before refusing -C"))
+    code, _, err = run(capsys, "top", "--once", "-C", str(max(online) + 1), "5")
+    assert code == EXIT_USAGE and "not among this machine's CPUs" in err
 
 
 def test_diff_top_must_be_positive(capsys):

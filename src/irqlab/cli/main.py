@@ -55,13 +55,15 @@ exit codes: 0 healthy/ok, 1 warning, 2 critical, 3 error, 64 usage
 class Parser(argparse.ArgumentParser):
     """argparse with our usage exit code (64, not argparse's 2, which means critical)."""
 
+    command_parser: argparse.ArgumentParser | None = None  # the chosen command's own, fully built
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: error: {message}\n")  # "irqlab sim: error: ..."
         sys.exit(EXIT_USAGE)
 
 
-def build_parser(command: str | None) -> argparse.ArgumentParser:
+def build_parser(command: str | None) -> Parser:
     parser = Parser(
         prog="irqlab",
         description="See, measure, explain and defend a Linux machine's interrupt path.",
@@ -73,8 +75,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         if name == command:
             mod = importlib.import_module(module)
-            parser.set_defaults(command_parser=sub.add_parser(name, help=help_text, **mod.PARSER_KW))
-            mod.add_arguments(parser.get_default("command_parser"))
+            parser.command_parser = sub.add_parser(name, help=help_text, **mod.PARSER_KW)
+            mod.add_arguments(parser.command_parser)
         else:
             sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -122,7 +124,7 @@ def _main(argv: list[str]) -> tuple[int, bool]:
     parser = build_parser(command)
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser: its usage line, not the list of commands
-        (getattr(args, "command_parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        (parser.command_parser or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE, False

@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--replay reads its captures' own proc/ and sys/: drop --procfs/--sysfs")
     if not roots.is_live and not args.replay:
         return _since_boot(args, roots, only)
-    if tui:
-        if only is not None and not args.replay:  # said before the screen switches
-            from irqlab.sources.host import read_host
+    if only is not None and not args.replay:  # at once: before the screen switches, or the first interval
+        from irqlab.sources.host import read_host
 
-            common.check_cpus_present("top", only, read_host(roots).online_cpus or (), "this machine's")
+        common.check_cpus_present("top", only, read_host(roots).online_cpus or (), "this machine's")
+    if tui:
         return _run_tui(args, roots, only, count)
     from irqlab.analysis.delta import compute_rates
     from irqlab.sources.sampler import SampleSpec, sample
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     for snap in snaps:
         if prev is not None:
             rates = compute_rates(prev, snap)
-            if n == 0:
-                common.check_cpus_present("top", only, rates.cpu_ids(), "the captures'" if args.replay else "this machine's")
+            if n == 0 and args.replay:
+                common.check_cpus_present("top", only, rates.cpu_ids(), "the captures'")
             if args.json:
                 from irqlab.outputs.jsonout import render_rates
 
