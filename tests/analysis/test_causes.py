@@ -528,17 +528,31 @@ def test_namespaces_that_could_not_be_entered_are_named_once_with_why():
     assert f.evidence[2].startswith("3 processes whose /proc/PID/ns/net this user may not read")
 
 
-def test_links_refused_to_root_are_not_told_to_run_as_root():
-    refused = (RefusedProcess(1, "process_api", ("CAP_SYS_RESOURCE",)), RefusedProcess(77, "", ()), RefusedProcess(78, "x", None))
-    a, b = (dataclasses.replace(s, denied=4, reader_root=True, refused=refused) for s in net(view(HOST)))
+def _refused_to_root(*refused: RefusedProcess):
+    a, b = (dataclasses.replace(s, denied=len(refused) + 1, reader_root=True, refused=refused) for s in net(view(HOST)))
     (f,) = [f for f in run(Machine(net=(a, b), threads=[thread(1, "a", 0, 1, 0)])) if f.code == "netns-unseen"]
-    assert f.evidence == ("4 processes whose /proc/PID/ns/net the kernel refused even to root (a ptrace access check: the process "
-                          "holds capabilities this reader lacks): their namespaces are not even counted",
-                          "pid 1 (process_api) holds CAP_SYS_RESOURCE, which this reader lacks",
-                          "pid 77: holds no capability this reader lacks (an LSM or a user namespace refused)",
+    return f
+
+
+def test_links_refused_to_root_are_not_told_to_run_as_root():
+    f = _refused_to_root(RefusedProcess(1, "process_api", ("CAP_SYS_PTRACE", "CAP_SYS_RESOURCE")), RefusedProcess(77, "", ()),
+                         RefusedProcess(78, "x", None))
+    assert f.evidence == ("4 processes whose /proc/PID/ns/net the kernel refused even to root (its ptrace access check): "
+                          "their namespaces are not even counted",
+                          "pid 1 (process_api) holds CAP_SYS_PTRACE, CAP_SYS_RESOURCE, which this reader lacks, and this reader "
+                          "lacks CAP_SYS_PTRACE",
+                          "pid 77: not for capabilities (the capability check passes this reader): another security module "
+                          "refused (Landlock, a BPF LSM program, SELinux or AppArmor)",
                           "pid 78 (x): its capabilities could not be read")
     assert f.title.startswith("the network namespaces of 4 processes could not be read")
-    assert "run as root" not in f.recommendation and "capability bounding set" in f.recommendation
+    assert "run as root" not in f.recommendation and f.recommendation.startswith("give irqlab CAP_SYS_PTRACE")
+
+
+def test_links_refused_to_a_root_with_cap_sys_ptrace_are_put_on_the_security_module_not_capabilities():
+    # This VM: the reader holds CAP_SYS_PTRACE, so pid 1's extra CAP_SYS_RESOURCE is not why.
+    f = _refused_to_root(RefusedProcess(1, "process_api", ()))
+    assert "CAP_SYS_RESOURCE" not in " ".join(f.evidence)
+    assert f.recommendation.startswith("no capability lifts this: a security module confines irqlab itself")
 
 
 def test_nothing_unseen_says_nothing():

@@ -77,14 +77,20 @@ def test_a_process_reaped_between_listing_and_readlink_is_not_counted_as_denied(
         return real(path, *a, **kw)
 
     monkeypatch.setattr(os, "readlink", readlink)
-    # Who was refused, and why: it holds CAP_SYS_RESOURCE (24) and CAP_BPF (39), the reader not.
+    # Who was refused, and why. The reader lacks CAP_SYS_PTRACE (19), CAP_SYS_RESOURCE (24) and
+    # CAP_BPF (39), which the process holds: the capability check refused, for those.
     (proc / "300" / "status").write_text("Name:\tnginx\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n")
     (proc / "self").mkdir()
-    (proc / "self" / "status").write_text(f"Name:\tirqlab\nCapEff:\t{0x1ffffffffff & ~(1 << 24 | 1 << 39):016x}\n")
+    (proc / "self" / "status").write_text(f"Name:\tirqlab\nCapEff:\t{0x1ffffffffff & ~(1 << 19 | 1 << 24 | 1 << 39):016x}\n")
     found = read_netns(Roots(proc, tmp_path / "sys"), run_dir=tmp_path / "none")
     assert found.denied == 1
-    assert found.refused == (RefusedProcess(300, "nginx", ("CAP_SYS_RESOURCE", "CAP_BPF")),)
+    assert found.refused == (RefusedProcess(300, "nginx", ("CAP_SYS_PTRACE", "CAP_SYS_RESOURCE", "CAP_BPF")),)
     assert [(n.inode, n.pid) for n in found.namespaces] == [(4026531833, 200), (4026532301, 301)]
+    # With CAP_SYS_PTRACE the capability check passes whatever the process holds (this VM: pid 1
+    # holds CAP_SYS_RESOURCE, which this root lacks, and is refused all the same): not capabilities.
+    (proc / "self" / "status").write_text(f"Name:\tirqlab\nCapEff:\t{0x1ffffffffff & ~(1 << 24):016x}\n")
+    found = read_netns(Roots(proc, tmp_path / "sys"), run_dir=tmp_path / "none")
+    assert found.refused == (RefusedProcess(300, "nginx", ()),)
 
 
 def test_a_refused_process_whose_capabilities_cannot_be_read_is_still_named(tmp_path: Path, monkeypatch) -> None:

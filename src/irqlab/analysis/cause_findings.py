@@ -628,13 +628,28 @@ def causes(model: CausalModel, rates: Rates, t: Thresholds) -> list[Cause]:
     return out + ([busy] if busy else []) + ([unseen] if unseen else [])
 
 
+LSM_REFUSED = "another security module refused (Landlock, a BPF LSM program, SELinux or AppArmor)"
+
+
 def _refused_line(r: RefusedProcess) -> str:
     who = f"pid {r.pid}" + (f" ({r.comm})" if r.comm else "")
     if r.missing_caps is None:
         return f"{who}: its capabilities could not be read"
     if not r.missing_caps:
-        return f"{who}: holds no capability this reader lacks (an LSM or a user namespace refused)"
-    return f"{who} holds {', '.join(r.missing_caps)}, which this reader lacks"
+        return f"{who}: not for capabilities (the capability check passes this reader): {LSM_REFUSED}"
+    return f"{who} holds {', '.join(r.missing_caps)}, which this reader lacks, and this reader lacks CAP_SYS_PTRACE"
+
+
+def _refused_advice(refused: tuple[RefusedProcess, ...]) -> str:
+    """What lets root read those links, from why they were refused."""
+    if any(r.missing_caps for r in refused):
+        return ("give irqlab CAP_SYS_PTRACE, which passes the capability check whatever a process holds: run it where "
+                "its capability bounding set keeps it, not in the restricted container or sandbox that cut it")
+    if refused and all(r.missing_caps == () for r in refused):
+        return ("no capability lifts this: a security module confines irqlab itself (a Landlock domain, a BPF LSM "
+                "program, an SELinux or AppArmor policy); run irqlab outside that sandbox to see those namespaces")
+    return ("the kernel's ptrace access check refused (fs/proc/namespaces.c proc_ns_readlink()): by capabilities when "
+            "irqlab lacks CAP_SYS_PTRACE, else by a security module that confines it; run irqlab outside any sandbox")
 
 
 def _unseen(model: CausalModel) -> Cause | None:
@@ -647,7 +662,7 @@ def _unseen(model: CausalModel) -> Cause | None:
         lines.append(f"... and {len(net.not_entered) - 10} more")
     if net.denied and net.reader_root:
         lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net the kernel refused even to root "
-                     "(a ptrace access check: the process holds capabilities this reader lacks): their namespaces are not even counted")
+                     "(its ptrace access check): their namespaces are not even counted")
         lines += [_refused_line(r) for r in net.refused]
     elif net.denied:
         lines.append(f"{net.denied} process{'es' if net.denied > 1 else ''} whose /proc/PID/ns/net this user may not read: "
@@ -663,9 +678,7 @@ def _unseen(model: CausalModel) -> Cause | None:
         Severity.INFO, "netns-unseen", "network namespaces",
         f"{' and '.join(parts)}: their drops and devices are not in these findings",
         tuple(lines),
-        ("run irqlab with every capability those processes hold: a root whose capability bounding set lacks some "
-         "(a restricted container or sandbox) fails the kernel's ptrace access check on their namespace links "
-         "(fs/proc/namespaces.c proc_ns_readlink())") if net.reader_root and not net.not_entered else
+        _refused_advice(net.refused) if net.reader_root and not net.not_entered else
         "run as root (setns() into another network namespace needs CAP_SYS_ADMIN, and reading another user's "
         "/proc/PID/ns/net needs ptrace access) to see every namespace",
         {"count": len(net.not_entered), "denied": net.denied},

@@ -153,8 +153,10 @@ class RefusedProcess:
 
     pid: int
     comm: str  # "" when unreadable
-    # Capabilities it holds (CapPrm) that this reader lacks (CapEff): why the check refused root.
-    # None when either set could not be read.
+    # Why the capability check refused: what it holds (CapPrm) that this reader lacks (CapEff),
+    # when the reader lacks CAP_SYS_PTRACE. () when that check passes (the reader holds
+    # CAP_SYS_PTRACE, or all the process holds): another security module refused. None when
+    # either set could not be read.
     missing_caps: tuple[str, ...] | None = None
 
 

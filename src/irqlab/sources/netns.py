@@ -32,7 +32,7 @@ from typing import TypeVar
 from irqlab.errors import MissingSource, ParseError, PermissionDenied, SourceError, UnsafeSource
 from irqlab.model.net import NetNamespace, RefusedProcess
 from irqlab.sources.fs import Roots, list_dir, read_bytes, read_text
-from irqlab.sources.procs import capability_names, capability_set
+from irqlab.sources.procs import CAPABILITY_NAMES, capability_names, capability_set
 
 NETNS_RUN_DIR = Path("/run/netns")
 COMMS_KEPT = 3  # comms shown per namespace: enough to recognise a container
@@ -127,18 +127,22 @@ def read_netns(roots: Roots, run_dir: Path = NETNS_RUN_DIR) -> Namespaces:
 
 
 REFUSED_KEPT = 5  # refused processes named in a finding; the rest are counted
+CAP_SYS_PTRACE = CAPABILITY_NAMES.index("CAP_SYS_PTRACE")
 
 
 def _refused(roots: Roots, pid: int) -> RefusedProcess:
-    """Who was refused, and the capabilities it holds that this reader lacks.
+    """Who was refused, and whether the capability check can be why.
 
-    Root passes the ptrace access check of proc_ns_readlink() unless the target's permitted set
-    is not a subset of the reader's and the reader lacks CAP_SYS_PTRACE over it (commoncap
-    cap_ptrace_access_check()): a root whose bounding set was cut (a container, a sandboxed
-    agent) is refused by a process that kept the full set.
+    The capability module passes proc_ns_readlink()'s ptrace access check when the target's
+    permitted set is a subset of the reader's, or when the reader holds CAP_SYS_PTRACE
+    (security/commoncap.c cap_ptrace_access_check()). Only without CAP_SYS_PTRACE do the
+    capabilities the target holds and the reader lacks explain a refusal; with it, another
+    security module refused (Landlock, a BPF LSM program, SELinux, AppArmor).
     """
     theirs, mine = capability_set(roots, pid, "CapPrm"), capability_set(roots, "self", "CapEff")
-    missing = None if theirs is None or mine is None else capability_names(theirs & ~mine)
+    missing: tuple[str, ...] | None = None
+    if theirs is not None and mine is not None:
+        missing = () if mine >> CAP_SYS_PTRACE & 1 else capability_names(theirs & ~mine)
     return RefusedProcess(pid, _comm(str(roots.procfs), pid) or "", missing)
 
 
