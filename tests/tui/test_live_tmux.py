@@ -35,34 +35,60 @@ def shown_rate(cell: str) -> float:
     return float(cell[:-1]) * scale[cell[-1]] if cell[-1] in scale else float(cell)
 
 
+def capture(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def session_alive(session: str) -> bool:
+    return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+
+
+def wait_for(session: str, done, seconds: float) -> tuple[str, int]:
+    """Poll the pane once a second until done(screen) or `seconds` pass: (last screen, polls)."""
+    screen, polls = "", 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        screen, polls = capture(session), polls + 1
+        if done(screen):
+            break
+    return screen, polls
+
+
 def test_net_rx_shows_a_nonzero_rate_under_udp_flood():
     if shutil.which("tmux") is None:
         missing_tool("tmux")
     session = f"irqlab-top-test-{os.getpid()}"
     # COLUMNS/LINES from pytest's environment would override the tmux window's size.
     cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1"
-    with load("-m", "udp", "-l", "16", "-n", "2", duration=60), counting("NET_RX") as net_rx:
-        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd], check=True)
-        try:
-            screen, total = "", None
-            # Textual's start-up competes with the flood on both CPUs (SCHED_OTHER, as a user
-            # runs top): it has drawn within 12 s on a quiet run and needed more in CI. The
-            # loop ends as soon as the rate shows; 60 s only bounds it.
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                time.sleep(1)
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-                total = net_rx_total(screen)
-                if total not in (None, "-", "0"):
-                    break
-            assert "irqlab top" in screen, screen
-            assert total not in (None, "-", "0"), screen
-            # The flood's rate, not a packet of background traffic: an idle machine shows a
-            # few NET_RX per second, this flood tens of thousands.
-            assert shown_rate(total) > 1000, screen
-            subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-    assert net_rx.rate_per_s > 1000, f"NET_RX {net_rx.rate_per_s:.0f}/s in /proc/softirqs: the flood did not run"
-    listed = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
-    assert listed.returncode != 0  # the session is gone
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd], check=True)
+    try:
+        # top starts on a quiet machine, as it does when a user has it open before a flood
+        # begins: Textual's start-up under a flood that saturates both CPUs (SCHED_OTHER, as
+        # a user runs top) once took longer than the whole 60 s flood in CI, so the test then
+        # saw only the quiet screen after it and could not tell a slow start from a wrong rate.
+        screen, _ = wait_for(session, lambda s: "softirqs/s" in s, 60)
+        assert "irqlab top" in screen and "softirqs/s" in screen, f"top did not draw within 60 s:\n{screen}"
+        # The flood outlasts the wait, so the screen the test judges was drawn under it.
+        with load("-m", "udp", "-l", "16", "-n", "2", duration=90), counting("NET_RX") as net_rx:
+            # 60 s only bounds the wait: the loop ends at the first screen that shows the
+            # flood's rate (an idle machine shows a few NET_RX per second, this flood tens of
+            # thousands).
+            def flood_shown(s: str) -> bool:
+                cell = net_rx_total(s)
+                return cell not in (None, "-") and shown_rate(cell) > 1000
+
+            screen, polls = wait_for(session, flood_shown, 60)
+        assert net_rx.rate_per_s > 1000, f"NET_RX {net_rx.rate_per_s:.0f}/s in /proc/softirqs: the flood did not run"
+        assert "irqlab top" in screen, screen
+        total = net_rx_total(screen)
+        assert total not in (None, "-", "0"), f"after {polls} polls under the flood:\n{screen}"
+        assert shown_rate(total) > 1000, f"after {polls} polls under the flood:\n{screen}"
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        # q ends top, and with it the session (its only window runs top).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and session_alive(session):
+            time.sleep(0.2)
+        assert not session_alive(session), "top did not quit on q"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
