@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -24,6 +25,9 @@ examples:
                                              PASS/FAIL per class (exit 2 on any FAIL)
   irqlab latency -D 10 --explain --explain-over 100
                                              what delayed every wake-up later than 100 us
+  irqlab latency -D 10 --explain --realtime 1
+                                             the same under a flood on every CPU: irqlab's trace
+                                             reader at SCHED_FIFO 1 (below the probe) is not starved
   irqlab latency --irq-threads               irq/N threads ranked against the probe
 
 exit codes: 0 ok, 2 a budget class FAILed, 3 error, 64 usage
@@ -50,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--explain-over", type=float, metavar="US", help="wake-ups later than this are explained (default 50, or a class's tightest limit)")
     p.add_argument("--explain-top", type=int, default=3, metavar="N", help="print the N worst breaches in full (default 3)")
     p.add_argument("--buffer-kb", type=int, default=8192, metavar="KB", help="trace buffer per CPU for --explain (default 8192)")
+    common.add_realtime(p)
     p.add_argument("--kernel", action="store_true",
                    help="also time each wake-up from kernel events (root): timer IRQ latency (deadline -> "
                    "hrtimer expiry), thread latency (expiry -> switch-in) and their sum, beside the probe's own figure; "
@@ -99,6 +104,17 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--kernel: not with --budget (budgets judge the probe's own figures)")
     if not 64 <= args.buffer_kb <= 1 << 20:
         raise UsageError(f"--buffer-kb {args.buffer_kb}: must be 64..1048576")
+    _check_realtime(args, args.priority, "-p")
+
+
+def _check_realtime(args: argparse.Namespace, priority: int, where: str) -> None:
+    """--realtime must stay below the probe's priority: the reader would delay the wake-ups it measures."""
+    from irqlab.errors import UsageError
+
+    rt = getattr(args, "realtime", None)
+    if rt is not None and args.policy != "other" and rt >= priority:
+        raise UsageError(f"--realtime {rt}: must be below the probe's priority ({where} {priority}), or irqlab's "
+                         "own reader would delay the wake-ups it measures")
 
 
 def selected_cpus(args: argparse.Namespace) -> tuple[int, ...]:
@@ -266,7 +282,7 @@ def _tracer(args, cpus):
         events = EventSet(tuple(dict.fromkeys(events.required + WAKEUP_EVENTS)), events.optional)
     # A drain every 0.5 s, not the default 0.1 s: reading trace_pipe_raw runs on the measured
     # CPUs too, and its time shows up in the breakdown under irqlab's own name (own_threads()).
-    return open_tracer("tracefs", events=events, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=0.5)
+    return open_tracer("tracefs", events=events, buffer_kb=args.buffer_kb, cpus=cpus, poll_s=DRAIN_S)
 
 
 def own_threads() -> dict[int, str]:
@@ -294,6 +310,7 @@ def explain_run(run, batch, comms, own):
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    common.enter_realtime(args, "latency")
     cpus = selected_cpus(args)
     if args.irq_threads and args.duration is None and args.loops is None and not args.budget:
         return _irq_threads_only(args, cpus)
@@ -381,6 +398,65 @@ def _trace_line(batch, over_ns: int, exps) -> str:
     return f"# {len(exps)} wake-ups later than {over_ns / 1000:g} us explained from {len(batch)} trace events ({state})"
 
 
+# Bytes one traced event takes in the ring buffer, about: a record header and the common fields
+# (16 bytes) and a payload of 8 (softirq_entry) to 64 (sched_switch, two comms) bytes.
+EVENT_BYTES = 48
+DRAIN_S = 0.5  # the --explain tracer's drain period (_tracer below)
+
+
+def busiest_rate(batch) -> tuple[int, float]:
+    """(CPU, events per second traced + lost) of the CPU that lost events and made the most."""
+    window_s = max(batch.window_ns / 1e9, DRAIN_S)
+    per_cpu = {c: int((batch.cpu == c).sum()) + int(n) for c, n in batch.lost.items() if n}
+    cpu = max(per_cpu, key=per_cpu.__getitem__, default=0)
+    return cpu, per_cpu.get(cpu, 0) / window_s
+
+
+def needed_buffer_kb(rate: float, current_kb: int) -> int:
+    """A buffer per CPU that holds 4 drain periods of `rate` events/s, in KiB: a power of two,
+    at least the current size, at most the 1 GiB --buffer-kb allows."""
+    need = max(current_kb, math.ceil(rate * EVENT_BYTES * 4 * DRAIN_S / 1024))
+    return min(1 << (need - 1).bit_length(), 1 << 20)
+
+
+def lost_lines(args, batch) -> list[str]:
+    """What a trace that lost events means for the explanations, and the command that keeps them.
+
+    The kernel drops events when a CPU's buffer is full before the reader drains it (every 0.5 s):
+    a reader starved by a flood on every CPU (SCHED_OTHER, behind ksoftirqd and the flood's own
+    tasks), or a buffer too small for the event rate.
+    """
+    import shlex
+
+    lost = {c: n for c, n in sorted(batch.lost.items()) if n}
+    if not lost:
+        return []
+    cells = ", ".join(f"{n} events on CPU{c}" if i == 0 else f"{n} on CPU{c}" for i, (c, n) in enumerate(lost.items()))
+    out = [f"# the trace lost {cells}: a breach there is explained only in part (marked incomplete)"]
+    cpu, rate = busiest_rate(batch)
+    bigger = needed_buffer_kb(rate, args.buffer_kb)
+    argv = list(getattr(args, "argv", ()) or ["latency"])
+    rest = [a for i, a in enumerate(argv) if not a.startswith("--buffer-kb") and not (i and argv[i - 1] == "--buffer-kb")]
+    grow = ["--buffer-kb", str(bigger)] if bigger > args.buffer_kb else []
+    held = args.buffer_kb * 1024 / EVENT_BYTES / rate if rate else 0.0
+    size = (f"; CPU{cpu} made about {rate:,.0f} events/s, which {args.buffer_kb} KiB holds for {held:.2f} s "
+            f"(the reader drains every {DRAIN_S:g} s)" if grow else "")
+    if getattr(args, "realtime", None) is None:
+        out.append("# its reader ran SCHED_OTHER and can starve behind interrupt work and the tasks it delays"
+                   f"{size}; read at SCHED_FIFO 1 (below the probe): {shlex.join(['irqlab', *rest, '--realtime', '1', *grow])}")
+    elif grow:
+        out.append(f"# even at SCHED_FIFO {args.realtime}{size}: {shlex.join(['irqlab', *rest, *grow])}")
+    else:
+        out.append(f"# even at SCHED_FIFO {args.realtime} with {args.buffer_kb} KiB per CPU: interrupt work or real-time "
+                   "tasks above it held the reader (`ps -eLo pid,cls,rtprio,pcpu,comm --sort=-rtprio | head` lists them)")
+    return out
+
+
+def _lost_json(batch) -> dict[str, int]:
+    """Events the kernel dropped, by CPU id, only CPUs that lost any ({} when the trace is complete)."""
+    return {str(c): int(n) for c, n in sorted(batch.lost.items()) if n}
+
+
 def kernel_matched(run, batch):
     """The trace window's timing of every probe wake-up, met with the probe's samples, per CPU."""
     from irqlab.analysis.wakeup import wakeup_report
@@ -420,10 +496,11 @@ def _emit_text(args, cpus, interval_ns, run, report, exps, blame, notes, over_ns
         if misses:
             out.append(f"# BPF: {misses} program runs skipped by the kernel (another BPF program was running on "
                        "that CPU); their wake-ups may be untimed")
-        if batch is not None and args.kernel_source == "tracefs" and not batch.complete:
+        if batch is not None and args.kernel_source == "tracefs" and not batch.complete and exps is None:
             out.append(f"# trace: LOST EVENTS on CPU {','.join(str(c) for c, n in sorted(batch.lost.items()) if n)}")
+            out += lost_lines(args, batch)
     if exps is not None:
-        out += ["", _trace_line(batch, over_ns, exps)]
+        out += ["", _trace_line(batch, over_ns, exps), *lost_lines(args, batch)]
         for e in exps[: args.explain_top]:
             out += lt.explanation_lines(e, run.start_ns)
         if len(exps) > 1:
@@ -443,6 +520,7 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
     explained = None
     if exps is not None:
         explained = {"over_us": args.explain_over or 50, "trace_events": len(batch), "trace_complete": batch.complete,
+                     "trace_lost": _lost_json(batch),
                      "breaches": [lj.explanation_json(e) for e in exps[: max(args.explain_top, 0)]],
                      "summary": lj.blame_json(blame), "count": len(exps)}
     kernel = None
@@ -452,6 +530,7 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
             kernel["bpf_recursion_misses"] = args.kernel_counts.misses
         if args.kernel_source == "tracefs":
             kernel["trace_complete"] = batch.complete
+            kernel["trace_lost"] = _lost_json(batch)
     _print_json(lj.document(meta, probe=probe_json(run), latency=lj.report_json(report), explain=explained,
                             kernel_wakeup=kernel,
                             irq_threads=None if notes is None else lj.threads_json(notes)))
@@ -473,6 +552,9 @@ def _budget(args, cpus) -> int:
     from irqlab.cli.main import EXIT_CRITICAL, EXIT_OK
 
     classes = load_budget(args.budget)
+    for cls in classes:
+        if cls.priority:
+            _check_realtime(args, cls.priority, f"class {cls.name!r} priority")
     allowed = set(os.sched_getaffinity(0))
     comms = task_comms() if args.explain else {}
     verdicts, details = [], []
@@ -512,6 +594,7 @@ def _emit_budget(args, verdicts, details) -> None:
                    "probe": probe_json(run), "latency": lj.report_json(report)}
             if exps is not None:
                 row["explain"] = {"over_us": over_ns / 1000, "count": len(exps[0]), "trace_complete": batch.complete,
+                                  "trace_lost": _lost_json(batch),
                                   "breaches": [lj.explanation_json(e) for e in exps[0][: args.explain_top]],
                                   "summary": lj.blame_json(exps[1])}
             classes.append(row)
@@ -526,6 +609,7 @@ def _emit_budget(args, verdicts, details) -> None:
         out += lt.stats_lines(report)
         if exps is not None and exps[0]:
             out.append(_trace_line(batch, over_ns, exps[0]))
+            out += lost_lines(args, batch)
             for e in exps[0][: args.explain_top]:
                 out += lt.explanation_lines(e, run.start_ns)
     print("\n".join(out))

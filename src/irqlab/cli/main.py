@@ -128,6 +128,7 @@ def _main(argv: list[str]) -> tuple[int, bool]:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE, False
+    args.argv = tuple(argv)  # the command line as given, for a line that says how to run it again
     if args.command not in DAEMONS or getattr(args, "once", False):
         # A closed pipe (`irqlab top | head`) ends a printing command quietly, as Unix tools
         # do. Never a daemon: there EPIPE comes from a scrape client or an exec hook that hung

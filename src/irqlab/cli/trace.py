@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             after = read_tasks(Roots())[0]
             emit(with_napi_tasks(result, before, after), args)
             before = after
-    _starved(time.monotonic() - started, time.process_time() - cpu0, seconds * (count or 1), args.realtime, sys.argv[1:])
+    _starved(time.monotonic() - started, time.process_time() - cpu0, seconds * (count or 1), args.realtime, list(args.argv))
     return 0
 
 
