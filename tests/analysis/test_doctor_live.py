@@ -40,7 +40,7 @@ def text_of(f: dict) -> str:
 
 def faulted(*args: str) -> list[dict]:
     """The doctor's findings under load.sh args, after checking the load ran."""
-    with load(*args, duration=20) as _:
+    with load(*args, duration=90) as _:  # ends with the block
         rate = sum(softirq_rate("NET_RX", 0.5).values())
         assert rate > 5000, f"load.sh {' '.join(args)} gave only {rate:.0f} NET_RX runs/s"
         _, found, ran = doctor()

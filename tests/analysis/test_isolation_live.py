@@ -31,7 +31,7 @@ def isolation() -> subprocess.CompletedProcess[str]:
 
 
 def test_rps_steered_onto_the_quiet_cpu_is_its_first_offender_with_the_queue_and_the_fix():
-    with load("-m", "udp", "-n", "1", "--rps", "2", "--pin", "cpu0", duration=20):
+    with load("-m", "udp", "-n", "1", "--rps", "2", "--pin", "cpu0", duration=90):  # ends with the block
         rate = softirq_rate("NET_RX", 0.5).get(1, 0.0)
         assert rate > 2000, f"load.sh gave only {rate:.0f} NET_RX runs/s on CPU1"
         before = softirq_counts()
@@ -52,7 +52,7 @@ def test_rps_steered_onto_the_quiet_cpu_is_its_first_offender_with_the_queue_and
 
 
 def test_after_applying_the_rps_fix_rps_is_no_longer_the_quiet_cpus_first_offender():
-    with load("-m", "udp", "-n", "1", "--rps", "2", "--pin", "cpu0", duration=40):
+    with load("-m", "udp", "-n", "1", "--rps", "2", "--pin", "cpu0", duration=120):  # ends with the block
         rate = softirq_rate("NET_RX", 0.5).get(1, 0.0)
         assert rate > 2000, f"load.sh gave only {rate:.0f} NET_RX runs/s on CPU1"
         first = isolation()

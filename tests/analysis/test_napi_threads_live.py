@@ -41,7 +41,7 @@ def _netns() -> str:
 
 def test_a_threaded_napi_kthread_is_seen_with_its_cpu_policy_priority_and_thread_time(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    with load("-m", "tcp", "--threaded", duration=25, warmup_s=2) as proc:
+    with load("-m", "tcp", "--threaded", duration=90, warmup_s=2) as proc:  # ends with the block
         tag = f"irqlab{proc.pid}"  # load.sh's $$: chrt execs it
         # veth hands an skb to its NAPI only when GRO can merge it (drivers/net/veth.c,
         # veth_skb_is_eligible_for_gro(), v6.18): with TSO on the sending end, the default,

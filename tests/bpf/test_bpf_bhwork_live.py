@@ -25,7 +25,7 @@ def _irqlab(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bpf_lists_the_tcp_small_queue_work_as_one_bhwork_row_under_tcp_load():
-    with load("-m", "tcp", duration=25) as tcp:
+    with load("-m", "tcp", duration=90) as tcp:  # ends with the block
         rate = sum(softirq_rate("NET_RX").values())
         before, t0 = sum(softirq_counts("NET_RX").values()), time.monotonic()
         run = _irqlab("trace", "--backend", "bpf", "-d", "2", "--json")

@@ -125,10 +125,10 @@ def test_bad_tick_raise_names_the_key():
 def test_live_veth_rps_load_shows_net_rx_contexts_in_the_trace():
     # ../shared/tools/load.sh, found from this checkout (live_load.LOAD_SH): one UDP pair of 8000-byte
     # datagrams, both ends on CPU1, RPS of the receiving veth to CPU0 (mask 1).
-    with load("-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1", "--rps", "1", duration=60, warmup_s=2):
+    with load("-m", "udp", "-n", "1", "-l", "8000", "--pin", "cpu1", "--rps", "1", duration=120, warmup_s=2):  # ends with the block
         a = take_snapshot()
         tr = subprocess.run([sys.executable, "-m", "irqlab", "trace", "-d", "2", "--json", "--vector", "NET_RX"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=110)
         b = take_snapshot()
     assert tr.returncode == 0, tr.stderr
     # The load ran: RPS sent NET_RX to CPU0 (/proc/softirqs, read around the trace window).
