@@ -249,7 +249,7 @@ def test_a_run_that_waited_for_a_cpu_far_longer_than_it_traced_says_how_to_run_i
         assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("command", ["trace", "doctor", "isolation"])
+@pytest.mark.parametrize("command", ["trace", "doctor", "isolation", "top", "latency"])
 def test_realtime_out_of_range_is_one_usage_line(capsys, command):
     from irqlab.cli.main import EXIT_USAGE, main
 
@@ -294,7 +294,7 @@ def test_realtime_really_runs_the_command_at_sched_fifo_as_root():
     assert out.split() == ["True", "3"]
 
 
-@pytest.mark.parametrize("command", ["trace", "doctor", "isolation"])
+@pytest.mark.parametrize("command", ["trace", "doctor", "isolation", "top", "latency"])
 def test_realtime_not_permitted_is_one_error_line_and_exit_3(capsys, monkeypatch, command):
     import os
 

@@ -60,15 +60,19 @@ def test_net_rx_shows_a_nonzero_rate_under_udp_flood():
         missing_tool("tmux")
     session = f"irqlab-top-test-{os.getpid()}"
     # COLUMNS/LINES from pytest's environment would override the tmux window's size.
-    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1"
+    # --realtime 1, as docs/top.md tells a user to run top under a flood on every CPU.
+    cmd = f"env -u COLUMNS -u LINES {sys.executable} -m irqlab top 1 --realtime 1"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd], check=True)
     try:
         # top starts on a quiet machine, as it does when a user has it open before a flood
-        # begins: Textual's start-up under a flood that saturates both CPUs (SCHED_OTHER, as
-        # a user runs top) once took longer than the whole 60 s flood in CI, so the test then
-        # saw only the quiet screen after it and could not tell a slow start from a wrong rate.
+        # begins. Once, in CI, started SCHED_OTHER under the flood, no screen showed the flood
+        # in the whole 60 s, and the test saw only the quiet screen after it: it could not
+        # tell a starved start from a wrong rate.
         screen, _ = wait_for(session, lambda s: "softirqs/s" in s, 60)
         assert "irqlab top" in screen and "softirqs/s" in screen, f"top did not draw within 60 s:\n{screen}"
+        # env execs Python: the pane's process is top itself, and it runs at SCHED_FIFO 1.
+        pid = int(subprocess.run(["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True, text=True, check=True).stdout)
+        assert (os.sched_getscheduler(pid), os.sched_getparam(pid).sched_priority) == (os.SCHED_FIFO, 1)
         # The flood outlasts the wait, so the screen the test judges was drawn under it.
         with load("-m", "udp", "-l", "16", "-n", "2", duration=90), counting("NET_RX") as net_rx:
             # 60 s only bounds the wait: the loop ends at the first screen that shows the

@@ -28,8 +28,9 @@ examples:
   irqlab top 1 3 --json        one JSON object per report, one per line (schema 2: zero
                                deltas left out; --json-schema 1 lists every CPU)
   irqlab top --replay /tmp/t0 /tmp/t1 /tmp/t2
-  irqlab top --replay history.db       replay a recording made by `irqlab record`
                                review captures (irqlab snapshot -o DIR) in order
+  irqlab top --replay history.db       replay a recording made by `irqlab record`
+  irqlab top --realtime 1      under a flood on every CPU: draw and refresh at SCHED_FIFO 1
 """,
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )
@@ -46,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay", nargs="+", metavar="PATH", help="replay capture directories (in order) or one `irqlab record` database instead of sampling")
     common.add_json(p)
     common.add_json_schema(p)
+    common.add_realtime(p)
 
 
 def _since_boot(args: argparse.Namespace, roots, only) -> int:
@@ -82,6 +84,7 @@ def fast_exit(args: argparse.Namespace) -> bool:
 def run(args: argparse.Namespace) -> int:
     from irqlab.errors import UsageError
 
+    common.enter_realtime(args, "top")  # first: the imports below (numpy, Textual) starve under a flood too
     tui = _live_view(args)
     count = 1 if args.once or (args.count is None and not sys.stdout.isatty() and not args.replay) else args.count
     common.check_interval(args.interval, count)
