@@ -234,19 +234,45 @@ def test_as_an_unprivileged_user_it_is_one_line_and_exit_3():
 
 
 def test_a_run_that_waited_for_a_cpu_far_longer_than_it_traced_says_how_to_run_it(capsys):
-    from irqlab.cli.trace import _starved
+    from argparse import Namespace
+
+    from irqlab.cli.common import note_starved
 
     # measured under the UDP flood at SCHED_OTHER
-    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0, realtime=None, argv=["trace", "-d", "1", "--vector", "NET_RX"])
+    args = Namespace(argv=("trace", "-d", "1", "--vector", "NET_RX"), realtime=None)
+    note_starved("trace", "tracing", wall_s=43.8, cpu_s=1.2, window_s=1.0, args=args)
     err = capsys.readouterr().err
-    assert "took 44 s for 1 s of tracing" in err and "1.2 s of CPU" in err
+    assert err.startswith("irqlab trace: this run took 44 s for 1 s of tracing") and "1.2 s of CPU" in err
     assert err.rstrip().endswith("promptly: irqlab trace -d 1 --vector NET_RX --realtime 1")  # the user's own command
-    _starved(wall_s=43.8, cpu_s=1.2, window_s=1.0, realtime=5, argv=["trace", "--realtime", "5"])
+    note_starved("trace", "tracing", wall_s=43.8, cpu_s=1.2, window_s=1.0, args=Namespace(argv=("trace", "--realtime", "5"), realtime=5))
     err = capsys.readouterr().err
     assert "even at SCHED_FIFO 5" in err and "--realtime 1" not in err
     for wall, cpu in ((3.0, 0.7), (43.8, 30.0)):  # prompt, or busy decoding a big window itself
-        _starved(wall_s=wall, cpu_s=cpu, window_s=1.0, realtime=None, argv=[])
+        note_starved("trace", "tracing", wall_s=wall, cpu_s=cpu, window_s=1.0, args=args)
         assert capsys.readouterr().err == ""
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("command", ["doctor", "isolation"])
+def test_a_sampling_command_that_waited_for_a_cpu_says_so_with_its_own_command_line(monkeypatch, capsys, command):
+    """doctor and isolation time their whole run from before their imports: a run that waited
+    for a CPU far longer than its sample says so, with the user's own command and --realtime 1."""
+    import time
+
+    from irqlab.cli import common
+    from irqlab.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(common, "note_starved", lambda *a, **k: seen.append(a))
+    argv = [command, "-d", "0.2", "--json"] + (["--cpus", "1"] if command == "isolation" else [])
+    t0 = time.monotonic()
+    assert main(argv) in (0, 1, 2)
+    (call,) = seen
+    name, what, wall_s, cpu_s, window_s, args = call
+    assert (name, what, window_s) == (command, "sampling", 0.2)
+    assert 0.2 <= wall_s <= time.monotonic() - t0 and 0 < cpu_s <= wall_s + 1
+    assert args.argv == tuple(argv)
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("command", ["trace", "doctor", "isolation", "top", "latency"])

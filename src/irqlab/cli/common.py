@@ -133,6 +133,33 @@ def add_realtime(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def note_starved(command: str, what: str, wall_s: float, cpu_s: float, window_s: float, args: argparse.Namespace) -> None:
+    """One line on stderr when the run waited far longer for a CPU than it sampled or traced.
+
+    Under a flood on every CPU, interrupt work and the flood's SCHED_OTHER threads leave this
+    process little CPU: a 1 s trace window was seen to take 17-53 s to start, drain and report.
+    The figures stay right (rates divide by the measured interval; trace events carry kernel
+    timestamps, and what a buffer could not hold is counted as lost), but the user waits, and a
+    late reader loses more. `what` names the window: "tracing", "sampling".
+    """
+    import shlex
+
+    waited = wall_s - window_s
+    if not (waited > 10 and cpu_s < 0.5 * waited):
+        return
+    said = (f"irqlab {command}: this run took {wall_s:.0f} s for {window_s:g} s of {what} and used "
+            f"{cpu_s:.1f} s of CPU: it waited for a CPU the rest of the time")
+    realtime = getattr(args, "realtime", None)
+    if realtime is not None:
+        print(f"{said}, even at SCHED_FIFO {realtime}: interrupt work or real-time tasks at a higher "
+              "priority held the CPUs (`ps -eLo pid,cls,rtprio,pcpu,comm --sort=-rtprio | head` lists them)",
+              file=sys.stderr)
+        return
+    again = shlex.join(["irqlab", *(getattr(args, "argv", ()) or (command,)), "--realtime", "1"])
+    print(f"{said} (interrupt work and other tasks held them). Under a flood, run it at a real-time "
+          f"priority so that it reads and reports promptly: {again}", file=sys.stderr)
+
+
 def enter_realtime(args: argparse.Namespace, command: str) -> None:
     """Switch this process to SCHED_FIFO args.realtime before it starts any thread.
 

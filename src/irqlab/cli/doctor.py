@@ -246,6 +246,9 @@ def _trace_findings(traced: Traced, rates) -> list:
 
 def run(args: argparse.Namespace) -> int:
     common.enter_realtime(args, "doctor")  # first: the imports below (numpy) starve under a flood too
+    import time
+
+    started, cpu0 = time.monotonic(), time.process_time()
     from irqlab.analysis.delta import compute_rates
     from irqlab.analysis.doctor import diagnose
     from irqlab.analysis.findings import Severity
@@ -273,4 +276,6 @@ def run(args: argparse.Namespace) -> int:
         from irqlab.outputs.doctor_text import render_doctor
 
         sys.stdout.write(render_doctor(findings, rates))
+    if not args.evidence:
+        common.note_starved("doctor", "sampling", time.monotonic() - started, time.process_time() - cpu0, args.duration, args)
     return code

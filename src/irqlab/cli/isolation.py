@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     common.enter_realtime(args, "isolation")  # first: the imports below (numpy) starve under a flood too
     import time
 
+    started, cpu0 = time.monotonic(), time.process_time()
+
     from irqlab.analysis.delta import compute_rates
     from irqlab.analysis.isolation import isolation_report
     from irqlab.cli.main import EXIT_OK, EXIT_WARNING
@@ -130,4 +132,5 @@ def run(args: argparse.Namespace) -> int:
         from irqlab.outputs.isolation_text import render_isolation
 
         sys.stdout.write(render_isolation(report, rates))
+    common.note_starved("isolation", "sampling", time.monotonic() - started, time.process_time() - cpu0, args.duration, args)
     return code

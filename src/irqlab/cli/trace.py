@@ -129,33 +129,8 @@ def run(args: argparse.Namespace) -> int:
             after = read_tasks(Roots())[0]
             emit(with_napi_tasks(result, before, after), args)
             before = after
-    _starved(time.monotonic() - started, time.process_time() - cpu0, seconds * (count or 1), args.realtime, list(args.argv))
+    common.note_starved("trace", "tracing", time.monotonic() - started, time.process_time() - cpu0, seconds * (count or 1), args)
     return 0
-
-
-def _starved(wall_s: float, cpu_s: float, window_s: float, realtime: int | None, argv: list[str]) -> None:
-    """One line on stderr when the run waited far longer for a CPU than it traced.
-
-    Under a flood on every CPU, interrupt work and the flood's SCHED_OTHER threads leave this
-    process little CPU: a 1 s window was seen to take 17-53 s to start, drain and report. The
-    window's own figures stay right (events carry kernel timestamps; what the buffer could not
-    hold is counted as lost), but the user waits, and a late reader loses more.
-    """
-    import shlex
-
-    waited = wall_s - window_s
-    if not (waited > 10 and cpu_s < 0.5 * waited):
-        return
-    said = (f"irqlab trace: this run took {wall_s:.0f} s for {window_s:g} s of tracing and used "
-            f"{cpu_s:.1f} s of CPU: it waited for a CPU the rest of the time")
-    if realtime is not None:
-        print(f"{said}, even at SCHED_FIFO {realtime}: interrupt work or real-time tasks at a higher "
-              "priority held the CPUs (`ps -eLo pid,cls,rtprio,pcpu,comm --sort=-rtprio | head` lists them)",
-              file=sys.stderr)
-        return
-    again = shlex.join(["irqlab", *argv, "--realtime", "1"])
-    print(f"{said} (interrupt work and other tasks held them). Under a flood, run it at a real-time "
-          f"priority so that it reads and reports promptly: {again}", file=sys.stderr)
 
 
 def _note(note: str) -> None:
