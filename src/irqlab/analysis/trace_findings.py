@@ -163,8 +163,9 @@ def _hardirq_findings(h: Handler, cpu: int, t: TraceThresholds) -> list[Finding]
     )]
 
 
-def trace_summary(result: TraceResult, top: int = 3) -> Finding:
-    """One info line with the busiest softirq vectors and hard IRQs of the window, measured."""
+def trace_summary(result: TraceResult, top: int = 3, thresholds: TraceThresholds = TraceThresholds()) -> Finding:
+    """One info line with the busiest softirq vectors and hard IRQs of the window, measured, and
+    the limits from which a handler's tail becomes a finding of its own."""
     lines = []
     for label, handlers in (("softirq", result.softirqs), ("hardirq", result.hardirqs)):
         merged = [(h, h.merged()) for h in handlers]
@@ -181,7 +182,9 @@ def trace_summary(result: TraceResult, top: int = 3) -> Finding:
         Severity.INFO, "trace-summary", result.source or "trace",
         f"handler durations over {seconds:.1f} s of tracing" + ("" if result.complete else " (PARTIAL)"),
         tuple(lines) or ("no interrupt handler ran",),
-        "`irqlab trace` shows every vector and IRQ with histograms",
+        (f"a handler's tail becomes a finding from p99 {_us(thresholds.softirq_p99_warn_ns)} for a softirq vector, "
+         f"{_us(thresholds.hardirq_p99_warn_ns)} for a device IRQ (it runs with interrupts off) and "
+         f"{_us(thresholds.vector_p99_warn_ns)} for a system vector such as LOC, over at least {thresholds.min_runs} runs"),
         {"events": sum(result.events.values())},
     )
 
