@@ -369,3 +369,68 @@ def test_cpu_busy_share_counts_user_system_and_interrupts_not_idle_iowait_or_ste
     b = snapshot(1, stat=stat(cpus, [[5, 1, 2, 80, 5, 1, 1, 5, 0, 0], [0, 0, 0, 100, 0, 0, 0, 0, 0, 0]]))
     assert cpu_busy_pct(rates_of(a, b)) == {0: 10.0, 1: 0.0}
     assert cpu_busy_pct(rates_of(snapshot(0), snapshot(1))) == {}
+
+
+def _storm_on_cpu0(info: IrqInfo | None):
+    """IRQ 24 at 1.2M/s, all on CPU0 of a 4-CPU machine, with its /proc/irq/24 as given."""
+    from irqlab.model.snapshot import HostInfo
+
+    cpus = [0, 1, 2, 3]
+    host = HostInfo(hostname="test", kernel="6.18", online_cpus=(0, 1, 2, 3))
+    extra = {"irqinfo": {24: info}} if info is not None else {}
+    a = dataclasses.replace(snapshot(0, interrupts=interrupts(cpus, [("24", "eth0", [0, 0, 0, 0])]), **extra), host=host)
+    b = dataclasses.replace(snapshot(1, interrupts=interrupts(cpus, [("24", "eth0", [1_200_000, 0, 0, 0])]), **extra), host=host)
+    (storm,) = [f for f in diagnose(rates_of(a, b)) if f.code == "storm"]
+    return storm
+
+
+def test_a_storm_gets_the_exact_move_off_its_busiest_cpu_with_its_undo():
+    storm = _storm_on_cpu0(IrqInfo(24, affinity=(0, 1, 2, 3), effective_affinity=(0,), managed=False))
+    (move,) = storm.actions
+    assert (move.kind, move.path, move.old, move.new) == ("irq-affinity", "/proc/irq/24/smp_affinity_list", "0-3", "1-3")
+    assert move.command == "echo 1-3 > /proc/irq/24/smp_affinity_list"
+    assert move.undo == "echo 0-3 > /proc/irq/24/smp_affinity_list"
+    assert "CPU0 handles 1.20M/s of IRQ 24" in move.why and "lands on CPUs 1-3" in move.effect
+    assert storm.recommendation.startswith("move it off CPU0 (below)") and "<cpus>" not in storm.recommendation
+
+
+def test_a_managed_storming_irq_is_not_offered_a_move_the_kernel_refuses():
+    storm = _storm_on_cpu0(IrqInfo(24, affinity=(0, 1, 2, 3), effective_affinity=(0,), managed=True))
+    assert storm.actions == ()
+    assert storm.recommendation.startswith("IRQ 24 is managed") and "EPERM" in storm.recommendation
+
+
+def test_a_storm_whose_affinity_already_leaves_its_cpu_out_says_so_instead_of_a_no_op_move():
+    storm = _storm_on_cpu0(IrqInfo(24, affinity=(2, 3), effective_affinity=(2,), managed=False))
+    assert storm.actions == ()
+    assert storm.recommendation.startswith("its affinity 2-3 already leaves CPU0 out, yet CPU0 handled it")
+
+
+def test_a_storm_without_irq_files_keeps_the_general_advice():
+    storm = _storm_on_cpu0(None)
+    assert storm.actions == () and "`echo <cpus> > /proc/irq/24/smp_affinity_list`" in storm.recommendation
+
+
+def test_a_storming_nic_irq_gets_coalescing_and_polling_for_its_own_device_with_the_values_to_restore():
+    from irqlab.model.net import NapiInstance, NetDevice, NetNamespace, NetState, NetView, RxQueue, TxQueue
+
+    host = NetNamespace(inode=4026531840, pid=1, nprocs=90, comms=("systemd",), names=(), ns_path="/proc/1/ns/net", host=True)
+    eth = NetDevice("ens5", {}, (RxQueue(0, (), 0),), (TxQueue(0, ()),), 0, 0, 20000, 0, "ena", ifindex=2)
+    # netdev netlink ties the device's NAPI instance to IRQ 24 (netif_napi_set_irq())
+    napi = NapiInstance(8193, 2, 24, None)
+    netstate = NetState((NetView(host, {}, (), (eth,), napis=(napi,)),))
+    storm = _storm_on_cpu0(IrqInfo(24, affinity=(0, 1, 2, 3), effective_affinity=(0,), managed=False))
+    assert "DEV" in storm.recommendation  # no netlink view: the general form
+    from irqlab.model.snapshot import HostInfo
+
+    cpus = [0, 1, 2, 3]
+    host_info = HostInfo(hostname="test", kernel="6.18", online_cpus=(0, 1, 2, 3))
+    info = {24: IrqInfo(24, affinity=(0, 1, 2, 3), effective_affinity=(0,), managed=True)}
+    a = dataclasses.replace(snapshot(0, interrupts=interrupts(cpus, [("24", "ens5-Tx-Rx-0", [0] * 4)]), irqinfo=info, net=netstate), host=host_info)
+    b = dataclasses.replace(snapshot(1, interrupts=interrupts(cpus, [("24", "ens5-Tx-Rx-0", [300_000, 0, 0, 0])]), irqinfo=info, net=netstate), host=host_info)
+    (storm,) = [f for f in diagnose(rates_of(a, b)) if f.code == "storm"]
+    assert storm.actions == ()  # managed: the kernel refuses the move
+    rec = storm.recommendation
+    assert "it is ens5's: coalesce its interrupts (`ethtool -C ens5 rx-usecs 50`" in rec and "DEV" not in rec
+    assert "`echo 2 > /sys/class/net/ens5/napi_defer_hard_irqs; echo 200000 > /sys/class/net/ens5/gro_flush_timeout` (now 0 and 20000; " in rec
+    assert "undo `echo 0 > /sys/class/net/ens5/napi_defer_hard_irqs; echo 20000 > /sys/class/net/ens5/gro_flush_timeout`" in rec

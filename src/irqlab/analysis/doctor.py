@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from irqlab.analysis.actions import Action
+from irqlab.analysis.actions import Action, irq_affinity_action
 from irqlab.analysis.cause_findings import Cause, causes
 from irqlab.analysis.causes import causal_model
 from irqlab.analysis.delta import Rates
@@ -20,6 +20,7 @@ from irqlab.analysis.findings import Finding, Severity, rank
 from irqlab.analysis.netdelta import net_rates, thread_shares
 from irqlab.analysis.thresholds import SPURIOUS_DISABLE_UNHANDLED, SPURIOUS_WINDOW, Thresholds
 from irqlab.cpulist import format_cpulist
+from irqlab.model.net import NetDevice
 from irqlab.model.snapshot import IrqLine, Snapshot, Spurious, TaskInfo
 from irqlab.model.trace_result import TraceResult
 from irqlab.model.vectors import arch_meaning
@@ -47,7 +48,34 @@ def _top_cpus(cpus: tuple[int, ...], rates: np.ndarray, k: int = 3) -> str:
     return ", ".join(f"CPU{cpus[i]} {format_rate(float(rates[i]))}/s" for i in order if rates[i] > 0)
 
 
-def _storm_advice(line: IrqLine, snap: Snapshot) -> str:
+_WATCH = "`irqlab watch --apply` makes such changes on a storm and undoes them when it ends"
+
+
+def _storm_nic(snap: Snapshot, irq: str) -> NetDevice | None:
+    """The host's network device whose NAPI instance the driver tied to this IRQ (netdev netlink)."""
+    host = next((v for v in snap.net.views if v.namespace.host), None) if snap.net is not None else None
+    if host is None or not irq.isdigit():
+        return None
+    index = next((n.ifindex for n in host.napis if n.irq == int(irq)), None)
+    return next((d for d in host.devices if index is not None and d.ifindex == index), None)
+
+
+def _storm_tail(snap: Snapshot, irq: str) -> str:
+    """Coalescing and polling: for this IRQ's own device when netlink names it, with its values now."""
+    dev = _storm_nic(snap, irq)
+    if dev is None:
+        return ("for a NIC, coalesce its interrupts (`ethtool -C DEV rx-usecs 50`) or poll it (`echo 2 > "
+                "/sys/class/net/DEV/napi_defer_hard_irqs; echo 200000 > /sys/class/net/DEV/gro_flush_timeout`); " + _WATCH)
+    n, path = dev.name, f"/sys/class/net/{dev.name}"
+    now = (f" (now {dev.napi_defer_hard_irqs} and {dev.gro_flush_timeout_ns}; undo `echo {dev.napi_defer_hard_irqs} > "
+           f"{path}/napi_defer_hard_irqs; echo {dev.gro_flush_timeout_ns} > {path}/gro_flush_timeout`)"
+           if dev.napi_defer_hard_irqs is not None and dev.gro_flush_timeout_ns is not None else "")
+    return (f"it is {n}'s: coalesce its interrupts (`ethtool -C {n} rx-usecs 50`; `ethtool -c {n}` shows the value to "
+            f"restore) or poll it (`echo 2 > {path}/napi_defer_hard_irqs; echo 200000 > {path}/gro_flush_timeout`{now}); " + _WATCH)
+
+
+def _storm_advice(line: IrqLine, snap: Snapshot, busiest: int | None, rate: float) -> tuple[str, tuple[Action, ...]]:
+    """(advice, the affinity write that takes the storm off its busiest CPU, when it can move)."""
     if not line.numbered:
         advice = {
             "CAL": "function-call IPIs usually come from RPS steering packets to other CPUs: "
@@ -57,14 +85,29 @@ def _storm_advice(line: IrqLine, snap: Snapshot) -> str:
             "LOC": "a very high local timer rate means busy hrtimers; check `perf top` and "
             "timer-heavy tasks",
         }
-        return advice.get(line.irq, "an architecture vector at this rate points at its source; trace it with `irqlab trace`")
+        return advice.get(line.irq, "an architecture vector at this rate points at its source; trace it with `irqlab trace`"), ()
     irq = line.irq
-    return (
-        f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`; for a NIC, "
-        "coalesce interrupts (`ethtool -C DEV rx-usecs 50`) or switch to busy polling "
-        "(`echo 2 > /sys/class/net/DEV/napi_defer_hard_irqs; echo 200000 > "
-        "/sys/class/net/DEV/gro_flush_timeout`); `irqlab watch` can do this with rollback"
+    info = snap.irqinfo.get(int(irq)) if irq.isdigit() else None
+    if info is not None and info.managed:
+        return (f"IRQ {irq} is managed: the kernel placed it with its device's queues and refuses affinity "
+                f"writes (EPERM), so it cannot be moved; {_storm_tail(snap, irq)}"), ()
+    online = snap.host.online_cpus or ()
+    away = tuple(c for c in online if c != busiest)
+    if busiest is None or info is None or info.affinity is None or not away:
+        return f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`; {_storm_tail(snap, irq)}", ()
+    if set(info.affinity) <= set(away):
+        return (f"its affinity {format_cpulist(info.affinity)} already leaves CPU{busiest} out, yet CPU{busiest} "
+                f"handled it (a move not yet taken effect, or a chip that ignores it); {_storm_tail(snap, irq)}"), ()
+    move = irq_affinity_action(
+        irq, info.affinity, away,
+        f"CPU{busiest} handles {format_rate(rate)}/s of IRQ {irq}, time its tasks lose",
+        f"CPU{busiest} no longer handles it; until its source is fixed the storm lands on {_cpus_label(away)}",
     )
+    return f"move it off CPU{busiest} (below); {_storm_tail(snap, irq)}", (move,)
+
+
+def _cpus_label(cpus: tuple[int, ...]) -> str:
+    return f"CPU{cpus[0]}" if len(cpus) == 1 else f"CPUs {format_cpulist(cpus)}"
 
 
 def rule_storm(d: DoctorInput) -> list[Finding]:
@@ -78,6 +121,9 @@ def rule_storm(d: DoctorInput) -> list[Finding]:
         line, rate = irq.lines[k], float(irq.total_rate[k])
         sev = Severity.CRITICAL if rate >= t.storm_crit_rate else Severity.WARNING
         limit = t.storm_crit_rate if sev is Severity.CRITICAL else t.storm_warn_rate
+        per_cpu = np.nan_to_num(irq.rate[k])
+        busiest = irq.cpus[int(np.argmax(per_cpu))] if line.per_cpu and per_cpu.size and per_cpu.max() > 0 else None
+        advice, actions = _storm_advice(line, d.after, busiest, rate)
         out.append(
             Finding(
                 sev,
@@ -88,8 +134,9 @@ def rule_storm(d: DoctorInput) -> list[Finding]:
                     f"{format_rate(rate)}/s over {d.rates.interval_s:.1f} s (limit {format_rate(limit)}/s)",
                     f"busiest CPUs: {_top_cpus(irq.cpus, irq.rate[k])}" if line.per_cpu else "one total, no per-CPU counts",
                 ),
-                _storm_advice(line, d.after),
+                advice,
                 {"irq": line.irq, "rate_per_s": rate},
+                actions,
             )
         )
     return out
