@@ -434,3 +434,35 @@ def test_a_storming_nic_irq_gets_coalescing_and_polling_for_its_own_device_with_
     assert "it is ens5's: coalesce its interrupts (`ethtool -C ens5 rx-usecs 50`" in rec and "DEV" not in rec
     assert "`echo 2 > /sys/class/net/ens5/napi_defer_hard_irqs; echo 200000 > /sys/class/net/ens5/gro_flush_timeout` (now 0 and 20000; " in rec
     assert "undo `echo 0 > /sys/class/net/ens5/napi_defer_hard_irqs; echo 20000 > /sys/class/net/ens5/gro_flush_timeout`" in rec
+
+
+def _irq_pile_on_cpu0(info: dict[int, IrqInfo]):
+    """Device IRQs 41 (eth0-rx, 15k/s) and 42 (eth0-tx, 5k/s) all on CPU0 of 3; CPU2 idles, CPU1 is busy."""
+    from irqlab.model.snapshot import HostInfo
+
+    cpus = [0, 1, 2]
+    host = HostInfo(hostname="test", kernel="6.18", online_cpus=(0, 1, 2))
+    rows0 = [("41", "eth0-rx", [0, 0, 0]), ("42", "eth0-tx", [0, 0, 0])]
+    rows1 = [("41", "eth0-rx", [15_000, 0, 0]), ("42", "eth0-tx", [5_000, 0, 0])]
+    busy, idle = [0, 0, 100, 0, 0, 0, 0, 0, 0, 0], [0, 0, 10, 90, 0, 0, 0, 0, 0, 0]
+    a = dataclasses.replace(snapshot(0, interrupts=interrupts(cpus, rows0), stat=stat(cpus, [[0] * 10] * 3), irqinfo=info), host=host)
+    b = dataclasses.replace(snapshot(1, interrupts=interrupts(cpus, rows1), stat=stat(cpus, [busy, busy, idle]), irqinfo=info), host=host)
+    (f,) = [f for f in diagnose(rates_of(a, b)) if f.code == "irq-concentration"]
+    return f
+
+
+def test_irq_concentration_moves_the_busiest_device_irq_to_the_cpus_that_idled():
+    f = _irq_pile_on_cpu0({41: IrqInfo(41, affinity=(0, 1, 2), managed=False), 42: IrqInfo(42, affinity=(0, 1, 2), managed=False)})
+    (move,) = f.actions
+    assert (move.command, move.undo) == ("echo 2 > /proc/irq/41/smp_affinity_list", "echo 0-2 > /proc/irq/41/smp_affinity_list")
+    assert "IRQ 41 (eth0-rx) is the busiest device IRQ on CPU0, 15.0k/s" in move.why and "CPU2 idled meanwhile" in move.effect
+    assert f.recommendation == "move IRQ 41 (eth0-rx) off CPU0 (below), or let irqbalance spread the IRQs"
+
+
+def test_irq_concentration_passes_over_a_managed_irq_and_says_why():
+    f = _irq_pile_on_cpu0({41: IrqInfo(41, affinity=(0,), managed=True), 42: IrqInfo(42, affinity=(0, 1, 2), managed=False)})
+    (move,) = f.actions
+    assert move.command == "echo 2 > /proc/irq/42/smp_affinity_list"
+    assert f.recommendation.startswith("IRQ 41 is managed") and "; so move IRQ 42 (eth0-tx) off CPU0 (below)" in f.recommendation
+    both = _irq_pile_on_cpu0({41: IrqInfo(41, affinity=(0,), managed=True), 42: IrqInfo(42, affinity=(0,), managed=True)})
+    assert both.actions == () and both.recommendation.endswith("; let irqbalance spread the other IRQs")

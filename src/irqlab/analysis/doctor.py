@@ -87,23 +87,29 @@ def _storm_advice(line: IrqLine, snap: Snapshot, busiest: int | None, rate: floa
         }
         return advice.get(line.irq, "an architecture vector at this rate points at its source; trace it with `irqlab trace`"), ()
     irq = line.irq
-    info = snap.irqinfo.get(int(irq)) if irq.isdigit() else None
-    if info is not None and info.managed:
-        return (f"IRQ {irq} is managed: the kernel placed it with its device's queues and refuses affinity "
-                f"writes (EPERM), so it cannot be moved; {_storm_tail(snap, irq)}"), ()
     online = snap.host.online_cpus or ()
     away = tuple(c for c in online if c != busiest)
-    if busiest is None or info is None or info.affinity is None or not away:
-        return f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`; {_storm_tail(snap, irq)}", ()
-    if set(info.affinity) <= set(away):
-        return (f"its affinity {format_cpulist(info.affinity)} already leaves CPU{busiest} out, yet CPU{busiest} "
-                f"handled it (a move not yet taken effect, or a chip that ignores it); {_storm_tail(snap, irq)}"), ()
-    move = irq_affinity_action(
-        irq, info.affinity, away,
-        f"CPU{busiest} handles {format_rate(rate)}/s of IRQ {irq}, time its tasks lose",
-        f"CPU{busiest} no longer handles it; until its source is fixed the storm lands on {_cpus_label(away)}",
-    )
-    return f"move it off CPU{busiest} (below); {_storm_tail(snap, irq)}", (move,)
+    why = f"CPU{busiest} handles {format_rate(rate)}/s of IRQ {irq}, time its tasks lose"
+    effect = f"CPU{busiest} no longer handles it; until its source is fixed the storm lands on {_cpus_label(away)}"
+    move, reason = _move_irq(snap, irq, busiest, away, why, effect)
+    if move is not None:
+        return f"move it off CPU{busiest} (below); {_storm_tail(snap, irq)}", (move,)
+    return f"{reason}; {_storm_tail(snap, irq)}", ()
+
+
+def _move_irq(snap: Snapshot, irq: str, off: int | None, to: tuple[int, ...], why: str, effect: str) -> tuple[Action | None, str]:
+    """The write of /proc/irq/N/smp_affinity_list that takes one numbered IRQ off CPU `off` onto
+    `to` (its old value the undo), or None and why no such write is offered."""
+    info = snap.irqinfo.get(int(irq)) if irq.isdigit() else None
+    if info is not None and info.managed:
+        return None, (f"IRQ {irq} is managed: the kernel placed it with its device's queues and refuses affinity "
+                      "writes (EPERM), so it cannot be moved")
+    if off is None or info is None or info.affinity is None or not to:
+        return None, f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`"
+    if set(info.affinity) <= set(to) and off not in info.affinity:
+        return None, (f"its affinity {format_cpulist(info.affinity)} already leaves CPU{off} out, yet CPU{off} "
+                      "handled it (a move not yet taken effect, or a chip that ignores it)")
+    return irq_affinity_action(irq, info.affinity, to, why, effect), ""
 
 
 def _cpus_label(cpus: tuple[int, ...]) -> str:
@@ -249,10 +255,35 @@ def rule_concentration(d: DoctorInput) -> list[Finding]:
     if hit is not None:
         cpu, share, total = hit
         load = f"{format_rate(total)} device interrupts/s, CPU{cpu} takes {format_rate(share * total)}/s"
-        out.append(_concentration(d, "irq-concentration", f"CPU{cpu}", "device interrupts land", hit, load,
-                                  "move the busiest IRQs to idle CPUs (`echo <cpus> > /proc/irq/N/smp_affinity_list`) "
-                                  "or let irqbalance do it", {}))
+        advice, actions = _spread_irqs(d, cpu)
+        out.append(replace(_concentration(d, "irq-concentration", f"CPU{cpu}", "device interrupts land", hit, load, advice, {}),
+                           actions=actions))
     return out
+
+
+def _spread_irqs(d: DoctorInput, cpu: int) -> tuple[str, tuple[Action, ...]]:
+    """Move the busiest movable device IRQ that lands on cpu to the CPUs that idled (else every other one)."""
+    irq = d.rates.interrupts
+    assert irq is not None
+    col = np.nan_to_num(irq.rate[:, irq.cpus.index(cpu)])
+    busiest = [k for k in np.argsort(-col) if irq.lines[k].numbered and col[k] > 0]
+    idle = d.rates.cpu.field("idle") if d.rates.cpu is not None else None
+    idlers = tuple(c for i, c in enumerate(d.rates.cpu.cpus) if c != cpu and idle is not None
+                   and float(np.nan_to_num(idle[i])) >= d.thresholds.idle_other_pct) if d.rates.cpu is not None else ()
+    to = idlers or tuple(c for c in (d.after.host.online_cpus or ()) if c != cpu)
+    refused: list[str] = []
+    for k in busiest[:5]:
+        line, rate = irq.lines[k], float(col[k])
+        move, reason = _move_irq(d.after, line.irq, cpu, to, f"IRQ {line.irq} ({line.name}) is the busiest device IRQ on CPU{cpu}, "
+                                 f"{format_rate(rate)}/s", f"CPU{cpu} stops taking its {format_rate(rate)}/s; {_cpus_label(to)} "
+                                 + ("idled meanwhile" if idlers else "take it"))
+        if move is not None:
+            lead = f"{'; '.join(refused)}; so " if refused else ""
+            return f"{lead}move IRQ {line.irq} ({line.name}) off CPU{cpu} (below), or let irqbalance spread the IRQs", (move,)
+        refused.append(reason)
+    if refused:
+        return "; ".join(refused) + "; let irqbalance spread the other IRQs", ()
+    return "move the busiest IRQs to idle CPUs (`echo <cpus> > /proc/irq/N/smp_affinity_list`) or let irqbalance do it", ()
 
 
 def rule_softirq_cpu(d: DoctorInput) -> list[Finding]:
