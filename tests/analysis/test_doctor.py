@@ -79,7 +79,7 @@ def test_net_rx_on_one_cpu_while_the_other_idles_suggests_rps():
     assert len(conc) == 1 and conc[0].severity == Severity.WARNING
     assert conc[0].metrics["cpu"] == 0
     assert "rps_cpus" in conc[0].recommendation
-    assert any("CPUs 1 were more than" in e for e in conc[0].evidence)
+    assert any("CPU1 was more than" in e for e in conc[0].evidence)
     irq_time = [f for f in findings if f.code == "irq-time"]
     assert [f.subject for f in irq_time] == ["CPU0"]
 
@@ -466,3 +466,17 @@ def test_irq_concentration_passes_over_a_managed_irq_and_says_why():
     assert f.recommendation.startswith("IRQ 41 is managed") and "; so move IRQ 42 (eth0-tx) off CPU0 (below)" in f.recommendation
     both = _irq_pile_on_cpu0({41: IrqInfo(41, affinity=(0,), managed=True), 42: IrqInfo(42, affinity=(0,), managed=True)})
     assert both.actions == () and both.recommendation.endswith("; let irqbalance spread the other IRQs")
+
+
+def test_interrupt_time_names_the_busiest_softirqs_and_hard_irqs_on_its_cpu():
+    cpus = [0, 1]
+    a = snapshot(0, stat=stat(cpus, [[0] * 10] * 2), softirqs=softirqs(cpus, {"NET_RX": [0, 0], "TIMER": [0, 0]}),
+                 interrupts=interrupts(cpus, [("41", "eth0", [0, 0]), ("LOC", "Local timer interrupts", [0, 0])]))
+    b = snapshot(1, stat=stat(cpus, [_stat_row(0, 40), _stat_row(0, 0)]),
+                 softirqs=softirqs(cpus, {"NET_RX": [30_000, 0], "TIMER": [250, 250]}),
+                 interrupts=interrupts(cpus, [("41", "eth0", [4_000, 0]), ("LOC", "Local timer interrupts", [250, 250])]))
+    (f,) = [f for f in diagnose(rates_of(a, b)) if f.code == "irq-time"]
+    assert "softirqs on CPU0: NET_RX 30.0k/s, TIMER 250/s" in f.evidence
+    assert any(e.startswith("hard IRQs on CPU0: IRQ 41 (eth0) 4000/s, LOC (") and e.endswith(" 250/s") for e in f.evidence), f.evidence
+    assert "irqlab top" not in f.recommendation and "rps_cpus" in f.recommendation
+    assert f.evidence[-1] == "CPU1 was more than 50 % idle"

@@ -157,6 +157,21 @@ def _softirq_breakdown(d: DoctorInput, cpu: int) -> str:
     return ", ".join(parts)
 
 
+def _sources_on(d: DoctorInput, cpu: int) -> tuple[str, ...]:
+    """Evidence lines: the busiest softirq vectors and hard-IRQ rows on one CPU, by rate."""
+    out = []
+    mix = _softirq_breakdown(d, cpu)
+    if mix:
+        out.append(f"softirqs on CPU{cpu}: {mix}")
+    irq = d.rates.interrupts
+    if irq is not None and cpu in irq.cpus and irq.lines:
+        col = np.nan_to_num(irq.rate[:, irq.cpus.index(cpu)])
+        rows = [f"{_irq_subject(irq.lines[k])} {format_rate(float(col[k]))}/s" for k in np.argsort(-col)[:3] if col[k] > 0]
+        if rows:
+            out.append(f"hard IRQs on CPU{cpu}: {', '.join(rows)}")
+    return tuple(out)
+
+
 def rule_ksoftirqd(d: DoctorInput) -> list[Finding]:
     """ksoftirqd/N using a large share of its CPU: softirq work deferred out of interrupt exit."""
     t = d.thresholds
@@ -212,7 +227,8 @@ def _idle_elsewhere(d: DoctorInput, busy_cpu: int) -> str | None:
 def _idle_line(d: DoctorInput, busy_cpu: int) -> tuple[tuple[str, ...], bool]:
     """The evidence line naming the CPUs that idled while busy_cpu worked (none when none did), and whether any did."""
     idle = _idle_elsewhere(d, busy_cpu)
-    return ((f"CPUs {idle} were more than {d.thresholds.idle_other_pct:.0f} % idle",) if idle else ()), idle is not None
+    were = f"CPU{idle} was" if idle is not None and idle.isdigit() else f"CPUs {idle} were"
+    return ((f"{were} more than {d.thresholds.idle_other_pct:.0f} % idle",) if idle else ()), idle is not None
 
 
 def _concentration(d: DoctorInput, code: str, subject: str, what: str, hit: tuple[int, float, float], load: str, advice: str,
@@ -304,9 +320,11 @@ def rule_softirq_cpu(d: DoctorInput) -> list[Finding]:
                 "irq-time",
                 f"CPU{c}",
                 f"CPU{c} spends {busy:.0f} % of its time in interrupt context",
-                (f"/proc/stat: softirq {np.nan_to_num(soft[i]):.1f} %, irq {np.nan_to_num(hard[i]):.1f} %",) + _idle_line(d, c)[0],
-                "find the source with `irqlab top` and `irqlab trace`; spread NIC queues or RPS "
-                "over more CPUs",
+                (f"/proc/stat: softirq {np.nan_to_num(soft[i]):.1f} %, irq {np.nan_to_num(hard[i]):.1f} %",)
+                + _sources_on(d, c) + _idle_line(d, c)[0],
+                "no one source of it was found to move (a cause finding names it, with its fix, when the doctor "
+                "can tell what raises it): spread the receive work over more CPUs, with NIC queue IRQs "
+                "(`/proc/irq/N/smp_affinity_list`) or RPS (`/sys/class/net/DEV/queues/rx-N/rps_cpus`)",
                 {"cpu": c, "pct": busy},
             )
         )
