@@ -480,3 +480,13 @@ def test_interrupt_time_names_the_busiest_softirqs_and_hard_irqs_on_its_cpu():
     assert any(e.startswith("hard IRQs on CPU0: IRQ 41 (eth0) 4000/s, LOC (") and e.endswith(" 250/s") for e in f.evidence), f.evidence
     assert "irqlab top" not in f.recommendation and "rps_cpus" in f.recommendation
     assert f.evidence[-1] == "CPU1 was more than 50 % idle"
+
+
+def test_irq_pressure_names_the_busiest_interrupt_cpu_and_what_ran_there():
+    cpus = [0, 1]
+    a = snapshot(0, stat=stat(cpus, [[0] * 10] * 2), softirqs=softirqs(cpus, {"NET_RX": [0, 0]}))
+    b = snapshot(1, stat=stat(cpus, [_stat_row(5, 10), _stat_row(10, 30)]), softirqs=softirqs(cpus, {"NET_RX": [100, 20_000]}),
+                 pressure=Pressure(avg10=12.0, avg60=1.0, avg300=1.0, total_us=5))
+    (f,) = [f for f in diagnose(rates_of(a, b)) if f.code == "irq-pressure"]
+    assert f.evidence[1:] == ("busiest CPU in interrupts: CPU1, 40 % (/proc/stat irq + softirq)", "softirqs on CPU1: NET_RX 20.0k/s")
+    assert "irqlab top" not in f.recommendation

@@ -691,6 +691,19 @@ def rule_irq_time_accounting(d: DoctorInput) -> list[Finding]:
     )]
 
 
+def _busiest_irq_cpu(d: DoctorInput) -> tuple[str, ...]:
+    """Evidence: the CPU with the most interrupt time in /proc/stat, and what ran there."""
+    cpu = d.rates.cpu
+    if cpu is None or not cpu.cpus:
+        return ()
+    busy = np.nan_to_num(cpu.field("softirq")) + np.nan_to_num(cpu.field("irq"))
+    i = int(np.argmax(busy))
+    if busy[i] <= 0:
+        return ()
+    c = cpu.cpus[i]
+    return (f"busiest CPU in interrupts: CPU{c}, {busy[i]:.0f} % (/proc/stat irq + softirq)",) + _sources_on(d, c)
+
+
 def rule_pressure(d: DoctorInput) -> list[Finding]:
     """IRQ pressure stall information (Linux >= 6.1 with IRQ time accounting)."""
     p = d.after.pressure
@@ -702,8 +715,9 @@ def rule_pressure(d: DoctorInput) -> list[Finding]:
             "irq-pressure",
             "PSI irq",
             f"tasks lost {p.avg10:.1f} % of the last 10 s to interrupt handling",
-            (f"/proc/pressure/irq full avg10={p.avg10:.2f} avg60={p.avg60:.2f} avg300={p.avg300:.2f}",),
-            "find the interrupt source with `irqlab top`, then spread or coalesce it",
+            (f"/proc/pressure/irq full avg10={p.avg10:.2f} avg60={p.avg60:.2f} avg300={p.avg300:.2f}",) + _busiest_irq_cpu(d),
+            "spread the interrupt work of the busiest CPU over others (queue IRQ affinity, RPS) or coalesce it "
+            "(`ethtool -C DEV rx-usecs 50`); a cause finding above names its source and fix when the doctor can tell it",
             {"pct": p.avg10},
         )
     ]
