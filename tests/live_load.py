@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -62,13 +63,18 @@ def load(*args: str, duration: int = 10, warmup_s: float = 2.0):
             pytest.fail(f"load.sh exited early: {proc.stdout.read()}")
         yield proc
     finally:
-        if proc.poll() is None:
+        ended = proc.poll()
+        if ended is None:
             proc.terminate()  # load.sh's EXIT trap kills its children and deletes the netns
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+        if ended is not None:
+            # It ended by itself (its clients exited) before the test's block did: whatever failed
+            # next, its summary says why (iperf3's own errors are in it).
+            sys.stderr.write(f"load.sh {' '.join(args)} ended by itself (exit {ended}) before the test did:\n{proc.stdout.read()}\n")
 
 
 def softirq_counts(vector: str = "NET_RX") -> dict[int, int]:
