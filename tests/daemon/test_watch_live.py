@@ -74,8 +74,19 @@ webhook_retries = 2
 
 
 def ns_read(ns: str, dev: str, attr: str) -> str | None:
-    r = subprocess.run(["ip", "netns", "exec", ns, "cat", f"/sys/class/net/{dev}/{attr}"], capture_output=True, text=True, timeout=10)
-    return r.stdout.strip() if r.returncode == 0 else None
+    """A sysfs attribute of a device inside load.sh's namespace; None once the namespace is gone.
+
+    Any other failure of `ip netns exec` (it makes a mount namespace and remounts /sys) is read
+    once more and then raised with its own message, never taken for a missing namespace.
+    """
+    argv = ["ip", "netns", "exec", ns, "cat", f"/sys/class/net/{dev}/{attr}"]
+    for _ in range(2):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if r.returncode == 0:
+            return r.stdout.strip()
+        if not Path("/run/netns", ns).exists():
+            return None
+    raise AssertionError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()}")
 
 
 def rx_packets(ns: str, dev: str) -> int:
