@@ -106,7 +106,7 @@ def _move_irq(snap: Snapshot, irq: str, off: int | None, to: tuple[int, ...], wh
                       "writes (EPERM), so it cannot be moved")
     if off is None or info is None or info.affinity is None or not to:
         return None, f"spread or move it: `echo <cpus> > /proc/irq/{irq}/smp_affinity_list`"
-    if set(info.affinity) <= set(to) and off not in info.affinity:
+    if off not in info.affinity:
         return None, (f"its affinity {format_cpulist(info.affinity)} already leaves CPU{off} out, yet CPU{off} "
                       "handled it (a move not yet taken effect, or a chip that ignores it)")
     return irq_affinity_action(irq, info.affinity, to, why, effect), ""
@@ -214,21 +214,23 @@ def _concentrated(cpus: tuple[int, ...], per_cpu: np.ndarray, t: Thresholds) -> 
     return (cpus[i], share, total) if share >= t.concentration_share else None
 
 
-def _idle_elsewhere(d: DoctorInput, busy_cpu: int) -> str | None:
+def _idle_elsewhere(d: DoctorInput, busy_cpu: int) -> tuple[int, ...]:
+    """The other CPUs that were at least idle_other_pct idle over the sample."""
     cpu = d.rates.cpu
     if cpu is None:
-        return None
+        return ()
     idle = cpu.field("idle")
-    others = [(c, float(idle[i])) for i, c in enumerate(cpu.cpus) if c != busy_cpu and not np.isnan(idle[i])]
-    idle_cpus = [c for c, v in others if v >= d.thresholds.idle_other_pct]
-    return format_cpulist(idle_cpus) if idle_cpus else None
+    return tuple(c for i, c in enumerate(cpu.cpus)
+                 if c != busy_cpu and not np.isnan(idle[i]) and float(idle[i]) >= d.thresholds.idle_other_pct)
 
 
 def _idle_line(d: DoctorInput, busy_cpu: int) -> tuple[tuple[str, ...], bool]:
     """The evidence line naming the CPUs that idled while busy_cpu worked (none when none did), and whether any did."""
     idle = _idle_elsewhere(d, busy_cpu)
-    were = f"CPU{idle} was" if idle is not None and idle.isdigit() else f"CPUs {idle} were"
-    return ((f"{were} more than {d.thresholds.idle_other_pct:.0f} % idle",) if idle else ()), idle is not None
+    if not idle:
+        return (), False
+    were = "was" if len(idle) == 1 else "were"
+    return (f"{_cpus_label(idle)} {were} more than {d.thresholds.idle_other_pct:.0f} % idle",), True
 
 
 def _concentration(d: DoctorInput, code: str, subject: str, what: str, hit: tuple[int, float, float], load: str, advice: str,
@@ -283,9 +285,7 @@ def _spread_irqs(d: DoctorInput, cpu: int) -> tuple[str, tuple[Action, ...]]:
     assert irq is not None
     col = np.nan_to_num(irq.rate[:, irq.cpus.index(cpu)])
     busiest = [k for k in np.argsort(-col) if irq.lines[k].numbered and col[k] > 0]
-    idle = d.rates.cpu.field("idle") if d.rates.cpu is not None else None
-    idlers = tuple(c for i, c in enumerate(d.rates.cpu.cpus) if c != cpu and idle is not None
-                   and float(np.nan_to_num(idle[i])) >= d.thresholds.idle_other_pct) if d.rates.cpu is not None else ()
+    idlers = _idle_elsewhere(d, cpu)
     to = idlers or tuple(c for c in (d.after.host.online_cpus or ()) if c != cpu)
     refused: list[str] = []
     for k in busiest[:5]:
