@@ -176,7 +176,8 @@ def test_explain_under_network_load_names_an_interrupt_or_softirq_source():
 def test_a_trace_that_lost_events_says_where_and_how_to_run_again():
     from types import SimpleNamespace
 
-    from irqlab.cli.latency import _lost_json, lost_lines
+    from irqlab.cli.latency import lost_lines
+    from irqlab.outputs.latency_json import lost_json
 
     # 2 s traced: CPU1 kept 20,000 events and lost 580,000, so it made 300,000 events/s; 4 drain
     # periods (2 s) of 48-byte events are 28.8 MB: 32768 KiB, the next power of two.
@@ -193,7 +194,7 @@ def test_a_trace_that_lost_events_says_where_and_how_to_run_again():
     held = lost_lines(SimpleNamespace(argv=(*argv, "--realtime", "1"), realtime=1, buffer_kb=65536), batch)
     assert "--buffer-kb" not in held[1] and "held the reader" in held[1]
     assert lost_lines(SimpleNamespace(argv=argv, realtime=None, buffer_kb=8192), SimpleNamespace(lost={0: 0})) == []
-    assert _lost_json(batch) == {"1": 580000}
+    assert lost_json(batch.lost) == {"1": 580000}
 
 
 @root

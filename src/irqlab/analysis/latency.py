@@ -6,6 +6,7 @@ hands its samples and the tracing session's EventBatch here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -350,6 +351,27 @@ class Blame:
     total_ns: int
     breaches: int  # in how many breach windows it ran
     worst_ns: int  # its largest share of a single window
+
+
+# Bytes one traced event takes in the ring buffer, about: a record header and the common fields
+# (16 bytes) and a payload of 8 (softirq_entry) to 64 (sched_switch, two comms) bytes.
+EVENT_BYTES = 48
+
+
+def busiest_loss(batch: EventBatch, min_window_s: float) -> tuple[int, float]:
+    """(CPU, events per second traced + lost) of the CPU that lost events and made the most;
+    the window counts as at least min_window_s (a drain period)."""
+    window_s = max(batch.window_ns / 1e9, min_window_s)
+    per_cpu = {c: int((batch.cpu == c).sum()) + int(n) for c, n in batch.lost.items() if n}
+    cpu = max(per_cpu, key=per_cpu.__getitem__, default=0)
+    return cpu, per_cpu.get(cpu, 0) / window_s
+
+
+def buffer_to_hold(rate: float, seconds: float, current_kb: int) -> int:
+    """A trace buffer per CPU that holds `seconds` of `rate` events/s, in KiB: a power of two, at
+    least the current size, at most 1 GiB (what tracefs buffer_size_kb is given here)."""
+    need = max(current_kb, math.ceil(rate * EVENT_BYTES * seconds / 1024))
+    return min(1 << (need - 1).bit_length(), 1 << 20)
 
 
 def summarize_blame(explanations: Sequence[Explanation]) -> tuple[Blame, ...]:

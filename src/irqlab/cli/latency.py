@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -398,63 +397,29 @@ def _trace_line(batch, over_ns: int, exps) -> str:
     return f"# {len(exps)} wake-ups later than {over_ns / 1000:g} us explained from {len(batch)} trace events ({state})"
 
 
-# Bytes one traced event takes in the ring buffer, about: a record header and the common fields
-# (16 bytes) and a payload of 8 (softirq_entry) to 64 (sched_switch, two comms) bytes.
-EVENT_BYTES = 48
-DRAIN_S = 0.5  # the --explain tracer's drain period (_tracer below)
-
-
-def busiest_rate(batch) -> tuple[int, float]:
-    """(CPU, events per second traced + lost) of the CPU that lost events and made the most."""
-    window_s = max(batch.window_ns / 1e9, DRAIN_S)
-    per_cpu = {c: int((batch.cpu == c).sum()) + int(n) for c, n in batch.lost.items() if n}
-    cpu = max(per_cpu, key=per_cpu.__getitem__, default=0)
-    return cpu, per_cpu.get(cpu, 0) / window_s
-
-
-def needed_buffer_kb(rate: float, current_kb: int) -> int:
-    """A buffer per CPU that holds 4 drain periods of `rate` events/s, in KiB: a power of two,
-    at least the current size, at most the 1 GiB --buffer-kb allows."""
-    need = max(current_kb, math.ceil(rate * EVENT_BYTES * 4 * DRAIN_S / 1024))
-    return min(1 << (need - 1).bit_length(), 1 << 20)
+DRAIN_S = 0.5  # the --explain tracer's drain period (_tracer above)
 
 
 def lost_lines(args, batch) -> list[str]:
-    """What a trace that lost events means for the explanations, and the command that keeps them.
-
-    The kernel drops events when a CPU's buffer is full before the reader drains it (every 0.5 s):
-    a reader starved by a flood on every CPU (SCHED_OTHER, behind ksoftirqd and the flood's own
-    tasks), or a buffer too small for the event rate.
-    """
+    """The lost-events lines of a trace, with the user's own command again: --realtime 1 when the
+    reader ran SCHED_OTHER, and a buffer that holds 4 drain periods at the busiest CPU's rate."""
     import shlex
 
-    lost = {c: n for c, n in sorted(batch.lost.items()) if n}
+    from irqlab.analysis.latency import buffer_to_hold, busiest_loss
+    from irqlab.outputs.latency_text import lost_lines as render
+
+    lost = {c: n for c, n in batch.lost.items() if n}
     if not lost:
         return []
-    cells = ", ".join(f"{n} events on CPU{c}" if i == 0 else f"{n} on CPU{c}" for i, (c, n) in enumerate(lost.items()))
-    out = [f"# the trace lost {cells}: a breach there is explained only in part (marked incomplete)"]
-    cpu, rate = busiest_rate(batch)
-    bigger = needed_buffer_kb(rate, args.buffer_kb)
+    cpu, rate = busiest_loss(batch, DRAIN_S)
+    bigger = buffer_to_hold(rate, 4 * DRAIN_S, args.buffer_kb)
     argv = list(getattr(args, "argv", ()) or ["latency"])
-    rest = [a for i, a in enumerate(argv) if not a.startswith("--buffer-kb") and not (i and argv[i - 1] == "--buffer-kb")]
-    grow = ["--buffer-kb", str(bigger)] if bigger > args.buffer_kb else []
-    held = args.buffer_kb * 1024 / EVENT_BYTES / rate if rate else 0.0
-    size = (f"; CPU{cpu} made about {rate:,.0f} events/s, which {args.buffer_kb} KiB holds for {held:.2f} s "
-            f"(the reader drains every {DRAIN_S:g} s)" if grow else "")
-    if getattr(args, "realtime", None) is None:
-        out.append("# its reader ran SCHED_OTHER and can starve behind interrupt work and the tasks it delays"
-                   f"{size}; read at SCHED_FIFO 1 (below the probe): {shlex.join(['irqlab', *rest, '--realtime', '1', *grow])}")
-    elif grow:
-        out.append(f"# even at SCHED_FIFO {args.realtime}{size}: {shlex.join(['irqlab', *rest, *grow])}")
-    else:
-        out.append(f"# even at SCHED_FIFO {args.realtime} with {args.buffer_kb} KiB per CPU: interrupt work or real-time "
-                   "tasks above it held the reader (`ps -eLo pid,cls,rtprio,pcpu,comm --sort=-rtprio | head` lists them)")
-    return out
-
-
-def _lost_json(batch) -> dict[str, int]:
-    """Events the kernel dropped, by CPU id, only CPUs that lost any ({} when the trace is complete)."""
-    return {str(c): int(n) for c, n in sorted(batch.lost.items()) if n}
+    again = [a for i, a in enumerate(argv) if not a.startswith("--buffer-kb") and not (i and argv[i - 1] == "--buffer-kb")]
+    if args.realtime is None:
+        again += ["--realtime", "1"]
+    if bigger > args.buffer_kb:
+        again += ["--buffer-kb", str(bigger)]
+    return render(lost, cpu, rate, args.buffer_kb, bigger, args.realtime, DRAIN_S, shlex.join(["irqlab", *again]))
 
 
 def kernel_matched(run, batch):
@@ -520,7 +485,7 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
     explained = None
     if exps is not None:
         explained = {"over_us": args.explain_over or 50, "trace_events": len(batch), "trace_complete": batch.complete,
-                     "trace_lost": _lost_json(batch),
+                     "trace_lost": lj.lost_json(batch.lost),
                      "breaches": [lj.explanation_json(e) for e in exps[: max(args.explain_top, 0)]],
                      "summary": lj.blame_json(blame), "count": len(exps)}
     kernel = None
@@ -530,7 +495,7 @@ def _emit_json(args, cpus, interval_ns, loops, run, report, exps, blame, notes, 
             kernel["bpf_recursion_misses"] = args.kernel_counts.misses
         if args.kernel_source == "tracefs":
             kernel["trace_complete"] = batch.complete
-            kernel["trace_lost"] = _lost_json(batch)
+            kernel["trace_lost"] = lj.lost_json(batch.lost)
     _print_json(lj.document(meta, probe=probe_json(run), latency=lj.report_json(report), explain=explained,
                             kernel_wakeup=kernel,
                             irq_threads=None if notes is None else lj.threads_json(notes)))
@@ -594,7 +559,7 @@ def _emit_budget(args, verdicts, details) -> None:
                    "probe": probe_json(run), "latency": lj.report_json(report)}
             if exps is not None:
                 row["explain"] = {"over_us": over_ns / 1000, "count": len(exps[0]), "trace_complete": batch.complete,
-                                  "trace_lost": _lost_json(batch),
+                                  "trace_lost": lj.lost_json(batch.lost),
                                   "breaches": [lj.explanation_json(e) for e in exps[0][: args.explain_top]],
                                   "summary": lj.blame_json(exps[1])}
             classes.append(row)

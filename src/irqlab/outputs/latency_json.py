@@ -56,6 +56,11 @@ def threads_json(notes: Sequence[ThreadNote]) -> list[dict[str, Any]]:
              "probe_cpus": list(n.cpus), "relation": n.relation} for n in notes]
 
 
+def lost_json(lost: dict[int, int]) -> dict[str, int]:
+    """Events the kernel dropped, by CPU id, only CPUs that lost any ({} when the trace is complete)."""
+    return {str(c): int(n) for c, n in sorted(lost.items()) if n}
+
+
 def document(meta: dict[str, Any], **sections: Any) -> dict[str, Any]:
     """The top-level object: version, run parameters, then whatever sections the run produced."""
     return {"irqlab_version": __version__, "schema": SCHEMA_VERSION, "command": "latency", **meta,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from irqlab.analysis.latency import Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
+from irqlab.analysis.latency import EVENT_BYTES, Blame, CpuLatency, Explanation, LatencyReport, ThreadNote, Verdict
 from irqlab.analysis.wakeup import WakeupSummary
 from irqlab.units import printable
 
@@ -184,4 +184,29 @@ def wakeup_lines(wakeups: Sequence[WakeupSummary], fallback: str | None = None) 
         if w.kernel_above_user:
             out.append(f"# CPU {w.cpu}: {w.kernel_above_user} wake-ups with KERNEL > USER: the trace clock and "
                        "CLOCK_MONOTONIC disagree")
+    return out
+
+
+def lost_lines(lost: dict[int, int], cpu: int, rate: float, buffer_kb: int, bigger_kb: int, realtime: int | None,
+               drain_s: float, again: str) -> list[str]:
+    """What a trace that lost events means for the explanations, and the command that keeps them.
+
+    The kernel drops events when a CPU's buffer is full before the reader drains it: a reader
+    starved by a flood on every CPU (SCHED_OTHER, behind ksoftirqd and the flood's own tasks), or
+    a buffer too small for the event rate. lost: events lost by CPU (only CPUs that lost any);
+    cpu, rate: the busiest of them; bigger_kb: a buffer that holds it; again: the command to run.
+    """
+    cells = ", ".join(f"{n} events on CPU{c}" if i == 0 else f"{n} on CPU{c}" for i, (c, n) in enumerate(sorted(lost.items())))
+    out = [f"# the trace lost {cells}: a breach there is explained only in part (marked incomplete)"]
+    held = buffer_kb * 1024 / EVENT_BYTES / rate if rate else 0.0
+    size = (f"; CPU{cpu} made about {rate:,.0f} events/s, which {buffer_kb} KiB holds for {held:.2f} s "
+            f"(the reader drains every {drain_s:g} s)" if bigger_kb > buffer_kb else "")
+    if realtime is None:
+        out.append("# its reader ran SCHED_OTHER and can starve behind interrupt work and the tasks it delays"
+                   f"{size}; read at SCHED_FIFO 1 (below the probe): {again}")
+    elif bigger_kb > buffer_kb:
+        out.append(f"# even at SCHED_FIFO {realtime}{size}: {again}")
+    else:
+        out.append(f"# even at SCHED_FIFO {realtime} with {buffer_kb} KiB per CPU: interrupt work or real-time "
+                   "tasks above it held the reader (`ps -eLo pid,cls,rtprio,pcpu,comm --sort=-rtprio | head` lists them)")
     return out
